@@ -1,0 +1,198 @@
+// Package bundle loads an OCI bundle's config.json and rewrites it in place
+// without losing anything the runtime-spec Go types do not know about.
+package bundle
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/cfs-runtime/cfs-runtime/atomicfile"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+var (
+	// ErrNoBundle means the bundle directory does not exist.
+	ErrNoBundle = errors.New("bundle not found")
+	// ErrInvalidConfig means config.json is unreadable or not valid.
+	ErrInvalidConfig = errors.New("invalid bundle config")
+)
+
+// Bundle is a loaded OCI bundle.
+type Bundle struct {
+	// Dir is the bundle directory, ConfigPath its config file.
+	Dir        string
+	ConfigPath string
+	// Spec is a typed, read-only view of the config. Change the config with
+	// the Set methods, which patch the JSON document itself.
+	Spec *specs.Spec
+
+	doc map[string]json.RawMessage
+}
+
+// Load reads dir/name (name is normally "config.json").
+func Load(dir, name string) (*Bundle, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrNoBundle, dir, errors.Unwrap(err))
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%w: %s is not a directory", ErrNoBundle, dir)
+	}
+	p := name
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, name)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, p, errors.Unwrap(err))
+	}
+	b := &Bundle{Dir: dir, ConfigPath: p, Spec: &specs.Spec{}}
+	if err := json.Unmarshal(data, &b.doc); err != nil {
+		return nil, fmt.Errorf("%w: %s: %s", ErrInvalidConfig, p, describeJSONError(data, err))
+	}
+	if b.doc == nil {
+		return nil, fmt.Errorf("%w: %s: not a JSON object", ErrInvalidConfig, p)
+	}
+	if err := json.Unmarshal(data, b.Spec); err != nil {
+		return nil, fmt.Errorf("%w: %s: %s", ErrInvalidConfig, p, describeJSONError(data, err))
+	}
+	return b, nil
+}
+
+// describeJSONError adds the byte offset, line and column to a JSON error.
+func describeJSONError(data []byte, err error) string {
+	var off int64 = -1
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	}
+	if off < 0 {
+		return err.Error()
+	}
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	line := bytes.Count(data[:off], []byte("\n")) + 1
+	col := off - int64(bytes.LastIndexByte(data[:off], '\n'))
+	return fmt.Sprintf("invalid JSON at offset %d (line %d, column %d): %v", off, line, col, err)
+}
+
+// Annotations returns the config's annotations (never nil).
+func (b *Bundle) Annotations() map[string]string {
+	if b.Spec.Annotations == nil {
+		return map[string]string{}
+	}
+	return b.Spec.Annotations
+}
+
+// RootPath returns root.path made absolute against the bundle directory
+// ("" when the config has no root).
+func (b *Bundle) RootPath() string {
+	if b.Spec.Root == nil || b.Spec.Root.Path == "" {
+		return ""
+	}
+	if filepath.IsAbs(b.Spec.Root.Path) {
+		return filepath.Clean(b.Spec.Root.Path)
+	}
+	return filepath.Join(b.Dir, b.Spec.Root.Path)
+}
+
+// ReadOnly reports root.readonly.
+func (b *Bundle) ReadOnly() bool { return b.Spec.Root != nil && b.Spec.Root.Readonly }
+
+// SetRootPath points root.path at p, keeping root's other fields.
+func (b *Bundle) SetRootPath(p string) error {
+	if err := b.patch([]string{"root", "path"}, p); err != nil {
+		return err
+	}
+	if b.Spec.Root == nil {
+		b.Spec.Root = &specs.Root{}
+	}
+	b.Spec.Root.Path = p
+	return nil
+}
+
+// AppendHook adds h to hooks.<stage> (e.g. "poststop"), keeping the hooks
+// already there.
+func (b *Bundle) AppendHook(stage string, h specs.Hook) error {
+	hooks := map[string]json.RawMessage{}
+	if raw, ok := b.doc["hooks"]; ok && !isNull(raw) {
+		if err := json.Unmarshal(raw, &hooks); err != nil {
+			return fmt.Errorf("%w: %s: hooks: %w", ErrInvalidConfig, b.ConfigPath, err)
+		}
+	}
+	var list []json.RawMessage
+	if raw, ok := hooks[stage]; ok && !isNull(raw) {
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return fmt.Errorf("%w: %s: hooks.%s: %w", ErrInvalidConfig, b.ConfigPath, stage, err)
+		}
+	}
+	enc, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	list = append(list, enc)
+	if hooks[stage], err = json.Marshal(list); err != nil {
+		return err
+	}
+	if b.doc["hooks"], err = json.Marshal(hooks); err != nil {
+		return err
+	}
+	return nil
+}
+
+// patch sets the value at a path of object keys, creating objects on the way
+// and leaving every other key as it was in the file.
+func (b *Bundle) patch(path []string, value any) error {
+	enc, err := json.Marshal(value)
+	if err != nil {
+		return err
+	}
+	if err := setIn(b.doc, path, enc); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInvalidConfig, b.ConfigPath, err)
+	}
+	return nil
+}
+
+// setIn stores value at path inside obj, decoding and re-encoding only the
+// objects along the path.
+func setIn(obj map[string]json.RawMessage, path []string, value json.RawMessage) error {
+	if len(path) == 1 {
+		obj[path[0]] = value
+		return nil
+	}
+	child := map[string]json.RawMessage{}
+	if raw, ok := obj[path[0]]; ok && !isNull(raw) {
+		if err := json.Unmarshal(raw, &child); err != nil {
+			return fmt.Errorf("%s is not an object: %w", path[0], err)
+		}
+	}
+	if err := setIn(child, path[1:], value); err != nil {
+		return err
+	}
+	enc, err := json.Marshal(child)
+	if err != nil {
+		return err
+	}
+	obj[path[0]] = enc
+	return nil
+}
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+// Save writes the config back atomically (temp file, fsync, rename).
+func (b *Bundle) Save() error {
+	data, err := json.Marshal(b.doc)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(b.ConfigPath, data, 0o644)
+}

@@ -1,0 +1,123 @@
+package bundle
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+const sample = `{
+  "ociVersion": "1.0.2",
+  "process": {"args": ["sh"], "cwd": "/", "futureProcessField": {"x": [1, 2.50, 1e3]}},
+  "root": {"path": "rootfs", "readonly": true, "futureRootField": "keep"},
+  "annotations": {"a": "b"},
+  "hooks": {"prestart": [{"path": "/bin/true"}]},
+  "vendorExtension": {"big": 12345678901234567890}
+}`
+
+func writeBundle(t *testing.T, content string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestPatchKeepsUnknownFields(t *testing.T) {
+	dir := writeBundle(t, sample)
+	b, err := Load(dir, "config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.RootPath() != filepath.Join(dir, "rootfs") || !b.ReadOnly() || b.Annotations()["a"] != "b" {
+		t.Fatalf("view: root %q ro %v ann %v", b.RootPath(), b.ReadOnly(), b.Annotations())
+	}
+	if err := b.SetRootPath("/run/cfs-runtime/c1/merged"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AppendHook("poststop", specs.Hook{Path: "/usr/local/bin/cfs-runtime", Args: []string{"cfs-runtime", "cleanup"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Save(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+	var got map[string]any
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]any
+	_ = json.Unmarshal([]byte(sample), &want)
+	want["root"].(map[string]any)["path"] = "/run/cfs-runtime/c1/merged"
+	want["hooks"].(map[string]any)["poststop"] = []any{map[string]any{"path": "/usr/local/bin/cfs-runtime", "args": []any{"cfs-runtime", "cleanup"}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("patched config:\n%s", data)
+	}
+	// Numbers are kept as written, not rounded through float64.
+	if !strings.Contains(string(data), "12345678901234567890") || !strings.Contains(string(data), "2.50") {
+		t.Errorf("numbers changed: %s", data)
+	}
+	fi, _ := os.Stat(filepath.Join(dir, "config.json"))
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode changed to %v", fi.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("leftovers in bundle: %v", entries)
+	}
+}
+
+func TestSetRootPathWithoutRoot(t *testing.T) {
+	dir := writeBundle(t, `{"ociVersion":"1.0.2"}`)
+	b, err := Load(dir, "config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.RootPath() != "" {
+		t.Errorf("RootPath = %q", b.RootPath())
+	}
+	if err := b.SetRootPath("/m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Save(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+	if string(data) != `{"ociVersion":"1.0.2","root":{"path":"/m"}}` {
+		t.Errorf("got %s", data)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nope")
+	_, err := Load(missing, "config.json")
+	if !errors.Is(err, ErrNoBundle) || err.Error() != "bundle not found: "+missing+": no such file or directory" {
+		t.Errorf("missing bundle: %v", err)
+	}
+	empty := t.TempDir()
+	_, err = Load(empty, "config.json")
+	if !errors.Is(err, ErrInvalidConfig) || err.Error() != "invalid bundle config: "+filepath.Join(empty, "config.json")+": no such file or directory" {
+		t.Errorf("missing config: %v", err)
+	}
+	bad := writeBundle(t, "{\n  \"ociVersion\": \"1.0.2\",\n  \"root\": {\"path\": 5}\n}")
+	_, err = Load(bad, "config.json")
+	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "at offset 47 (line 3, column 21)") {
+		t.Errorf("type error: %v", err)
+	}
+	syn := writeBundle(t, "{\n  \"ociVersion\": \"1.0.2\",,\n}")
+	_, err = Load(syn, "config.json")
+	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "invalid JSON at offset 27 (line 2, column 26): invalid character ','") {
+		t.Errorf("syntax error: %v", err)
+	}
+	arr := writeBundle(t, "null")
+	if _, err = Load(arr, "config.json"); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("null config: %v", err)
+	}
+}

@@ -1,0 +1,138 @@
+// Package config loads cfs-runtime's own configuration file.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+const (
+	// DefaultPath is where the configuration lives unless CFS_RUNTIME_CONFIG
+	// (or --cfs-config) says otherwise.
+	DefaultPath = "/etc/cfs-runtime/config.toml"
+	// EnvPath overrides DefaultPath.
+	EnvPath = "CFS_RUNTIME_CONFIG"
+)
+
+// ErrInvalid marks a configuration file that cannot be used.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Config is cfs-runtime's configuration. A missing file means defaults.
+type Config struct {
+	// Runtime is the real OCI runtime; empty = search oci.DefaultRuntimes.
+	Runtime string `toml:"runtime"`
+	// StoreDir holds composefs images and content objects.
+	StoreDir string `toml:"store_dir"`
+	// StateDir holds per-container mount state.
+	StateDir string `toml:"state_dir"`
+	// LogFile is cfs-runtime's own log (never the runtime's --log); empty
+	// disables it.
+	LogFile string `toml:"log_file"`
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string `toml:"log_level"`
+	// Policy is the trust policy file (see package attest).
+	Policy string `toml:"policy"`
+
+	// Path is the file the configuration was read from ("" = defaults only).
+	Path string `toml:"-"`
+}
+
+// Defaults returns the configuration used when no file exists.
+func Defaults() Config {
+	return Config{
+		StoreDir: "/var/lib/cfs-runtime",
+		StateDir: "/run/cfs-runtime",
+		LogFile:  "/var/log/cfs-runtime.log",
+		LogLevel: "info",
+		Policy:   "/etc/cfs-runtime/policy.toml",
+	}
+}
+
+// PathFromEnv returns the configuration path: override if not empty, then
+// $CFS_RUNTIME_CONFIG, then DefaultPath.
+func PathFromEnv(override string) string {
+	if override != "" {
+		return override
+	}
+	if p := os.Getenv(EnvPath); p != "" {
+		return p
+	}
+	return DefaultPath
+}
+
+// Load reads the configuration at path. A missing file yields the defaults;
+// an invalid one an error naming the file, the line and the key.
+func Load(path string) (Config, error) {
+	c := Defaults()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	c.Path = path
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("%w: %s", ErrInvalid, describe(path, err))
+	}
+	if err := c.validate(data); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return c, nil
+}
+
+// describe turns a go-toml error into "file:line: key k: problem".
+func describe(path string, err error) string {
+	var serr *toml.StrictMissingError
+	if errors.As(err, &serr) && len(serr.Errors) > 0 {
+		e := serr.Errors[0]
+		row, _ := e.Position()
+		return fmt.Sprintf("%s:%d: key %s: unknown key", path, row, strings.Join(e.Key(), "."))
+	}
+	var derr *toml.DecodeError
+	if errors.As(err, &derr) {
+		row, _ := derr.Position()
+		msg := strings.TrimPrefix(derr.Error(), "toml: ")
+		if k := derr.Key(); len(k) > 0 {
+			return fmt.Sprintf("%s:%d: key %s: %s", path, row, strings.Join(k, "."), msg)
+		}
+		return fmt.Sprintf("%s:%d: %s", path, row, msg)
+	}
+	return fmt.Sprintf("%s: %v", path, err)
+}
+
+func (c Config) validate(data []byte) error {
+	at := func(key string) string { return fmt.Sprintf("%s:%d: key %s", c.Path, lineOf(data, key), key) }
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("%s: %q is not one of debug, info, warn, error", at("log_level"), c.LogLevel)
+	}
+	for key, v := range map[string]string{"runtime": c.Runtime, "store_dir": c.StoreDir, "state_dir": c.StateDir, "log_file": c.LogFile, "policy": c.Policy} {
+		if v != "" && !filepath.IsAbs(v) {
+			return fmt.Errorf("%s: %q is not an absolute path", at(key), v)
+		}
+	}
+	if c.StoreDir == "" || c.StateDir == "" {
+		return fmt.Errorf("%s: store_dir and state_dir must not be empty", c.Path)
+	}
+	return nil
+}
+
+// lineOf finds the line where key is assigned (0 if not found).
+func lineOf(data []byte, key string) int {
+	for i, line := range strings.Split(string(data), "\n") {
+		k, _, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if ok && strings.Trim(strings.TrimSpace(k), `"'`) == key {
+			return i + 1
+		}
+	}
+	return 0
+}

@@ -1,0 +1,75 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func write(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestMissingFileIsDefaults(t *testing.T) {
+	c, err := Load(filepath.Join(t.TempDir(), "none.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c != Defaults() {
+		t.Errorf("got %+v, want defaults", c)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	p := write(t, "# cfs\nruntime = \"/usr/sbin/runc\"\nstore_dir = \"/s\"\nlog_level = \"debug\"\n")
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Defaults()
+	want.Runtime, want.StoreDir, want.LogLevel, want.Path = "/usr/sbin/runc", "/s", "debug", p
+	if c != want {
+		t.Errorf("got %+v, want %+v", c, want)
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	tests := []struct{ content, want string }{
+		{"runtime = \"/r\"\nbogus = 1\n", ":2: key bogus: unknown key"},
+		{"runtime = \"/r\"\n\nstore_dir = 5\n", ":3: key store_dir:"},
+		{"runtime = \n", ":1:"},
+		{"log_level = \"loud\"\n", `:1: key log_level: "loud" is not one of debug, info, warn, error`},
+		{"\nruntime = \"runc\"\n", `:2: key runtime: "runc" is not an absolute path`},
+	}
+	for _, tc := range tests {
+		p := write(t, tc.content)
+		_, err := Load(p)
+		if !errors.Is(err, ErrInvalid) {
+			t.Fatalf("%q: err = %v, want ErrInvalid", tc.content, err)
+		}
+		if !strings.Contains(err.Error(), p+tc.want) {
+			t.Errorf("%q: error %q does not contain %q", tc.content, err, p+tc.want)
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("error is not one line: %q", err)
+		}
+	}
+}
+
+func TestPathFromEnv(t *testing.T) {
+	t.Setenv(EnvPath, "/env.toml")
+	if PathFromEnv("") != "/env.toml" || PathFromEnv("/o.toml") != "/o.toml" {
+		t.Error("env override")
+	}
+	t.Setenv(EnvPath, "")
+	if PathFromEnv("") != DefaultPath {
+		t.Error("default")
+	}
+}

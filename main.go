@@ -1,0 +1,25 @@
+// Command cfs-runtime is an OCI runtime wrapper that starts containers only
+// from signed, fs-verity protected composefs images.
+//
+// Invoked like runc, it hands every runtime subcommand to the real runtime
+// with syscall.Exec, argv untouched; create and run first prepare the
+// container's root filesystem. Its own tools (digest, import, sign, ...) are
+// ordinary urfave/cli commands.
+package main
+
+import (
+	"os"
+
+	"github.com/cfs-runtime/cfs-runtime/oci"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	inv := oci.Parse(os.Args[1:])
+	if cmd := findTool(inv.Command); cmd != nil {
+		os.Exit(runTool(inv))
+	}
+	os.Exit(runRuntime(inv))
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/cfs-runtime/cfs-runtime/config"
+	"github.com/cfs-runtime/cfs-runtime/logging"
+	"github.com/cfs-runtime/cfs-runtime/oci"
+)
+
+// runtimeEnv is what a runtime subcommand needs besides its argv.
+type runtimeEnv struct {
+	inv     *oci.Invocation
+	cfg     config.Config
+	log     *slog.Logger
+	runtime oci.Runtime
+}
+
+// runRuntime handles an OCI runtime invocation. It returns only when
+// cfs-runtime itself fails or for --help/--version; otherwise the process
+// becomes the real runtime.
+func runRuntime(inv *oci.Invocation) int {
+	env, err := setupRuntime(inv)
+	if err != nil {
+		return fail(inv, err)
+	}
+	switch {
+	case inv.WantsVersion():
+		fmt.Printf("cfs-runtime version %s\n", version)
+		return runChild(env.runtime.Path(), inv.Args)
+	case inv.Command == "" && wantsHelp(inv):
+		_ = newApp().Run([]string{"cfs-runtime", "--help"})
+		fmt.Printf("\nRuntime commands and options (%s):\n\n", env.runtime.Path())
+		return runChild(env.runtime.Path(), inv.Args)
+	case inv.Command == "create" || inv.Command == "run":
+		if err := prepareCreate(env); err != nil {
+			return fail(inv, err)
+		}
+	}
+	env.log.Debug("exec runtime", "runtime", env.runtime.Path(), "args", inv.Args)
+	err = env.runtime.Exec(inv.Args)
+	return fail(inv, err)
+}
+
+func setupRuntime(inv *oci.Invocation) (*runtimeEnv, error) {
+	cfg, err := config.Load(config.PathFromEnv(inv.Own["cfs-config"]))
+	if err != nil {
+		return nil, err
+	}
+	log, _, lerr := logging.Open(cfg.LogFile, cfg.LogLevel)
+	if lerr != nil {
+		// Not fatal: the container matters more than our own log.
+		log = logging.Discard()
+	}
+	self, _ := os.Executable()
+	path, err := oci.Locate(cfg.Runtime, oci.DefaultRuntimes, self)
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeEnv{inv: inv, cfg: cfg, log: log, runtime: oci.NewRuntime(path)}, nil
+}
+
+func wantsHelp(inv *oci.Invocation) bool {
+	_, h := inv.Global["help"]
+	return h
+}
+
+// fail reports cfs-runtime's own failure the way callers of a runtime read
+// it: one line in the runtime log (if --log was given), the same text on
+// stderr, exit status 1.
+func fail(inv *oci.Invocation, err error) int {
+	msg := "cfs-runtime: " + err.Error()
+	// A log that cannot be written is not fatal: stderr still has it.
+	_ = logging.AppendFailure(inv.LogFile(), inv.LogFormat(), msg, time.Now())
+	fmt.Fprintln(os.Stderr, msg)
+	return 1
+}
+
+// runChild runs the runtime as a child (for --version and --help, where
+// cfs-runtime adds its own lines first) and returns its exit status.
+func runChild(path string, args []string) int {
+	cmd := exec.CommandContext(context.Background(), path, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cfs-runtime:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Shared helpers for cfs-runtime's bats suites (in the style of runc's
+# tests/integration/helpers.bash).
+
+# The binary under test and the real runtime it stands in front of.
+CFS_RUNTIME=${CFS_RUNTIME:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)/bin/cfs-runtime}
+RUNC=${RUNC:-/usr/sbin/runc}
+BUSYBOX=${BUSYBOX:-/bin/busybox}
+TOOLS_BIN=${TOOLS_BIN:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)/bin}
+
+# requires_root: these suites mount and run containers.
+requires_root() {
+	if [ "$(id -u)" != 0 ]; then
+		skip "test requires root"
+	fi
+}
+
+# make_rootfs DIR: a busybox-static root filesystem.
+make_rootfs() {
+	local dir=$1
+	mkdir -p "$dir"/{bin,dev,etc,proc,sys,tmp,root}
+	cp "$BUSYBOX" "$dir/bin/busybox"
+	local app
+	for app in sh echo cat ls sleep true false test id env mount head printf readlink stat wc; do
+		ln -sf busybox "$dir/bin/$app"
+	done
+	echo 'root:x:0:0:root:/root:/bin/sh' >"$dir/etc/passwd"
+	echo 'root:x:0:' >"$dir/etc/group"
+}
+
+# make_bundle DIR [ARGS...]: a bundle with a busybox rootfs and a config.json
+# from `runc spec` without a terminal, running ARGS (default: true).
+make_bundle() {
+	local dir=$1
+	shift
+	mkdir -p "$dir"
+	make_rootfs "$dir/rootfs"
+	(cd "$dir" && "$RUNC" spec)
+	local args
+	if [ $# -eq 0 ]; then set -- true; fi
+	args=$(printf '%s\n' "$@" | jq -R . | jq -s .)
+	jq --argjson a "$args" '.process.terminal = false | .process.args = $a' "$dir/config.json" >"$dir/config.json.new"
+	mv "$dir/config.json.new" "$dir/config.json"
+}
+
+# set_args BUNDLE ARGS...: change the process args of a bundle.
+set_args() {
+	local dir=$1
+	shift
+	local args
+	args=$(printf '%s\n' "$@" | jq -R . | jq -s .)
+	jq --argjson a "$args" '.process.args = $a' "$dir/config.json" >"$dir/config.json.new"
+	mv "$dir/config.json.new" "$dir/config.json"
+}
+
+# update_config BUNDLE JQ-FILTER
+update_config() {
+	jq "$2" "$1/config.json" >"$1/config.json.new" && mv "$1/config.json.new" "$1/config.json"
+}
+
+# unique container id for this test
+cid() {
+	echo "cfs-bats-$$-${BATS_TEST_NUMBER}-$1"
+}
+
+# cleanup_containers: delete every container this suite left behind, in both
+# runc roots used by the tests.
+cleanup_containers() {
+	local root id
+	for root in /run/runc "$BATS_TMPDIR/runc-root"; do
+		[ -d "$root" ] || continue
+		for id in $("$RUNC" --root "$root" list -q 2>/dev/null | grep '^cfs-bats-' || true); do
+			"$RUNC" --root "$root" delete -f "$id" >/dev/null 2>&1 || true
+		done
+	done
+}
+
+# a cfs-runtime configuration that only exists for this test
+use_config() {
+	export CFS_RUNTIME_CONFIG="$BATS_TEST_TMPDIR/config.toml"
+	printf '%s\n' "$@" >"$CFS_RUNTIME_CONFIG"
+}

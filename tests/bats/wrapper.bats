@@ -1,0 +1,270 @@
+#!/usr/bin/env bats
+# The wrapper core: cfs-runtime in pass-through must be indistinguishable
+# from calling runc directly.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	export BUNDLE_TMPL="$BATS_FILE_TMPDIR/bundle"
+	make_bundle "$BUNDLE_TMPL" true
+}
+
+setup() {
+	requires_root
+	use_config "runtime = \"$RUNC\"" "log_file = \"$BATS_TEST_TMPDIR/own.log\"" "log_level = \"debug\""
+	BUNDLE="$BATS_TEST_TMPDIR/bundle"
+	cp -a "$BUNDLE_TMPL" "$BUNDLE"
+}
+
+teardown() {
+	cleanup_containers
+}
+
+# both RUNTIME ARGS...: run ARGS with runc and with cfs-runtime; sets
+# runc_status/runc_output and cfs_status/cfs_output.
+both() {
+	run "$RUNC" "$@"
+	runc_status=$status runc_output=$output
+	run "$CFS_RUNTIME" "$@"
+	cfs_status=$status cfs_output=$output
+}
+
+@test "run passes the exit code through: sh -c 'exit 7' exits 7" {
+	set_args "$BUNDLE" sh -c 'exit 7'
+	cd "$BUNDLE"
+	run "$RUNC" run "$(cid direct)"
+	[ "$status" -eq 7 ]
+	run "$CFS_RUNTIME" run "$(cid wrapped)"
+	[ "$status" -eq 7 ]
+	[ "$output" = "" ]
+}
+
+@test "run prints the same output as runc" {
+	set_args "$BUNDLE" sh -c 'echo out; echo err >&2; echo $$'
+	# runc copies a non-tty container's stdout and stderr through separate
+	# pipes, so compare them separately.
+	run --separate-stderr "$RUNC" run --bundle "$BUNDLE" "$(cid a)"
+	[ "$status" -eq 0 ]
+	direct_out=$output direct_err=$stderr
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid b)"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$direct_out" ]
+	[ "$stderr" = "$direct_err" ]
+	[ "$output" = $'out\n1' ]
+	[ "$stderr" = err ]
+}
+
+@test "create, start, state, kill, delete lifecycle" {
+	set_args "$BUNDLE" sleep 100
+	id=$(cid life)
+	# The container inherits stdio: keep bats' output pipe out of it.
+	"$CFS_RUNTIME" create --bundle "$BUNDLE" "$id" </dev/null >"$BATS_TEST_TMPDIR/out" 2>&1
+	[ ! -s "$BATS_TEST_TMPDIR/out" ]
+	run "$CFS_RUNTIME" state "$id"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .status <<<"$output")" = created ]
+	[ "$(jq -r .bundle <<<"$output")" = "$BUNDLE" ]
+	"$CFS_RUNTIME" start "$id" </dev/null >/dev/null 2>&1
+	[ "$("$RUNC" state "$id" | jq -r .status)" = running ]
+	run "$CFS_RUNTIME" kill "$id" KILL
+	[ "$status" -eq 0 ]
+	for _ in $(seq 50); do
+		[ "$("$RUNC" state "$id" | jq -r .status)" = stopped ] && break
+		sleep 0.1
+	done
+	[ "$("$CFS_RUNTIME" state "$id" | jq -r .status)" = stopped ]
+	run "$CFS_RUNTIME" delete "$id"
+	[ "$status" -eq 0 ]
+	both state "$id"
+	[ "$cfs_status" -eq "$runc_status" ]
+	[ "$cfs_status" -eq 1 ]
+	[[ "$cfs_output" == *'container does not exist'* ]]
+}
+
+@test "list, ps, pause and resume pass through" {
+	set_args "$BUNDLE" sleep 100
+	id=$(cid ps)
+	"$CFS_RUNTIME" run -d --bundle "$BUNDLE" "$id" </dev/null >/dev/null 2>&1
+	run "$CFS_RUNTIME" list -q
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"$id"* ]]
+	run "$CFS_RUNTIME" ps "$id"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"sleep 100"* ]]
+	run "$CFS_RUNTIME" pause "$id"
+	[ "$status" -eq 0 ]
+	[ "$("$RUNC" state "$id" | jq -r .status)" = paused ]
+	"$CFS_RUNTIME" resume "$id" </dev/null >/dev/null 2>&1
+	[ "$status" -eq 0 ]
+	run "$CFS_RUNTIME" exec "$id" sh -c 'echo from-exec; exit 3'
+	[ "$status" -eq 3 ]
+	[ "$output" = from-exec ]
+	run "$CFS_RUNTIME" delete -f "$id"
+	[ "$status" -eq 0 ]
+}
+
+@test "relative --pid-file is resolved against the caller's directory" {
+	set_args "$BUNDLE" sleep 100
+	id=$(cid pid)
+	cd "$BATS_TEST_TMPDIR"
+	"$CFS_RUNTIME" create --bundle bundle --pid-file rel.pid "$id" </dev/null >/dev/null 2>&1
+	[ -s "$BATS_TEST_TMPDIR/rel.pid" ]
+	[ "$(cat rel.pid)" = "$("$RUNC" state "$id" | jq -r .pid)" ]
+	"$RUNC" delete -f "$id"
+}
+
+@test "--console-socket hands the pty to the caller" {
+	update_config "$BUNDLE" '.process.terminal = true | .process.args = ["sh", "-c", "test -t 0 && echo on-a-tty"]'
+	sock="$BATS_TEST_TMPDIR/console.sock"
+	"$TOOLS_BIN/recvtty" "$sock" >"$BATS_TEST_TMPDIR/tty.out" &
+	rpid=$!
+	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.05; done
+	id=$(cid tty)
+	"$CFS_RUNTIME" create --bundle "$BUNDLE" --console-socket "$sock" "$id" </dev/null >/dev/null 2>&1
+	"$CFS_RUNTIME" start "$id"
+	wait "$rpid"
+	grep -q on-a-tty "$BATS_TEST_TMPDIR/tty.out"
+	"$RUNC" delete -f "$id"
+}
+
+@test "--preserve-fds passes extra fds into the container" {
+	set_args "$BUNDLE" sh -c 'cat <&3'
+	echo preserved-content >"$BATS_TEST_TMPDIR/fd3"
+	run "$CFS_RUNTIME" run --bundle "$BUNDLE" --preserve-fds 1 "$(cid fds)" 3<"$BATS_TEST_TMPDIR/fd3"
+	[ "$status" -eq 0 ]
+	[ "$output" = preserved-content ]
+}
+
+@test "a failing create leaves the same JSON error line as runc" {
+	set_args "$BUNDLE" /no/such/binary
+	run "$RUNC" --log "$BATS_TEST_TMPDIR/runc.log" --log-format json create --bundle "$BUNDLE" "$(cid fa)"
+	runc_status=$status
+	run "$CFS_RUNTIME" --log "$BATS_TEST_TMPDIR/cfs.log" --log-format json create --bundle "$BUNDLE" "$(cid fb)"
+	[ "$status" -eq "$runc_status" ]
+	[ "$status" -ne 0 ]
+	# Same messages, level by level (times and ids differ).
+	strip() { jq -c 'del(.time) | .msg |= gsub("cfs-bats-[^ ]*"; "ID")' "$1"; }
+	diff <(strip "$BATS_TEST_TMPDIR/runc.log") <(strip "$BATS_TEST_TMPDIR/cfs.log")
+	grep -q 'no such file or directory' "$BATS_TEST_TMPDIR/cfs.log"
+}
+
+@test "cfs-runtime's own failure (missing bundle) leaves exactly one JSON line" {
+	log="$BATS_TEST_TMPDIR/log.json"
+	run --separate-stderr "$CFS_RUNTIME" --root "$BATS_TMPDIR/runc-root" --log "$log" --log-format json create --bundle /nonexistent/bundle "$(cid own)"
+	[ "$status" -eq 1 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "cfs-runtime: bundle not found: /nonexistent/bundle: no such file or directory" ]
+	[ "$(wc -l <"$log")" -eq 1 ]
+	[ "$(jq -r .level "$log")" = error ]
+	[ "$(jq -r .msg "$log")" = "$stderr" ]
+	jq -e '.time | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}(Z|[+-][0-9:]{5})$")' "$log"
+	[ "$(jq -r 'keys | join(",")' "$log")" = "level,msg,time" ]
+}
+
+@test "crun-style --log=file: prefix and text format" {
+	log="$BATS_TEST_TMPDIR/log.txt"
+	run --separate-stderr "$CFS_RUNTIME" --log=file:"$log" run --bundle /nonexistent "$(cid txt)"
+	[ "$status" -eq 1 ]
+	[ "$(wc -l <"$log")" -eq 1 ]
+	grep -E '^time="[^"]+" level=error msg="cfs-runtime: bundle not found: /nonexistent: no such file or directory"$' "$log"
+}
+
+@test "invalid config.json is reported with its offset" {
+	printf '{\n  "ociVersion": "1.0.2",\n  "root": {"path": 5}\n}\n' >"$BUNDLE/config.json"
+	run --separate-stderr "$CFS_RUNTIME" create --bundle "$BUNDLE" "$(cid badjson)"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: invalid bundle config: $BUNDLE/config.json: invalid JSON at offset 47 (line 3, column 21): json: cannot unmarshal number into Go struct field Root.root.path of type string" ]
+}
+
+@test "nothing on stderr or in the runtime log on success" {
+	log="$BATS_TEST_TMPDIR/log.json"
+	run --separate-stderr "$CFS_RUNTIME" --log "$log" --log-format json run --bundle "$BUNDLE" "$(cid quiet)"
+	[ "$status" -eq 0 ]
+	[ "$stderr" = "" ]
+	[ "$output" = "" ]
+	# runc writes nothing either for a clean run; cfs-runtime's own lines go
+	# to its own log.
+	! grep -q cfs-runtime "$log" 2>/dev/null
+	grep -q 'msg=create' "$BATS_TEST_TMPDIR/own.log"
+}
+
+@test "an unwritable own log file is not fatal" {
+	use_config "runtime = \"$RUNC\"" 'log_file = "/proc/no/such/dir/cfs.log"'
+	run "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid nolog)"
+	[ "$status" -eq 0 ]
+}
+
+@test "unknown subcommands and flags pass through with runc's result" {
+	both no-such-subcommand --with-flag
+	[ "$cfs_status" -eq "$runc_status" ]
+	[ "$cfs_output" = "$runc_output" ]
+	both --root "$BATS_TMPDIR/runc-root" state --bogus-flag x
+	[ "$cfs_status" -eq "$runc_status" ]
+	[ "$cfs_output" = "$runc_output" ]
+	both create
+	[ "$cfs_status" -eq "$runc_status" ]
+	[ "$cfs_output" = "$runc_output" ]
+}
+
+@test "features passes through" {
+	both features
+	[ "$cfs_status" -eq "$runc_status" ]
+	[ "$cfs_output" = "$runc_output" ]
+}
+
+@test "--version prints cfs-runtime's line, then the runtime's" {
+	run "$CFS_RUNTIME" --version
+	[ "$status" -eq 0 ]
+	[[ "${lines[0]}" == "cfs-runtime version "* ]]
+	[ "${lines[1]}" = "$("$RUNC" --version | head -1)" ]
+}
+
+@test "the same PID execs the runtime (LISTEN_PID style)" {
+	# A fake runtime that prints its own PID: cfs-runtime must exec it in
+	# place, so $$ seen by the runtime is the PID the caller started.
+	fake="$BATS_TEST_TMPDIR/fake-runtime"
+	printf '#!/bin/sh\necho "$$ $*"\n' >"$fake"
+	chmod +x "$fake"
+	use_config "runtime = \"$fake\""
+	"$CFS_RUNTIME" --root /r state x >"$BATS_TEST_TMPDIR/out" &
+	pid=$!
+	wait "$pid"
+	[ "$(cat "$BATS_TEST_TMPDIR/out")" = "$pid --root /r state x" ]
+}
+
+@test "cfs-runtime's own options are not handed to the runtime" {
+	fake="$BATS_TEST_TMPDIR/fake-runtime"
+	printf '#!/bin/sh\necho "$*"\n' >"$fake"
+	chmod +x "$fake"
+	printf 'runtime = "%s"\n' "$fake" >"$BATS_TEST_TMPDIR/other.toml"
+	use_config 'runtime = "/nonexistent"'
+	run "$CFS_RUNTIME" --cfs-config "$BATS_TEST_TMPDIR/other.toml" --root /r kill x KILL
+	[ "$status" -eq 0 ]
+	[ "$output" = "--root /r kill x KILL" ]
+}
+
+@test "runtime configured as cfs-runtime itself is refused" {
+	use_config "runtime = \"$CFS_RUNTIME\""
+	run --separate-stderr "$CFS_RUNTIME" state x
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: runtime is cfs-runtime itself: configured runtime $CFS_RUNTIME; set runtime in the configuration to the real runc or crun" ]
+}
+
+@test "a missing runtime is named" {
+	use_config 'runtime = "/opt/none/runc"'
+	run --separate-stderr "$CFS_RUNTIME" state x
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: no OCI runtime found: configured runtime /opt/none/runc: stat /opt/none/runc: no such file or directory" ]
+}
+
+@test "an invalid config.toml names file, line and key" {
+	use_config 'runtime = "/usr/sbin/runc"' 'state_dir = "relative"'
+	run --separate-stderr "$CFS_RUNTIME" state x
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: invalid configuration: $CFS_RUNTIME_CONFIG:2: key state_dir: \"relative\" is not an absolute path" ]
+	use_config 'runtime = "/usr/sbin/runc"' 'colour = "blue"'
+	run --separate-stderr "$CFS_RUNTIME" state x
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: invalid configuration: $CFS_RUNTIME_CONFIG:2: key colour: unknown key" ]
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/cfs-runtime/cfs-runtime/config"
+	"github.com/cfs-runtime/cfs-runtime/oci"
+	"github.com/urfave/cli/v2"
+)
+
+// findTool returns cfs-runtime's own command of that name, nil for runtime
+// subcommands.
+func findTool(name string) *cli.Command {
+	for _, c := range toolCommands {
+		if c.Name == name {
+			return c
+		}
+		for _, a := range c.Aliases {
+			if a == name {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:    "cfs-runtime",
+		Usage:   "run OCI containers only from signed, fs-verity protected composefs images",
+		Version: version,
+		UsageText: "cfs-runtime [runtime global options] COMMAND [options] [arguments]\n\n" +
+			"Every runc/crun command (create, run, start, state, kill, delete, exec, ...) is\n" +
+			"accepted with the real runtime's options; create and run verify and mount the\n" +
+			"container's composefs root filesystem first. The commands below are cfs-runtime's own.",
+		Commands:        toolCommands,
+		HideHelpCommand: true,
+		Writer:          os.Stdout,
+		ErrWriter:       os.Stderr,
+		ExitErrHandler: func(c *cli.Context, err error) {
+			// Errors are printed once by runTool, with the exit code of the
+			// command (cli.Exit) or 1.
+		},
+	}
+}
+
+// runTool runs one of cfs-runtime's own commands. Runtime global options
+// given before it (--root, --log, ...) are kept in the invocation for
+// commands that need them (cleanup).
+func runTool(inv *oci.Invocation) int {
+	app := newApp()
+	app.Metadata = map[string]any{"invocation": inv}
+	args := append([]string{"cfs-runtime", inv.Command}, inv.CommandArgs...)
+	err := app.Run(args)
+	if err == nil {
+		return 0
+	}
+	code := 1
+	if ec, ok := err.(cli.ExitCoder); ok {
+		code = ec.ExitCode()
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(os.Stderr, "cfs-runtime:", msg)
+	}
+	return code
+}
+
+// invocation returns the runtime command line a tool was started with.
+func invocation(c *cli.Context) *oci.Invocation {
+	if inv, ok := c.App.Metadata["invocation"].(*oci.Invocation); ok {
+		return inv
+	}
+	return oci.Parse(nil)
+}
+
+// loadConfig loads cfs-runtime's configuration for a tool command.
+func loadConfig(c *cli.Context) (config.Config, error) {
+	return config.Load(config.PathFromEnv(invocation(c).Own["cfs-config"]))
+}
