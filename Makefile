@@ -6,7 +6,7 @@ BINDIR    ?= $(PREFIX)/bin
 MANDIR    ?= $(PREFIX)/share/man
 CONFDIR   ?= /etc/cfs-runtime
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.version=$(VERSION)"
 
 .PHONY: all build deps install test test-unit test-integration test-vm test-conformance lint bench man demo clean
 
@@ -24,6 +24,7 @@ install: build
 	install -D -m 0755 bin/cfs-runtime $(DESTDIR)$(BINDIR)/cfs-runtime
 	install -d -m 0755 $(DESTDIR)$(CONFDIR)
 	install -m 0644 contrib/config.toml.example $(DESTDIR)$(CONFDIR)/config.toml.example
+	if [ -f man/cfs-runtime.8 ]; then install -D -m 0644 man/cfs-runtime.8 $(DESTDIR)$(MANDIR)/man8/cfs-runtime.8; fi
 
 # test runs every suite and ends with one "N passed, N failed" line.
 test: build
@@ -51,9 +52,11 @@ lint:
 bench: build
 	@for b in tests/bench/*.sh; do echo "== $$b"; bash $$b || exit 1; done
 
-man: build
+# man pages come from the CLI definitions (a build with the docs generator).
+man:
 	mkdir -p man
-	go run ./tests/tools/genman man
+	go build -o bin/cfs-runtime-docs .
+	bin/cfs-runtime-docs generate-man man
 
 demo: build
 	demo/run.sh

@@ -1,5 +1,17 @@
 // Package verity computes fs-verity file digests exactly as the Linux kernel
 // does and talks to the kernel's fs-verity interface.
+//
+// Digests (digest.go, read.go): a streaming Merkle tree whose memory is
+// bounded by the tree depth. Leaf blocks of large writes are hashed on
+// GOMAXPROCS goroutines, SHA-256 leaves two at a time with the x86 SHA
+// extensions where the CPU has them (sha256x2_amd64.s), and DigestFiles
+// digests many files on a worker pool. The results are identical to
+// `fsverity digest` and to the kernel's FS_IOC_MEASURE_VERITY.
+//
+// Kernel (kernel.go): Enable, Measure, IsEnabled and Probe, whose errors
+// match sentinels (ErrNotSupported and its reasons ErrKernelNoVerity,
+// ErrFSNoVerity, ErrFeatureDisabled; ErrAlreadyEnabled, ErrNotEnabled,
+// ErrOpenForWriting) with errors.Is.
 package verity
 
 import (

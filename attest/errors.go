@@ -1,0 +1,30 @@
+package attest
+
+import "errors"
+
+// Sentinel errors; every error from Verify and LoadPolicy wraps one of them
+// (test with errors.Is).
+var (
+	// ErrNoDigest: no composefs digest annotation and no rule allows that,
+	// or a signature annotation without its digest annotation.
+	ErrNoDigest = errors.New("no composefs digest")
+	// ErrConflict: more than one composefs digest annotation.
+	ErrConflict = errors.New("conflicting composefs digest annotations")
+	// ErrMalformed: an annotation cannot be decoded (bad hex, length,
+	// algorithm, base64, PKCS#7 or bundle structure).
+	ErrMalformed = errors.New("malformed annotation")
+	// ErrUnsigned: a digest without any signature annotation.
+	ErrUnsigned = errors.New("composefs digest not signed")
+	// ErrUntrusted: the signature was made by nobody the policy trusts
+	// (unknown key or certificate, untrusted or expired chain, identity not
+	// allowed).
+	ErrUntrusted = errors.New("signature not trusted")
+	// ErrBadSignature: the signer is trusted but the signature does not
+	// verify over this digest (signed another digest, or corrupted).
+	ErrBadSignature = errors.New("bad signature")
+	// ErrPolicy: the policy file cannot be used.
+	ErrPolicy = errors.New("invalid trust policy")
+	// ErrInsecurePolicy: the policy file, or a file or directory it relies
+	// on, can be changed by someone other than root.
+	ErrInsecurePolicy = errors.New("insecure trust policy")
+)

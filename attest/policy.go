@@ -1,0 +1,597 @@
+package attest
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/sigstore/sigstore/pkg/signature"
+)
+
+// DefaultPolicyPath is where the policy lives unless the configuration's
+// `policy` key says otherwise.
+const DefaultPolicyPath = "/etc/cfs-runtime/policy.toml"
+
+// Enforcement is how the kernel (or userspace) enforces the verified digest
+// once the container is allowed.
+type Enforcement string
+
+const (
+	// EnforceRequire: kernel fs-verity on the image and every object, and
+	// overlayfs verity=require. The default.
+	EnforceRequire Enforcement = "require"
+	// EnforceMeasure: kernel fs-verity, but no overlayfs verity= option:
+	// every object's digest is measured by ioctl before mounting.
+	EnforceMeasure Enforcement = "measure"
+	// EnforceUserspace: no kernel fs-verity; every byte is hashed in
+	// userspace at each create. Logged as a warning every time.
+	EnforceUserspace Enforcement = "userspace"
+)
+
+// Describe says in a few words what the level means.
+func (e Enforcement) Describe() string {
+	switch e {
+	case EnforceRequire:
+		return "kernel fs-verity and overlayfs verity=require"
+	case EnforceMeasure:
+		return "kernel fs-verity, every object measured by ioctl before mounting (no overlayfs verity=)"
+	case EnforceUserspace:
+		return "no kernel fs-verity: every byte hashed in userspace at each create (weak; logged as a warning)"
+	}
+	return "unknown"
+}
+
+// SignerType is the kind of trust material a signer entry holds.
+type SignerType string
+
+const (
+	// SignerCertificates trusts the listed X.509 certificates directly, as
+	// the kernel's .fs-verity keyring does; verifies .sig (PKCS#7).
+	SignerCertificates SignerType = "certificates"
+	// SignerCA trusts certificates that chain to the listed CAs; verifies
+	// .sig (PKCS#7).
+	SignerCA SignerType = "ca"
+	// SignerPublicKey trusts one public key (a PEM public key or a cosign
+	// .pub file); verifies .cosign.
+	SignerPublicKey SignerType = "public_key"
+	// SignerSigstore trusts a sigstore trusted root plus an identity
+	// (OIDC issuer, certificate subject); verifies .sigstore-bundle.
+	SignerSigstore SignerType = "sigstore"
+)
+
+// verifies tells which annotation a signer type can verify.
+func (t SignerType) verifies() SignatureKind {
+	switch t {
+	case SignerCertificates, SignerCA:
+		return PKCS7Signature
+	case SignerPublicKey:
+		return CosignSignature
+	case SignerSigstore:
+		return SigstoreBundle
+	}
+	return 0
+}
+
+// Signer is one trusted signer of the policy.
+type Signer struct {
+	Name string
+	Type SignerType
+
+	// The files the trust material was read from (as written in the policy).
+	Certificates string
+	CA           string
+	PublicKey    string
+	TrustedRoot  string
+
+	// Sigstore identity constraints: each pair has exactly one set.
+	OIDCIssuer, OIDCIssuerRegexp string
+	Subject, SubjectRegexp       string
+	// CTLogThreshold is how many signed certificate timestamps the
+	// certificate must carry; TLogThreshold how many transparency log
+	// entries the bundle must prove (0 = none required).
+	CTLogThreshold, TLogThreshold int
+
+	certs    []*x509.Certificate // Certificates: trusted (or, with a CA, candidate) signer certificates
+	roots    *x509.CertPool      // CA
+	caCerts  []*x509.Certificate // CA, for printing
+	pub      crypto.PublicKey    // PublicKey
+	verifier signature.Verifier  // PublicKey
+	trusted  root.TrustedMaterial
+	sverify  *verify.Verifier
+	identity verify.CertificateIdentity
+}
+
+// UnsignedRule lets containers without a digest annotation start when
+// every listed annotation is present and its value matches.
+type UnsignedRule struct {
+	Name string
+	// Annotations maps an exact annotation key to a regular expression
+	// that must match the whole value.
+	Annotations map[string]*regexp.Regexp
+}
+
+// Matches reports whether the rule allows a container with annotations.
+func (r UnsignedRule) Matches(annotations map[string]string) bool {
+	if len(r.Annotations) == 0 {
+		return false
+	}
+	for k, re := range r.Annotations {
+		v, ok := annotations[k]
+		if !ok || !re.MatchString(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// Policy is a loaded, validated trust policy.
+type Policy struct {
+	// Path is the policy file.
+	Path        string
+	Enforcement Enforcement
+	// AllowUnsigned is the default for containers without a digest
+	// annotation that no rule matches: false = reject (the default).
+	AllowUnsigned bool
+	Signers       []*Signer
+	Rules         []UnsignedRule
+}
+
+// policyFile is the TOML document. Unknown keys are errors.
+type policyFile struct {
+	Enforcement   string       `toml:"enforcement"`
+	Unsigned      string       `toml:"unsigned"`
+	Signers       []signerFile `toml:"signer"`
+	AllowUnsigned []ruleFile   `toml:"allow_unsigned"`
+}
+
+type signerFile struct {
+	Name             string `toml:"name"`
+	Certificates     string `toml:"certificates"`
+	CA               string `toml:"ca"`
+	PublicKey        string `toml:"public_key"`
+	TrustedRoot      string `toml:"trusted_root"`
+	OIDCIssuer       string `toml:"oidc_issuer"`
+	OIDCIssuerRegexp string `toml:"oidc_issuer_regexp"`
+	Subject          string `toml:"subject"`
+	SubjectRegexp    string `toml:"subject_regexp"`
+	CTLogThreshold   *int   `toml:"ct_log_threshold"`
+	TLogThreshold    *int   `toml:"tlog_threshold"`
+}
+
+type ruleFile struct {
+	Name        string            `toml:"name"`
+	Annotations map[string]string `toml:"annotations"`
+}
+
+// FileCheck decides whether a file or directory the policy relies on may be
+// trusted; it returns an error wrapping ErrInsecurePolicy if not.
+type FileCheck func(path string) error
+
+// LoadOption changes how LoadPolicy works.
+type LoadOption func(*loadConfig)
+
+type loadConfig struct {
+	check FileCheck
+}
+
+// WithFileCheck replaces the ownership check (default RequireOwner(0)); tests
+// use it to run as another user.
+func WithFileCheck(c FileCheck) LoadOption { return func(l *loadConfig) { l.check = c } }
+
+// RequireOwner returns the default FileCheck for uid: the file, after
+// resolving symlinks, and every directory above it (and above the symlink)
+// must be owned by uid and not writable by group or others. A directory that
+// is world-writable but sticky and owned by uid (like /tmp) is accepted: its
+// other users cannot replace files they do not own.
+func RequireOwner(uid int) FileCheck {
+	return func(path string) error {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return err
+		}
+		real, err := filepath.EvalSymlinks(abs)
+		if err != nil {
+			return err
+		}
+		if err := checkChain(real, uid); err != nil {
+			return err
+		}
+		if real != abs {
+			return checkChain(filepath.Dir(abs), uid)
+		}
+		return nil
+	}
+}
+
+func checkChain(p string, uid int) error {
+	for {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if err := checkOwner(p, fi, uid); err != nil {
+			return err
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return nil
+		}
+		p = parent
+	}
+}
+
+func fileOwner(fi os.FileInfo) (int, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(st.Uid), true
+}
+
+func checkOwner(p string, fi os.FileInfo, uid int) error {
+	owner, ok := fileOwner(fi)
+	if !ok {
+		return fmt.Errorf("%w: %s: cannot tell its owner", ErrInsecurePolicy, p)
+	}
+	who := "root"
+	if uid != 0 {
+		who = fmt.Sprintf("uid %d", uid)
+	}
+	if owner != uid {
+		return fmt.Errorf("%w: %s is owned by uid %d, not %s", ErrInsecurePolicy, p, owner, who)
+	}
+	m := fi.Mode()
+	if m.Perm()&0o022 == 0 {
+		return nil
+	}
+	if fi.IsDir() && m&os.ModeSticky != 0 {
+		return nil
+	}
+	by := "others"
+	switch {
+	case m.Perm()&0o022 == 0o022:
+		by = "its group and others"
+	case m.Perm()&0o020 != 0:
+		by = "its group"
+	}
+	return fmt.Errorf("%w: %s is writable by %s (mode %s): only %s may be able to change the trust policy", ErrInsecurePolicy, p, by, m, who)
+}
+
+// LoadPolicy reads and validates the policy file at path, and the trust
+// material it names. It refuses a policy that anyone but root could have
+// changed, one without any trusted signer, and any unknown key (naming the
+// file, line and key).
+func LoadPolicy(path string, opts ...LoadOption) (*Policy, error) {
+	cfg := loadConfig{check: RequireOwner(0)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.check(path); err != nil {
+		if errors.Is(err, ErrInsecurePolicy) {
+			return nil, fmt.Errorf("policy %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrPolicy, err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPolicy, err)
+	}
+	var pf policyFile
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	if err := dec.Decode(&pf); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrPolicy, describeTOML(path, err))
+	}
+	l := &loader{path: path, data: data, check: cfg.check}
+	return l.build(pf)
+}
+
+type loader struct {
+	path  string
+	data  []byte
+	check FileCheck
+}
+
+// errAt formats "file:line: key k: msg" for the key of the index-th [[table]]
+// entry (index -1: top level).
+func (l *loader) errAt(table string, index int, key, format string, args ...any) error {
+	where := l.path
+	if n := lineOf(l.data, table, index, key); n > 0 {
+		where = fmt.Sprintf("%s:%d", l.path, n)
+	}
+	k := key
+	if table != "" {
+		k = fmt.Sprintf("%s[%d].%s", table, index, key)
+	}
+	return fmt.Errorf("%w: %s: key %s: %s", ErrPolicy, where, k, fmt.Sprintf(format, args...))
+}
+
+func (l *loader) build(pf policyFile) (*Policy, error) {
+	p := &Policy{Path: l.path, Enforcement: EnforceRequire}
+	switch Enforcement(pf.Enforcement) {
+	case "":
+	case EnforceRequire, EnforceMeasure, EnforceUserspace:
+		p.Enforcement = Enforcement(pf.Enforcement)
+	default:
+		return nil, l.errAt("", -1, "enforcement", "%q is not one of require, measure, userspace", pf.Enforcement)
+	}
+	switch pf.Unsigned {
+	case "", "reject":
+	case "allow":
+		p.AllowUnsigned = true
+	default:
+		return nil, l.errAt("", -1, "unsigned", "%q is not one of reject, allow", pf.Unsigned)
+	}
+	if len(pf.Signers) == 0 {
+		return nil, fmt.Errorf("%w: %s: no [[signer]]: a policy must trust at least one signer (containers without a digest can still be allowed by [[allow_unsigned]] rules)", ErrPolicy, l.path)
+	}
+	names := map[string]bool{}
+	for i, sf := range pf.Signers {
+		s, err := l.signer(i, sf)
+		if err != nil {
+			return nil, err
+		}
+		if names[s.Name] {
+			return nil, l.errAt("signer", i, "name", "signer name %q is used twice", s.Name)
+		}
+		names[s.Name] = true
+		p.Signers = append(p.Signers, s)
+	}
+	rnames := map[string]bool{}
+	for i, rf := range pf.AllowUnsigned {
+		if rf.Name == "" {
+			return nil, l.errAt("allow_unsigned", i, "name", "every rule needs a name (it is logged when the rule lets a container through)")
+		}
+		if rnames[rf.Name] {
+			return nil, l.errAt("allow_unsigned", i, "name", "rule name %q is used twice", rf.Name)
+		}
+		rnames[rf.Name] = true
+		if len(rf.Annotations) == 0 {
+			return nil, l.errAt("allow_unsigned", i, "annotations", "rule %q has no annotations to match (use unsigned = \"allow\" to allow every unsigned container)", rf.Name)
+		}
+		r := UnsignedRule{Name: rf.Name, Annotations: map[string]*regexp.Regexp{}}
+		for k, v := range rf.Annotations {
+			if strings.HasPrefix(strings.ToLower(k), DigestAnnotationPrefix) {
+				return nil, l.errAt("allow_unsigned", i, "annotations", "rule %q matches on the composefs annotation %q", rf.Name, k)
+			}
+			if _, err := regexp.Compile(v); err != nil {
+				return nil, l.errAt("allow_unsigned", i, "annotations", "rule %q: annotation %q: %v", rf.Name, k, err)
+			}
+			re, err := regexp.Compile(`^(?:` + v + `)$`)
+			if err != nil {
+				return nil, l.errAt("allow_unsigned", i, "annotations", "rule %q: annotation %q: %v", rf.Name, k, err)
+			}
+			r.Annotations[k] = re
+		}
+		p.Rules = append(p.Rules, r)
+	}
+	return p, nil
+}
+
+func (l *loader) signer(i int, sf signerFile) (*Signer, error) {
+	at := func(key, format string, args ...any) error { return l.errAt("signer", i, key, format, args...) }
+	if sf.Name == "" {
+		return nil, at("name", "every signer needs a name (it is reported when it verifies a container)")
+	}
+	s := &Signer{
+		Name: sf.Name, Certificates: sf.Certificates, CA: sf.CA, PublicKey: sf.PublicKey, TrustedRoot: sf.TrustedRoot,
+		OIDCIssuer: sf.OIDCIssuer, OIDCIssuerRegexp: sf.OIDCIssuerRegexp, Subject: sf.Subject, SubjectRegexp: sf.SubjectRegexp,
+	}
+	var kinds []string
+	for key, v := range map[string]string{"certificates": sf.Certificates, "ca": sf.CA, "public_key": sf.PublicKey, "trusted_root": sf.TrustedRoot} {
+		if v == "" {
+			continue
+		}
+		if !filepath.IsAbs(v) {
+			return nil, at(key, "%q is not an absolute path", v)
+		}
+		if key != "certificates" || sf.CA == "" {
+			kinds = append(kinds, key)
+		}
+	}
+	sort.Strings(kinds)
+	switch {
+	case len(kinds) == 0:
+		return nil, at("name", "signer %q has no trust material: set one of certificates, ca, public_key, trusted_root", sf.Name)
+	case len(kinds) > 1:
+		return nil, at(kinds[1], "signer %q sets %s: set only one of certificates (optionally with ca), public_key, trusted_root", sf.Name, strings.Join(kinds, " and "))
+	}
+	sigstoreKeys := map[string]bool{"oidc_issuer": sf.OIDCIssuer != "", "oidc_issuer_regexp": sf.OIDCIssuerRegexp != "", "subject": sf.Subject != "", "subject_regexp": sf.SubjectRegexp != "", "ct_log_threshold": sf.CTLogThreshold != nil, "tlog_threshold": sf.TLogThreshold != nil}
+	if sf.TrustedRoot == "" {
+		for _, k := range []string{"ct_log_threshold", "oidc_issuer", "oidc_issuer_regexp", "subject", "subject_regexp", "tlog_threshold"} {
+			if sigstoreKeys[k] {
+				return nil, at(k, "only a signer with trusted_root takes %s", k)
+			}
+		}
+	}
+	load := func(key, path string, fn func([]byte) error) error {
+		if err := l.check(path); err != nil {
+			if errors.Is(err, ErrInsecurePolicy) {
+				return fmt.Errorf("policy %s: signer %q: %w", l.path, sf.Name, err)
+			}
+			return at(key, "%v", err)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return at(key, "%v", err)
+		}
+		if err := fn(data); err != nil {
+			return at(key, "%s: %v", path, err)
+		}
+		return nil
+	}
+	switch kinds[0] {
+	case "certificates", "ca":
+		s.Type = SignerCertificates
+		if sf.Certificates != "" {
+			if err := load("certificates", sf.Certificates, func(b []byte) (err error) { s.certs, err = parseCertificates(b); return }); err != nil {
+				return nil, err
+			}
+		}
+		if sf.CA != "" {
+			s.Type = SignerCA
+			if err := load("ca", sf.CA, func(b []byte) (err error) {
+				s.caCerts, err = parseCertificates(b)
+				if err == nil {
+					s.roots = x509.NewCertPool()
+					for _, c := range s.caCerts {
+						if !c.IsCA {
+							return fmt.Errorf("certificate %s is not a CA certificate", certName(c))
+						}
+						s.roots.AddCert(c)
+					}
+				}
+				return
+			}); err != nil {
+				return nil, err
+			}
+		}
+	case "public_key":
+		s.Type = SignerPublicKey
+		if err := load("public_key", sf.PublicKey, func(b []byte) (err error) {
+			s.pub, err = parsePublicKey(b)
+			if err == nil {
+				s.verifier, err = signature.LoadDefaultVerifier(s.pub)
+			}
+			return
+		}); err != nil {
+			return nil, err
+		}
+	case "trusted_root":
+		s.Type = SignerSigstore
+		if (sf.OIDCIssuer == "") == (sf.OIDCIssuerRegexp == "") {
+			return nil, at("oidc_issuer", "signer %q needs exactly one of oidc_issuer, oidc_issuer_regexp", sf.Name)
+		}
+		if (sf.Subject == "") == (sf.SubjectRegexp == "") {
+			return nil, at("subject", "signer %q needs exactly one of subject, subject_regexp", sf.Name)
+		}
+		s.CTLogThreshold, s.TLogThreshold = 1, 1
+		if sf.CTLogThreshold != nil {
+			s.CTLogThreshold = *sf.CTLogThreshold
+		}
+		if sf.TLogThreshold != nil {
+			s.TLogThreshold = *sf.TLogThreshold
+		}
+		if s.CTLogThreshold < 0 || s.CTLogThreshold > 16 {
+			return nil, at("ct_log_threshold", "%d is not in 0..16", s.CTLogThreshold)
+		}
+		if s.TLogThreshold < 0 || s.TLogThreshold > 16 {
+			return nil, at("tlog_threshold", "%d is not in 0..16", s.TLogThreshold)
+		}
+		var err error
+		if s.identity, err = verify.NewShortCertificateIdentity(sf.OIDCIssuer, sf.OIDCIssuerRegexp, sf.Subject, sf.SubjectRegexp); err != nil {
+			key := "subject_regexp"
+			if _, rerr := regexp.Compile(sf.OIDCIssuerRegexp); rerr != nil {
+				key = "oidc_issuer_regexp"
+			}
+			return nil, at(key, "%v", err)
+		}
+		if err := load("trusted_root", sf.TrustedRoot, func(b []byte) error {
+			tr, err := root.NewTrustedRootFromJSON(b)
+			if err != nil {
+				return fmt.Errorf("not a sigstore trusted root: %w", err)
+			}
+			s.trusted = tr
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		if err := s.buildSigstoreVerifier(); err != nil {
+			return nil, at("trusted_root", "%v", err)
+		}
+	}
+	return s, nil
+}
+
+// describeTOML turns a go-toml error into "file:line: key k: problem".
+func describeTOML(path string, err error) string {
+	var serr *toml.StrictMissingError
+	if errors.As(err, &serr) && len(serr.Errors) > 0 {
+		e := serr.Errors[0]
+		row, _ := e.Position()
+		return fmt.Sprintf("%s:%d: key %s: unknown key", path, row, strings.Join(e.Key(), "."))
+	}
+	var derr *toml.DecodeError
+	if errors.As(err, &derr) {
+		row, _ := derr.Position()
+		msg := friendlyTOML(strings.TrimPrefix(derr.Error(), "toml: "))
+		if k := derr.Key(); len(k) > 0 {
+			return fmt.Sprintf("%s:%d: key %s: %s", path, row, strings.Join(k, "."), msg)
+		}
+		return fmt.Sprintf("%s:%d: %s", path, row, msg)
+	}
+	return fmt.Sprintf("%s: %v", path, err)
+}
+
+var tomlTypeRe = regexp.MustCompile(`^cannot decode TOML (\w+) into struct field \S+ of type (\S+)$`)
+
+// friendlyTOML rewords go-toml's type errors without Go type names.
+func friendlyTOML(msg string) string {
+	m := tomlTypeRe.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	want := "a value of another type"
+	switch t := m[2]; {
+	case strings.HasPrefix(t, "[]"):
+		want = "an array of tables"
+	case strings.HasPrefix(t, "map"):
+		want = "a table"
+	case t == "string":
+		want = "a string"
+	case t == "int" || t == "*int":
+		want = "an integer"
+	}
+	return fmt.Sprintf("is a TOML %s, want %s", m[1], want)
+}
+
+// lineOf finds the line (1-based, 0 if not found) where key is assigned: at
+// top level when index < 0, else inside the index-th [[table]] entry.
+func lineOf(data []byte, table string, index int, key string) int {
+	lines := strings.Split(string(data), "\n")
+	inTable, seen, header := index < 0, -1, 0
+	for i, raw := range lines {
+		line := strings.TrimSpace(raw)
+		if strings.HasPrefix(line, "[") {
+			line, _, _ = strings.Cut(line, "#")
+			line = strings.TrimSpace(line)
+			if index < 0 {
+				return 0 // top-level keys come before the first table
+			}
+			if strings.HasPrefix(line, "[[") && strings.Trim(strings.TrimSpace(strings.Trim(line, "[]")), `"'`) == table {
+				if inTable {
+					return header // key absent: point at its table
+				}
+				seen++
+				inTable = seen == index
+				if inTable {
+					header = i + 1
+				}
+			} else if !strings.HasPrefix(line, "["+table+".") {
+				if inTable {
+					return header
+				}
+				inTable = false
+			}
+			continue
+		}
+		if !inTable {
+			continue
+		}
+		k, _, ok := strings.Cut(line, "=")
+		if ok && strings.Trim(strings.TrimSpace(k), `"'`) == key {
+			return i + 1
+		}
+	}
+	return header
+}

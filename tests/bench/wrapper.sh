@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Wrapper core benchmark: `run` of a trivial container three ways,
+# interleaved: runc directly, a bare exec shim (the floor: a Go process that
+# only execs runc) and cfs-runtime in pass-through. Prints medians and the
+# ratio cfs-runtime / bare shim (target <= 1.02).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH=/usr/local/go/bin:$PATH
+ROUNDS=${ROUNDS:-25}
+RUNC=${RUNC:-/usr/sbin/runc}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+make -s build >/dev/null
+mkdir -p "$work/shim"
+cat >"$work/shim/main.go" <<'GO'
+package main
+
+import (
+	"os"
+	"syscall"
+)
+
+func main() {
+	argv := append([]string{"/usr/sbin/runc"}, os.Args[1:]...)
+	panic(syscall.Exec("/usr/sbin/runc", argv, os.Environ()))
+}
+GO
+(cd "$work/shim" && cat >go.mod <<<'module shim' && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/bare-shim" .)
+
+mkdir -p "$work/bundle/rootfs/bin"
+cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
+(cd "$work/bundle" && "$RUNC" spec)
+jq '.process.terminal = false | .process.args = ["/bin/busybox", "true"]' "$work/bundle/config.json" >"$work/c.json"
+mv "$work/c.json" "$work/bundle/config.json"
+printf 'runtime = "%s"\nlog_file = ""\n' "$RUNC" >"$work/config.toml"
+export CFS_RUNTIME_CONFIG=$work/config.toml
+
+declare -A times
+variants=(runc shim cfs)
+cmd_for() {
+	case $1 in
+	runc) echo "$RUNC" ;;
+	shim) echo "$work/bare-shim" ;;
+	cfs) echo "$PWD/bin/cfs-runtime" ;;
+	esac
+}
+one() { # variant round
+	local bin start end
+	bin=$(cmd_for "$1")
+	start=$EPOCHREALTIME
+	"$bin" run --bundle "$work/bundle" "bench-$1-$2" >/dev/null
+	end=$EPOCHREALTIME
+	times[$1]+="$(echo "($end - $start) * 1000" | bc -l) "
+}
+# warm-up
+for v in "${variants[@]}"; do one "$v" warm; done
+times=()
+for r in $(seq "$ROUNDS"); do
+	# rotate the order so that no variant always runs first
+	for k in 0 1 2; do
+		one "${variants[$(((r + k) % 3))]}" "$r"
+	done
+done
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+m_runc=$(median <<<"${times[runc]}")
+m_shim=$(median <<<"${times[shim]}")
+m_cfs=$(median <<<"${times[cfs]}")
+printf 'wrapper: run of a trivial container, medians over %d interleaved rounds\n' "$ROUNDS"
+printf '  runc directly        %7.2f ms\n' "$m_runc"
+printf '  bare exec shim       %7.2f ms  (+%.2f ms over runc)\n' "$m_shim" "$(echo "$m_shim - $m_runc" | bc -l)"
+printf '  cfs-runtime          %7.2f ms  (+%.2f ms over runc)\n' "$m_cfs" "$(echo "$m_cfs - $m_runc" | bc -l)"
+ratio=$(echo "$m_cfs / $m_shim" | bc -l)
+printf '  cfs-runtime / bare shim = %.3f (target <= 1.02): %s\n' "$ratio" "$(echo "$ratio <= 1.02" | bc -l | sed 's/1/met/;s/0/NOT met/')"

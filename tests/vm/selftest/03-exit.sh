@@ -1,0 +1,3 @@
+# shellcheck shell=sh
+# exits non-zero without a FAIL
+exit 3

@@ -1,0 +1,3 @@
+# shellcheck shell=sh
+# runs no check at all
+echo hi

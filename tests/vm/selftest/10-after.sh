@@ -1,0 +1,3 @@
+# shellcheck shell=sh
+# never starts: the guest is dead
+check never true
