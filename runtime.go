@@ -39,9 +39,15 @@ func runRuntime(inv *oci.Invocation) int {
 		fmt.Printf("\nRuntime commands and options (%s):\n\n", env.runtime.Path())
 		return runChild(env.runtime.Path(), inv.Args)
 	case inv.Command == "create" || inv.Command == "run":
-		if err := prepareCreate(env); err != nil {
+		undo, err := prepareCreate(env)
+		if err != nil {
 			return fail(inv, err)
 		}
+		if undo != nil {
+			defer undo() // only reached when the exec itself fails
+		}
+	case inv.Command == "delete":
+		beforeDelete(env)
 	}
 	env.log.Debug("exec runtime", "runtime", env.runtime.Path(), "args", inv.Args)
 	err = env.runtime.Exec(inv.Args)

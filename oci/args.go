@@ -237,3 +237,12 @@ func (inv *Invocation) WantsVersion() bool {
 	_, ok := inv.Global["version"]
 	return ok && inv.Command == ""
 }
+
+// GlobalArgs is the hand-off argv before the subcommand: the runtime's
+// global options, for running another subcommand with the same --root.
+func (inv *Invocation) GlobalArgs() []string {
+	if inv.Command == "" {
+		return inv.Args
+	}
+	return inv.Args[:len(inv.Args)-len(inv.CommandArgs)-1]
+}

@@ -75,8 +75,39 @@ cleanup_containers() {
 	done
 }
 
-# a cfs-runtime configuration that only exists for this test
+# make_key DIR NAME: an ECDSA P-256 key pair DIR/NAME.key, DIR/NAME.pub.
+make_key() {
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1/$2.key" 2>/dev/null
+	openssl pkey -in "$1/$2.key" -pubout -out "$1/$2.pub"
+}
+
+# write_policy FILE ENFORCEMENT UNSIGNED PUBKEY: a trust policy with one
+# key-pair signer named "test".
+write_policy() {
+	cat >"$1" <<-EOF
+		enforcement = "$2"
+		unsigned = "$3"
+		[[signer]]
+		name = "test"
+		public_key = "$4"
+	EOF
+	chmod 0644 "$1"
+}
+
+# use_config LINE...: a cfs-runtime configuration that only exists for this
+# test. Unless a line sets policy, the policy lets unsigned containers pass
+# (the wrapper-core tests are about pass-through, not verification).
 use_config() {
 	export CFS_RUNTIME_CONFIG="$BATS_TEST_TMPDIR/config.toml"
 	printf '%s\n' "$@" >"$CFS_RUNTIME_CONFIG"
+	if ! grep -q '^policy' "$CFS_RUNTIME_CONFIG"; then
+		local keys="$BATS_TEST_TMPDIR/keys"
+		mkdir -p "$keys"
+		[ -f "$keys/allow.pub" ] || make_key "$keys" allow
+		write_policy "$keys/allow.toml" userspace allow "$keys/allow.pub"
+		echo "policy = \"$keys/allow.toml\"" >>"$CFS_RUNTIME_CONFIG"
+	fi
+	for d in store state; do
+		grep -q "^${d}_dir" "$CFS_RUNTIME_CONFIG" || echo "${d}_dir = \"$BATS_TEST_TMPDIR/$d\"" >>"$CFS_RUNTIME_CONFIG"
+	done
 }

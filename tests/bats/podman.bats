@@ -57,6 +57,18 @@ setup_file() {
 		return 1
 	fi
 
+	# podman and conmon run the runtime with a scrubbed environment, so only
+	# /etc/cfs-runtime/config.toml reaches cfs-runtime. Install a test
+	# configuration whose policy lets unsigned containers through (these
+	# tests are about pass-through), and restore the original afterwards.
+	local etc=/etc/cfs-runtime keys=$BATS_FILE_TMPDIR/keys
+	mkdir -p "$etc" "$keys"
+	if [ -e "$etc/config.toml" ]; then mv "$etc/config.toml" "$BATS_FILE_TMPDIR/config.toml.orig"; fi
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$keys/k.key" 2>/dev/null
+	openssl pkey -in "$keys/k.key" -pubout -out "$keys/k.pub"
+	printf 'unsigned = "allow"\nenforcement = "userspace"\n[[signer]]\nname = "bats"\npublic_key = "%s"\n' "$keys/k.pub" >"$keys/policy.toml"
+	printf 'policy = "%s"\nstore_dir = "%s"\nstate_dir = "%s"\n' "$keys/policy.toml" "$BATS_FILE_TMPDIR/store" "$BATS_FILE_TMPDIR/state" >"$etc/config.toml"
+
 	# busybox-static image, imported from a tarball: no registry access.
 	local root=$BATS_FILE_TMPDIR/rootfs a
 	mkdir -p "$root"/{bin,dev,etc,proc,sys,tmp,root}
@@ -90,6 +102,8 @@ teardown() {
 }
 
 teardown_file() {
+	rm -f /etc/cfs-runtime/config.toml
+	if [ -e "$BATS_FILE_TMPDIR/config.toml.orig" ]; then mv "$BATS_FILE_TMPDIR/config.toml.orig" /etc/cfs-runtime/config.toml; fi
 	if [ -n "${IMAGE:-}" ]; then
 		podman rmi -f "$IMAGE" >/dev/null 2>&1 || true
 	fi
