@@ -16,11 +16,11 @@ func TestParse(t *testing.T) {
 		handoff    []string // nil = same as argv
 	}{
 		{
-			name:    "go-runc (containerd) create",
-			argv:    []string{"--root", "/run/containerd/runc/k8s.io", "--log", "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/log.json", "--log-format", "json", "create", "--bundle", "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc", "--pid-file", "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/init.pid", "abc"},
-			command: "create",
-			global:  map[string]string{"root": "/run/containerd/runc/k8s.io", "log": "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/log.json", "log-format": "json"},
-			flags:   map[string]string{"bundle": "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc", "pid-file": "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/init.pid"},
+			name:       "go-runc (containerd) create",
+			argv:       []string{"--root", "/run/containerd/runc/k8s.io", "--log", "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/log.json", "--log-format", "json", "create", "--bundle", "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc", "--pid-file", "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/init.pid", "abc"},
+			command:    "create",
+			global:     map[string]string{"root": "/run/containerd/runc/k8s.io", "log": "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/log.json", "log-format": "json"},
+			flags:      map[string]string{"bundle": "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc", "pid-file": "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/init.pid"},
 			positional: []string{"abc"},
 		},
 		{
@@ -39,11 +39,11 @@ func TestParse(t *testing.T) {
 			flags:   map[string]string{},
 		},
 		{
-			name:    "CRI-O create with crun log prefix",
-			argv:    []string{"--systemd-cgroup", "--root=/run/crun", "--log=file:/var/log/crio/c.log", "--log-level=debug", "create", "--bundle", "/run/containers/storage/overlay-containers/c2/userdata", "--pid-file", "/run/containers/storage/overlay-containers/c2/userdata/pidfile", "c2"},
-			command: "create",
-			global:  map[string]string{"systemd-cgroup": "true", "root": "/run/crun", "log": "file:/var/log/crio/c.log", "log-level": "debug"},
-			flags:   map[string]string{"bundle": "/run/containers/storage/overlay-containers/c2/userdata", "pid-file": "/run/containers/storage/overlay-containers/c2/userdata/pidfile"},
+			name:       "CRI-O create with crun log prefix",
+			argv:       []string{"--systemd-cgroup", "--root=/run/crun", "--log=file:/var/log/crio/c.log", "--log-level=debug", "create", "--bundle", "/run/containers/storage/overlay-containers/c2/userdata", "--pid-file", "/run/containers/storage/overlay-containers/c2/userdata/pidfile", "c2"},
+			command:    "create",
+			global:     map[string]string{"systemd-cgroup": "true", "root": "/run/crun", "log": "file:/var/log/crio/c.log", "log-level": "debug"},
+			flags:      map[string]string{"bundle": "/run/containers/storage/overlay-containers/c2/userdata", "pid-file": "/run/containers/storage/overlay-containers/c2/userdata/pidfile"},
 			positional: []string{"c2"},
 		},
 		{
