@@ -1,21 +1,21 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/mount"
 )
 
-// beforeDelete unmounts the container's composefs root before `delete` is
-// handed off, when the runtime is going to destroy the container: it is
-// stopped or only created, --force was given, or the runtime no longer
-// knows it. A running container keeps its mount (runc refuses to delete
-// it without --force). Failures are logged, never fatal: the poststop hook
-// and `cfs-runtime cleanup` try again.
+// beforeDelete unmounts the container's composefs root before `delete
+// --force` is handed off (what podman, conmon and containerd's shim send):
+// the runtime is about to kill and destroy the container whatever its
+// state. A plain `delete` is left to the poststop hook that create
+// injected, which the runtime runs only when it really destroys the
+// container (runc refuses to delete a running one without --force), so no
+// extra `state` query is needed on this path. Failures are logged, never
+// fatal: the poststop hook and `cfs-runtime cleanup` try again.
 func beforeDelete(env *runtimeEnv) {
 	id, force := "", false
 	for _, a := range env.inv.CommandArgs {
@@ -34,31 +34,11 @@ func beforeDelete(env *runtimeEnv) {
 		return
 	}
 	if !force {
-		switch runtimeStatus(env, id) {
-		case "running", "paused", "pausing":
-			return
-		}
+		return
 	}
 	if err := mount.Unmount(dir, mount.WithLogger(env.log)); err != nil {
 		env.log.Error("unmount on delete", "id", id, "err", err)
 		return
 	}
 	env.log.Info("unmounted on delete", "id", id)
-}
-
-// runtimeStatus asks the runtime for a container's status ("" if it does
-// not know the container).
-func runtimeStatus(env *runtimeEnv, id string) string {
-	args := append(append([]string{}, env.inv.GlobalArgs()...), "state", id)
-	out, err := exec.Command(env.runtime.Path(), args...).Output()
-	if err != nil {
-		return ""
-	}
-	var st struct {
-		Status string `json:"status"`
-	}
-	if json.Unmarshal(out, &st) != nil {
-		return ""
-	}
-	return st.Status
 }

@@ -72,9 +72,11 @@ func setupRuntime(inv *oci.Invocation) (*runtimeEnv, error) {
 	return &runtimeEnv{inv: inv, cfg: cfg, log: log, runtime: oci.NewRuntime(path)}, nil
 }
 
+// wantsHelp: --help/-h, or no arguments at all (runc then prints its help
+// too); cfs-runtime adds its own commands before the runtime's help.
 func wantsHelp(inv *oci.Invocation) bool {
 	_, h := inv.Global["help"]
-	return h
+	return h || len(inv.Args) == 0
 }
 
 // fail reports cfs-runtime's own failure the way callers of a runtime read

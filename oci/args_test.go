@@ -32,6 +32,14 @@ func TestParse(t *testing.T) {
 			positional: []string{"c1"},
 		},
 		{
+			name:       "conmon with runtime_supports_json",
+			argv:       []string{"--log-format=json", "--log", "/var/lib/containers/storage/overlay-containers/c3/userdata/oci-log", "create", "--bundle", "/var/lib/containers/storage/overlay-containers/c3/userdata", "--pid-file", "/run/containers/storage/overlay-containers/c3/userdata/pidfile", "c3"},
+			command:    "create",
+			global:     map[string]string{"log-format": "json", "log": "/var/lib/containers/storage/overlay-containers/c3/userdata/oci-log"},
+			flags:      map[string]string{"bundle": "/var/lib/containers/storage/overlay-containers/c3/userdata", "pid-file": "/run/containers/storage/overlay-containers/c3/userdata/pidfile"},
+			positional: []string{"c3"},
+		},
+		{
 			name:    "podman exec via conmon",
 			argv:    []string{"--root=/run/runc", "exec", "-d", "--pid-file", "/tmp/p", "--process", "/tmp/proc.json", "--detach", "c1"},
 			command: "exec",
