@@ -23,7 +23,7 @@ deps:
 install: build
 	install -D -m 0755 bin/cfs-runtime $(DESTDIR)$(BINDIR)/cfs-runtime
 	install -d -m 0755 $(DESTDIR)$(CONFDIR)
-	install -m 0644 contrib/config.toml.example $(DESTDIR)$(CONFDIR)/config.toml.example
+	install -m 0644 contrib/config.toml.example contrib/policy.toml.example $(DESTDIR)$(CONFDIR)/
 	if [ -f man/cfs-runtime.8 ]; then install -D -m 0644 man/cfs-runtime.8 $(DESTDIR)$(MANDIR)/man8/cfs-runtime.8; fi
 
 # test runs every suite and ends with one "N passed, N failed" line.

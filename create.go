@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -49,6 +50,11 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		return nil, err
 	}
 	policy, err := attest.LoadPolicy(env.cfg.Policy)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Lstat(env.cfg.Policy); serr != nil {
+			return nil, fmt.Errorf("no trust policy: %s does not exist; every container is refused until it does (see policy.toml.example, check it with `cfs-runtime policy check`)", env.cfg.Policy)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

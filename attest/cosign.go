@@ -1,35 +1,125 @@
 package attest
 
 import (
-	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
+	"encoding/asn1"
+	"errors"
 	"fmt"
-
-	"github.com/sigstore/sigstore/pkg/signature"
-	"github.com/sigstore/sigstore/pkg/signature/options"
+	"math/big"
 )
+
+// Key-pair signatures (the .cosign annotation) are checked with the standard
+// library, exactly as sigstore/sigstore's signature verifiers check them, so
+// that cfs-runtime does not link sigstore (see package sigstorebundle for
+// why). What `cosign sign-blob --key` makes, as measured with cosign 2.x:
+//
+//   - ECDSA: ASN.1 (r, s) over SHA-256 of the message, whatever the curve
+//     (cosign loads every key with SHA-256; a P-384 signature over SHA-384
+//     does not verify with `cosign verify-blob`).
+//   - Ed25519: pure Ed25519 over the message itself.
+//   - RSA: PKCS#1 v1.5 over SHA-256 (cosign never makes PSS with key files).
+//
+// For P-384 a signature over SHA-384 (sigstore's algorithm registry default,
+// signature.LoadDefaultVerifier, and what earlier cfs-runtime versions made)
+// is accepted as well: a signature over one hash cannot be passed off as one
+// over the other. Like sigstore's ECDSAVerifier, an ECDSA signature that is
+// not ASN.1 is read as IEEE P1363 (r || s).
+
+// cosignHashes returns the hashes a key-pair signature by pub may be made
+// over, the one cosign uses first; crypto.Hash(0) means the raw message
+// (Ed25519).
+func cosignHashes(pub crypto.PublicKey) []crypto.Hash {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve == elliptic.P384() {
+			return []crypto.Hash{crypto.SHA256, crypto.SHA384}
+		}
+		return []crypto.Hash{crypto.SHA256}
+	case *rsa.PublicKey:
+		return []crypto.Hash{crypto.SHA256}
+	}
+	return []crypto.Hash{0}
+}
+
+// verifyKeySignature reports whether sig is pub's signature over msg, as
+// sigstore's ECDSAVerifier, ED25519Verifier and RSAPKCS1v15Verifier decide.
+func verifyKeySignature(pub crypto.PublicKey, sig, msg []byte) bool {
+	for _, h := range cosignHashes(pub) {
+		digest := msg
+		if h != 0 {
+			hh := h.New()
+			hh.Write(msg)
+			digest = hh.Sum(nil)
+		}
+		switch k := pub.(type) {
+		case *ecdsa.PublicKey:
+			if verifyECDSA(k, digest, sig) {
+				return true
+			}
+		case ed25519.PublicKey:
+			if ed25519.Verify(k, msg, sig) {
+				return true
+			}
+		case *rsa.PublicKey:
+			if rsa.VerifyPKCS1v15(k, h, digest, sig) == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// verifyECDSA accepts ASN.1 signatures and, failing that encoding, IEEE
+// P1363 ones, as sigstore's ECDSAVerifier does.
+func verifyECDSA(k *ecdsa.PublicKey, digest, sig []byte) bool {
+	var rs struct{ R, S *big.Int }
+	if _, err := asn1.Unmarshal(sig, &rs); err == nil {
+		return ecdsa.VerifyASN1(k, digest, sig)
+	}
+	if len(sig) == 0 || len(sig) > 132 || len(sig)%2 != 0 {
+		return false
+	}
+	r := new(big.Int).SetBytes(sig[:len(sig)/2])
+	s := new(big.Int).SetBytes(sig[len(sig)/2:])
+	return ecdsa.Verify(k, digest, r, s)
+}
 
 // verifyCosign checks a key-pair signature (cosign sign-blob --key) over
 // the formatted digest with one public_key signer.
 func (sg *Signer) verifyCosign(sig, msg []byte) (string, error) {
-	if err := sg.verifier.VerifySignature(bytes.NewReader(sig), bytes.NewReader(msg)); err != nil {
+	if !verifyKeySignature(sg.pub, sig, msg) {
 		return "", errNotThisSigner
 	}
 	return fmt.Sprintf("%s public key %s", keyType(sg.pub), KeyFingerprint(sg.pub)), nil
 }
 
 // SignCosign makes what `cosign sign-blob --key KEY` makes when the blob is
-// d's formatted digest: the raw signature (ASN.1 for ECDSA) with the key's
-// default sigstore algorithm (ECDSA P-256/SHA-256, P-384/SHA-384, Ed25519,
-// RSA PKCS#1 v1.5/SHA-256). The annotation value is its base64.
+// d's formatted digest: ECDSA (ASN.1) over SHA-256 for P-256 and P-384,
+// Ed25519 over the message, RSA PKCS#1 v1.5 over SHA-256. The annotation
+// value is its base64.
 func SignCosign(d Digest, key crypto.Signer) ([]byte, error) {
-	if err := checkKey(key.Public()); err != nil {
+	pub := key.Public()
+	if err := checkKey(pub); err != nil {
 		return nil, err
 	}
-	s, err := signature.LoadDefaultSigner(key)
+	h := cosignHashes(pub)[0]
+	msg := d.Message()
+	if h == 0 {
+		return key.Sign(rand.Reader, msg, crypto.Hash(0))
+	}
+	hh := h.New()
+	hh.Write(msg)
+	sig, err := key.Sign(rand.Reader, hh.Sum(nil), h)
 	if err != nil {
 		return nil, err
 	}
-	return s.SignMessage(bytes.NewReader(d.Message()), options.WithRand(rand.Reader))
+	if !verifyKeySignature(pub, sig, msg) {
+		return nil, errors.New("the key made a signature that does not verify with its public key")
+	}
+	return sig, nil
 }

@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -14,7 +15,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
+	"github.com/youmark/pkcs8"
 )
 
 // minRSABits is the smallest RSA modulus accepted for a trusted key.
@@ -86,14 +88,20 @@ func countPEM(data []byte, typ string) (int, error) {
 // parsePublicKey reads exactly one PEM public key (a cosign .pub file is
 // one) and checks its type and size.
 func parsePublicKey(data []byte) (crypto.PublicKey, error) {
-	n, err := countPEM(data, string(cryptoutils.PublicKeyPEMType))
+	n, err := countPEM(data, "PUBLIC KEY")
 	if err != nil {
 		return nil, err
 	}
 	if n != 1 {
 		return nil, fmt.Errorf("holds %d PEM PUBLIC KEY blocks, want exactly 1 (one signer per key)", n)
 	}
-	pub, err := cryptoutils.UnmarshalPEMToPublicKey(data)
+	// As sigstore's cryptoutils.UnmarshalPEMToPublicKey reads it: the
+	// first PEM block, a PKIX SubjectPublicKeyInfo.
+	b, _ := pem.Decode(data)
+	if b == nil || b.Type != "PUBLIC KEY" {
+		return nil, errors.New("the first PEM block is not a PUBLIC KEY")
+	}
+	pub, err := x509.ParsePKIXPublicKey(b.Bytes)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +117,7 @@ func parseCertificates(data []byte) ([]*x509.Certificate, error) {
 	if _, err := countPEM(data, "CERTIFICATE"); err != nil {
 		return nil, err
 	}
-	certs, err := cryptoutils.UnmarshalCertificatesFromPEM(data)
+	certs, err := certificatesFromPEM(data)
 	if err != nil {
 		return nil, err
 	}
@@ -140,6 +148,26 @@ func serialHex(c *x509.Certificate) string {
 	return strings.ToUpper(c.SerialNumber.Text(16))
 }
 
+// certificatesFromPEM reads every PEM block as a certificate, as sigstore's
+// cryptoutils.UnmarshalCertificatesFromPEM does.
+func certificatesFromPEM(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := bytes.TrimSpace(data)
+	for len(rest) > 0 {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return nil, errors.New("error during PEM decoding")
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		certs = append(certs, c)
+	}
+	return certs, nil
+}
+
 // PasswordFunc returns the password of an encrypted private key.
 type PasswordFunc func() ([]byte, error)
 
@@ -151,14 +179,10 @@ func LoadPrivateKey(data []byte, password PasswordFunc) (crypto.Signer, error) {
 	if b == nil {
 		return nil, errors.New("private key: no PEM data")
 	}
-	var pf cryptoutils.PassFunc
-	if password != nil {
-		pf = func(bool) ([]byte, error) { return password() }
-	}
-	if strings.HasPrefix(b.Type, "ENCRYPTED") && pf == nil {
+	if strings.HasPrefix(b.Type, "ENCRYPTED") && password == nil {
 		return nil, fmt.Errorf("private key is encrypted (%s) and no password was given", b.Type)
 	}
-	k, err := cryptoutils.UnmarshalPEMToPrivateKey(data, pf)
+	k, err := parsePrivateKey(b, password)
 	if err != nil {
 		if strings.Contains(err.Error(), "decryption failed") {
 			return nil, fmt.Errorf("private key: wrong password: %w", err)
@@ -173,4 +197,60 @@ func LoadPrivateKey(data []byte, password PasswordFunc) (crypto.Signer, error) {
 		return nil, fmt.Errorf("private key: %w", err)
 	}
 	return s, nil
+}
+
+// parsePrivateKey is sigstore's cryptoutils.UnmarshalPEMToPrivateKey, with
+// the libraries it uses, so that cfs-runtime does not link sigstore: cosign
+// keys are a JSON envelope of go-securesystemslib's "encrypted" package
+// (scrypt + NaCl secretbox) around PKCS#8 DER; "ENCRYPTED PRIVATE KEY" is
+// PKCS#8 PBES2 (youmark/pkcs8); legacy "Proc-Type: 4,ENCRYPTED" PEM is
+// decrypted by crypto/x509.
+func parsePrivateKey(b *pem.Block, password PasswordFunc) (crypto.PrivateKey, error) {
+	//lint:ignore SA1019 legacy encrypted PEM is read as sigstore's cryptoutils reads it
+	if x509.IsEncryptedPEMBlock(b) {
+		if password == nil {
+			return nil, errors.New("private key is encrypted, but no password function was provided")
+		}
+		pw, err := password()
+		if err != nil {
+			return nil, err
+		}
+		//lint:ignore SA1019 see above
+		der, err := x509.DecryptPEMBlock(b, pw)
+		if err != nil {
+			return nil, fmt.Errorf("failed to decrypt legacy PEM block: %w", err)
+		}
+		b = &pem.Block{Type: b.Type, Bytes: der}
+	}
+	switch b.Type {
+	case "PRIVATE KEY":
+		return x509.ParsePKCS8PrivateKey(b.Bytes)
+	case "RSA PRIVATE KEY":
+		return x509.ParsePKCS1PrivateKey(b.Bytes)
+	case "EC PRIVATE KEY":
+		return x509.ParseECPrivateKey(b.Bytes)
+	case "ENCRYPTED PRIVATE KEY":
+		pw, err := password()
+		if err != nil {
+			return nil, err
+		}
+		k, err := pkcs8.ParsePKCS8PrivateKey(b.Bytes, pw)
+		if err != nil {
+			return nil, fmt.Errorf("failed to decrypt and parse encrypted private key: %w", err)
+		}
+		return k, nil
+	case "ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY":
+		pw, err := password()
+		if err != nil {
+			return nil, err
+		}
+		der := b.Bytes
+		if pw != nil {
+			if der, err = encrypted.Decrypt(der, pw); err != nil {
+				return nil, err
+			}
+		}
+		return x509.ParsePKCS8PrivateKey(der)
+	}
+	return nil, fmt.Errorf("unknown private key PEM file type: %v", b.Type)
 }

@@ -268,3 +268,16 @@ both() {
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "cfs-runtime: invalid configuration: $CFS_RUNTIME_CONFIG:2: key colour: unknown key" ]
 }
+
+@test "create without a trust policy is refused and names the missing file" {
+	use_config "runtime = \"$RUNC\"" "policy = \"$BATS_TEST_TMPDIR/no-policy.toml\""
+	log="$BATS_TEST_TMPDIR/log.json"
+	run --separate-stderr "$CFS_RUNTIME" --log "$log" --log-format json run --bundle "$BUNDLE" "$(cid nopolicy)"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: no trust policy: $BATS_TEST_TMPDIR/no-policy.toml does not exist; every container is refused until it does (see policy.toml.example, check it with \`cfs-runtime policy check\`)" ]
+	[ "$(jq -r .msg "$log")" = "$stderr" ]
+	# other subcommands do not need the policy
+	run "$CFS_RUNTIME" state "$(cid nopolicy)"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"container does not exist"* ]]
+}

@@ -1,0 +1,642 @@
+#!/usr/bin/env bats
+# Verified create on a host without fs-verity: the trust policy's decisions,
+# import of the bundle's root filesystem, the userspace enforcement level
+# end to end with runc, the refusal of `require`, and cleanup of mounts and
+# state directories.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+DIGEST_KEY=composefs.merged.erofs.v1.fsverity-sha256-12
+# A file large enough to be stored as an object (composefs inlines up to 64
+# bytes) and unique in the image, so that "used by" names it.
+HELLO="hello from the signed composefs image, $(printf '%0200d' 0)"
+
+# cr_policy FILE ENFORCEMENT UNSIGNED [EXTRA-LINE...]: a trust policy with
+# the file's key as its only signer. ENFORCEMENT "" leaves the default.
+cr_policy() {
+	local file=$1 enforcement=$2 unsigned=$3
+	shift 3
+	{
+		[ -z "$enforcement" ] || echo "enforcement = \"$enforcement\""
+		echo "unsigned = \"$unsigned\""
+		echo '[[signer]]'
+		echo 'name = "test"'
+		echo "public_key = \"$KEYS/good.pub\""
+		printf '%s\n' "$@"
+	} >"$file"
+	chmod 0644 "$file"
+}
+
+# cr_config ENFORCEMENT UNSIGNED [EXTRA-POLICY-LINE...]: this test's
+# cfs-runtime configuration: its own store, state directory, log and policy.
+cr_config() {
+	POLICY="$BATS_TEST_TMPDIR/policy.toml"
+	cr_policy "$POLICY" "$@"
+	export CFS_RUNTIME_CONFIG="$BATS_TEST_TMPDIR/config.toml"
+	cat >"$CFS_RUNTIME_CONFIG" <<-EOF
+		runtime = "$RUNC"
+		store_dir = "$STORE"
+		state_dir = "$STATE"
+		log_file = "$OWNLOG"
+		log_level = "debug"
+		policy = "$POLICY"
+	EOF
+}
+
+# cr_annotate BUNDLE JSON: merge JSON into the bundle's annotations.
+cr_annotate() {
+	jq --argjson a "$2" '.annotations = ((.annotations // {}) + $a)' "$1/config.json" >"$1/config.json.new"
+	mv "$1/config.json.new" "$1/config.json"
+}
+
+# cr_sign DIGEST [KEY]: the annotations `cfs-runtime sign` prints.
+cr_sign() {
+	"$CFS_RUNTIME" sign --key "${2:-$KEYS/good.key}" --format json "$1"
+}
+
+# cr_object_of FILE: the store path of FILE's object (its fs-verity digest,
+# computed by the reference tool).
+cr_object_of() {
+	local d
+	d=$(fsverity digest --compact "$1")
+	echo "$STORE/objects/${d:0:2}/${d:2}"
+}
+
+# cr_mounts DIR: mount points at or below DIR.
+cr_mounts() {
+	awk -v d="$1" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo
+}
+
+# cr_loops STORE: loop devices backed by a file in STORE.
+cr_loops() {
+	local f
+	for f in /sys/block/loop*/loop/backing_file; do
+		[ -e "$f" ] || continue
+		grep -l -F "$1" "$f" || true
+	done
+}
+
+# cr_assert_gone ID: no state directory and nothing mounted for ID.
+cr_assert_gone() {
+	[ ! -e "$STATE/$1" ]
+	[ -z "$(cr_mounts "$STATE/$1")" ]
+}
+
+# cr_assert_nothing_left: no state directory, mount or loop device at all.
+cr_assert_nothing_left() {
+	[ -z "$(ls -A "$STATE" 2>/dev/null)" ]
+	[ -z "$(cr_mounts "$STATE")" ]
+	[ -z "$(cr_loops "$STORE")" ]
+}
+
+# cr_wait_status ID STATUS: wait up to 5 s for runc to report STATUS.
+cr_wait_status() {
+	local _
+	for _ in $(seq 50); do
+		[ "$("$RUNC" state "$1" 2>/dev/null | jq -r .status)" = "$2" ] && return 0
+		sleep 0.1
+	done
+	echo "container $1 did not reach $2" >&2
+	return 1
+}
+
+# cr_age ID SECONDS: make ID's state look SECONDS older.
+cr_age() {
+	local f="$STATE/$1/state.json" t
+	t=$(date -u -d "@$(($(date +%s) - $2))" +%Y-%m-%dT%H:%M:%SZ)
+	jq --arg t "$t" '.created = $t' "$f" >"$f.new"
+	mv "$f.new" "$f"
+}
+
+# cr_json_log LOG STDERR: LOG holds exactly one error line saying STDERR.
+cr_json_log() {
+	[ "$(wc -l <"$1")" -eq 1 ]
+	[ "$(jq -r .level "$1")" = error ]
+	[ "$(jq -r .msg "$1")" = "$2" ]
+}
+
+setup_file() {
+	[ "$(id -u)" = 0 ] || return 0
+	export KEYS="$BATS_FILE_TMPDIR/keys"
+	mkdir -p "$KEYS"
+	local k
+	for k in good other; do
+		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$KEYS/$k.key" 2>/dev/null
+		openssl pkey -in "$KEYS/$k.key" -pubout -out "$KEYS/$k.pub"
+	done
+	export TMPL="$BATS_FILE_TMPDIR/bundle"
+	make_bundle "$TMPL" cat /data/hello.txt
+	mkdir -p "$TMPL/rootfs/data"
+	printf '%s\n' "$HELLO" >"$TMPL/rootfs/data/hello.txt"
+	DIGEST=$("$CFS_RUNTIME" digest "$TMPL/rootfs")
+	export DIGEST
+	export SIGNED
+	SIGNED=$(cr_sign "$DIGEST")
+}
+
+setup() {
+	requires_root
+	STORE="$BATS_TEST_TMPDIR/store"
+	STATE="$BATS_TEST_TMPDIR/state"
+	OWNLOG="$BATS_TEST_TMPDIR/own.log"
+	BUNDLE="$BATS_TEST_TMPDIR/bundle"
+	cp -a "$TMPL" "$BUNDLE"
+	cr_config userspace reject
+}
+
+teardown() {
+	cleanup_containers
+	# A failed test must not leave mounts behind (bats could not remove its
+	# directory either).
+	local m
+	for m in $(cr_mounts "$BATS_TEST_TMPDIR" | sort -r); do
+		umount -l "$m" || true
+	done
+}
+
+# --- policy decisions -------------------------------------------------------
+
+@test "no digest, unsigned = reject: refused, one JSON line in --log" {
+	id=$(cid reject)
+	log="$BATS_TEST_TMPDIR/runtime.log"
+	run --separate-stderr "$CFS_RUNTIME" --log "$log" --log-format json run --bundle "$BUNDLE" "$id"
+	[ "$status" -eq 1 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "cfs-runtime: no composefs digest: no $DIGEST_KEY annotation (nor another fsverity-{sha256|sha512}-{12|16} variant), and no [[allow_unsigned]] rule of $POLICY matches this container" ]
+	cr_json_log "$log" "$stderr"
+	run "$RUNC" state "$id"
+	[ "$status" -eq 1 ]
+	cr_assert_gone "$id"
+}
+
+@test "no digest, unsigned = allow: runs unverified from the bundle rootfs, with a warning" {
+	cr_config userspace allow
+	id=$(cid allow)
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$id"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$HELLO" ]
+	[ "$stderr" = "" ]
+	grep -q "level=WARN msg=\"starting unverified container\" .*id=$id" "$OWNLOG"
+	# Pass-through: nothing imported, nothing mounted, root.path untouched.
+	[ ! -e "$STORE/images" ] || [ -z "$(ls -A "$STORE/images")" ]
+	[ "$(jq -r .root.path "$BUNDLE/config.json")" = rootfs ]
+	cr_assert_gone "$id"
+}
+
+@test "allow_unsigned rule: a matching annotation runs, another value is refused" {
+	cr_config userspace reject '[[allow_unsigned]]' 'name = "containerd-sandbox"' \
+		'annotations = { "io.kubernetes.cri.container-type" = "sandbox" }'
+	cp "$BUNDLE/config.json" "$BATS_TEST_TMPDIR/config.json.orig"
+	cr_annotate "$BUNDLE" '{"io.kubernetes.cri.container-type": "sandbox"}'
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid sandbox)"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$HELLO" ]
+	grep -q 'level=WARN msg="starting unverified container"' "$OWNLOG"
+
+	# The whole value must match: "sandbox-x" and "container" do not.
+	for v in container sandbox-x; do
+		cp "$BATS_TEST_TMPDIR/config.json.orig" "$BUNDLE/config.json"
+		cr_annotate "$BUNDLE" "{\"io.kubernetes.cri.container-type\": \"$v\"}"
+		run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid "c-$v")"
+		[ "$status" -eq 1 ]
+		[ "$output" = "" ]
+		[ "$stderr" = "cfs-runtime: no composefs digest: no $DIGEST_KEY annotation (nor another fsverity-{sha256|sha512}-{12|16} variant), and no [[allow_unsigned]] rule of $POLICY matches this container" ]
+	done
+}
+
+@test "a signature by another key is refused" {
+	cr_annotate "$BUNDLE" "$(cr_sign "$DIGEST" "$KEYS/other.key")"
+	id=$(cid otherkey)
+	log="$BATS_TEST_TMPDIR/runtime.log"
+	run --separate-stderr "$CFS_RUNTIME" --log "$log" --log-format json create --bundle "$BUNDLE" "$id"
+	[ "$status" -eq 1 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "cfs-runtime: composefs digest sha256:$DIGEST: signature not trusted: cosign signature does not verify with any trusted public key (signers tried: \"test\"): made by another key, or over another digest" ]
+	cr_json_log "$log" "$stderr"
+	cr_assert_nothing_left
+	[ ! -e "$STORE/images/$DIGEST" ]
+}
+
+@test "a signature over another digest is refused" {
+	other=$(printf '%064d' 1)
+	sig=$(cr_sign "$other" | jq -r --arg k "$DIGEST_KEY.cosign" '.[$k]')
+	cr_annotate "$BUNDLE" "{\"$DIGEST_KEY\": \"$DIGEST\", \"$DIGEST_KEY.cosign\": \"$sig\"}"
+	id=$(cid otherdigest)
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$id"
+	[ "$status" -eq 1 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "cfs-runtime: composefs digest sha256:$DIGEST: signature not trusted: cosign signature does not verify with any trusted public key (signers tried: \"test\"): made by another key, or over another digest" ]
+	cr_assert_nothing_left
+}
+
+@test "a corrupted base64 signature is refused" {
+	cr_annotate "$BUNDLE" "$(jq --arg k "$DIGEST_KEY.cosign" '.[$k] |= "!" + .' <<<"$SIGNED")"
+	id=$(cid base64)
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$id"
+	[ "$status" -eq 1 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "cfs-runtime: composefs digest sha256:$DIGEST: malformed annotation $DIGEST_KEY.cosign: corrupted base64 at byte 0" ]
+	cr_assert_nothing_left
+}
+
+@test "a group-writable policy file is refused, naming the file" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	chmod 0664 "$POLICY"
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid gw)"
+	[ "$status" -eq 1 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "cfs-runtime: policy $POLICY: insecure trust policy: $POLICY is writable by its group (mode -rw-rw-r--): only root may be able to change the trust policy" ]
+	cr_assert_nothing_left
+}
+
+@test "a policy in a group-writable directory is refused, naming the directory" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	dir="$BATS_TEST_TMPDIR/etc"
+	mkdir -m 0775 "$dir"
+	cr_policy "$dir/policy.toml" userspace reject
+	sed -i "s|^policy = .*|policy = \"$dir/policy.toml\"|" "$CFS_RUNTIME_CONFIG"
+	chmod 0775 "$dir"
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid gwdir)"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: policy $dir/policy.toml: insecure trust policy: $dir is writable by its group (mode drwxrwxr-x): only root may be able to change the trust policy" ]
+	cr_assert_nothing_left
+}
+
+# --- import from the bundle's root filesystem -------------------------------
+
+@test "signed digest of the bundle rootfs: imported into the store, runs and reads its file" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	[ ! -e "$STORE/images/$DIGEST" ]
+	id=$(cid import)
+	update_config "$BUNDLE" '.process.args = ["sh", "-c", "cat /data/hello.txt; grep \" / / \" /proc/self/mountinfo"]'
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$id"
+	[ "$status" -eq 0 ]
+	[ "$stderr" = "" ]
+	[ "${lines[0]}" = "$HELLO" ]
+	# The root is the composefs overlay, read-only (runc spec's default).
+	[[ "${lines[1]}" == *" / / ro,"*" - overlay composefs ro,"* ]]
+	[ -f "$STORE/images/$DIGEST" ]
+	[ "$(fsverity digest --compact "$STORE/images/$DIGEST")" = "$DIGEST" ]
+	[ -f "$(cr_object_of "$BUNDLE/rootfs/data/hello.txt")" ]
+	grep -q "msg=\"imported bundle root filesystem\" .*digest=$DIGEST" "$OWNLOG"
+	grep -q "msg=mounted .*id=$id .*verity=off" "$OWNLOG"
+	cr_assert_gone "$id"
+}
+
+@test "rootfs modified after signing: refused with both digests, nothing mounted" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	echo intruder >"$BUNDLE/rootfs/etc/intruder"
+	got=$("$CFS_RUNTIME" digest "$BUNDLE/rootfs")
+	[ "$got" != "$DIGEST" ]
+	id=$(cid modified)
+	log="$BATS_TEST_TMPDIR/runtime.log"
+	run --separate-stderr "$CFS_RUNTIME" --log "$log" --log-format json create --bundle "$BUNDLE" "$id"
+	[ "$status" -eq 1 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "cfs-runtime: composefs digest mismatch: bundle root filesystem $BUNDLE/rootfs has composefs digest $got, but the signed digest is $DIGEST" ]
+	cr_json_log "$log" "$stderr"
+	[ ! -e "$STORE/images/$DIGEST" ]
+	cr_assert_nothing_left
+	[ ! -e "$STATE/$id" ]
+	run "$RUNC" state "$id"
+	[ "$status" -eq 1 ]
+}
+
+# --- userspace enforcement, end to end --------------------------------------
+
+@test "userspace: an object tampered in the store is refused before start, naming object and path" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	cp "$BUNDLE/config.json" "$BATS_TEST_TMPDIR/config.json.orig"
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid first)"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$HELLO" ]
+
+	obj=$(cr_object_of "$BUNDLE/rootfs/data/hello.txt")
+	size=$(stat -c %s "$obj")
+	printf 'J' | dd of="$obj" bs=1 seek=0 conv=notrunc status=none
+	[ "$(stat -c %s "$obj")" -eq "$size" ]
+	bad=$(fsverity digest --compact "$obj")
+
+	cp "$BATS_TEST_TMPDIR/config.json.orig" "$BUNDLE/config.json"
+	id=$(cid tampered)
+	log="$BATS_TEST_TMPDIR/runtime.log"
+	run --separate-stderr "$CFS_RUNTIME" --log "$log" --log-format json run --bundle "$BUNDLE" "$id"
+	[ "$status" -eq 1 ]
+	[ "$output" = "" ] # the container never printed its file
+	[ "$stderr" = "cfs-runtime: composefs digest $DIGEST: object $(basename "$(dirname "$obj")")$(basename "$obj") (used by /data/hello.txt): digest mismatch: content hashes to $bad" ]
+	cr_json_log "$log" "$stderr"
+	run "$RUNC" state "$id"
+	[ "$status" -eq 1 ]
+	cr_assert_nothing_left
+}
+
+@test "userspace: an object deleted from the store is refused as missing" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	cp "$BUNDLE/config.json" "$BATS_TEST_TMPDIR/config.json.orig"
+	run "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid first)"
+	[ "$status" -eq 0 ]
+	obj=$(cr_object_of "$BUNDLE/rootfs/data/hello.txt")
+	rm "$obj"
+	cp "$BATS_TEST_TMPDIR/config.json.orig" "$BUNDLE/config.json"
+	id=$(cid missing)
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$id"
+	[ "$status" -eq 1 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "cfs-runtime: composefs digest $DIGEST: object $(basename "$(dirname "$obj")")$(basename "$obj") (used by /data/hello.txt): object missing from the store" ]
+	cr_assert_nothing_left
+}
+
+@test "userspace: a replaced image file is refused" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	cp "$BUNDLE/config.json" "$BATS_TEST_TMPDIR/config.json.orig"
+	run "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid first)"
+	[ "$status" -eq 0 ]
+	img=$(readlink -f "$STORE/images/$DIGEST")
+	printf 'J' | dd of="$img" bs=1 seek=2000 conv=notrunc status=none
+	bad=$(fsverity digest --compact "$img")
+	cp "$BATS_TEST_TMPDIR/config.json.orig" "$BUNDLE/config.json"
+	id=$(cid badimage)
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$id"
+	[ "$status" -eq 1 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "cfs-runtime: composefs digest $DIGEST: image $DIGEST: digest mismatch: content hashes to $bad" ]
+	cr_assert_nothing_left
+}
+
+# --- require on this host ---------------------------------------------------
+
+@test "require (the default) on a kernel without fs-verity: refused, naming what is missing" {
+	if [ -d /proc/sys/fs/verity ]; then
+		skip "this kernel has fs-verity: the require level is proven by tests/vm"
+	fi
+	cr_annotate "$BUNDLE" "$SIGNED"
+	cp "$BUNDLE/config.json" "$BATS_TEST_TMPDIR/config.json.orig"
+	for level in require "" measure; do
+		cr_config "$level" reject
+		cp "$BATS_TEST_TMPDIR/config.json.orig" "$BUNDLE/config.json"
+		id=$(cid "level${level}")
+		log="$BATS_TEST_TMPDIR/runtime-$level.log"
+		run --separate-stderr "$CFS_RUNTIME" --log "$log" --log-format json create --bundle "$BUNDLE" "$id"
+		[ "$status" -eq 1 ]
+		[ "$output" = "" ]
+		[ "$stderr" = "cfs-runtime: cannot enforce fs-verity (enforcement ${level:-require}) in store $STORE: fs-verity in $STORE/objects: kernel built without fs-verity" ]
+		cr_json_log "$log" "$stderr"
+		run "$RUNC" state "$id"
+		[ "$status" -eq 1 ]
+		cr_assert_nothing_left
+	done
+}
+
+# --- read-only and writable roots -------------------------------------------
+
+@test "read-only root (root.readonly = true): writing fails" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	[ "$(jq .root.readonly "$BUNDLE/config.json")" = true ]
+	update_config "$BUNDLE" '.process.args = ["sh", "-c", "cat /data/hello.txt; echo x >/data/new"]'
+	id=$(cid ro)
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$id"
+	[ "$status" -ne 0 ]
+	[ "$output" = "$HELLO" ]
+	[[ "$stderr" == *"can't create /data/new: Read-only file system" ]]
+	grep -q 'options="ro,metacopy=on,redirect_dir=on,' "$OWNLOG"
+	[ ! -e "$BUNDLE/rootfs/data/new" ]
+	cr_assert_gone "$id"
+}
+
+@test "writable root: writing works and reaches neither the store nor the bundle rootfs" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	update_config "$BUNDLE" '.root.readonly = false | .process.args = ["sh", "-c", "echo written-inside >/data/new && echo changed >/data/hello.txt && cat /data/new /data/hello.txt && sleep 100"]'
+	id=$(cid rw)
+	"$CFS_RUNTIME" run -d --bundle "$BUNDLE" "$id" </dev/null >"$BATS_TEST_TMPDIR/out" 2>&1
+	cr_wait_status "$id" running
+	for _ in $(seq 50); do
+		[ "$(cat "$BATS_TEST_TMPDIR/out")" = $'written-inside\nchanged' ] && break
+		sleep 0.1
+	done
+	[ "$(cat "$BATS_TEST_TMPDIR/out")" = $'written-inside\nchanged' ]
+	# The writes are in the container's upper layer, in its state directory.
+	[ "$(cat "$STATE/$id/upper/data/new")" = written-inside ]
+	[ "$(cat "$STATE/$id/upper/data/hello.txt")" = changed ]
+	# ... and nowhere else.
+	[ ! -e "$BUNDLE/rootfs/data/new" ]
+	[ "$(cat "$BUNDLE/rootfs/data/hello.txt")" = "$HELLO" ]
+	[ "$(cat "$(cr_object_of "$TMPL/rootfs/data/hello.txt")")" = "$HELLO" ]
+	! grep -rqs -e written-inside -e changed "$STORE"
+	run "$CFS_RUNTIME" delete -f "$id"
+	[ "$status" -eq 0 ]
+	cr_assert_nothing_left
+	[ "$(cat "$(cr_object_of "$TMPL/rootfs/data/hello.txt")")" = "$HELLO" ]
+}
+
+# --- cleanup ----------------------------------------------------------------
+
+@test "run without -d: the poststop hook removes mount and state directory" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	id=$(cid run)
+	[ "$(jq -r '.hooks.poststop | length' "$BUNDLE/config.json")" = 0 ]
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$id"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$HELLO" ]
+	# The hook create added: cfs-runtime cleanup ID with this configuration.
+	[ "$(jq -c '.hooks.poststop[0].args' "$BUNDLE/config.json")" = "[\"cfs-runtime\",\"--cfs-config\",\"$CFS_RUNTIME_CONFIG\",\"cleanup\",\"$id\"]" ]
+	[ "$(jq -r .root.path "$BUNDLE/config.json")" = "$STATE/$id/merged" ]
+	cr_assert_nothing_left
+}
+
+@test "create then delete leaves nothing" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	id=$(cid cd)
+	"$CFS_RUNTIME" create --bundle "$BUNDLE" "$id" </dev/null >"$BATS_TEST_TMPDIR/out" 2>&1
+	[ ! -s "$BATS_TEST_TMPDIR/out" ]
+	[ "$("$RUNC" state "$id" | jq -r .status)" = created ]
+	[ -f "$STATE/$id/state.json" ]
+	[ "$(jq -r .digest "$STATE/$id/state.json")" = "$DIGEST" ]
+	[ "$(cr_mounts "$STATE/$id/merged")" = "$STATE/$id/merged" ]
+	run "$CFS_RUNTIME" delete "$id"
+	[ "$status" -eq 0 ]
+	[ "$output" = "" ]
+	run "$RUNC" state "$id"
+	[ "$status" -eq 1 ]
+	cr_assert_nothing_left
+}
+
+@test "delete --force of a running container unmounts" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	set_args "$BUNDLE" sleep 100
+	id=$(cid force)
+	"$CFS_RUNTIME" run -d --bundle "$BUNDLE" "$id" </dev/null >/dev/null 2>&1
+	cr_wait_status "$id" running
+	[ -n "$(cr_mounts "$STATE/$id/merged")" ]
+	# Without --force runc refuses, and the mount stays.
+	run "$CFS_RUNTIME" delete "$id"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"cannot delete container $id that is not stopped: running"* ]]
+	[ -n "$(cr_mounts "$STATE/$id/merged")" ]
+	run "$CFS_RUNTIME" delete --force "$id"
+	[ "$status" -eq 0 ]
+	run "$RUNC" state "$id"
+	[ "$status" -eq 1 ]
+	cr_assert_nothing_left
+}
+
+@test "a create that fails after mounting (missing binary): delete cleans up" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	set_args "$BUNDLE" /no/such/binary
+	id=$(cid fail)
+	run --separate-stderr "$CFS_RUNTIME" create --bundle "$BUNDLE" "$id"
+	[ "$status" -eq 1 ]
+	echo "STDERR: $stderr"; 	[[ "$stderr" == *'exec: "/no/such/binary": stat /no/such/binary: no such file or directory'* ]]
+	# The image was verified and mounted before runc failed.
+	grep -q "msg=mounted .*id=$id" "$OWNLOG"
+	run "$CFS_RUNTIME" delete "$id"
+	run "$RUNC" state "$id"
+	[ "$status" -eq 1 ]
+	cr_assert_nothing_left
+}
+
+@test "cleanup ID removes what is left of a container runc no longer knows" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	id=$(cid lost)
+	"$CFS_RUNTIME" create --bundle "$BUNDLE" "$id" </dev/null >/dev/null 2>&1
+	# The poststop hook fails (unreadable configuration), so runc forgets
+	# the container and the mount is left behind.
+	mv "$CFS_RUNTIME_CONFIG" "$CFS_RUNTIME_CONFIG.off"
+	echo 'not toml [' >"$CFS_RUNTIME_CONFIG"
+	"$RUNC" delete -f "$id" >/dev/null 2>&1 || true
+	mv "$CFS_RUNTIME_CONFIG.off" "$CFS_RUNTIME_CONFIG"
+	run "$RUNC" state "$id"
+	[ "$status" -eq 1 ]
+	[ -n "$(cr_mounts "$STATE/$id/merged")" ]
+	run --separate-stderr "$CFS_RUNTIME" cleanup "$id"
+	[ "$status" -eq 0 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "" ]
+	cr_assert_nothing_left
+	# Again: nothing to do is not an error.
+	run "$CFS_RUNTIME" cleanup "$id"
+	[ "$status" -eq 0 ]
+}
+
+@test "cleanup without ID removes leftovers older than a minute, keeps known and young ones" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	cp "$BUNDLE/config.json" "$BATS_TEST_TMPDIR/config.json.orig"
+	known=$(cid known) old=$(cid old) young=$(cid young)
+	for id in "$known" "$old" "$young"; do
+		cp "$BATS_TEST_TMPDIR/config.json.orig" "$BUNDLE/config.json"
+		"$CFS_RUNTIME" create --bundle "$BUNDLE" "$id" </dev/null >/dev/null 2>&1
+	done
+	mv "$CFS_RUNTIME_CONFIG" "$CFS_RUNTIME_CONFIG.off"
+	echo 'not toml [' >"$CFS_RUNTIME_CONFIG"
+	for id in "$old" "$young"; do
+		"$RUNC" delete -f "$id" >/dev/null 2>&1 || true
+	done
+	mv "$CFS_RUNTIME_CONFIG.off" "$CFS_RUNTIME_CONFIG"
+	[ -d "$STATE/$old" ] && [ -d "$STATE/$young" ]
+	cr_age "$old" 120
+	cr_age "$known" 120
+
+	run --separate-stderr "$CFS_RUNTIME" cleanup
+	[ "$status" -eq 0 ]
+	[ "$output" = "removed $old" ]
+	cr_assert_gone "$old"
+	[ -n "$(cr_mounts "$STATE/$young/merged")" ]
+	[ -n "$(cr_mounts "$STATE/$known/merged")" ]
+	[ "$("$RUNC" state "$known" | jq -r .status)" = created ]
+
+	run "$CFS_RUNTIME" cleanup "$young"
+	[ "$status" -eq 0 ]
+	run "$CFS_RUNTIME" delete "$known"
+	[ "$status" -eq 0 ]
+	cr_assert_nothing_left
+}
+
+@test "reusing a bundle: deleting the second container keeps the first one's root" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	set_args "$BUNDLE" sleep 100
+	first=$(cid first) second=$(cid second)
+	"$CFS_RUNTIME" run -d --bundle "$BUNDLE" "$first" </dev/null >/dev/null 2>&1
+	"$CFS_RUNTIME" run -d --bundle "$BUNDLE" "$second" </dev/null >/dev/null 2>&1
+	cr_wait_status "$first" running
+	cr_wait_status "$second" running
+	run "$CFS_RUNTIME" delete -f "$second"
+	[ "$status" -eq 0 ]
+	cr_assert_gone "$second"
+	# runc runs the first container from its own mount, which must survive.
+	[ "$(cr_mounts "$STATE/$first/merged")" = "$STATE/$first/merged" ]
+	run "$CFS_RUNTIME" exec "$first" cat /data/hello.txt
+	[ "$status" -eq 0 ]
+	[ "$output" = "$HELLO" ]
+	run "$CFS_RUNTIME" delete -f "$first"
+	[ "$status" -eq 0 ]
+	cr_assert_nothing_left
+}
+
+# --- many and concurrent ----------------------------------------------------
+
+@test "200 create/delete cycles leave no mounts, loop devices or state directories" {
+	cr_annotate "$BUNDLE" "$SIGNED"
+	set_args "$BUNDLE" true
+	# Start from a fresh config.json each time, as podman does: the point is
+	# the mount lifecycle, not a bundle growing a hook per container.
+	cp "$BUNDLE/config.json" "$BATS_TEST_TMPDIR/config.json.orig"
+	before=$(wc -l </proc/self/mountinfo)
+	id=$(cid cycle)
+	err="$BATS_TEST_TMPDIR/err"
+	for i in $(seq 200); do
+		cp "$BATS_TEST_TMPDIR/config.json.orig" "$BUNDLE/config.json"
+		if ! "$CFS_RUNTIME" create --bundle "$BUNDLE" "$id-$i" </dev/null >"$err" 2>&1; then
+			echo "create $i failed: $(cat "$err")"
+			false
+		fi
+		if ! "$CFS_RUNTIME" delete "$id-$i" >"$err" 2>&1; then
+			echo "delete $i failed: $(cat "$err")"
+			false
+		fi
+	done
+	[ "$(grep -c 'msg=mounted ' "$OWNLOG")" -eq 200 ]
+	grep -c "msg=\"unmounted on delete\"" "$OWNLOG" || true; grep -v "msg=mounted\|verified\|userspace\|exec runtime\|mounted composefs" "$OWNLOG" | head -20; 	[ "$(grep -c 'msg="unmounted on delete"' "$OWNLOG")" -eq 200 ]
+	! grep -E 'level=(ERROR|WARN) msg="(unmount|mount still busy)' "$OWNLOG"
+	cr_assert_nothing_left
+	[ "$(wc -l </proc/self/mountinfo)" -eq "$before" ]
+	[ -z "$("$RUNC" list -q | grep "^$id-" || true)" ]
+}
+
+@test "10 concurrent creates of a new image: one image in the store, ten containers that run" {
+	ids=()
+	for i in $(seq 0 9); do
+		cp -a "$TMPL" "$BATS_TEST_TMPDIR/b$i"
+		cr_annotate "$BATS_TEST_TMPDIR/b$i" "$SIGNED"
+		ids+=("$(cid "c$i")")
+	done
+	[ ! -e "$STORE/images/$DIGEST" ]
+	for i in $(seq 0 9); do
+		(
+			"$CFS_RUNTIME" create --bundle "$BATS_TEST_TMPDIR/b$i" "${ids[$i]}" \
+				</dev/null >"$BATS_TEST_TMPDIR/out$i" 2>"$BATS_TEST_TMPDIR/err$i"
+			echo $? >"$BATS_TEST_TMPDIR/rc$i"
+		) &
+	done
+	wait
+	for i in $(seq 0 9); do
+		[ "$(cat "$BATS_TEST_TMPDIR/rc$i")" = 0 ] || { cat "$BATS_TEST_TMPDIR/err$i"; false; }
+		[ "$("$RUNC" state "${ids[$i]}" | jq -r .status)" = created ]
+	done
+	[ "$(ls "$STORE/images")" = "$DIGEST" ]
+	[ "$(fsverity digest --compact "$STORE/images/$DIGEST")" = "$DIGEST" ]
+	# The store holds the image and the two objects (busybox, hello.txt),
+	# nothing twice, no temporary leftovers.
+	[ "$(find "$STORE/objects" -type f | wc -l)" -eq 3 ]
+	[ -z "$(ls -A "$STORE/tmp")" ]
+	for i in $(seq 0 9); do
+		"$CFS_RUNTIME" start "${ids[$i]}"
+	done
+	for i in $(seq 0 9); do
+		cr_wait_status "${ids[$i]}" stopped
+		[ "$(cat "$BATS_TEST_TMPDIR/out$i")" = "$HELLO" ]
+	done
+	for i in $(seq 0 9); do
+		"$CFS_RUNTIME" delete "${ids[$i]}"
+	done
+	cr_assert_nothing_left
+}
