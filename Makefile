@@ -14,6 +14,7 @@ all: build
 
 build:
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o bin/cfs-runtime .
+	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o bin/cfs-runtime-sigstore ./cmd/cfs-runtime-sigstore
 	CGO_ENABLED=0 go build -o bin/recvtty ./tests/tools/recvtty
 
 # deps installs what building and testing need on Debian 12.
@@ -22,6 +23,7 @@ deps:
 
 install: build
 	install -D -m 0755 bin/cfs-runtime $(DESTDIR)$(BINDIR)/cfs-runtime
+	install -D -m 0755 bin/cfs-runtime-sigstore $(DESTDIR)$(BINDIR)/cfs-runtime-sigstore
 	install -d -m 0755 $(DESTDIR)$(CONFDIR)
 	install -m 0644 contrib/config.toml.example contrib/policy.toml.example $(DESTDIR)$(CONFDIR)/
 	if [ -f man/cfs-runtime.8 ]; then install -D -m 0644 man/cfs-runtime.8 $(DESTDIR)$(MANDIR)/man8/cfs-runtime.8; fi

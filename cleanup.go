@@ -17,6 +17,9 @@ var cleanupCommand = &cli.Command{
 	Name:      "cleanup",
 	Usage:     "unmount and remove the composefs state of containers the runtime no longer knows",
 	ArgsUsage: "[ID]",
+	Flags: []cli.Flag{
+		&cli.IntFlag{Name: "after-exit", Hidden: true, Usage: "wait until the process behind this pidfd exits, then clean up ID only if the runtime does not know it"},
+	},
 	Description: `With ID, unmount that container's composefs root and remove its state
 directory (this is the poststop hook that create injects). Without ID, do
 that for every state directory whose container the runtime does not list.
@@ -36,10 +39,23 @@ runtime, e.g. cfs-runtime --root /run/containerd/runc/k8s.io cleanup.`,
 			if !validID.MatchString(id) {
 				return fmt.Errorf("cleanup: invalid container id %q", id)
 			}
+			if c.IsSet("after-exit") {
+				if err := waitExit(c.Int("after-exit")); err != nil {
+					return fmt.Errorf("cleanup: waiting for the runtime: %w", err)
+				}
+				path, err := oci.Locate(cfg.Runtime, oci.DefaultRuntimes, "")
+				if err != nil {
+					return err
+				}
+				args := append(append([]string{}, invocation(c).GlobalArgs()...), "state", id)
+				if exec.Command(path, args...).Run() == nil {
+					return nil // the runtime has it; delete and the poststop hook clean up
+				}
+				log.Info("runtime rejected the container after mount: unmounting", "id", id)
+			}
 			return mount.Unmount(filepath.Join(cfg.StateDir, id), mount.WithLogger(log))
 		}
-		self := ""
-		path, err := oci.Locate(cfg.Runtime, oci.DefaultRuntimes, self)
+		path, err := oci.Locate(cfg.Runtime, oci.DefaultRuntimes, "")
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/bundle"
@@ -14,6 +16,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/mount"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // validID is runc's rule for container ids; the id names a state directory,
@@ -45,9 +48,22 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("working directory: %w", err)
 	}
+	// create rewrites config.json in place: one bundle directory serves one
+	// container at a time (as podman, containerd and CRI-O use bundles).
+	// The lock makes concurrent creates from one bundle see each other's
+	// patch, so that the later ones are refused instead of silently sharing
+	// a root filesystem.
+	unlockBundle, err := lockDir(inv.Bundle(cwd))
+	if err != nil {
+		return nil, err
+	}
+	defer unlockBundle()
 	b, err := bundle.Load(inv.Bundle(cwd), inv.ConfigName())
 	if err != nil {
 		return nil, err
+	}
+	if other := bundleUser(env, b); other != "" && other != id {
+		return nil, fmt.Errorf("bundle %s is in use: its root.path is the composefs mount of container %q (one bundle directory serves one container at a time)", b.Dir, other)
 	}
 	policy, err := attest.LoadPolicy(env.cfg.Policy)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -80,6 +96,13 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	if verdict.Enforcement != attest.EnforceUserspace && !store.HasImage(digest) {
+		// Say what the host lacks before importing anything. (With the
+		// image in the store, measuring it below is proof enough.)
+		if err := verity.Probe(store.ObjectsDir()); err != nil {
+			return nil, fmt.Errorf("%w (enforcement %s) in store %s: %w", ErrEnforcement, verdict.Enforcement, store.Dir(), err)
+		}
+	}
 	if err := ensureImage(env, store, b, digest); err != nil {
 		return nil, err
 	}
@@ -91,7 +114,7 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := mount.Mount(mount.Options{
+	opts := mount.Options{
 		Image:      img,
 		ObjectsDir: store.ObjectsDir(),
 		StateDir:   filepath.Join(env.cfg.StateDir, id),
@@ -99,8 +122,21 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		Verity:     vmode,
 		Digest:     digest,
 		Logger:     env.log,
-	})
+	}
+	m, err := mount.Mount(opts)
+	if errors.Is(err, mount.ErrOverlayNoVerity) && verdict.Enforcement == attest.EnforceMeasure {
+		// measure: without overlayfs verity=, every object is measured
+		// by ioctl before mounting instead.
+		if err := store.CheckImage(digest, composefs.CheckMeasure); err != nil {
+			return nil, fmt.Errorf("composefs digest %s: %w", digest, err)
+		}
+		opts.Verity = mount.VerityOff
+		m, err = mount.Mount(opts)
+	}
 	if err != nil {
+		if errors.Is(err, mount.ErrOverlayNoVerity) {
+			return nil, fmt.Errorf("%w (enforcement require): %w", ErrEnforcement, err)
+		}
 		return nil, err
 	}
 	undo = func() {
@@ -112,7 +148,7 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		undo()
 		return nil, err
 	}
-	env.log.Info("mounted", "id", id, "root", m.Root(), "verity", vmode.String())
+	env.log.Info("mounted", "id", id, "root", m.Root(), "verity", opts.Verity.String())
 	return undo, nil
 }
 
@@ -120,6 +156,16 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 // bundle's root filesystem, which is only a source of bytes, and requires
 // that what it built is what was signed.
 func ensureImage(env *runtimeEnv, store *composefs.Store, b *bundle.Bundle, digest string) error {
+	if store.HasImage(digest) {
+		return nil
+	}
+	// Concurrent creates of one new image import it once: the first holds
+	// this lock while importing, the others then find the image.
+	unlock, err := lockDigest(store, digest)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if store.HasImage(digest) {
 		return nil
 	}
@@ -149,25 +195,13 @@ func enforce(env *runtimeEnv, store *composefs.Store, digest, img string, level 
 		}
 		return mount.VerityOff, nil
 	case attest.EnforceMeasure, attest.EnforceRequire:
-		if err := verity.Probe(store.ObjectsDir()); err != nil {
-			return mount.VerityOff, fmt.Errorf("%w (enforcement %s) in store %s: %w", ErrEnforcement, level, store.Dir(), err)
-		}
+		// The kernel computes the image's digest; the overlay is then
+		// mounted with verity=require (measure falls back to measuring
+		// every object when overlayfs lacks verity=, see prepareCreate).
 		if err := measureImage(img, digest); err != nil {
 			return mount.VerityOff, err
 		}
-		if level == attest.EnforceRequire {
-			if f := mount.Probe(store.Dir()); !f.OverlayVerity.Supported {
-				return mount.VerityOff, fmt.Errorf("%w (enforcement require): %w", ErrEnforcement, mount.ErrOverlayNoVerity)
-			}
-			return mount.VerityRequire, nil
-		}
-		if f := mount.Probe(store.Dir()); f.OverlayVerity.Supported {
-			return mount.VerityRequire, nil
-		}
-		if err := store.CheckImage(digest, composefs.CheckMeasure); err != nil {
-			return mount.VerityOff, fmt.Errorf("composefs digest %s: %w", digest, err)
-		}
-		return mount.VerityOff, nil
+		return mount.VerityRequire, nil
 	}
 	return mount.VerityOff, fmt.Errorf("%w: unknown enforcement level %q", ErrEnforcement, level)
 }
@@ -199,8 +233,62 @@ func patchBundle(env *runtimeEnv, b *bundle.Bundle, root, id string) error {
 		args = append(args, "--cfs-config", env.cfg.Path)
 	}
 	args = append(args, "cleanup", id)
-	if err := b.AppendHook("poststop", specs.Hook{Path: self, Args: args}); err != nil {
+	isOurs := func(h specs.Hook) bool {
+		return h.Path == self && len(h.Args) > 1 && slices.Contains(h.Args, "cleanup")
+	}
+	if err := b.AppendHook("poststop", specs.Hook{Path: self, Args: args}, isOurs); err != nil {
 		return err
 	}
 	return b.Save()
+}
+
+// bundleUser returns the id of the container whose live composefs mount the
+// bundle's root.path points at, "" if none.
+func bundleUser(env *runtimeEnv, b *bundle.Bundle) string {
+	root := b.RootPath()
+	rel, err := filepath.Rel(env.cfg.StateDir, root)
+	if err != nil {
+		return ""
+	}
+	other, rest, ok := strings.Cut(rel, string(filepath.Separator))
+	if !ok || rest != "merged" || !validID.MatchString(other) {
+		return ""
+	}
+	if _, err := os.Stat(filepath.Join(env.cfg.StateDir, other)); err != nil {
+		return ""
+	}
+	return other
+}
+
+// lockDir takes an exclusive flock on a directory. The fd is close-on-exec,
+// so the lock ends at the latest when the runtime is exec'd.
+func lockDir(dir string) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", bundle.ErrNoBundle, dir, errors.Unwrap(err))
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking bundle %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// lockDigest takes an exclusive lock for importing one digest into the
+// store (locks/<digest>, a file that stays; flock is released on close or
+// process exit, so a killed create never leaves it held).
+func lockDigest(store *composefs.Store, digest string) (func(), error) {
+	dir := filepath.Join(store.Dir(), "locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("import lock: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, digest), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("import lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("import lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -11,10 +12,11 @@ import (
 // beforeDelete unmounts the container's composefs root before `delete
 // --force` is handed off (what podman, conmon and containerd's shim send):
 // the runtime is about to kill and destroy the container whatever its
-// state. A plain `delete` is left to the poststop hook that create
-// injected, which the runtime runs only when it really destroys the
-// container (runc refuses to delete a running one without --force), so no
-// extra `state` query is needed on this path. Failures are logged, never
+// state. A plain `delete` of a container the runtime knows is left to the
+// poststop hook that create injected, which the runtime runs only when it
+// really destroys the container (runc refuses to delete a running one
+// without --force); one it does not know (its create failed before the
+// hook could be registered) is unmounted here. Failures are logged, never
 // fatal: the poststop hook and `cfs-runtime cleanup` try again.
 func beforeDelete(env *runtimeEnv) {
 	id, force := "", false
@@ -33,7 +35,8 @@ func beforeDelete(env *runtimeEnv) {
 	if _, err := os.Stat(dir); err != nil {
 		return
 	}
-	if !force {
+	if !force && runtimeKnows(env, id) {
+		// The runtime destroys it (and runs the poststop hook) or refuses.
 		return
 	}
 	if err := mount.Unmount(dir, mount.WithLogger(env.log)); err != nil {
@@ -41,4 +44,11 @@ func beforeDelete(env *runtimeEnv) {
 		return
 	}
 	env.log.Info("unmounted on delete", "id", id)
+}
+
+// runtimeKnows asks the runtime whether it has a container with that id.
+// Only called when a state directory exists and --force was not given.
+func runtimeKnows(env *runtimeEnv, id string) bool {
+	args := append(append([]string{}, env.inv.GlobalArgs()...), "state", id)
+	return exec.Command(env.runtime.Path(), args...).Run() == nil
 }

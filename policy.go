@@ -18,7 +18,9 @@ var policyCommand = &cli.Command{
 		Usage: "load the trust policy exactly as create does and print it with defaults filled in",
 		Description: "Exit status 0 when the policy (and every key, certificate and trusted root it\n" +
 			"names) loads; 1 with the file, line and key at fault otherwise. The policy is\n" +
-			"refused if a non-root user could change it or anything it relies on.",
+			"refused if a non-root user could change it or anything it relies on. Sigstore\n" +
+			"trusted roots are checked in full by the cfs-runtime-sigstore helper, which\n" +
+			"must be installed next to cfs-runtime (or named by sigstore_helper).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "policy", Usage: "trust policy `FILE`", DefaultText: "the configuration's policy, " + attest.DefaultPolicyPath},
 		},
@@ -26,7 +28,9 @@ var policyCommand = &cli.Command{
 			if c.NArg() != 0 {
 				return cli.Exit("policy check: takes no arguments (usage: cfs-runtime policy check [--policy FILE])", 2)
 			}
-			p, err := loadTrustPolicy(c)
+			// Unlike create, also have the cfs-runtime-sigstore helper
+			// parse sigstore trusted roots fully (and prove it is there).
+			p, err := loadTrustPolicy(c, attest.WithSigstoreCheck())
 			if err != nil {
 				return fmt.Errorf("policy check: %w", err)
 			}

@@ -45,6 +45,7 @@ func runRuntime(inv *oci.Invocation) int {
 		}
 		if undo != nil {
 			defer undo() // only reached when the exec itself fails
+			watchHandOff(env)
 		}
 	case inv.Command == "delete":
 		beforeDelete(env)

@@ -92,7 +92,7 @@ func verifyAction(c *cli.Context) error {
 }
 
 // loadTrustPolicy loads --policy, or the configuration's policy file.
-func loadTrustPolicy(c *cli.Context) (*attest.Policy, error) {
+func loadTrustPolicy(c *cli.Context, opts ...attest.LoadOption) (*attest.Policy, error) {
 	path := c.String("policy")
 	if path == "" {
 		cfg, err := loadConfig(c)
@@ -104,7 +104,7 @@ func loadTrustPolicy(c *cli.Context) (*attest.Policy, error) {
 	if path == "" {
 		path = attest.DefaultPolicyPath
 	}
-	return attest.LoadPolicy(path)
+	return attest.LoadPolicy(path, opts...)
 }
 
 // bundleAnnotations reads the annotations of a bundle's config.json. Only

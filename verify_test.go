@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -149,5 +150,52 @@ func TestPolicyCheck(t *testing.T) {
 		if code != 2 || err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("%s: %d %v", args, code, err)
 		}
+	}
+}
+
+// policy check has the cfs-runtime-sigstore helper, installed next to
+// cfs-runtime, parse sigstore trusted roots in full; without the helper it
+// says so in one line. Real binaries, as `make install` lays them out.
+func TestPolicyCheckSigstoreHelper(t *testing.T) {
+	requireOwnPolicy(t)
+	f := newSignFixture(t)
+	bin := filepath.Join(f.dir, "bin")
+	for pkg, name := range map[string]string{".": "cfs-runtime", "./cmd/cfs-runtime-sigstore": "cfs-runtime-sigstore"} {
+		if out, err := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-o", filepath.Join(bin, name), pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	lone := filepath.Join(f.dir, "lone")
+	os.Mkdir(lone, 0o755)
+	sigShell(t, "cp", filepath.Join(bin, "cfs-runtime"), lone)
+
+	const mt = `"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1"`
+	root := sigWriteFile(t, filepath.Join(f.dir, "trusted_root.json"), `{`+mt+`}`)
+	policy := func(root string) string {
+		return sigWriteFile(t, f.policy, fmt.Sprintf("[[signer]]\nname = \"keyless\"\ntrusted_root = %q\noidc_issuer = \"https://issuer.example.com\"\nsubject = \"builder@example.com\"\n", root))
+	}
+	check := func(dir string) (string, error) {
+		cmd := exec.Command(filepath.Join(dir, "cfs-runtime"), "policy", "check", "--policy", f.policy)
+		cmd.Env = append(os.Environ(), "CFS_RUNTIME_SIGSTORE=")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	policy(root)
+	out, err := check(bin)
+	if err != nil || !strings.Contains(out, "#   0 certificate authorities, 0 transparency logs, 0 CT logs, 0 timestamp authorities\n") {
+		t.Fatalf("policy check: %v\n%s", err, out)
+	}
+	out, err = check(lone)
+	if want := "cfs-runtime: policy check: invalid trust policy: sigstore helper " + filepath.Join(lone, "cfs-runtime-sigstore") + ": not found: install cfs-runtime-sigstore next to cfs-runtime, or name it with sigstore_helper in the policy or $CFS_RUNTIME_SIGSTORE\n"; err == nil || out != want {
+		t.Fatalf("without helper: %v\n%q\nwant %q", err, out, want)
+	}
+	// An unknown field: JSON enough for cfs-runtime's light check, not for
+	// the protobuf parse of the helper.
+	bad := sigWriteFile(t, filepath.Join(f.dir, "bad_root.json"), `{`+mt+`, "tlogz": []}`)
+	policy(bad)
+	out, err = check(bin)
+	if want := `cfs-runtime: policy check: invalid trust policy: ` + f.policy + `: signer "keyless": trusted_root ` + bad + `: not a sigstore trusted root: failed to proto-json unmarshal trusted root: proto:`; err == nil || !strings.HasPrefix(out, want) || strings.Count(out, "\n") != 1 {
+		t.Fatalf("bad root: %v\n%q\nwant prefix %q", err, out, want)
 	}
 }

@@ -1,13 +1,23 @@
 package attest
 
 import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/asn1"
 	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
 )
 
 // cosignBinary is the real cosign (Debian trixie's package): the one
@@ -177,6 +187,122 @@ func TestSignCosignKeyTypes(t *testing.T) {
 			other, _ := ParseDigest(strings.Repeat("01", 32))
 			_, err = Verify(cosignAnnotations(other, b64(sig)), p)
 			wantErr(t, err, ErrUntrusted, "cosign signature does not verify")
+		})
+	}
+}
+
+// cosign signs with SHA-256 whatever the ECDSA curve: a P-384 cosign key's
+// signatures verify, and ours verify with `cosign verify-blob`. Signatures
+// over SHA-384 (sigstore's registry default for P-384) verify as well.
+func TestCosignP384(t *testing.T) {
+	cosign := cosignBinary(t)
+	dir := t.TempDir()
+	priv, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := cryptoutils.MarshalPrivateKeyToEncryptedDER(priv, cryptoutils.StaticPasswordFunc([]byte("pw")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := write(t, filepath.Join(dir, "cosign.key"), string(cryptoutils.PEMEncode(cryptoutils.EncryptedSigstorePrivateKeyPEMType, der)))
+	pubPEM, err := cryptoutils.MarshalPublicKeyToPEM(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := write(t, filepath.Join(dir, "cosign.pub"), string(pubPEM))
+	p := policyFrom(t, dir, fmt.Sprintf("[[signer]]\nname = \"p384\"\npublic_key = %q\n", pub))
+	d, _ := ParseDigest(hex64)
+
+	v := mustVerify(t, cosignAnnotations(d, cosignSignBlob(t, cosign, key, "pw", d)), p)
+	if !strings.HasPrefix(v.Detail, "ECDSA P-384 public key ") {
+		t.Fatalf("verdict %+v", v)
+	}
+
+	k, err := LoadPrivateKey([]byte(readFile(t, key)), func() ([]byte, error) { return []byte("pw"), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := SignCosign(d, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigFile := write(t, filepath.Join(dir, "sig"), b64(sig))
+	blob := write(t, filepath.Join(dir, "message"), string(d.Message()))
+	if out := run(t, nil, cosign, "verify-blob", "--key", pub, "--signature", sigFile, "--insecure-ignore-tlog", blob); !strings.Contains(out, "Verified OK") {
+		t.Fatalf("cosign verify-blob: %s", out)
+	}
+
+	s384, err := signature.LoadDefaultSigner(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig384, err := s384.SignMessage(bytes.NewReader(d.Message()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustVerify(t, cosignAnnotations(d, b64(sig384)), p)
+}
+
+// Our standard-library verification agrees with sigstore/sigstore's
+// verifiers (the library cosign uses) on every key type: signatures made by
+// sigstore's signers verify with ours and the reverse, in ASN.1 and IEEE
+// P1363 form for ECDSA; a flipped bit is refused by both.
+func TestCosignMatchesSigstoreVerifiers(t *testing.T) {
+	d, _ := ParseDigest(hex64)
+	msg := d.Message()
+	for _, alg := range []string{"ec", "ec384", "ed25519", "rsa"} {
+		t.Run(alg, func(t *testing.T) {
+			dir := t.TempDir()
+			keyFile := filepath.Join(dir, "k.key")
+			genKey(t, keyFile, alg)
+			k, err := LoadPrivateKey([]byte(readFile(t, keyFile)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub, err := parsePublicKey([]byte(readFile(t, pubKey(t, keyFile))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// cosign's loading: SHA-256 for ECDSA and RSA (PKCS#1 v1.5),
+			// pure Ed25519.
+			cosignSV, err := signature.LoadSignerVerifier(k, crypto.SHA256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			theirs, err := cosignSV.SignMessage(bytes.NewReader(msg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !verifyKeySignature(pub, theirs, msg) {
+				t.Fatal("sigstore's signature does not verify with ours")
+			}
+			ours, err := SignCosign(d, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cosignSV.VerifySignature(bytes.NewReader(ours), bytes.NewReader(msg)); err != nil {
+				t.Fatalf("our signature does not verify with sigstore's verifier: %v", err)
+			}
+			tampered := append([]byte(nil), ours...)
+			tampered[len(tampered)/2] ^= 1
+			if verifyKeySignature(pub, tampered, msg) || cosignSV.VerifySignature(bytes.NewReader(tampered), bytes.NewReader(msg)) == nil {
+				t.Fatal("tampered signature verifies")
+			}
+			if verifyKeySignature(pub, ours, append(msg[:len(msg):len(msg)], 0)) {
+				t.Fatal("signature verifies over another message")
+			}
+			if ec, ok := pub.(*ecdsa.PublicKey); ok {
+				var rs struct{ R, S *big.Int }
+				if _, err := asn1.Unmarshal(ours, &rs); err != nil {
+					t.Fatal(err)
+				}
+				n := (ec.Curve.Params().BitSize + 7) / 8
+				p1363 := append(rs.R.FillBytes(make([]byte, n)), rs.S.FillBytes(make([]byte, n))...)
+				if !verifyKeySignature(pub, p1363, msg) || cosignSV.VerifySignature(bytes.NewReader(p1363), bytes.NewReader(msg)) != nil {
+					t.Fatal("IEEE P1363 signature refused")
+				}
+			}
 		})
 	}
 }

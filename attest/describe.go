@@ -20,6 +20,9 @@ func (p *Policy) Describe(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "unsigned = \"reject\" # containers without a composefs digest are refused unless an [[allow_unsigned]] rule matches\n")
 	}
+	if p.SigstoreHelper != "" {
+		fmt.Fprintf(w, "sigstore_helper = %q # verifies .sigstore-bundle signatures\n", p.SigstoreHelper)
+	}
 	for _, s := range p.Signers {
 		fmt.Fprintf(w, "\n[[signer]]\nname = %q\n", s.Name)
 		fmt.Fprintf(w, "# type: %s (%s)\n", s.Type, describeKind(s.Type.verifies()))
@@ -43,7 +46,7 @@ func (p *Policy) Describe(w io.Writer) {
 		case SignerSigstore:
 			fmt.Fprintf(w, "trusted_root = %q\n", s.TrustedRoot)
 			fmt.Fprintf(w, "#   %d certificate authorities, %d transparency logs, %d CT logs, %d timestamp authorities\n",
-				len(s.trusted.FulcioCertificateAuthorities()), len(s.trusted.RekorLogs()), len(s.trusted.CTLogs()), len(s.trusted.TimestampingAuthorities()))
+				s.rootSum.cas, s.rootSum.tlogs, s.rootSum.ctlogs, s.rootSum.tsas)
 			for _, kv := range [][2]string{{"oidc_issuer", s.OIDCIssuer}, {"oidc_issuer_regexp", s.OIDCIssuerRegexp}, {"subject", s.Subject}, {"subject_regexp", s.SubjectRegexp}} {
 				if kv[1] != "" {
 					fmt.Fprintf(w, "%s = %q\n", kv[0], kv[1])

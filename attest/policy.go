@@ -11,12 +11,10 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/pelletier/go-toml/v2"
-	"github.com/sigstore/sigstore-go/pkg/root"
-	"github.com/sigstore/sigstore-go/pkg/verify"
-	"github.com/sigstore/sigstore/pkg/signature"
 )
 
 // DefaultPolicyPath is where the policy lives unless the configuration's
@@ -106,10 +104,8 @@ type Signer struct {
 	roots    *x509.CertPool      // CA
 	caCerts  []*x509.Certificate // CA, for printing
 	pub      crypto.PublicKey    // PublicKey
-	verifier signature.Verifier  // PublicKey
-	trusted  root.TrustedMaterial
-	sverify  *verify.Verifier
-	identity verify.CertificateIdentity
+	rootJSON []byte              // TrustedRoot: the file's bytes, handed to the helper
+	rootSum  trustedRootSummary  // TrustedRoot, for printing
 }
 
 // UnsignedRule lets containers without a digest annotation start when
@@ -143,14 +139,22 @@ type Policy struct {
 	// AllowUnsigned is the default for containers without a digest
 	// annotation that no rule matches: false = reject (the default).
 	AllowUnsigned bool
-	Signers       []*Signer
-	Rules         []UnsignedRule
+	// SigstoreHelper is the policy's sigstore_helper: the
+	// cfs-runtime-sigstore executable that verifies sigstore bundles
+	// (empty: next to the running executable; $CFS_RUNTIME_SIGSTORE
+	// overrides both).
+	SigstoreHelper string
+	Signers        []*Signer
+	Rules          []UnsignedRule
+
+	check FileCheck // the ownership check the policy was loaded with, for the helper
 }
 
 // policyFile is the TOML document. Unknown keys are errors.
 type policyFile struct {
 	Enforcement   string       `toml:"enforcement"`
 	Unsigned      string       `toml:"unsigned"`
+	Helper        string       `toml:"sigstore_helper"`
 	Signers       []signerFile `toml:"signer"`
 	AllowUnsigned []ruleFile   `toml:"allow_unsigned"`
 }
@@ -182,8 +186,16 @@ type FileCheck func(path string) error
 type LoadOption func(*loadConfig)
 
 type loadConfig struct {
-	check FileCheck
+	check        FileCheck
+	fullSigstore bool
 }
+
+// WithSigstoreCheck also has the cfs-runtime-sigstore helper fully parse
+// every sigstore signer's trusted root and identity (`policy check` does).
+// Without it LoadPolicy checks trusted roots lightly (JSON, media type,
+// certificates and keys) and never execs the helper: the full parse then
+// happens when a bundle is verified.
+func WithSigstoreCheck() LoadOption { return func(l *loadConfig) { l.fullSigstore = true } }
 
 // WithFileCheck replaces the ownership check (default RequireOwner(0)); tests
 // use it to run as another user.
@@ -293,7 +305,16 @@ func LoadPolicy(path string, opts ...LoadOption) (*Policy, error) {
 		return nil, fmt.Errorf("%w: %s", ErrPolicy, describeTOML(path, err))
 	}
 	l := &loader{path: path, data: data, check: cfg.check}
-	return l.build(pf)
+	p, err := l.build(pf)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.fullSigstore {
+		if err := p.checkSigstore(); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 type loader struct {
@@ -317,7 +338,13 @@ func (l *loader) errAt(table string, index int, key, format string, args ...any)
 }
 
 func (l *loader) build(pf policyFile) (*Policy, error) {
-	p := &Policy{Path: l.path, Enforcement: EnforceRequire}
+	p := &Policy{Path: l.path, Enforcement: EnforceRequire, check: l.check}
+	if pf.Helper != "" {
+		if !filepath.IsAbs(pf.Helper) {
+			return nil, l.errAt("", -1, "sigstore_helper", "%q is not an absolute path", pf.Helper)
+		}
+		p.SigstoreHelper = pf.Helper
+	}
 	switch Enforcement(pf.Enforcement) {
 	case "":
 	case EnforceRequire, EnforceMeasure, EnforceUserspace:
@@ -460,9 +487,6 @@ func (l *loader) signer(i int, sf signerFile) (*Signer, error) {
 		s.Type = SignerPublicKey
 		if err := load("public_key", sf.PublicKey, func(b []byte) (err error) {
 			s.pub, err = parsePublicKey(b)
-			if err == nil {
-				s.verifier, err = signature.LoadDefaultVerifier(s.pub)
-			}
 			return
 		}); err != nil {
 			return nil, err
@@ -488,26 +512,21 @@ func (l *loader) signer(i int, sf signerFile) (*Signer, error) {
 		if s.TLogThreshold < 0 || s.TLogThreshold > 16 {
 			return nil, at("tlog_threshold", "%d is not in 0..16", s.TLogThreshold)
 		}
-		var err error
-		if s.identity, err = verify.NewShortCertificateIdentity(sf.OIDCIssuer, sf.OIDCIssuerRegexp, sf.Subject, sf.SubjectRegexp); err != nil {
-			key := "subject_regexp"
-			if _, rerr := regexp.Compile(sf.OIDCIssuerRegexp); rerr != nil {
-				key = "oidc_issuer_regexp"
+		// The identity patterns compile as sigstore-go compiles them (Go
+		// regexp, unanchored).
+		for _, kv := range [][2]string{{"subject_regexp", sf.SubjectRegexp}, {"oidc_issuer_regexp", sf.OIDCIssuerRegexp}} {
+			if _, err := regexp.Compile(kv[1]); err != nil {
+				return nil, at(kv[0], "%v", err)
 			}
-			return nil, at(key, "%v", err)
 		}
-		if err := load("trusted_root", sf.TrustedRoot, func(b []byte) error {
-			tr, err := root.NewTrustedRootFromJSON(b)
-			if err != nil {
+		if err := load("trusted_root", sf.TrustedRoot, func(b []byte) (err error) {
+			if s.rootSum, err = checkTrustedRoot(b); err != nil {
 				return fmt.Errorf("not a sigstore trusted root: %w", err)
 			}
-			s.trusted = tr
+			s.rootJSON = b
 			return nil
 		}); err != nil {
 			return nil, err
-		}
-		if err := s.buildSigstoreVerifier(); err != nil {
-			return nil, at("trusted_root", "%v", err)
 		}
 	}
 	return s, nil
@@ -533,11 +552,15 @@ func describeTOML(path string, err error) string {
 	return fmt.Sprintf("%s: %v", path, err)
 }
 
-var tomlTypeRe = regexp.MustCompile(`^cannot decode TOML (\w+) into struct field \S+ of type (\S+)$`)
+// tomlTypeRe is compiled on first use: only a bad policy needs it, and
+// cfs-runtime runs every package initializer at each runtime call.
+var tomlTypeRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^cannot decode TOML (\w+) into struct field \S+ of type (\S+)$`)
+})
 
 // friendlyTOML rewords go-toml's type errors without Go type names.
 func friendlyTOML(msg string) string {
-	m := tomlTypeRe.FindStringSubmatch(msg)
+	m := tomlTypeRe().FindStringSubmatch(msg)
 	if m == nil {
 		return msg
 	}

@@ -36,6 +36,7 @@ type virtualSigstore struct {
 
 func newVirtualSigstore(t testing.TB, dir string) *virtualSigstore {
 	t.Helper()
+	sigstoreHelper(t)
 	vs, err := ca.NewVirtualSigstore()
 	if err != nil {
 		t.Fatal(err)

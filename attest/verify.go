@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/sigstore/sigstore-go/pkg/bundle"
 )
 
 // Verdict is the outcome of a successful Verify: either a digest signed by a
@@ -58,7 +56,9 @@ func WithTime(t time.Time) VerifyOption {
 // Verify decides whether a container with these annotations may start
 // under policy p. It returns a Verdict, or an error that wraps one of
 // ErrNoDigest, ErrConflict, ErrMalformed, ErrUnsigned, ErrUntrusted,
-// ErrBadSignature and says in one line what was wrong.
+// ErrBadSignature and says in one line what was wrong; or ErrPolicy /
+// ErrInsecurePolicy when a sigstore bundle had to be verified and the
+// cfs-runtime-sigstore helper is missing, not trusted or broken.
 //
 // Every signature annotation present must be well-formed; at least one must
 // verify with a signer of the policy. A digest annotation is always
@@ -108,11 +108,13 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 	msg := d.Message()
 
 	// Decode everything first: a malformed signature annotation is refused
-	// even when another one would verify, so that mistakes surface.
+	// even when another one would verify, so that mistakes surface. (Of a
+	// sigstore bundle only the JSON shape is checked here; the helper
+	// parses it in full when it has to verify it.)
 	var (
 		p7  *pkcs7Sig
 		cos []byte
-		bun *bundle.Bundle
+		bun *sigstoreBundle
 	)
 	if s, ok := a.Signatures[PKCS7Signature]; ok {
 		der, err := decodeBase64(a.Key+SigSuffix, s)
@@ -142,26 +144,39 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 		var tried []string
 		before := len(failures)
 		for _, sg := range p.Signers {
-			if sg.Type.verifies() != kind {
-				continue
+			if sg.Type.verifies() == kind {
+				tried = append(tried, sg.Name)
 			}
-			tried = append(tried, sg.Name)
-			var detail string
-			var err error
-			switch kind {
-			case PKCS7Signature:
-				detail, err = sg.verifyPKCS7(p7, cfg.now())
-			case CosignSignature:
-				detail, err = sg.verifyCosign(cos, msg)
-			case SigstoreBundle:
-				detail, err = sg.verifySigstore(bun, msg)
-			}
-			if err == nil {
-				v.Kind, v.Signer, v.Detail = kind, sg.Name, detail
+		}
+		switch {
+		case len(tried) == 0:
+		case kind == SigstoreBundle:
+			// One helper run tries every sigstore signer, in order.
+			name, detail, errs := p.verifySigstore(a.Key+BundleSuffix, bun, msg)
+			if errs == nil {
+				v.Kind, v.Signer, v.Detail = kind, name, detail
 				return v, nil
 			}
-			if !errors.Is(err, errNotThisSigner) {
-				failures = append(failures, err)
+			failures = append(failures, errs...)
+		default:
+			for _, sg := range p.Signers {
+				if sg.Type.verifies() != kind {
+					continue
+				}
+				var detail string
+				var err error
+				if kind == PKCS7Signature {
+					detail, err = sg.verifyPKCS7(p7, cfg.now())
+				} else {
+					detail, err = sg.verifyCosign(cos, msg)
+				}
+				if err == nil {
+					v.Kind, v.Signer, v.Detail = kind, sg.Name, detail
+					return v, nil
+				}
+				if !errors.Is(err, errNotThisSigner) {
+					failures = append(failures, err)
+				}
 			}
 		}
 		if len(tried) == 0 {

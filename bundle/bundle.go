@@ -121,8 +121,9 @@ func (b *Bundle) SetRootPath(p string) error {
 }
 
 // AppendHook adds h to hooks.<stage> (e.g. "poststop"), keeping the hooks
-// already there.
-func (b *Bundle) AppendHook(stage string, h specs.Hook) error {
+// already there except those for which replaces returns true (nil keeps
+// all): a bundle used again must not collect one hook per earlier create.
+func (b *Bundle) AppendHook(stage string, h specs.Hook, replaces func(specs.Hook) bool) error {
 	hooks := map[string]json.RawMessage{}
 	if raw, ok := b.doc["hooks"]; ok && !isNull(raw) {
 		if err := json.Unmarshal(raw, &hooks); err != nil {
@@ -134,6 +135,17 @@ func (b *Bundle) AppendHook(stage string, h specs.Hook) error {
 		if err := json.Unmarshal(raw, &list); err != nil {
 			return fmt.Errorf("%w: %s: hooks.%s: %w", ErrInvalidConfig, b.ConfigPath, stage, err)
 		}
+	}
+	if replaces != nil {
+		kept := list[:0]
+		for _, raw := range list {
+			var old specs.Hook
+			if json.Unmarshal(raw, &old) == nil && replaces(old) {
+				continue
+			}
+			kept = append(kept, raw)
+		}
+		list = kept
 	}
 	enc, err := json.Marshal(h)
 	if err != nil {

@@ -42,7 +42,12 @@ func TestPatchKeepsUnknownFields(t *testing.T) {
 	if err := b.SetRootPath("/run/cfs-runtime/c1/merged"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.AppendHook("poststop", specs.Hook{Path: "/usr/local/bin/cfs-runtime", Args: []string{"cfs-runtime", "cleanup"}}); err != nil {
+	if err := b.AppendHook("poststop", specs.Hook{Path: "/usr/local/bin/cfs-runtime", Args: []string{"cfs-runtime", "cleanup", "old"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A second create replaces the first one's hook.
+	isOurs := func(h specs.Hook) bool { return h.Path == "/usr/local/bin/cfs-runtime" }
+	if err := b.AppendHook("poststop", specs.Hook{Path: "/usr/local/bin/cfs-runtime", Args: []string{"cfs-runtime", "cleanup"}}, isOurs); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Save(); err != nil {

@@ -4,7 +4,7 @@
 // package initializers cost milliseconds, which the cfs-runtime binary,
 // exec'd for every runtime call, must not pay. Package attest execs the
 // helper only when a container carries a .sigstore-bundle annotation and the
-// policy has a sigstore signer, and speaks sigstoreproto to it.
+// policy has a sigstore signer, and speaks helperproto to it.
 package sigstorebundle
 
 import (
@@ -15,7 +15,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/cfs-runtime/cfs-runtime/attest/internal/sigstoreproto"
+	"github.com/cfs-runtime/cfs-runtime/attest/internal/helperproto"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
@@ -36,7 +36,7 @@ func Serve(r io.Reader, w io.Writer) error {
 	if len(data) > maxRequest {
 		return fmt.Errorf("request larger than %d bytes", maxRequest)
 	}
-	var req sigstoreproto.Request
+	var req helperproto.Request
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -48,30 +48,30 @@ func Serve(r io.Reader, w io.Writer) error {
 
 // Handle answers one request. sigstore-go and protobuf are third-party
 // parsers fed untrusted input: a panic becomes a malformed-bundle refusal.
-func Handle(req *sigstoreproto.Request) (resp sigstoreproto.Response) {
+func Handle(req *helperproto.Request) (resp helperproto.Response) {
 	defer func() {
 		if r := recover(); r != nil {
-			resp = sigstoreproto.Response{Error: &sigstoreproto.Error{Kind: sigstoreproto.KindMalformed,
+			resp = helperproto.Response{Error: &helperproto.Error{Kind: helperproto.KindMalformed,
 				Message: "signature parser failed on this input: " + oneLine(fmt.Errorf("%v", r))}}
 		}
 	}()
 	switch req.Op {
-	case sigstoreproto.OpCheckRoot:
+	case helperproto.OpCheckRoot:
 		for _, s := range req.Signers {
-			res := sigstoreproto.Result{Name: s.Name, OK: true}
+			res := helperproto.Result{Name: s.Name, OK: true}
 			if _, perr := newSigner(s); perr != nil {
 				res.OK, res.Error = false, perr
 			}
 			resp.Results = append(resp.Results, res)
 		}
 		return resp
-	case sigstoreproto.OpVerify:
+	case helperproto.OpVerify:
 		b, perr := ParseBundle(req.Bundle)
 		if perr != nil {
-			return sigstoreproto.Response{Error: perr}
+			return helperproto.Response{Error: perr}
 		}
 		for _, s := range req.Signers {
-			res := sigstoreproto.Result{Name: s.Name}
+			res := helperproto.Result{Name: s.Name}
 			sg, perr := newSigner(s)
 			if perr == nil {
 				res.Detail, perr = sg.verify(b, req.Message)
@@ -84,18 +84,18 @@ func Handle(req *sigstoreproto.Request) (resp sigstoreproto.Response) {
 		}
 		return resp
 	}
-	return sigstoreproto.Response{Error: &sigstoreproto.Error{Kind: sigstoreproto.KindPolicy, Message: fmt.Sprintf("sigstore helper: unknown operation %q", req.Op)}}
+	return helperproto.Response{Error: &helperproto.Error{Kind: helperproto.KindPolicy, Message: fmt.Sprintf("sigstore helper: unknown operation %q", req.Op)}}
 }
 
-func malformed(format string, args ...any) *sigstoreproto.Error {
-	return &sigstoreproto.Error{Kind: sigstoreproto.KindMalformed, Message: fmt.Sprintf(format, args...)}
+func malformed(format string, args ...any) *helperproto.Error {
+	return &helperproto.Error{Kind: helperproto.KindMalformed, Message: fmt.Sprintf(format, args...)}
 }
 
 // ParseBundle decodes a sigstore bundle annotation (JSON). Only message
 // signature bundles (sign-blob style) are accepted: a DSSE envelope would
 // sign an in-toto statement, not the formatted digest. Messages follow the
 // annotation key in attest's ("malformed annotation KEY: ...").
-func ParseBundle(v string) (*bundle.Bundle, *sigstoreproto.Error) {
+func ParseBundle(v string) (*bundle.Bundle, *helperproto.Error) {
 	if !strings.HasPrefix(strings.TrimSpace(v), "{") {
 		return nil, malformed("not a sigstore bundle (JSON object expected)")
 	}
@@ -120,13 +120,13 @@ type signer struct {
 	identity verify.CertificateIdentity
 }
 
-func policyErr(format string, args ...any) *sigstoreproto.Error {
-	return &sigstoreproto.Error{Kind: sigstoreproto.KindPolicy, Message: fmt.Sprintf(format, args...)}
+func policyErr(format string, args ...any) *helperproto.Error {
+	return &helperproto.Error{Kind: helperproto.KindPolicy, Message: fmt.Sprintf(format, args...)}
 }
 
 // newSigner parses the trusted root and identity of one signer; errors read
 // as LoadPolicy's would ("signer NAME: trusted_root PATH: ...").
-func newSigner(s sigstoreproto.Signer) (*signer, *sigstoreproto.Error) {
+func newSigner(s helperproto.Signer) (*signer, *helperproto.Error) {
 	sg := &signer{name: s.Name}
 	var err error
 	if sg.identity, err = verify.NewShortCertificateIdentity(s.OIDCIssuer, s.OIDCIssuerRegexp, s.Subject, s.SubjectRegexp); err != nil {
@@ -152,7 +152,7 @@ func newSigner(s sigstoreproto.Signer) (*signer, *sigstoreproto.Error) {
 // offline: certificate chain to the trusted root's Fulcio CA, SCTs,
 // transparency log inclusion proof or signed entry timestamp, observer
 // timestamps, identity, and the signature over msg.
-func (sg *signer) verify(b *bundle.Bundle, msg []byte) (string, *sigstoreproto.Error) {
+func (sg *signer) verify(b *bundle.Bundle, msg []byte) (string, *helperproto.Error) {
 	res, err := sg.verifier.Verify(b, verify.NewPolicy(verify.WithArtifact(bytes.NewReader(msg)), verify.WithCertificateIdentity(sg.identity)))
 	if err == nil {
 		who := ""
@@ -163,7 +163,7 @@ func (sg *signer) verify(b *bundle.Bundle, msg []byte) (string, *sigstoreproto.E
 	}
 	var idErr *verify.ErrNoMatchingCertificateIdentity
 	if errors.As(err, &idErr) {
-		return "", &sigstoreproto.Error{Kind: sigstoreproto.KindUntrusted,
+		return "", &helperproto.Error{Kind: helperproto.KindUntrusted,
 			Message: fmt.Sprintf("signer %q: sigstore certificate identity not allowed: %s", sg.name, oneLine(lastErr(idErr)))}
 	}
 	// Tell "trusted, but over another artifact" from "not trusted at all":
@@ -171,10 +171,10 @@ func (sg *signer) verify(b *bundle.Bundle, msg []byte) (string, *sigstoreproto.E
 	// that passes, only the artifact was wrong.
 	claimed := b.GetMessageSignature().GetMessageDigest().GetDigest()
 	if _, err2 := sg.verifier.Verify(b, verify.NewPolicy(verify.WithArtifactDigest("sha256", claimed), verify.WithCertificateIdentity(sg.identity))); err2 == nil {
-		return "", &sigstoreproto.Error{Kind: sigstoreproto.KindBadSignature,
+		return "", &helperproto.Error{Kind: helperproto.KindBadSignature,
 			Message: fmt.Sprintf("sigstore bundle from a trusted identity (signer %q) does not sign this digest: %s", sg.name, oneLine(err))}
 	}
-	return "", &sigstoreproto.Error{Kind: sigstoreproto.KindUntrusted,
+	return "", &helperproto.Error{Kind: helperproto.KindUntrusted,
 		Message: fmt.Sprintf("signer %q: sigstore bundle does not verify against the trusted root: %s", sg.name, oneLine(err))}
 }
 

@@ -8,7 +8,7 @@
 // policy with sigstore signers.
 //
 // Protocol: one JSON request on stdin, one JSON response on stdout (see
-// package attest/internal/sigstoreproto). Exit status 0 whenever a response
+// package attest/internal/helperproto). Exit status 0 whenever a response
 // was written, refusals included; 2 for usage errors, 1 for a request that
 // cannot be read.
 package main

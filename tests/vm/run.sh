@@ -28,8 +28,10 @@ VM_CACHE=${CFS_VM_CACHE:-/var/cache/cfs-runtime-vm}
 VM_TIMEOUT=${CFS_VM_TIMEOUT:-600}
 SCENARIO_DIR=$(cd "${CFS_VM_SCENARIOS:-$VM_DIR/scenarios}" && pwd)
 SCENARIO_TIMEOUT=${CFS_VM_SCENARIO_TIMEOUT:-300}
-# (openssl: the composefs vector recipes make file contents with it)
-HOST_PACKAGES="qemu-system-x86 busybox-static e2fsprogs xz-utils cpio runc openssl"
+# (openssl: the composefs vector recipes make file contents with it, and
+# scenario hooks signing keys; jq edits OCI configs; fsverity is the
+# reference for object digests)
+HOST_PACKAGES="qemu-system-x86 busybox-static e2fsprogs xz-utils cpio runc openssl jq fsverity"
 # modules every run loads (dependencies are added): the data disk, and what
 # composefs mounts need. ext4 is built into the cloud kernel.
 BASE_MODULES="virtio_blk loop erofs overlay"
@@ -373,7 +375,11 @@ if [ -n "$BOOT" ]; then
 		"${qemu_cmd[@]}"
 		qemu_rc=$?
 	elif [ -n "${CFS_VM_VERBOSE:-}" ]; then
-		timeout --kill-after=10 "$VM_TIMEOUT" "${qemu_cmd[@]}" </dev/null 2>&1 | tee "$W/console.log"
+		# the firmware resets and clears the terminal (ESC c, CSI 2J): strip
+		# control sequences from what is shown, so that the caller's screen
+		# (e.g. demo/run.sh's earlier output) survives; console.log stays raw
+		timeout --kill-after=10 "$VM_TIMEOUT" "${qemu_cmd[@]}" </dev/null 2>&1 | tee "$W/console.log" |
+			sed -u -e 's/\x1bc/\n/g' -e 's/\x1b[][()#%]*[0-9;?]*[A-Za-z@`]//g' -e 's/\x1b[78=>]//g' -e 's/\r$//'
 		qemu_rc=${PIPESTATUS[0]}
 	else
 		timeout --kill-after=10 "$VM_TIMEOUT" "${qemu_cmd[@]}" </dev/null >"$W/console.log" 2>&1

@@ -13,9 +13,11 @@
 #                         signed       A signed by the trusted key, writable root
 #                         eio          A signed, reads /blob
 #                         cycle        A signed, read-only root (create/delete cycles)
+#                         sleeper      A signed, sleeps (a running container)
 #                         unsigned     no annotations
 #                         wrong-key    A signed by the untrusted key
 #                         other-digest A's digest with the trusted signature of B's
+#                         bad-cwd      A signed, a relative process.cwd (runc refuses)
 #   b.annotations.json  B signed by the trusted key
 #   digests             DA=<hex> DB=<hex> DBLOB=<hex of /blob's object> (sh)
 #   noverity.img        an ext4 made without the verity feature
@@ -77,9 +79,13 @@ show_root='cat /proc/self/mountinfo'
 cfg signed "$k/a.json" false "cat /etc/hello; echo written >/etc/written && cat /etc/written; $show_root"
 cfg eio "$k/a.json" true "cat /etc/hello; cat /blob >/dev/null"
 cfg cycle "$k/a.json" true "true"
+cfg sleeper "$k/a.json" true "sleep 600"
 cfg unsigned "" true "cat /etc/hello; $show_root"
 cfg wrong-key "$k/a-other.json" true "true"
 cfg other-digest "$k/a-otherdigest.json" true "true"
+# signed, but runc itself refuses it (process.cwd must be absolute), after
+# cfs-runtime has mounted the image
+jq '.process.cwd = "relative"' "$D/cfg/cycle.json" >"$D/cfg/bad-cwd.json"
 jq -e '.annotations | length == 2' "$D/cfg/signed.json" >/dev/null
 jq -e 'has("annotations") | not' "$D/cfg/unsigned.json" >/dev/null
 

@@ -1,9 +1,9 @@
-// Package sigstoreproto is the wire protocol between package attest and the
+// Package helperproto is the wire protocol between package attest and the
 // cfs-runtime-sigstore helper: one JSON Request on the helper's stdin, one
 // JSON Response on its stdout. It has no dependencies, so that attest (and
 // with it the cfs-runtime binary, exec'd for every runtime call) never links
 // sigstore-go, protobuf or grpc; only the helper does.
-package sigstoreproto
+package helperproto
 
 // Operations.
 const (
@@ -28,8 +28,8 @@ type Request struct {
 	Op string `json:"op"`
 	// Bundle is the annotation's value (sigstore bundle JSON), Message the
 	// bytes it must sign (the fs-verity formatted digest). OpVerify only.
-	Bundle  string `json:"bundle,omitempty"`
-	Message []byte `json:"message,omitempty"`
+	Bundle  string   `json:"bundle,omitempty"`
+	Message []byte   `json:"message,omitempty"`
 	Signers []Signer `json:"signers"`
 }
 
