@@ -208,7 +208,14 @@ section "runtime refuses the bundle"
 # poststop hook will ever run): cfs-runtime must not leave its mount behind
 use require bad-cwd
 check_fails runc-refuses-bundle "runc create failed: Cwd must be an absolute path" cfs-runtime create --bundle "$B" bad-cwd
+# the exit watcher that create started unmounts once runc has exited and
+# does not know the container; it is asynchronous (and slow under TCG)
+for _ in $(seq 100); do
+	[ -e "$STATE/bad-cwd" ] || break
+	sleep 0.2
+done
 nothing_left runc-refused-nothing-left
+check_contains runc-refused-watcher-logged "runtime rejected the container after mount: unmounting" cat "$VM_WORK/cfs-runtime.log"
 cfs-runtime cleanup bad-cwd >/dev/null 2>&1 # so that one leak does not fail what follows
 
 # ---- delete of a running container ------------------------------------------------
