@@ -31,10 +31,10 @@ var (
 	// ErrBadDigest is returned for a string that is not a SHA-256 digest
 	// in lower-case hex.
 	ErrBadDigest = errors.New("not a SHA-256 digest in lower-case hex")
-	// ErrSourceChanged is returned when a file's content no longer
-	// matches the digest computed for the image: it changed during the
-	// import.
-	ErrSourceChanged = errors.New("file changed during import")
+	// ErrSourceChanged is returned when a file changed while it was
+	// read: its size no longer matches what lstat said, or a second read
+	// gave another digest. Its image entry would not match its content.
+	ErrSourceChanged = errors.New("file changed while being read")
 )
 
 // Store is a content-addressed composefs object store:
@@ -64,8 +64,9 @@ type Store struct {
 // StoreOption configures a Store.
 type StoreOption func(*Store)
 
-// WithStoreThreads sets how many files an import copies and verifies in
-// parallel (default GOMAXPROCS).
+// WithStoreThreads sets how many files an import reads, hashes, copies
+// and verifies in parallel (default GOMAXPROCS). It takes the place of
+// WithThreads for ImportTree.
 func WithStoreThreads(n int) StoreOption {
 	return func(s *Store) {
 		if n > 0 {
@@ -195,6 +196,14 @@ type session struct {
 	seq  atomic.Uint64
 
 	noReflink atomic.Bool // FICLONE failed: the filesystem cannot
+	noTmpfile atomic.Bool // O_TMPFILE failed: the filesystem has none
+	spread    atomic.Uint32
+
+	// Objects of this import: claimed by the first file with that
+	// content; found correct in the store; written.
+	mu               sync.Mutex
+	claimed          map[[DigestSize]byte]struct{}
+	present, created atomic.Int64
 }
 
 func (s *Store) newSession() (*session, error) {
@@ -217,7 +226,7 @@ func (s *Store) newSession() (*session, error) {
 		os.Remove(hidden)
 		return nil, fmt.Errorf("store: lock %s: %w", hidden, err)
 	}
-	se := &session{s: s, dir: filepath.Join(tmp, id), lock: f}
+	se := &session{s: s, dir: filepath.Join(tmp, id), lock: f, claimed: map[[DigestSize]byte]struct{}{}}
 	if err := os.Rename(hidden, se.dir+".lock"); err != nil {
 		f.Close()
 		os.Remove(hidden)
@@ -291,6 +300,12 @@ func (se *session) verityEnabled() bool {
 // mkcomposefs would (with the same opts), puts every file the image refers
 // to and the image itself into the store, and returns the image's digest
 // (hex). When it returns successfully, everything is durable.
+//
+// Each file is read once: the scan's workers (WithStoreThreads of them)
+// hash the bytes they copy into the file's object, so that the digest in
+// the image is always the digest of the stored bytes. A file whose size
+// no longer matches the scan's lstat fails the import with
+// ErrSourceChanged.
 func (s *Store) ImportTree(tree string, opts ...Option) (string, error) {
 	lock, err := s.lockStore(unix.LOCK_SH)
 	if err != nil {
@@ -303,11 +318,8 @@ func (s *Store) ImportTree(tree string, opts ...Option) (string, error) {
 	}
 	defer se.close()
 
-	t, err := BuildTree(tree, opts...)
+	t, err := buildTree(tree, newOptions(opts), s.threads, se.storeContent)
 	if err != nil {
-		return "", err
-	}
-	if err := se.copyObjects(t); err != nil {
 		return "", err
 	}
 	digest, err := se.writeImage(func(w io.Writer) error { return t.WriteImage(w, opts...) })
@@ -363,17 +375,13 @@ func (se *session) writeImage(write func(io.Writer) error) (string, error) {
 		return "", err
 	}
 	var n countingWriter
-	if err := write(io.MultiWriter(t.f, h, &n)); err != nil {
+	if err := write(io.MultiWriter(t, h, &n)); err != nil {
 		return "", fmt.Errorf("store: writing image: %w", err)
 	}
 	d := h.Sum()
 	final := filepath.Join(se.s.dir, "objects", ObjectPath(d))
-	if ok, err := se.s.checkObject(final, d, uint64(n)); err != nil {
+	if err := se.place(nil, t, final, d, int64(n)); err != nil {
 		return "", err
-	} else if !ok {
-		if err := se.finish(t, final); err != nil {
-			return "", err
-		}
 	}
 	return hex.EncodeToString(d), nil
 }
@@ -429,95 +437,213 @@ func storeSyncDir(dir string) error {
 	return nil
 }
 
-// copyObjects copies the external files of t into the store with a pool of
-// workers; each distinct digest is handled once.
-func (se *session) copyObjects(t *Tree) error {
-	type job struct {
-		src    string
-		digest []byte
-		size   uint64
-	}
-	jobs := make(chan job, 4*se.s.threads)
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	failed := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return first != nil
-	}
-	for range se.s.threads {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 1<<20)
-			for j := range jobs {
-				if failed() {
-					continue
-				}
-				if err := se.putObject(j.src, j.digest, j.size, buf); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	seen := map[[DigestSize]byte]struct{}{}
-	err := t.WalkObjects(func(o Object) error {
-		if len(o.Digest) != DigestSize || o.Source == "" {
-			return fmt.Errorf("store: %s: no digest or source file", o.Path)
+// storeContent is the contentFunc of an import: it reads a file of size
+// bytes from fd, computes its fs-verity digest from the bytes it writes
+// into the file's object (so that an object's name always matches its
+// bytes, whatever the source does meanwhile) and returns the digest.
+// Objects already in the store are checked, not rewritten; a file whose
+// content is already being stored by this import is only hashed.
+func (se *session) storeContent(w *scanWorker, fd int, path string, size int64) ([]byte, error) {
+	if !se.noReflink.Load() {
+		d, err := se.storeCloned(w, fd, path, size)
+		if d != nil || err != nil {
+			return d, err
 		}
-		k := [DigestSize]byte(o.Digest)
-		if _, ok := seen[k]; ok {
-			return nil // identical files share one object
-		}
-		seen[k] = struct{}{}
-		if failed() {
-			return errStopped
-		}
-		jobs <- job{o.Source, o.Digest, o.Size}
-		return nil
-	})
-	close(jobs)
-	wg.Wait()
-	if first != nil {
-		return first
 	}
-	return err
+	switch {
+	case size < int64(len(w.buf)):
+		return se.storeWhole(w, fd, path, size)
+	case se.mostlyPresent():
+		return se.storeHashFirst(w, fd, path, size)
+	default:
+		return se.storeStreaming(w, fd, path, size)
+	}
 }
 
-var errStopped = errors.New("stopped")
+// mostlyPresent reports whether this import has so far found at least as
+// many of its objects in the store as it had to write, as a re-import
+// does. Then an object is looked for before its file is copied. Otherwise
+// (a fresh import) the file is copied first, and an object already there
+// is only noticed, and checked, when the copy cannot be linked to its name:
+// that saves a lookup per object when nearly all are new.
+func (se *session) mostlyPresent() bool {
+	return se.present.Load() >= se.created.Load()
+}
 
-// putObject stores the content of src under digest, unless a correct
-// object is there already.
-func (se *session) putObject(src string, digest []byte, size uint64, buf []byte) error {
-	final := filepath.Join(se.s.dir, "objects", ObjectPath(digest))
-	if ok, err := se.s.checkObject(final, digest, size); err != nil || ok {
-		return err
-	}
-	in, err := os.Open(src)
+// storeWhole stores a file that fits in the worker's buffer: one read,
+// the digest, then, unless the store has the object, one write into a
+// temporary file in the object's own directory.
+func (se *session) storeWhole(w *scanWorker, fd int, path string, size int64) ([]byte, error) {
+	p, _, err := w.readChunk(fd, path, size)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return nil, err
 	}
-	defer in.Close()
+	if int64(len(p)) != size {
+		return nil, sizeChanged(path, size, int64(len(p)))
+	}
+	w.h.Reset()
+	w.hashChunk(p)
+	d := w.h.Sum()
+	final, first := se.claim(d)
+	if !first {
+		return d, nil
+	}
+	if se.mostlyPresent() {
+		if ok, err := se.found(w, final, d, size); err != nil || ok {
+			return d, err
+		}
+	}
+	t, err := se.createTemp(filepath.Dir(final))
+	if err != nil {
+		return nil, err
+	}
+	defer t.discard()
+	if err := t.write(p); err != nil {
+		return nil, fmt.Errorf("store: writing the object of %s: %w", path, err)
+	}
+	return d, se.place(w, t, final, d, size)
+}
+
+// storeStreaming stores a file too big for the worker's buffer in one
+// pass: each chunk is hashed and written to a temporary file, which only
+// gets the object's name once the digest is known. Its directory is one of
+// the fan-out directories in turn, so that new inodes still spread.
+func (se *session) storeStreaming(w *scanWorker, fd int, path string, size int64) ([]byte, error) {
+	t, err := se.createTemp(se.spreadDir())
+	if err != nil {
+		return nil, err
+	}
+	defer t.discard()
+	if err := se.copyHashing(w, t, fd, path, size); err != nil {
+		return nil, err
+	}
+	d := w.h.Sum()
+	final, first := se.claim(d)
+	if !first {
+		return d, nil
+	}
+	return d, se.place(w, t, final, d, size)
+}
+
+// storeHashFirst hashes a big file, and copies it only if the store lacks
+// its object: the copy is hashed again, and must give the same digest.
+func (se *session) storeHashFirst(w *scanWorker, fd int, path string, size int64) ([]byte, error) {
+	d, err := digestContent(w, fd, path, size)
+	if err != nil {
+		return nil, err
+	}
+	final, first := se.claim(d)
+	if !first {
+		return d, nil
+	}
+	if ok, err := se.found(w, final, d, size); err != nil || ok {
+		return d, err
+	}
+	return d, se.copyObject(w, fd, path, d, size, final)
+}
+
+// copyObject copies the file open as fd (from its start) to the object
+// final, which must get the fs-verity digest want.
+func (se *session) copyObject(w *scanWorker, fd int, path string, want []byte, size int64, final string) error {
+	if _, err := unix.Seek(fd, 0, io.SeekStart); err != nil {
+		return fmt.Errorf("store: %s: %w", path, err)
+	}
 	t, err := se.createTemp(filepath.Dir(final))
 	if err != nil {
 		return err
 	}
 	defer t.discard()
-	got, err := copyHashing(t.f, in, buf, &se.noReflink)
+	if err := se.copyHashing(w, t, fd, path, size); err != nil {
+		return err
+	}
+	if got := w.h.Sum(); !bytes.Equal(got, want) {
+		return fmt.Errorf("store: %s: %w (fs-verity digest now %x, was %x)", path, ErrSourceChanged, got, want)
+	}
+	return se.place(w, t, final, want, size)
+}
+
+// copyHashing copies size bytes from fd to t through the worker's buffer,
+// hashing them with the worker's hasher.
+func (se *session) copyHashing(w *scanWorker, t *tempObject, fd int, path string, size int64) error {
+	w.h.Reset()
+	remaining := size
+	for {
+		p, eof, err := w.readChunk(fd, path, remaining)
+		if err != nil {
+			return err
+		}
+		w.hashChunk(p)
+		if err := t.write(p); err != nil {
+			return fmt.Errorf("store: writing the object of %s: %w", path, err)
+		}
+		remaining -= int64(len(p))
+		if eof {
+			break
+		}
+	}
+	if remaining != 0 {
+		return sizeChanged(path, size, size-remaining)
+	}
+	return nil
+}
+
+// storeCloned shares the source's blocks with a new object (FICLONE) where
+// the filesystem can, and hashes the clone. It returns nil, nil when the
+// filesystem cannot, and remembers that.
+func (se *session) storeCloned(w *scanWorker, fd int, path string, size int64) ([]byte, error) {
+	t, err := se.createTemp(se.spreadDir())
 	if err != nil {
-		return fmt.Errorf("store: copying %s: %w", src, err)
+		return nil, err
 	}
-	if !bytes.Equal(got, digest) {
-		return fmt.Errorf("store: %s: %w (fs-verity digest now %x, was %x)", src, ErrSourceChanged, got, digest)
+	defer t.discard()
+	if err := unix.IoctlFileClone(t.fd, fd); err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ENOTTY) ||
+			errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EPERM) {
+			se.noReflink.Store(true)
+			return nil, nil
+		}
+		return nil, fmt.Errorf("store: cloning %s: %w", path, err)
 	}
-	return se.finish(t, final)
+	d, err := digestContent(w, t.fd, path, size)
+	if err != nil {
+		return nil, err
+	}
+	final, first := se.claim(d)
+	if !first {
+		return d, nil
+	}
+	return d, se.place(w, t, final, d, size)
+}
+
+// claim returns the object path of d and whether this is the first file
+// of the import with that content: identical files share one object,
+// stored once.
+func (se *session) claim(d []byte) (final string, first bool) {
+	k := [DigestSize]byte(d)
+	se.mu.Lock()
+	_, dup := se.claimed[k]
+	se.claimed[k] = struct{}{}
+	se.mu.Unlock()
+	if dup {
+		return "", false
+	}
+	return filepath.Join(se.s.dir, "objects", ObjectPath(d)), true
+}
+
+// found reports whether the store has a correct object final (a wrong one
+// is removed).
+func (se *session) found(w *scanWorker, final string, d []byte, size int64) (bool, error) {
+	ok, err := se.checkObject(final, d, uint64(size), w)
+	if ok {
+		se.present.Add(1)
+	}
+	return ok, err
+}
+
+// spreadDir returns the fan-out directories in turn, for temporary files
+// whose digest (and so directory) is not known yet.
+func (se *session) spreadDir() string {
+	return filepath.Join(se.s.dir, "objects", hex.EncodeToString([]byte{byte(se.spread.Add(1))}))
 }
 
 // tempObject is an object being written: an O_TMPFILE inode in the
@@ -525,122 +651,100 @@ func (se *session) putObject(src string, digest []byte, size uint64, buf []byte)
 // behind, and new inodes spread over the fan-out directories instead of
 // piling into one), or, where the filesystem has no O_TMPFILE, a named file
 // in the session directory.
+//
+// Objects are written through the page cache and made durable by the
+// import's one syncfs. (Direct I/O was measured: it saves the copy into
+// the page cache but waits for the disk on every write, and was slower.)
 type tempObject struct {
-	f    *os.File
-	name string // "" for an O_TMPFILE
+	fd   int      // -1 once closed
+	ro   *os.File // read-only reopening, once fs-verity is enabled
+	name string   // "" for an O_TMPFILE
 }
 
 func (se *session) createTemp(dir string) (*tempObject, error) {
-	if se.s.noTmpfile {
+	if se.s.noTmpfile || se.noTmpfile.Load() {
 		return se.createNamedTemp()
 	}
 	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o644)
 	if err == nil {
-		return &tempObject{f: os.NewFile(uintptr(fd), filepath.Join(dir, "(new object)"))}, nil
+		return &tempObject{fd: fd}, nil
 	}
 	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EINVAL) {
 		return nil, fmt.Errorf("store: temporary file in %s: %w", dir, err)
 	}
+	se.noTmpfile.Store(true)
 	return se.createNamedTemp()
 }
 
 func (se *session) createNamedTemp() (*tempObject, error) {
 	name := se.tempName()
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	fd, err := unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", name, err)
 	}
-	return &tempObject{f: f, name: name}, nil
+	return &tempObject{fd: fd, name: name}, nil
+}
+
+// Write makes t an io.Writer (for the image).
+func (t *tempObject) Write(p []byte) (int, error) {
+	if err := t.write(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (t *tempObject) write(p []byte) error {
+	for len(p) > 0 {
+		n, err := unix.Write(t.fd, p)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
 }
 
 // discard drops whatever is left of t (nothing after a successful finish
 // but the descriptor).
 func (t *tempObject) discard() {
-	if t.f != nil {
-		t.f.Close()
-		t.f = nil
+	if t.fd >= 0 {
+		unix.Close(t.fd)
+		t.fd = -1
+	}
+	if t.ro != nil {
+		t.ro.Close()
+		t.ro = nil
 	}
 	if t.name != "" {
 		os.Remove(t.name)
 	}
 }
 
-// copyHashing copies in to out and returns the fs-verity digest of what
-// was written, so that an object's name always matches its bytes. Where
-// the filesystem can, a reflink (FICLONE) shares the blocks instead, and
-// the clone is read back for the digest; noReflink remembers that it
-// cannot.
-func copyHashing(out, in *os.File, buf []byte, noReflink *atomic.Bool) ([]byte, error) {
-	h, err := verity.NewHasher()
-	if err != nil {
-		return nil, err
-	}
-	if !noReflink.Load() {
-		err := unix.IoctlFileClone(int(out.Fd()), int(in.Fd()))
-		if err == nil {
-			if _, err := out.Seek(0, io.SeekStart); err != nil {
-				return nil, err
-			}
-			if _, err := h.ReadFrom(out); err != nil {
-				return nil, err
-			}
-			return h.Sum(), nil
-		}
-		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ENOTTY) {
-			noReflink.Store(true)
-		}
-	}
-	for {
-		n, rerr := io.ReadFull(in, buf)
-		if n > 0 {
-			h.Write(buf[:n])
-			if _, err := out.Write(buf[:n]); err != nil {
-				return nil, err
-			}
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			return h.Sum(), nil
-		}
-		if rerr != nil {
-			return nil, rerr
-		}
-	}
-}
-
 // checkObject reports whether a correct object is at path: a regular file
 // of the right size and fs-verity digest (the kernel's, when fs-verity is
-// enabled on it, else computed). A wrong object, e.g. one cut short by a
-// power failure before the import that wrote it finished, is removed so
-// that it gets written again.
-func (s *Store) checkObject(path string, digest []byte, size uint64) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return false, nil
-		}
-		return false, fmt.Errorf("store: %w", err)
+// enabled on it, else computed, with w's checker when w is not nil, so
+// that w.buf is left alone). A wrong object, e.g. one cut short by a power failure before the
+// import that wrote it finished, is removed so that it gets written again.
+func (se *session) checkObject(path string, digest []byte, size uint64, w *scanWorker) (bool, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	for err == unix.EINTR {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return false, fmt.Errorf("store: %w", err)
+	if err == unix.ENOENT {
+		return false, nil
 	}
-	ok := fi.Mode().IsRegular() && uint64(fi.Size()) == size
-	if ok {
-		var got []byte
-		if alg, d, err := verity.MeasureFile(f); err == nil && alg == verity.SHA256 {
-			got = d
-		} else {
-			h, err := verity.NewHasher()
-			if err != nil {
-				return false, err
-			}
-			if _, err := h.ReadFrom(f); err != nil {
-				return false, fmt.Errorf("store: reading %s: %w", path, err)
-			}
-			got = h.Sum()
-		}
-		ok = bytes.Equal(got, digest)
+	ok := false
+	if err == nil {
+		ok, err = se.objectOK(fd, path, digest, size, w)
+		unix.Close(fd)
+	} else if err == unix.ELOOP {
+		err = nil // a symlink is no object
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: %s: %w", path, err)
 	}
 	if !ok {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -650,50 +754,119 @@ func (s *Store) checkObject(path string, digest []byte, size uint64) (bool, erro
 	return ok, nil
 }
 
-// finish makes a completely written temporary object its object: mode
-// 0644, fs-verity enabled where the filesystem supports it, then linked or
-// renamed to its name without replacing anything. If the name exists
-// meanwhile (a concurrent import won), the existing object stays and t is
-// dropped: objects are never rewritten.
-func (se *session) finish(t *tempObject, final string) error {
-	if err := t.f.Chmod(0o644); err != nil {
-		return fmt.Errorf("store: %w", err)
+func (se *session) objectOK(fd int, path string, digest []byte, size uint64, w *scanWorker) (bool, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || uint64(st.Size) != size {
+		return false, nil
 	}
 	if se.verityEnabled() {
-		// FS_IOC_ENABLE_VERITY wants no writable descriptor: reopen
-		// read-only (through /proc for a nameless file) and close the
-		// writable one.
-		p := t.name
-		if p == "" {
-			p = "/proc/self/fd/" + strconv.Itoa(int(t.f.Fd()))
-		}
-		ro, err := os.Open(p)
+		dup, err := unix.Dup(fd)
 		if err != nil {
-			return fmt.Errorf("store: %w", err)
+			return false, err
 		}
-		t.f.Close()
-		t.f = ro
-		if err := verity.EnableFile(ro); err != nil && !errors.Is(err, verity.ErrAlreadyEnabled) {
-			return fmt.Errorf("store: %w", err)
+		f := os.NewFile(uintptr(dup), path)
+		alg, d, err := verity.MeasureFile(f)
+		f.Close()
+		if err == nil && alg == verity.SHA256 {
+			return bytes.Equal(d, digest), nil
 		}
 	}
-	var err error
+	var cw *scanWorker
+	if w != nil {
+		cw = w.checker()
+	} else {
+		h, err := verity.NewHasher()
+		if err != nil {
+			return false, err
+		}
+		cw = &scanWorker{h: h, buf: make([]byte, workerBuf)}
+	}
+	got, err := digestContent(cw, fd, path, int64(size))
+	if errors.Is(err, ErrSourceChanged) {
+		return false, nil // not the size it had a moment ago: not trusted
+	}
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(got, digest), nil
+}
+
+// place makes a completely written temporary object the object final,
+// of digest d: mode 0644, fs-verity enabled where the filesystem supports
+// it, then linked or renamed to its name without replacing anything. If
+// the name is taken (an object from before, or from a concurrent import),
+// the object there is checked: kept if correct, and t dropped (objects are
+// never rewritten), else removed and replaced by t.
+func (se *session) place(w *scanWorker, t *tempObject, final string, d []byte, size int64) error {
+	if err := se.seal(t); err != nil {
+		return err
+	}
+	for range 3 {
+		err := t.link(final)
+		if err == nil {
+			se.created.Add(1)
+			return nil
+		}
+		if !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("store: %s: %w", final, err)
+		}
+		if ok, err := se.found(w, final, d, size); err != nil || ok {
+			return err
+		}
+	}
+	return fmt.Errorf("store: %s: replaced by a wrong object again and again", final)
+}
+
+// seal gives t its final mode (O_TMPFILE and O_CREAT apply the umask) and
+// enables fs-verity where the filesystem supports it.
+func (se *session) seal(t *tempObject) error {
+	if err := unix.Fchmod(t.fd, 0o644); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if !se.verityEnabled() {
+		return nil
+	}
+	// FS_IOC_ENABLE_VERITY wants no writable descriptor: reopen read-only
+	// (through /proc for a nameless file) and close the writable one.
+	p := t.name
+	if p == "" {
+		p = "/proc/self/fd/" + strconv.Itoa(t.fd)
+	}
+	ro, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	unix.Close(t.fd)
+	t.fd = -1
+	t.ro = ro
+	if err := verity.EnableFile(ro); err != nil && !errors.Is(err, verity.ErrAlreadyEnabled) {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// link gives t the name final, failing with EEXIST if it is taken.
+func (t *tempObject) link(final string) error {
 	if t.name != "" {
-		err = unix.Renameat2(unix.AT_FDCWD, t.name, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
+		err := unix.Renameat2(unix.AT_FDCWD, t.name, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
 			// No RENAME_NOREPLACE on this filesystem: link(2) refuses
 			// an existing name just the same.
 			err = unix.Link(t.name, final)
 		}
-	} else {
-		err = unix.Linkat(int(t.f.Fd()), "", unix.AT_FDCWD, final, unix.AT_EMPTY_PATH)
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
-			// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc does not.
-			err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(t.f.Fd())), unix.AT_FDCWD, final, unix.AT_SYMLINK_FOLLOW)
-		}
+		return err
 	}
-	if err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("store: %s: %w", final, err)
+	fd := t.fd
+	if t.ro != nil {
+		fd = int(t.ro.Fd())
 	}
-	return nil
+	err := unix.Linkat(fd, "", unix.AT_FDCWD, final, unix.AT_EMPTY_PATH)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
+		// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc does not.
+		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, final, unix.AT_SYMLINK_FOLLOW)
+	}
+	return err
 }

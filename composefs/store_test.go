@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cfs-runtime/cfs-runtime/internal/testutil"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
@@ -270,14 +272,29 @@ func TestStoreRepairsBadObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ImportTree(tree); err != nil {
+	digest, err := s.ImportTree(tree)
+	if err != nil {
 		t.Fatal(err)
 	}
-	objs := storeObjects(t, s)
+	var objs []string // the files' objects, not the image's
+	for _, l := range storeObjects(t, s) {
+		if !strings.HasPrefix(l, digest[:2]+"/"+digest[2:]) {
+			objs = append(objs, l)
+		}
+	}
+	// One at a time: a re-import finding a wrong object among correct
+	// ones still looks for each object before copying its file, while the
+	// file's content is in the worker's buffer.
 	victim := filepath.Join(s.ObjectsDir(), strings.Fields(objs[0])[0])
 	wrong := bytes.Repeat([]byte{'x'}, int(mustSize(t, victim)))
 	if err := os.WriteFile(victim, wrong, 0o644); err != nil { // same size, wrong content
 		t.Fatal(err)
+	}
+	if _, err := s.ImportTree(tree); err != nil {
+		t.Fatal(err)
+	}
+	if n := storeVerify(t, s, true); n != len(objs)+1 {
+		t.Fatalf("%d objects after repair, want %d", n, len(objs)+1)
 	}
 	other := filepath.Join(s.ObjectsDir(), strings.Fields(objs[1])[0])
 	if err := os.Truncate(other, 10); err != nil { // cut short
@@ -286,8 +303,70 @@ func TestStoreRepairsBadObject(t *testing.T) {
 	if _, err := s.ImportTree(tree); err != nil {
 		t.Fatal(err)
 	}
-	if n := storeVerify(t, s, true); n != len(objs) {
-		t.Fatalf("%d objects after repair, want %d", n, len(objs))
+	if n := storeVerify(t, s, true); n != len(objs)+1 {
+		t.Fatalf("%d objects after repair, want %d", n, len(objs)+1)
+	}
+}
+
+// TestStoreFreshImportFindsObjects: once an import has had to write most
+// of its objects it no longer looks for each before copying (a fresh
+// import); an object that is there all the same is found when the copy
+// cannot take its name: kept if correct (not rewritten), replaced if not.
+func TestStoreFreshImportFindsObjects(t *testing.T) {
+	tree := filepath.Join(t.TempDir(), "tree")
+	var idx []int
+	for i := range 40 {
+		idx = append(idx, i)
+	}
+	// Sizes on both sides of the worker buffer: whole and streamed copies.
+	storeRandomTree(t, tree, 3, idx, func(i int) int { return 1000 + i*(workerBuf/20) })
+	want, err := BuildTree(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The files scanned last (d16/f0016, copied whole, and d16/f0033,
+	// streamed) have objects before the import: a correct one and, of the
+	// same size, a wrong one.
+	s, err := OpenStore(t.TempDir(), WithStoreThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var good string
+	for _, name := range []string{"f0016", "f0033"} {
+		n := want.Root.Lookup("d16").Lookup(name)
+		p := filepath.Join(s.ObjectsDir(), n.Payload)
+		data, err := os.ReadFile(filepath.Join(tree, "d16", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "f0016" {
+			good = p
+		} else {
+			data[len(data)/2] ^= 1
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(good, &st); err != nil {
+		t.Fatal(err)
+	}
+	goodIno := st.Ino
+	digest, err := s.ImportTree(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := want.Digest()
+	if digest != hex.EncodeToString(wd) {
+		t.Fatalf("digest %s, want %x", digest, wd)
+	}
+	storeCheckImage(t, s, digest)
+	if n := storeVerify(t, s, true); n != 41 {
+		t.Fatalf("%d objects, want 41", n)
+	}
+	if err := syscall.Stat(good, &st); err != nil || st.Ino != goodIno {
+		t.Errorf("the correct object was rewritten (%v)", err)
 	}
 }
 
@@ -300,27 +379,64 @@ func mustSize(t *testing.T, p string) int64 {
 	return fi.Size()
 }
 
-// TestStoreSourceChanged: content that does not match the digest the image
-// was built with is refused, and nothing is left behind.
+// TestStoreSourceChanged: content that does not match what the scan saw
+// (its lstat size, or the digest of a first read) is refused, and nothing
+// is left behind, on every path a file can take into the store.
 func TestStoreSourceChanged(t *testing.T) {
 	s, err := OpenStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(src, bytes.Repeat([]byte("abc"), 1000), 0o644); err != nil {
+	dir := t.TempDir()
+	small := filepath.Join(dir, "small") // fits in a worker's buffer
+	if err := os.WriteFile(small, bytes.Repeat([]byte("abc"), 1000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big") // streamed
+	if err := os.WriteFile(big, bytes.Repeat([]byte("abcdefg"), workerBuf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	se, err := s.newSession()
 	if err != nil {
 		t.Fatal(err)
 	}
-	stale := make([]byte, DigestSize)
-	err = se.putObject(src, stale, 3000, make([]byte, 4096))
-	se.close()
-	if !errors.Is(err, ErrSourceChanged) {
-		t.Fatalf("err = %v, want ErrSourceChanged", err)
+	defer se.close()
+	h, err := verity.NewHasher()
+	if err != nil {
+		t.Fatal(err)
 	}
+	w := &scanWorker{h: h, buf: make([]byte, workerBuf)}
+	open := func(p string) int {
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		return fd
+	}
+	for _, c := range []struct {
+		name string
+		path string
+		size int64 // what the scan's lstat said
+	}{
+		{"small file grew", small, 2999},
+		{"small file shrank", small, 3001},
+		{"big file grew", big, 7*workerBuf - 1},
+		{"big file shrank", big, 7*workerBuf + 1},
+	} {
+		if _, err := se.storeContent(w, open(c.path), c.path, c.size); !errors.Is(err, ErrSourceChanged) {
+			t.Errorf("%s: err = %v, want ErrSourceChanged", c.name, err)
+		}
+	}
+	// A re-import hashes big files first and copies them if missing: the
+	// copy must have the digest of the first read.
+	stale := make([]byte, DigestSize)
+	final := filepath.Join(s.ObjectsDir(), ObjectPath(stale))
+	err = se.copyObject(w, open(big), big, stale, 7*workerBuf, final)
+	if !errors.Is(err, ErrSourceChanged) {
+		t.Errorf("copy with another digest: err = %v, want ErrSourceChanged", err)
+	}
+	se.close()
 	if n := storeVerify(t, s, true); n != 0 {
 		t.Fatalf("%d objects stored", n)
 	}

@@ -33,7 +33,13 @@ cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
 (cd "$work/bundle" && "$RUNC" spec)
 jq '.process.terminal = false | .process.args = ["/bin/busybox", "true"]' "$work/bundle/config.json" >"$work/c.json"
 mv "$work/c.json" "$work/bundle/config.json"
-printf 'runtime = "%s"\nlog_file = ""\n' "$RUNC" >"$work/config.toml"
+# Pass-through of an unsigned container: the policy allows it (create still
+# loads the bundle and the policy, and verifies that there is no digest).
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/k.key" 2>/dev/null
+openssl pkey -in "$work/k.key" -pubout -out "$work/k.pub"
+printf 'unsigned = "allow"\n[[signer]]\nname = "bench"\npublic_key = "%s"\n' "$work/k.pub" >"$work/policy.toml"
+chmod 0755 "$work"
+printf 'runtime = "%s"\nlog_file = ""\npolicy = "%s"\nstore_dir = "%s/store"\nstate_dir = "%s/state"\n' "$RUNC" "$work/policy.toml" "$work" "$work" >"$work/config.toml"
 export CFS_RUNTIME_CONFIG=$work/config.toml
 
 declare -A times
