@@ -11,10 +11,11 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/cfs-runtime/cfs-runtime/config"
 )
 
 // DefaultPolicyPath is where the policy lives unless the configuration's
@@ -302,7 +303,7 @@ func LoadPolicy(path string, opts ...LoadOption) (*Policy, error) {
 	var pf policyFile
 	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
 	if err := dec.Decode(&pf); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrPolicy, describeTOML(path, err))
+		return nil, fmt.Errorf("%w: %s", ErrPolicy, config.DescribeTOML(path, err))
 	}
 	l := &loader{path: path, data: data, check: cfg.check}
 	p, err := l.build(pf)
@@ -530,52 +531,6 @@ func (l *loader) signer(i int, sf signerFile) (*Signer, error) {
 		}
 	}
 	return s, nil
-}
-
-// describeTOML turns a go-toml error into "file:line: key k: problem".
-func describeTOML(path string, err error) string {
-	var serr *toml.StrictMissingError
-	if errors.As(err, &serr) && len(serr.Errors) > 0 {
-		e := serr.Errors[0]
-		row, _ := e.Position()
-		return fmt.Sprintf("%s:%d: key %s: unknown key", path, row, strings.Join(e.Key(), "."))
-	}
-	var derr *toml.DecodeError
-	if errors.As(err, &derr) {
-		row, _ := derr.Position()
-		msg := friendlyTOML(strings.TrimPrefix(derr.Error(), "toml: "))
-		if k := derr.Key(); len(k) > 0 {
-			return fmt.Sprintf("%s:%d: key %s: %s", path, row, strings.Join(k, "."), msg)
-		}
-		return fmt.Sprintf("%s:%d: %s", path, row, msg)
-	}
-	return fmt.Sprintf("%s: %v", path, err)
-}
-
-// tomlTypeRe is compiled on first use: only a bad policy needs it, and
-// cfs-runtime runs every package initializer at each runtime call.
-var tomlTypeRe = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^cannot decode TOML (\w+) into struct field \S+ of type (\S+)$`)
-})
-
-// friendlyTOML rewords go-toml's type errors without Go type names.
-func friendlyTOML(msg string) string {
-	m := tomlTypeRe().FindStringSubmatch(msg)
-	if m == nil {
-		return msg
-	}
-	want := "a value of another type"
-	switch t := m[2]; {
-	case strings.HasPrefix(t, "[]"):
-		want = "an array of tables"
-	case strings.HasPrefix(t, "map"):
-		want = "a table"
-	case t == "string":
-		want = "a string"
-	case t == "int" || t == "*int":
-		want = "an integer"
-	}
-	return fmt.Sprintf("is a TOML %s, want %s", m[1], want)
 }
 
 // lineOf finds the line (1-based, 0 if not found) where key is assigned: at

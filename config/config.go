@@ -80,32 +80,12 @@ func Load(path string) (Config, error) {
 	c.Path = path
 	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("%w: %s", ErrInvalid, describe(path, err))
+		return c, fmt.Errorf("%w: %s", ErrInvalid, DescribeTOML(path, err))
 	}
 	if err := c.validate(data); err != nil {
 		return c, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return c, nil
-}
-
-// describe turns a go-toml error into "file:line: key k: problem".
-func describe(path string, err error) string {
-	var serr *toml.StrictMissingError
-	if errors.As(err, &serr) && len(serr.Errors) > 0 {
-		e := serr.Errors[0]
-		row, _ := e.Position()
-		return fmt.Sprintf("%s:%d: key %s: unknown key", path, row, strings.Join(e.Key(), "."))
-	}
-	var derr *toml.DecodeError
-	if errors.As(err, &derr) {
-		row, _ := derr.Position()
-		msg := strings.TrimPrefix(derr.Error(), "toml: ")
-		if k := derr.Key(); len(k) > 0 {
-			return fmt.Sprintf("%s:%d: key %s: %s", path, row, strings.Join(k, "."), msg)
-		}
-		return fmt.Sprintf("%s:%d: %s", path, row, msg)
-	}
-	return fmt.Sprintf("%s: %v", path, err)
 }
 
 func (c Config) validate(data []byte) error {
