@@ -307,16 +307,11 @@ func (se *session) verityEnabled() bool {
 // no longer matches the scan's lstat fails the import with
 // ErrSourceChanged.
 func (s *Store) ImportTree(tree string, opts ...Option) (string, error) {
-	lock, err := s.lockStore(unix.LOCK_SH)
+	se, done, err := s.beginImport()
 	if err != nil {
 		return "", err
 	}
-	defer lock.Close()
-	se, err := s.newSession()
-	if err != nil {
-		return "", err
-	}
-	defer se.close()
+	defer done()
 
 	t, err := buildTree(tree, newOptions(opts), s.threads, se.storeContent)
 	if err != nil {
@@ -327,6 +322,21 @@ func (s *Store) ImportTree(tree string, opts ...Option) (string, error) {
 		return "", err
 	}
 	return digest, se.commit(digest)
+}
+
+// beginImport takes the shared store lock (imports run together; gc takes
+// it exclusively) and opens an import session. done ends both.
+func (s *Store) beginImport() (se *session, done func(), err error) {
+	lock, err := s.lockStore(unix.LOCK_SH)
+	if err != nil {
+		return nil, nil, err
+	}
+	se, err = s.newSession()
+	if err != nil {
+		lock.Close()
+		return nil, nil, err
+	}
+	return se, func() { se.close(); lock.Close() }, nil
 }
 
 // ImportImage puts an existing composefs image file (e.g. made by
@@ -342,16 +352,11 @@ func (s *Store) ImportImage(path string) (string, error) {
 	if err := img.Walk(func(*Entry) error { return nil }); err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	lock, err := s.lockStore(unix.LOCK_SH)
+	se, done, err := s.beginImport()
 	if err != nil {
 		return "", err
 	}
-	defer lock.Close()
-	se, err := s.newSession()
-	if err != nil {
-		return "", err
-	}
-	defer se.close()
+	defer done()
 	digest, err := se.writeImage(func(w io.Writer) error {
 		_, err := w.Write(img.data)
 		return err
