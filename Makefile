@@ -4,11 +4,13 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 PREFIX    ?= /usr/local
 BINDIR    ?= $(PREFIX)/bin
 MANDIR    ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
 CONFDIR   ?= /etc/cfs-runtime
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: all build deps install test test-unit test-integration test-vm test-conformance lint bench man demo clean
+.PHONY: all build deps install completion test test-unit test-integration test-vm test-conformance lint bench man demo clean
 
 all: build
 
@@ -21,12 +23,15 @@ build:
 deps:
 	tests/install-deps.sh
 
-install: build
+install: build man completion
 	install -D -m 0755 bin/cfs-runtime $(DESTDIR)$(BINDIR)/cfs-runtime
 	install -D -m 0755 bin/cfs-runtime-sigstore $(DESTDIR)$(BINDIR)/cfs-runtime-sigstore
 	install -d -m 0755 $(DESTDIR)$(CONFDIR)
 	install -m 0644 contrib/config.toml.example contrib/policy.toml.example $(DESTDIR)$(CONFDIR)/
-	if [ -f man/cfs-runtime.8 ]; then install -D -m 0644 man/cfs-runtime.8 $(DESTDIR)$(MANDIR)/man8/cfs-runtime.8; fi
+	install -d -m 0755 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -D -m 0644 bin/completion/cfs-runtime.bash $(DESTDIR)$(BASHCOMPDIR)/cfs-runtime
+	install -D -m 0644 bin/completion/_cfs-runtime $(DESTDIR)$(ZSHCOMPDIR)/_cfs-runtime
 
 # test runs every suite and ends with one "N passed, N failed" line.
 test: build
@@ -54,11 +59,19 @@ lint:
 bench: build
 	@for b in tests/bench/*.sh; do echo "== $$b"; bash $$b || exit 1; done
 
-# man pages come from the CLI definitions (a build with the docs generator).
+# man pages come from the CLI definitions (a build with the docs generator):
+# cfs-runtime.8 and cfs-runtime-COMMAND.8 for each of its own commands.
 man:
 	mkdir -p man
-	go build -o bin/cfs-runtime-docs .
+	rm -f man/*.8
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/cfs-runtime-docs .
 	bin/cfs-runtime-docs generate-man man
+
+# completion scripts come from the CLI definitions too.
+completion: build
+	mkdir -p bin/completion
+	bin/cfs-runtime completion bash >bin/completion/cfs-runtime.bash
+	bin/cfs-runtime completion zsh >bin/completion/_cfs-runtime
 
 demo: build
 	demo/run.sh

@@ -6,4 +6,4 @@ import "github.com/urfave/cli/v2"
 // of these is an OCI runtime invocation and is handled by the argv table in
 // package oci, so that its argv reaches the real runtime untouched.
 // One file per command, as in runc; add each new command here.
-var toolCommands = []*cli.Command{verityCommand, digestCommand, mkimageCommand, infoCommand, importCommand, signCommand, verifyCommand, policyCommand, cleanupCommand}
+var toolCommands = []*cli.Command{verityCommand, digestCommand, mkimageCommand, infoCommand, importCommand, sealCommand, signCommand, verifyCommand, policyCommand, cleanupCommand, hookCommand, completionCommand, fsckCommand, gcCommand, imagesCommand}

@@ -1,6 +1,8 @@
 package composefs
 
 import (
+	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,7 +72,12 @@ func (s *Store) SetProvenance(image string, sources []Source) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("provenance: %w", err)
 	}
-	return atomicfile.WriteFile(filepath.Join(dir, image+".json"), append(data, '\n'), 0o600)
+	data = append(data, '\n')
+	p := filepath.Join(dir, image+".json")
+	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
+		return nil // a re-import from the same source rewrites nothing
+	}
+	return atomicfile.WriteFile(p, data, 0o600)
 }
 
 // Provenance returns the recorded sources of an image, or an error
@@ -169,4 +176,33 @@ func (s *Store) Refs() (map[string]string, error) {
 		refs[name] = d
 	}
 	return refs, nil
+}
+
+// recordSource records, before the import's commit, that every object of
+// this import and the image itself came from one source: the tree or
+// image file at path (made absolute, so that a repair finds it again from
+// any directory), first among the sources recorded before. Written before the images/ link, under the import's
+// shared lock: gc never sees the image without its record.
+func (se *session) recordSource(image, kind, path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("provenance: %w", err)
+	}
+	se.mu.Lock()
+	objs := make([]string, 0, len(se.claimed)+1)
+	for d := range se.claimed {
+		objs = append(objs, hex.EncodeToString(d[:]))
+	}
+	se.mu.Unlock()
+	objs = append(objs, image)
+	sources := []Source{{Kind: kind, Ref: abs, Objects: objs}}
+	// Sources recorded before (the same image from another tree, or
+	// from OCI layers) stay known: each can still provide its objects.
+	old, _ := se.s.Provenance(image)
+	for _, o := range old {
+		if o.Kind != kind || o.Ref != abs || o.Layout != "" {
+			sources = append(sources, o)
+		}
+	}
+	return se.s.SetProvenance(image, sources)
 }

@@ -42,7 +42,8 @@ var (
 //	objects/XX/YYYY...  file contents and images, named by fs-verity digest
 //	images/DIGEST       symlink to ../objects/XX/YYYY...: an imported image
 //	tmp/ID/, tmp/ID.lock  a running import's named temporary files
-//	lock                flock: shared while importing (exclusive: future gc)
+//	lock                flock: shared while importing, checking (fsck) or using
+//	                    an image (Hold); exclusive for gc
 //
 // Objects only ever appear under their final name complete: each is
 // written to a nameless O_TMPFILE in its directory (or a named file in
@@ -321,6 +322,9 @@ func (s *Store) ImportTree(tree string, opts ...Option) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := se.recordSource(digest, SourceTree, tree); err != nil {
+		return "", err
+	}
 	return digest, se.commit(digest)
 }
 
@@ -362,6 +366,9 @@ func (s *Store) ImportImage(path string) (string, error) {
 		return err
 	})
 	if err != nil {
+		return "", err
+	}
+	if err := se.recordSource(digest, SourceImage, path); err != nil {
 		return "", err
 	}
 	return digest, se.commit(digest)

@@ -6,6 +6,9 @@ pkgs=(
 	runc bats jq busybox-static fsverity attr acl openssl python3
 	qemu-system-x86 e2fsprogs xz-utils cpio
 	podman debootstrap git make gcc
+	zsh # tests of the zsh completion script
+	containerd # tests/bats/containerd.bats (1.6, with ctr)
+	skopeo umoci # tests/bats/oci.bats: OCI layouts written by real tools
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -19,4 +22,10 @@ fi
 if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
 	echo "Go 1.26 is required at /usr/local/go (https://go.dev/dl/)" >&2
 	exit 1
+fi
+# crictl (cri-tools) drives containerd in tests/bats/containerd.bats; Debian 12
+# does not package it. Built once (a few minutes) and kept in ~/go/bin.
+if ! command -v crictl >/dev/null && [ ! -x "$HOME/go/bin/crictl" ]; then
+	echo "installing crictl v1.34.0 into $HOME/go/bin"
+	GOBIN=$HOME/go/bin PATH=/usr/local/go/bin:$PATH nice go install sigs.k8s.io/cri-tools/cmd/crictl@v1.34.0
 fi

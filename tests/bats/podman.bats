@@ -1,23 +1,41 @@
 #!/usr/bin/env bats
 # podman → conmon → cfs-runtime → runc.
 #
-# cfs-runtime is meant to be used as `podman --runtime /usr/local/bin/cfs-runtime`.
+# cfs-runtime is meant to be used as `podman --runtime /usr/local/bin/cfs-runtime`
+# (or `podman --runtime cfs` with contrib/containers.conf.d/cfs-runtime.conf).
 # These tests run podman (Debian 12: podman 4.3.1, conmon 2.1) against
 # cfs-runtime on a busybox-static image made with `podman import` (no
 # registry is needed) and check what a user sees: output, exit codes, exec,
-# stop, kill, rm, and the same error text as with runc.
+# stop, kill, rm, the same error text as with runc, and cfs-runtime's own
+# refusals as podman prints them.
 #
-# Environment: CFS_RUNTIME (default /usr/local/bin/cfs-runtime), RUNC
+# Signed containers: the image's tree is imported into the store and its
+# digest signed with `cfs-runtime sign --format podman`, whose output is
+# pasted into `podman run`. The store must hold the image beforehand:
+# podman's prepared root filesystem never has the signed digest (the root
+# directory's mtime is that of the container's new overlay upper layer, and
+# podman adds /etc/hosts, /etc/resolv.conf, /run/.containerenv, ...).
+# This host has no fs-verity, so the policy uses enforcement = "userspace";
+# the kernel-enforced levels are proven in tests/vm.
+#
+# Environment: CFS_RUNTIME (default bin/cfs-runtime of this checkout), RUNC
 # (default /usr/sbin/runc), BUSYBOX (default /bin/busybox, must be static).
-# Needs root and podman (apt-get install podman busybox-static).
-#
-# Self-contained on purpose: it does not load helpers.bash.
+# Needs root and podman (apt-get install podman busybox-static). Installs
+# /etc/cfs-runtime/config.toml (podman and conmon scrub the environment, so
+# CFS_RUNTIME_CONFIG cannot reach cfs-runtime) and, for one test,
+# /etc/containers/containers.conf.d/cfs-runtime.conf; both are restored.
 
+# $output, $lines, $status and $stderr are set by bats' run.
+# shellcheck disable=SC2154
+
+load helpers
 bats_require_minimum_version 1.5.0
 
-CFS_RUNTIME=${CFS_RUNTIME:-/usr/local/bin/cfs-runtime}
-RUNC=${RUNC:-/usr/sbin/runc}
-BUSYBOX=${BUSYBOX:-/bin/busybox}
+DIGEST_KEY=composefs.merged.erofs.v1.fsverity-sha256-12
+# Large enough to be stored as an object (composefs inlines up to 64 bytes).
+HELLO="hello from the signed image, $(printf '%0100d' 0)"
+ETC=/etc/cfs-runtime
+DROPIN=/etc/containers/containers.conf.d/cfs-runtime.conf
 
 # As root, podman asks for container rlimits above this shell's hard limits,
 # which needs CAP_SYS_RESOURCE; the root shell on these machines lacks it, so
@@ -34,6 +52,34 @@ cfs_podman() {
 # ctr NAME: a container name unique to this run and test, removed in teardown.
 ctr() {
 	echo "cfs-bats-podman-$$-${BATS_TEST_NUMBER}-$1"
+}
+
+# pm_config UNSIGNED [STORE]: the configuration podman's cfs-runtime reads,
+# with a policy that trusts the "good" key and lets unsigned containers pass
+# (allow) or not (reject).
+pm_config() {
+	write_policy "$BATS_FILE_TMPDIR/policy.toml" userspace "$1" "$KEYS/good.pub"
+	cat >"$ETC/config.toml" <<-EOF
+		runtime = "$RUNC"
+		store_dir = "${2:-$STORE}"
+		state_dir = "$STATE"
+		log_file = "$BATS_FILE_TMPDIR/own.log"
+		policy = "$BATS_FILE_TMPDIR/policy.toml"
+	EOF
+}
+
+# pm_leftovers: mounts below the state directory, its entries and loop
+# devices on the store (prints nothing when cfs-runtime cleaned up).
+pm_leftovers() {
+	awk -v d="$STATE/" 'index($5, d) == 1 { print "mount " $5 }' /proc/self/mountinfo
+	find "$STATE" -mindepth 1 -maxdepth 1 -printf 'state %f\n' 2>/dev/null
+	losetup -a | grep -F "$BATS_FILE_TMPDIR" || true
+}
+
+# refusal MESSAGE: what podman prints when cfs-runtime refuses a container
+# started with --runtime PATH.
+refusal() {
+	echo "Error: OCI runtime error: $CFS_RUNTIME: cfs-runtime: $1"
 }
 
 setup_file() {
@@ -57,30 +103,37 @@ setup_file() {
 		return 1
 	fi
 
-	# podman and conmon run the runtime with a scrubbed environment, so only
-	# /etc/cfs-runtime/config.toml reaches cfs-runtime. Install a test
-	# configuration whose policy lets unsigned containers through (these
-	# tests are about pass-through), and restore the original afterwards.
-	local etc=/etc/cfs-runtime keys=$BATS_FILE_TMPDIR/keys
-	mkdir -p "$etc" "$keys"
-	if [ -e "$etc/config.toml" ]; then mv "$etc/config.toml" "$BATS_FILE_TMPDIR/config.toml.orig"; fi
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$keys/k.key" 2>/dev/null
-	openssl pkey -in "$keys/k.key" -pubout -out "$keys/k.pub"
-	printf 'unsigned = "allow"\nenforcement = "userspace"\n[[signer]]\nname = "bats"\npublic_key = "%s"\n' "$keys/k.pub" >"$keys/policy.toml"
-	printf 'policy = "%s"\nstore_dir = "%s"\nstate_dir = "%s"\n' "$keys/policy.toml" "$BATS_FILE_TMPDIR/store" "$BATS_FILE_TMPDIR/state" >"$etc/config.toml"
+	export KEYS=$BATS_FILE_TMPDIR/keys STORE=$BATS_FILE_TMPDIR/store STATE=$BATS_FILE_TMPDIR/state
+	# Directories this suite creates are removed again in teardown_file.
+	local d
+	for d in "$ETC" "${DROPIN%/*}"; do
+		[ -d "$d" ] || echo "$d" >>"$BATS_FILE_TMPDIR/made-dirs"
+	done
+	mkdir -p "$KEYS" "$ETC"
+	make_key "$KEYS" good
+	make_key "$KEYS" other
+	if [ -e "$ETC/config.toml" ]; then mv "$ETC/config.toml" "$BATS_FILE_TMPDIR/config.toml.orig"; fi
+	if [ -e "$DROPIN" ]; then mv "$DROPIN" "$BATS_FILE_TMPDIR/dropin.orig"; fi
 
 	# busybox-static image, imported from a tarball: no registry access.
 	local root=$BATS_FILE_TMPDIR/rootfs a
-	mkdir -p "$root"/{bin,dev,etc,proc,sys,tmp,root}
-	cp "$BUSYBOX" "$root/bin/busybox"
+	make_rootfs "$root"
 	for a in $("$BUSYBOX" --list); do
-		[ "$a" = busybox ] || ln -s busybox "$root/bin/$a"
+		[ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"
 	done
-	echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
-	echo 'root:x:0:' >"$root/etc/group"
+	mkdir "$root/data"
+	printf '%s\n' "$HELLO" >"$root/data/hello.txt"
+	# With --read-only (no writable layer) every mount point podman uses
+	# must exist in the signed image.
+	mkdir -p "$root/run" "$root/var/tmp"
+	touch "$root/etc/hosts" "$root/etc/hostname" "$root/etc/resolv.conf"
 	tar -C "$root" --numeric-owner -cf "$BATS_FILE_TMPDIR/rootfs.tar" .
 	export IMAGE=localhost/cfs-runtime-bats/busybox:$$
 	podman import --change 'CMD ["/bin/sh"]' "$BATS_FILE_TMPDIR/rootfs.tar" "$IMAGE" >/dev/null
+
+	# The same tree in cfs-runtime's store, and its signed digest.
+	DIGEST=$("$CFS_RUNTIME" import --store "$STORE" "$root")
+	export DIGEST
 
 	# podman asks only the runtimes named in containers.conf's
 	# runtime_supports_json (by basename: runc, crun, ...) for JSON error logs
@@ -94,16 +147,27 @@ setup_file() {
 	EOF
 }
 
+setup() {
+	requires_root
+	# The wrapper tests are about pass-through: unsigned containers pass.
+	pm_config allow
+}
+
 teardown() {
 	local name
 	for name in $(podman ps -a --format '{{.Names}}' 2>/dev/null | grep "^cfs-bats-podman-$$-${BATS_TEST_NUMBER}-" || true); do
 		podman rm -f -t 0 "$name" >/dev/null 2>&1 || true
 	done
+	rm -f "$DROPIN"
 }
 
 teardown_file() {
-	rm -f /etc/cfs-runtime/config.toml
-	if [ -e "$BATS_FILE_TMPDIR/config.toml.orig" ]; then mv "$BATS_FILE_TMPDIR/config.toml.orig" /etc/cfs-runtime/config.toml; fi
+	rm -f "$ETC/config.toml" "$DROPIN"
+	if [ -e "$BATS_FILE_TMPDIR/config.toml.orig" ]; then mv "$BATS_FILE_TMPDIR/config.toml.orig" "$ETC/config.toml"; fi
+	if [ -e "$BATS_FILE_TMPDIR/dropin.orig" ]; then mv "$BATS_FILE_TMPDIR/dropin.orig" "$DROPIN"; fi
+	if [ -e "$BATS_FILE_TMPDIR/made-dirs" ]; then
+		xargs rmdir <"$BATS_FILE_TMPDIR/made-dirs" 2>/dev/null || true
+	fi
 	if [ -n "${IMAGE:-}" ]; then
 		podman rmi -f "$IMAGE" >/dev/null 2>&1 || true
 	fi
@@ -264,4 +328,205 @@ wait_state() {
 	echo "cfs:  [$cfs_output]"
 	[ "$cfs_output" = "$runc_output" ]
 	[[ "$cfs_output" == *'exec: "/nonexistent": stat /nonexistent: no such file or directory'* ]]
+}
+
+# --- signed images ------------------------------------------------------------
+
+@test "signed image: podman run \$(cfs-runtime sign --format podman) runs it from the composefs mount" {
+	pm_config reject
+	# Exactly what a user pastes: the sign output, unquoted, as flags.
+	# shellcheck disable=SC2046
+	run --separate-stderr cfs_podman run --rm "${ULIMITS[@]}" \
+		$("$CFS_RUNTIME" sign --key "$KEYS/good.key" --format podman "$DIGEST") \
+		"$IMAGE" sh -c 'cat /data/hello.txt; grep " / / " /proc/self/mountinfo'
+	echo "$output$stderr"
+	[ "$status" -eq 0 ]
+	[ "$stderr" = "" ]
+	[ "${lines[0]}" = "$HELLO" ]
+	# The root is cfs-runtime's overlay over the store, not podman's.
+	[[ "${lines[1]}" == *" - overlay composefs rw,lowerdir+=$STATE/"*",datadir+=$STORE/objects,"* ]]
+	grep -q "msg=verified .*verdict=.*$DIGEST" "$BATS_FILE_TMPDIR/own.log"
+	[ -z "$(pm_leftovers)" ]
+}
+
+@test "podman run --read-only: the signed composefs root has no writable layer" {
+	pm_config reject
+	# podman mounts tmpfs on /tmp, /var/tmp and /run, and binds /etc/hosts,
+	# /etc/hostname and /etc/resolv.conf: the image has those mount points.
+	# shellcheck disable=SC2046
+	run cfs_podman run --rm --read-only "${ULIMITS[@]}" $("$CFS_RUNTIME" sign --key "$KEYS/good.key" "$DIGEST") \
+		"$IMAGE" sh -c 'grep " / / " /proc/self/mountinfo; touch /data/new'
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "${lines[0]}" == *" / / ro,"*" - overlay composefs ro,lowerdir+=$STATE/"*",datadir+=$STORE/objects,"* ]]
+	[[ "${lines[0]}" != *upperdir* ]]
+	[ "${lines[1]}" = "touch: /data/new: Read-only file system" ]
+	[ -z "$(pm_leftovers)" ]
+}
+
+@test "unsigned image, unsigned = reject: podman shows cfs-runtime's refusal" {
+	pm_config reject
+	run -126 --separate-stderr cfs_podman run --rm --name "$(ctr unsigned)" "${ULIMITS[@]}" "$IMAGE" cat /data/hello.txt
+	echo "$stderr"
+	[ "$output" = "" ]
+	[ "$stderr" = "$(refusal "no composefs digest: no $DIGEST_KEY annotation (nor another fsverity-{sha256|sha512}-{12|16} variant), and no [[allow_unsigned]] rule of $BATS_FILE_TMPDIR/policy.toml matches this container")" ]
+	run podman container exists "$(ctr unsigned)"
+	[ "$status" -eq 1 ]
+	[ -z "$(pm_leftovers)" ]
+}
+
+@test "signed by an untrusted key: podman shows cfs-runtime's refusal" {
+	pm_config reject
+	# shellcheck disable=SC2046
+	run -126 --separate-stderr cfs_podman run --rm "${ULIMITS[@]}" \
+		$("$CFS_RUNTIME" sign --key "$KEYS/other.key" "$DIGEST") "$IMAGE" cat /data/hello.txt
+	echo "$stderr"
+	[ "$output" = "" ]
+	[ "$stderr" = "$(refusal "composefs digest sha256:$DIGEST: signature not trusted: cosign signature does not verify with any trusted public key (signers tried: \"test\"): made by another key, or over another digest")" ]
+	[ -z "$(pm_leftovers)" ]
+}
+
+@test "signature of another digest: podman shows cfs-runtime's refusal" {
+	pm_config reject
+	local sig
+	sig=$("$CFS_RUNTIME" sign --key "$KEYS/good.key" --format annotations "$(printf '%064d' 1)" | sed -n "s/^$DIGEST_KEY.cosign=//p")
+	run -126 --separate-stderr cfs_podman run --rm "${ULIMITS[@]}" \
+		--annotation "$DIGEST_KEY=$DIGEST" --annotation "$DIGEST_KEY.cosign=$sig" "$IMAGE" cat /data/hello.txt
+	echo "$stderr"
+	[ "$output" = "" ]
+	[ "$stderr" = "$(refusal "composefs digest sha256:$DIGEST: signature not trusted: cosign signature does not verify with any trusted public key (signers tried: \"test\"): made by another key, or over another digest")" ]
+	[ -z "$(pm_leftovers)" ]
+}
+
+@test "signed digest not in the store: podman's root filesystem is not what was signed" {
+	local store=$BATS_TEST_TMPDIR/store
+	pm_config reject "$store"
+	# shellcheck disable=SC2046
+	run -126 --separate-stderr cfs_podman run --rm "${ULIMITS[@]}" $("$CFS_RUNTIME" sign --key "$KEYS/good.key" "$DIGEST") "$IMAGE" true
+	echo "$stderr"
+	[ "$output" = "" ]
+	[[ "$stderr" == "$(refusal "composefs digest mismatch: bundle root filesystem /var/lib/containers/storage/overlay/")"*"/merged has composefs digest "*", but the signed digest is $DIGEST" ]]
+	[ ! -e "$store/images/$DIGEST" ]
+	[ -z "$(pm_leftovers)" ]
+}
+
+@test "tampered object in the store: refused before the container starts, naming the file" {
+	local store=$BATS_TEST_TMPDIR/store obj bad
+	pm_config reject "$store"
+	[ "$("$CFS_RUNTIME" import --store "$store" "$BATS_FILE_TMPDIR/rootfs")" = "$DIGEST" ]
+	obj=$(fsverity digest --compact "$BATS_FILE_TMPDIR/rootfs/data/hello.txt")
+	printf 'J' | dd of="$store/objects/${obj:0:2}/${obj:2}" bs=1 seek=0 conv=notrunc status=none
+	bad=$(fsverity digest --compact "$store/objects/${obj:0:2}/${obj:2}")
+	# shellcheck disable=SC2046
+	run -126 --separate-stderr cfs_podman run --rm "${ULIMITS[@]}" $("$CFS_RUNTIME" sign --key "$KEYS/good.key" "$DIGEST") "$IMAGE" cat /data/hello.txt
+	echo "$stderr"
+	[ "$output" = "" ]
+	[ "$stderr" = "$(refusal "composefs digest $DIGEST: object $obj (used by /data/hello.txt): digest mismatch: content hashes to $bad")" ]
+	[ -z "$(pm_leftovers)" ]
+}
+
+@test "podman exec, stop, start, kill and rm on a signed container" {
+	pm_config reject
+	local name flags
+	name=$(ctr signed)
+	flags=$("$CFS_RUNTIME" sign --key "$KEYS/good.key" "$DIGEST")
+	# shellcheck disable=SC2086
+	cfs_podman run -d --name "$name" "${ULIMITS[@]}" $flags "$IMAGE" \
+		sh -c 'trap "exit 42" TERM; trap "exit 10" USR1; while :; do sleep 0.1; done'
+	wait_state "$name" running
+	[ "$(pm_leftovers | grep -c '^mount ')" -eq 2 ] # the state tmpfs and the overlay
+
+	run cfs_podman exec "$name" sh -c 'cat /data/hello.txt; grep -c " / / .* - overlay composefs " /proc/self/mountinfo; exit 3'
+	echo "$output"
+	[ "$status" -eq 3 ]
+	[ "${lines[0]}" = "$HELLO" ]
+	[ "${lines[1]}" = 1 ]
+
+	# stop: SIGTERM reaches the trap; the container is deleted by the
+	# runtime and its mounts go with it.
+	run cfs_podman stop -t 10 "$name"
+	[ "$status" -eq 0 ]
+	[ "$(state "$name")" = "exited 42" ]
+	[ -z "$(pm_leftovers)" ]
+
+	# start again: verified and mounted again.
+	run cfs_podman start "$name"
+	[ "$status" -eq 0 ]
+	wait_state "$name" running
+	run cfs_podman exec "$name" cat /data/hello.txt
+	[ "$output" = "$HELLO" ]
+
+	run cfs_podman kill --signal USR1 "$name"
+	[ "$status" -eq 0 ]
+	wait_state "$name" exited
+	[ "$(state "$name")" = "exited 10" ]
+
+	run cfs_podman rm "$name"
+	[ "$status" -eq 0 ]
+	run podman container exists "$name"
+	[ "$status" -eq 1 ]
+	[ -z "$(pm_leftovers)" ]
+
+	# rm -f of a running signed container
+	# shellcheck disable=SC2086
+	cfs_podman run -d --name "$name" "${ULIMITS[@]}" $flags "$IMAGE" sleep 1000
+	wait_state "$name" running
+	run cfs_podman rm -f -t 0 "$name"
+	[ "$status" -eq 0 ]
+	[ -z "$(pm_leftovers)" ]
+}
+
+@test "podman run --rm of a signed container leaves no mount and no state behind" {
+	pm_config reject
+	local _
+	for _ in 1 2 3; do
+		# shellcheck disable=SC2046
+		run cfs_podman run --rm "${ULIMITS[@]}" $("$CFS_RUNTIME" sign --key "$KEYS/good.key" "$DIGEST") "$IMAGE" cat /data/hello.txt
+		[ "$status" -eq 0 ]
+		[ "$output" = "$HELLO" ]
+		run pm_leftovers
+		echo "$output"
+		[ "$output" = "" ]
+	done
+}
+
+# --- contrib/containers.conf.d ------------------------------------------------
+
+@test "contrib/containers.conf.d/cfs-runtime.conf: podman run --runtime cfs, JSON error logs" {
+	local conf=$BATS_TEST_DIRNAME/../../contrib/containers.conf.d/cfs-runtime.conf
+	# What the file must say (podman 4.3's containers.conf(5) keys).
+	grep -qx '\[engine.runtimes\]' "$conf"
+	grep -qx 'cfs = \["/usr/local/bin/cfs-runtime"\]' "$conf"
+	grep -qE '^runtime_supports_json = \[.*"cfs".*\]$' "$conf"
+	grep -qE '^runtime_supports_json = \[.*"cfs-runtime".*\]$' "$conf"
+	# A drop-in replaces podman's default list: it must keep runc and crun.
+	grep -qE '^runtime_supports_json = \["crun", "runc", .*\]$' "$conf"
+
+	# Installed as shipped, with only the binary's path changed.
+	mkdir -p "${DROPIN%/*}"
+	sed "s|\"/usr/local/bin/cfs-runtime\"|\"$CFS_RUNTIME\"|" "$conf" >"$DROPIN"
+	pm_config reject
+	local name flags
+	name=$(ctr conf)
+	flags=$("$CFS_RUNTIME" sign --key "$KEYS/good.key" "$DIGEST")
+	# shellcheck disable=SC2086
+	run podman run --runtime cfs -d --name "$name" "${ULIMITS[@]}" $flags "$IMAGE" sleep 1000
+	[ "$status" -eq 0 ]
+	[ "$(podman inspect --format '{{.OCIRuntime}}' "$name")" = cfs ]
+	# runtime_supports_json took effect: conmon asks for JSON error logs.
+	local conmon_pid
+	conmon_pid=$(podman inspect --format '{{.State.ConmonPid}}' "$name")
+	run bash -c "tr '\\0' '\\n' </proc/$conmon_pid/cmdline | grep -A1 -x -- --runtime-arg"
+	echo "$output"
+	[ "${lines[1]}" = "--log-format=json" ]
+	run podman exec "$name" cat /data/hello.txt
+	[ "$output" = "$HELLO" ]
+	run podman rm -f -t 0 "$name"
+	[ "$status" -eq 0 ]
+
+	# podman shows the "msg" of cfs-runtime's JSON log line.
+	run -126 --separate-stderr podman run --runtime cfs --rm "${ULIMITS[@]}" "$IMAGE" true
+	echo "$stderr"
+	[ "$stderr" = "Error: OCI runtime error: cfs: cfs-runtime: no composefs digest: no $DIGEST_KEY annotation (nor another fsverity-{sha256|sha512}-{12|16} variant), and no [[allow_unsigned]] rule of $BATS_FILE_TMPDIR/policy.toml matches this container" ]
+	[ -z "$(pm_leftovers)" ]
 }

@@ -37,6 +37,12 @@ fail() {
 	_vm_mark "FAIL $VM_NAME/$1: $(printf '%s' "$2" | tr '\n' '|' | sed 's/|/ | /g')"
 }
 
+# info TEXT: a line that run.sh prints on stdout as it is (benchmarks report
+# their measurements this way); not a result.
+info() {
+	_vm_mark "INFO $*"
+}
+
 # _vm_run CMD...: run CMD with stdout+stderr captured in $VM_OUT, echoed to
 # the console for the log; sets _vm_rc.
 _vm_run() {

@@ -13,6 +13,7 @@
 #   CFS_VM_SCENARIO_TIMEOUT  seconds per scenario inside the guest (default 300)
 #   CFS_VM_VERBOSE=1         stream the guest console while it runs
 #   CFS_VM_KEEP=1            keep the work directory (initramfs, disk, logs)
+#   CFS_VM_CYCLES, CFS_BENCH_*  passed on to the guest's scenarios
 #   CFS_VM_SHELL=1           after the scenarios, a shell on the guest console
 #                            (interactive; no timeout, no console checks)
 #   CFS_VM_ACCEL             qemu accelerator (default tcg)
@@ -311,6 +312,8 @@ install -m 0644 "$VM_DIR/guest-lib.sh" "$VM_ROOT/vm/guest-lib.sh"
 {
 	echo "SCENARIO_TIMEOUT=$SCENARIO_TIMEOUT"
 	echo "VM_SHELL=${CFS_VM_SHELL:-}"
+	# settings for the scenarios themselves (CFS_VM_CYCLES, CFS_BENCH_*)
+	env | grep -E '^(CFS_VM_CYCLES|CFS_BENCH_[A-Z0-9_]+)=[A-Za-z0-9_./-]*$' | sed 's/^/export /' || true
 } >"$VM_ROOT/vm/config"
 
 # host hooks; a scenario whose hook fails is reported and not booted
@@ -353,7 +356,9 @@ if [ -n "$BOOT" ]; then
 	# the data disk: ext4 with the verity feature, 4 KiB blocks (= page size)
 	kb=$(du -sk "$DATA" | cut -f1)
 	mb=$((kb * 2 / 1024 + 512))
-	mkfs.ext4 -q -F -O verity -b 4096 -L cfsdata -d "$DATA" "$W/data.img" "${mb}M" >"$W/mkfs.log" 2>&1 || {
+	# inodes: twice what the scenarios bring, and never fewer than mkfs's default
+	inodes=$(($(find "$DATA" | wc -l) * 2 + mb * 64))
+	mkfs.ext4 -q -F -O verity -b 4096 -N "$inodes" -L cfsdata -d "$DATA" "$W/data.img" "${mb}M" >"$W/mkfs.log" 2>&1 || {
 		cat "$W/mkfs.log" >&2
 		die "mkfs.ext4 -O verity -d failed"
 	}
@@ -413,6 +418,7 @@ while IFS= read -r line; do
 	"PASS "*) report PASS "${line#PASS }" ;;
 	"FAIL "*) report FAIL "${line#FAIL }" ;;
 	"END "*) echo "vm: scenario ${line#END }" >&2 ;;
+	"INFO "*) echo "${line#INFO }" ;; # measurements (benchmarks), not results
 	esac
 done <"$W/results.txt"
 for s in "${RUN[@]}"; do

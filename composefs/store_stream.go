@@ -1,0 +1,195 @@
+package composefs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/cfs-runtime/cfs-runtime/verity"
+)
+
+// ErrShortStream is returned (wrapped) by StreamImport.PutObject when the
+// reader ends before the announced size or has more bytes than it.
+var ErrShortStream = errors.New("stream does not have the announced size")
+
+// StreamImport is an import whose file contents arrive as streams (an OCI
+// layer's tar entries) rather than as files of a tree. It is the same
+// import session as ImportTree's: the shared store lock is held from
+// BeginStream to Close (gc waits), every object is written to a temporary
+// file, checked against the digest computed from the bytes written and
+// linked into place without replacing anything, and nothing under a final
+// name is ever incomplete. WriteImage stores the image; Commit makes
+// everything durable and links it. A StreamImport is used by one
+// goroutine.
+type StreamImport struct {
+	se   *session
+	done func()
+	w    *scanWorker
+}
+
+// StreamStats counts the objects a StreamImport handled: written by it, or
+// found correct in the store.
+type StreamStats struct {
+	Created, Present int64
+}
+
+// BeginStream starts a streaming import. Close must be called.
+func (s *Store) BeginStream() (*StreamImport, error) {
+	se, done, err := s.beginImport()
+	if err != nil {
+		return nil, err
+	}
+	h, err := verity.NewHasher()
+	if err != nil {
+		done()
+		return nil, err
+	}
+	return &StreamImport{se: se, done: done, w: &scanWorker{h: h, buf: make([]byte, workerBuf)}}, nil
+}
+
+// Close ends the import (removing its temporary files) and releases the
+// store lock. Objects already placed stay; an image not committed does
+// not appear.
+func (si *StreamImport) Close() {
+	if si.done != nil {
+		si.done()
+		si.done = nil
+	}
+}
+
+// Stats returns the object counts so far.
+func (si *StreamImport) Stats() StreamStats {
+	return StreamStats{Created: si.se.created.Load(), Present: si.se.present.Load()}
+}
+
+// PutObject stores the next size bytes of r as an object and returns its
+// fs-verity digest. The digest is computed from the bytes written into the
+// object, so the object's name always matches its content. r must hold
+// exactly size bytes (ErrShortStream otherwise). Content already stored by
+// this import, or found correct in the store, is only hashed.
+func (si *StreamImport) PutObject(r io.Reader, size int64) ([]byte, error) {
+	if size < 0 {
+		return nil, fmt.Errorf("store: %w: size %d", ErrShortStream, size)
+	}
+	se, w := si.se, si.w
+	if size <= int64(len(w.buf)) {
+		p := w.buf[:size]
+		if err := readExact(r, p); err != nil {
+			return nil, err
+		}
+		if err := expectEOF(r); err != nil {
+			return nil, err
+		}
+		return se.storeBuffer(w, p, "stream")
+	}
+	// Big: one pass, hashing what is written to a temporary file in one
+	// of the fan-out directories; named once the digest is known.
+	t, err := se.createTemp(se.spreadDir())
+	if err != nil {
+		return nil, err
+	}
+	defer t.discard()
+	w.h.Reset()
+	for remaining := size; remaining > 0; {
+		p := w.buf[:min(remaining, int64(len(w.buf)))]
+		if err := readExact(r, p); err != nil {
+			return nil, err
+		}
+		w.hashChunk(p)
+		if err := t.write(p); err != nil {
+			return nil, fmt.Errorf("store: writing object: %w", err)
+		}
+		remaining -= int64(len(p))
+	}
+	if err := expectEOF(r); err != nil {
+		return nil, err
+	}
+	d := w.h.Sum()
+	final, first := se.claim(d)
+	if !first {
+		return d, nil
+	}
+	return d, se.place(w, t, final, d, size)
+}
+
+// storeBuffer stores the content p (of a file named name in messages),
+// which fits in a worker's buffer: hash it, and unless this import or the
+// store has it already, write it to a temporary file in the object's own
+// directory and name it. (storeWhole, for a file read into w.buf, is the
+// same after its read.)
+func (se *session) storeBuffer(w *scanWorker, p []byte, name string) ([]byte, error) {
+	w.h.Reset()
+	w.hashChunk(p)
+	d := w.h.Sum()
+	final, first := se.claim(d)
+	if !first {
+		return d, nil
+	}
+	size := int64(len(p))
+	if se.mostlyPresent() {
+		if ok, err := se.found(w, final, d, size); err != nil || ok {
+			return d, err
+		}
+	}
+	t, err := se.createTemp(filepath.Dir(final))
+	if err != nil {
+		return nil, err
+	}
+	defer t.discard()
+	if err := t.write(p); err != nil {
+		return nil, fmt.Errorf("store: writing the object of %s: %w", name, err)
+	}
+	return d, se.place(w, t, final, d, size)
+}
+
+// readExact fills p from r; running out early is ErrShortStream.
+func readExact(r io.Reader, p []byte) error {
+	if _, err := io.ReadFull(r, p); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return fmt.Errorf("store: %w: ended early", ErrShortStream)
+		}
+		return fmt.Errorf("store: reading stream: %w", err)
+	}
+	return nil
+}
+
+// expectEOF checks that r has nothing left.
+func expectEOF(r io.Reader) error {
+	var b [1]byte
+	n, err := io.ReadFull(r, b[:])
+	if n > 0 {
+		return fmt.Errorf("store: %w: more bytes than announced", ErrShortStream)
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("store: reading stream: %w", err)
+	}
+	return nil
+}
+
+// WriteImage stores the image that write writes as an object and returns
+// its digest (hex). The image is not visible (images/DIGEST) before
+// Commit.
+func (si *StreamImport) WriteImage(write func(io.Writer) error) (string, error) {
+	return si.se.writeImage(write)
+}
+
+// Commit makes everything written by this import durable (one syncfs) and
+// links images/DIGEST to the image WriteImage stored: the commit point.
+func (si *StreamImport) Commit(digest string) error {
+	return si.se.commit(digest)
+}
+
+// HasObject reports whether the store has an object of that digest (hex)
+// and size: a regular file under its name. The content is not read
+// (fsck checks content); this is the cheap test whether something still
+// needs the object's source, e.g. after gc.
+func (s *Store) HasObject(digest string, size uint64) bool {
+	p, err := s.ObjectPath(digest)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Lstat(p)
+	return err == nil && fi.Mode().IsRegular() && uint64(fi.Size()) == size
+}

@@ -1,0 +1,366 @@
+package ociimage
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"slices"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/cfs-runtime/cfs-runtime/composefs"
+)
+
+// Canonicalization rules: how an image's layers become a composefs tree
+// and which EROFS format the image is written in.
+const (
+	// CanonicalOCI (the default) keeps what the layers say: tar metadata
+	// as written (nanosecond mtimes from PAX headers, every xattr), the
+	// root directory's metadata from the layers' "./" entry (0755 root:root
+	// mtime 0 when none has one), /run as the layers leave it; OCI
+	// whiteout semantics; the image in libcomposefs 1.0.8's format, the one
+	// `cfs-runtime digest`, mkcomposefs and composefs-info use (image
+	// format version 0, or 1 when the tree has whiteouts).
+	CanonicalOCI = "oci"
+	// CanonicalComposefsRS follows composefs-rs' OCI rules
+	// (composefs-oci create_filesystem + transform_for_oci): mtimes in
+	// whole seconds, the root directory takes /usr's metadata, /run is
+	// emptied, entries applied in tar order; the image in composefs-rs'
+	// EROFS format ErofsVersion (1 by default: libcomposefs' format with
+	// composefs_version 1; 0 the same with version 0; 2 composefs-rs'
+	// legacy format). The digest is what `cfsctl --hash sha256
+	// [--erofs-version N] oci compute-id` prints for the image.
+	CanonicalComposefsRS = "composefs-rs"
+)
+
+// Options configure Import and Digest.
+type Options struct {
+	// Canonical is CanonicalOCI ("" means it) or CanonicalComposefsRS.
+	Canonical string
+	// ErofsVersion is composefs-rs' EROFS format version (0, 1 or 2) for
+	// CanonicalComposefsRS; 0 is taken as 1 unless ErofsVersionSet.
+	ErofsVersion    int
+	ErofsVersionSet bool
+	// Log, if set, gets one line per layer: processed or reused.
+	Log io.Writer
+	// RefName names the image in the store (Store.SetRef), so that gc
+	// keeps it; "" means the layout reference ("oci:/abs/DIR:NAME").
+	RefName string
+}
+
+func (o Options) check() error {
+	switch o.Canonical {
+	case "", CanonicalOCI:
+		if o.ErofsVersionSet {
+			return fmt.Errorf("%w: an EROFS version applies to --canonical %s only", ErrUnsupported, CanonicalComposefsRS)
+		}
+	case CanonicalComposefsRS:
+		if o.ErofsVersion < 0 || o.ErofsVersion > 2 {
+			return fmt.Errorf("%w: composefs-rs EROFS version %d (want 0, 1 or 2)", ErrUnsupported, o.ErofsVersion)
+		}
+	default:
+		return fmt.Errorf("%w: canonicalization %q (want %s or %s)", ErrUnsupported, o.Canonical, CanonicalOCI, CanonicalComposefsRS)
+	}
+	return nil
+}
+
+func (o Options) composefsRS() bool { return o.Canonical == CanonicalComposefsRS }
+
+// writeImage returns the function that writes t's image in the format the
+// options select.
+func (o Options) writeImage(t *composefs.Tree) func(io.Writer) error {
+	if !o.composefsRS() {
+		return func(w io.Writer) error { return t.WriteImage(w) }
+	}
+	v := o.ErofsVersion
+	if !o.ErofsVersionSet {
+		v = 1
+	}
+	switch v {
+	case 2:
+		return t.WriteComposefsRSImage
+	case 1:
+		return func(w io.Writer) error { return t.WriteImage(w, composefs.WithMinVersion(1)) }
+	}
+	return func(w io.Writer) error { return t.WriteImage(w) }
+}
+
+// LayerResult says what happened to one layer.
+type LayerResult struct {
+	DiffID  digest.Digest
+	Reused  bool // applied from its record: the layer was not read
+	Entries int
+	// Objects is how many distinct objects the layer's files have.
+	Objects int
+}
+
+// Result is what Import did.
+type Result struct {
+	Ref      Ref
+	Digest   string // composefs image digest (hex)
+	Manifest digest.Digest
+	RefName  string // the store ref that keeps the image
+	Layers   []LayerResult
+	// Stats counts the objects written to, or found in, the store (layers
+	// that were read only).
+	Stats composefs.StreamStats
+}
+
+// Processed is how many layers were read (not reused from records).
+func (r *Result) Processed() int {
+	n := 0
+	for _, l := range r.Layers {
+		if !l.Reused {
+			n++
+		}
+	}
+	return n
+}
+
+// layerRun applies one image's layers, from records where possible.
+type layerRun struct {
+	l      *Layout
+	img    *Image
+	opts   Options
+	m      *merger
+	layers []LayerResult
+	fresh  map[int][]entry // layers read in this run, to record
+	all    [][]entry
+}
+
+func newRun(l *Layout, img *Image, opts Options) *layerRun {
+	return &layerRun{l: l, img: img, opts: opts, m: newMerger(opts.composefsRS()), fresh: map[int][]entry{}}
+}
+
+// layer applies layer i: from its record (if store is not nil and has a
+// usable one whose objects are all present), else by reading it into sink.
+func (r *layerRun) layer(i int, store *composefs.Store, sink objectSink) error {
+	diffID := r.img.Config.RootFS.DiffIDs[i]
+	what := fmt.Sprintf("layer %d/%d %s", i+1, len(r.img.Manifest.Layers), diffID)
+	var entries []entry
+	reused := false
+	if store != nil {
+		recorded, missing, err := loadRecord(store, diffID)
+		switch {
+		case err == nil && missing == 0:
+			entries, reused = recorded, true
+		case err == nil:
+			r.logf("%s: %d objects of its record are gone from the store: reading the layer again", what, missing)
+		case !errors.Is(err, fs.ErrNotExist):
+			r.logf("%s: %v: reading the layer again", what, err)
+		}
+	}
+	if !reused {
+		var err error
+		if entries, err = r.l.readLayer(r.img, i, sink); err != nil {
+			return err
+		}
+		r.fresh[i] = entries
+	}
+	r.m.beginLayer(i)
+	objs := map[string]struct{}{}
+	for _, e := range entries {
+		if err := r.m.apply(e); err != nil {
+			return fmt.Errorf("%s: %s: %w", r.l.ref, what, err)
+		}
+		if e.node.Digest != nil {
+			objs[string(e.node.Digest)] = struct{}{}
+		}
+	}
+	r.all = append(r.all, entries)
+	r.layers = append(r.layers, LayerResult{DiffID: diffID, Reused: reused, Entries: len(entries), Objects: len(objs)})
+	if reused {
+		r.logf("%s: already imported (%d entries, %d objects)", what, len(entries), len(objs))
+	} else {
+		r.logf("%s: processed (%d entries, %d objects)", what, len(entries), len(objs))
+	}
+	return nil
+}
+
+func (r *layerRun) logf(format string, args ...any) {
+	if r.opts.Log != nil {
+		fmt.Fprintf(r.opts.Log, format+"\n", args...)
+	}
+}
+
+// tree is the merged tree, canonicalized as the options say.
+func (r *layerRun) tree() (*composefs.Tree, error) {
+	if r.opts.composefsRS() {
+		if err := r.m.canonicalizeComposefsRS(); err != nil {
+			return nil, fmt.Errorf("%s: %w", r.l.ref, err)
+		}
+	}
+	t, err := r.m.tree(r.opts.composefsRS())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.l.ref, err)
+	}
+	return t, nil
+}
+
+// Import puts the image ref names into the store: every layer not recorded
+// before is read (its blob checked against its digest, its uncompressed
+// content against the config's diff_id) with file contents going into the
+// store as they stream by; recorded layers are applied from their records.
+// Then the merged image is written, its provenance (one source per layer)
+// recorded and the image committed; then the new layers' records and a ref
+// to the image are written, all under the store's import lock (gc waits).
+// A layout that fails a check leaves no image (objects already placed are
+// complete and verified; gc removes them if nothing uses them).
+func Import(store *composefs.Store, ref Ref, opts Options) (*Result, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	l, img, err := openImage(ref)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	si, err := store.BeginStream()
+	if err != nil {
+		return nil, err
+	}
+	defer si.Close()
+	r := newRun(l, img, opts)
+	for i := range img.Manifest.Layers {
+		if err := r.layer(i, store, si); err != nil {
+			return nil, err
+		}
+	}
+	t, err := r.tree()
+	if err != nil {
+		return nil, err
+	}
+	d, err := si.WriteImage(opts.writeImage(t))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	// Provenance before the image appears (as every import records it):
+	// fsck never finds the image without its sources.
+	if err := store.SetProvenance(d, mergeSources(store, d, r.provenance(t))); err != nil {
+		return nil, fmt.Errorf("%s: provenance: %w", ref, err)
+	}
+	if err := si.Commit(d); err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	res := &Result{Ref: ref, Digest: d, Manifest: img.ManifestDescriptor().Digest, Layers: r.layers, Stats: si.Stats()}
+	// Records only once their objects are durable (Commit's syncfs): a
+	// record is trusted to mean "these objects are in the store".
+	for i, entries := range r.fresh {
+		if err := writeRecord(store, img.Config.RootFS.DiffIDs[i], entries); err != nil {
+			return nil, err
+		}
+	}
+	res.RefName = opts.RefName
+	if res.RefName == "" {
+		res.RefName = refName(ref, img)
+	}
+	if err := store.SetRef(res.RefName, d); err != nil {
+		return nil, fmt.Errorf("%s: ref %q: %w", ref, res.RefName, err)
+	}
+	return res, nil
+}
+
+// refName is the store ref of an imported image: the layout reference,
+// with the image's name when none was given and the index names it; for a
+// reference too long for a ref file name, "oci@" and the manifest digest.
+func refName(ref Ref, img *Image) string {
+	if ref.Tag == "" && img.Name != "" {
+		ref.Tag = img.Name
+	}
+	if name := ref.String(); len(url.PathEscape(name)) <= maxRefName {
+		return name
+	}
+	return "oci@" + img.ManifestDescriptor().Digest.String()
+}
+
+// maxRefName is the longest (path-escaped) ref name the store takes.
+const maxRefName = 200
+
+// provenance lists, per layer, the image's objects its files provided
+// (Ref: the layer's diff_id; Layout: where it was read).
+func (r *layerRun) provenance(t *composefs.Tree) []composefs.Source {
+	inImage := map[string]struct{}{}
+	t.WalkObjects(func(o composefs.Object) error {
+		inImage[string(o.Digest)] = struct{}{}
+		return nil
+	})
+	srcs := make([]composefs.Source, 0, len(r.all))
+	for i, entries := range r.all {
+		seen := map[string]struct{}{}
+		objs := []string{}
+		for _, e := range entries {
+			d := string(e.node.Digest)
+			if _, ok := inImage[d]; !ok || e.node.Digest == nil {
+				continue
+			}
+			if _, dup := seen[d]; !dup {
+				seen[d] = struct{}{}
+				objs = append(objs, hex.EncodeToString(e.node.Digest))
+			}
+		}
+		slices.Sort(objs)
+		srcs = append(srcs, composefs.Source{
+			Kind:    composefs.SourceOCILayer,
+			Ref:     r.img.Config.RootFS.DiffIDs[i].String(),
+			Layout:  r.l.ref.String(),
+			Objects: objs,
+		})
+	}
+	return srcs
+}
+
+// mergeSources adds to srcs the sources recorded before for the image
+// that are not among them (the same image imported from another layout,
+// or as a tree): every place that can provide its objects stays known.
+func mergeSources(store *composefs.Store, image string, srcs []composefs.Source) []composefs.Source {
+	old, err := store.Provenance(image)
+	if err != nil {
+		return srcs
+	}
+	for _, o := range old {
+		if !slices.ContainsFunc(srcs, func(s composefs.Source) bool {
+			return s.Kind == o.Kind && s.Ref == o.Ref && s.Layout == o.Layout
+		}) {
+			srcs = append(srcs, o)
+		}
+	}
+	return srcs
+}
+
+// Digest computes the composefs digest (hex) of the image ref names without
+// a store: every layer is read and checked, file contents are only hashed.
+func Digest(ref Ref, opts Options) (string, *Image, error) {
+	if err := opts.check(); err != nil {
+		return "", nil, err
+	}
+	l, img, err := openImage(ref)
+	if err != nil {
+		return "", nil, err
+	}
+	defer l.Close()
+	sink, err := newHashSink()
+	if err != nil {
+		return "", nil, err
+	}
+	r := newRun(l, img, opts)
+	for i := range img.Manifest.Layers {
+		if err := r.layer(i, nil, sink); err != nil {
+			return "", nil, err
+		}
+	}
+	t, err := r.tree()
+	if err != nil {
+		return "", nil, err
+	}
+	h, err := newHashSink()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := opts.writeImage(t)(h.h); err != nil {
+		return "", nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	return hex.EncodeToString(h.h.Sum()), img, nil
+}
