@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,33 +46,17 @@ func signAction(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return cli.Exit("sign: want exactly one DIGEST, IMAGE or TREE argument (usage: cfs-runtime sign --key KEY [--cert CERT] [--format podman|json|annotations] DIGEST|IMAGE|TREE)", 2)
 	}
-	format := c.String("format")
-	switch format {
-	case "podman", "json", "annotations":
-	default:
-		return cli.Exit(fmt.Sprintf("sign: unknown --format %q (want podman, json or annotations)", format), 2)
+	format, err := annotationFormat(c, "sign")
+	if err != nil {
+		return err
 	}
 	d, err := signTarget(c, c.Args().First())
 	if err != nil {
 		return err
 	}
-	keyData, err := os.ReadFile(c.String("key"))
+	key, chain, err := signingKey(c)
 	if err != nil {
 		return fmt.Errorf("sign: %w", err)
-	}
-	key, err := attest.LoadPrivateKey(keyData, cosignPassword)
-	if err != nil {
-		return fmt.Errorf("sign: %s: %w", c.String("key"), err)
-	}
-	var chain []*x509.Certificate
-	if p := c.String("cert"); p != "" {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return fmt.Errorf("sign: %w", err)
-		}
-		if chain, err = attest.ParseCertificates(data); err != nil {
-			return fmt.Errorf("sign: %s: %w", p, err)
-		}
 	}
 	ann, err := attest.Sign(d, key, chain)
 	if err != nil {

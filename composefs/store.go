@@ -493,27 +493,7 @@ func (se *session) storeWhole(w *scanWorker, fd int, path string, size int64) ([
 	if int64(len(p)) != size {
 		return nil, sizeChanged(path, size, int64(len(p)))
 	}
-	w.h.Reset()
-	w.hashChunk(p)
-	d := w.h.Sum()
-	final, first := se.claim(d)
-	if !first {
-		return d, nil
-	}
-	if se.mostlyPresent() {
-		if ok, err := se.found(w, final, d, size); err != nil || ok {
-			return d, err
-		}
-	}
-	t, err := se.createTemp(filepath.Dir(final))
-	if err != nil {
-		return nil, err
-	}
-	defer t.discard()
-	if err := t.write(p); err != nil {
-		return nil, fmt.Errorf("store: writing the object of %s: %w", path, err)
-	}
-	return d, se.place(w, t, final, d, size)
+	return se.storeBuffer(w, p, path)
 }
 
 // storeStreaming stores a file too big for the worker's buffer in one

@@ -7,6 +7,7 @@ pkgs=(
 	qemu-system-x86 e2fsprogs xz-utils cpio
 	podman debootstrap git make gcc
 	zsh # tests of the zsh completion script
+	man-db # man_test renders every generated page
 	containerd # tests/bats/containerd.bats (1.6, with ctr)
 	skopeo umoci # tests/bats/oci.bats: OCI layouts written by real tools
 )
