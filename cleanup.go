@@ -47,8 +47,7 @@ runtime, e.g. cfs-runtime --root /run/containerd/runc/k8s.io cleanup.`,
 				if err != nil {
 					return err
 				}
-				args := append(append([]string{}, invocation(c).GlobalArgs()...), "state", id)
-				if exec.Command(path, args...).Run() == nil {
+				if oci.Knows(path, invocation(c), id) {
 					return nil // the runtime has it; delete and the poststop hook clean up
 				}
 				log.Info("runtime rejected the container after mount: unmounting", "id", id)

@@ -1,3 +1,5 @@
+//go:build !slim
+
 package main
 
 import "github.com/urfave/cli/v2"
@@ -7,3 +9,6 @@ import "github.com/urfave/cli/v2"
 // package oci, so that its argv reaches the real runtime untouched.
 // One file per command, as in runc; add each new command here.
 var toolCommands = []*cli.Command{verityCommand, digestCommand, mkimageCommand, infoCommand, importCommand, sealCommand, signCommand, verifyCommand, policyCommand, cleanupCommand, hookCommand, completionCommand, fsckCommand, gcCommand, imagesCommand}
+
+// slimBuild: this is the full build (see commands_slim.go).
+const slimBuild = false

@@ -91,6 +91,13 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Until the mount state below records the digest, nothing else marks
+	// the image as in use: hold the store so that gc waits.
+	release, err := store.Hold()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if verdict.Enforcement != attest.EnforceUserspace && !store.HasImage(digest) {
 		// Say what the host lacks before importing anything. (With the
 		// image in the store, measuring it below is proof enough.)
@@ -113,10 +120,15 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		Image:      img,
 		ObjectsDir: store.ObjectsDir(),
 		StateDir:   filepath.Join(env.cfg.StateDir, id),
-		ReadOnly:   b.ReadOnly(),
-		Verity:     vmode,
-		Digest:     digest,
-		Logger:     env.log,
+		// Always with an upper layer, also for root.readonly: runc creates
+		// the mount points of the bundle's mounts (/etc/hostname,
+		// /etc/resolv.conf, /dev/termination-log, volumes) in the root and
+		// only then remounts it read-only; the signed image need not
+		// contain them (a CRI sandbox's root is always read-only).
+		ReadOnly: false,
+		Verity:   vmode,
+		Digest:   digest,
+		Logger:   env.log,
 	}
 	m, err := mount.Mount(opts)
 	if errors.Is(err, mount.ErrOverlayNoVerity) && verdict.Enforcement == attest.EnforceMeasure {

@@ -2,11 +2,11 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/mount"
+	"github.com/cfs-runtime/cfs-runtime/oci"
 )
 
 // beforeDelete unmounts the container's composefs root before `delete
@@ -35,7 +35,7 @@ func beforeDelete(env *runtimeEnv) {
 	if _, err := os.Stat(dir); err != nil {
 		return
 	}
-	if !force && runtimeKnows(env, id) {
+	if !force && oci.Knows(env.runtime.Path(), env.inv, id) {
 		// The runtime destroys it (and runs the poststop hook) or refuses.
 		return
 	}
@@ -44,11 +44,4 @@ func beforeDelete(env *runtimeEnv) {
 		return
 	}
 	env.log.Info("unmounted on delete", "id", id)
-}
-
-// runtimeKnows asks the runtime whether it has a container with that id.
-// Only called when a state directory exists and --force was not given.
-func runtimeKnows(env *runtimeEnv, id string) bool {
-	args := append(append([]string{}, env.inv.GlobalArgs()...), "state", id)
-	return exec.Command(env.runtime.Path(), args...).Run() == nil
 }

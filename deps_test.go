@@ -1,3 +1,5 @@
+//go:build !slim
+
 package main
 
 import (
@@ -7,6 +9,7 @@ import (
 	"io"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -20,19 +23,37 @@ var heavyDeps = regexp.MustCompile(`sigstore|protobuf|grpc|openapi|govalidator|c
 // The cfs-runtime binary links none of the heavy packages; the
 // cfs-runtime-sigstore helper does (which shows the check can fail).
 func TestNoHeavyDependencies(t *testing.T) {
-	if offenders := heavyPackages(t, "."); len(offenders) > 0 {
+	if offenders := heavyPackages(t, heavyDeps, "."); len(offenders) > 0 {
 		t.Fatalf("cfs-runtime links %d heavy packages:\n%s", len(offenders), strings.Join(offenders, "\n"))
 	}
-	if offenders := heavyPackages(t, "./cmd/cfs-runtime-sigstore"); len(offenders) == 0 {
+	if offenders := heavyPackages(t, heavyDeps, "./cmd/cfs-runtime-sigstore"); len(offenders) == 0 {
 		t.Fatal("the dependency check finds nothing heavy in cfs-runtime-sigstore, which links sigstore-go")
 	}
 }
 
-// heavyPackages lists the heavy packages that pkg links, each with the
-// packages that import it (target: a package pattern for go list).
-func heavyPackages(t *testing.T, target string) []string {
+// toolsOnlyDeps are packages that only cfs-runtime's tools need (OCI
+// import, fsck's progress bar, which links net/http, compression
+// formats): the slim runtime binary must not link them.
+var toolsOnlyDeps = regexp.MustCompile(`/ociimage$|opencontainers/image-spec|opencontainers/go-digest|klauspost|progressbar|^net/http$`)
+
+// The slim build (bin/cfs-runtime) links none of the tools' packages; the
+// full build (cfs-runtime-tools) does.
+func TestSlimBuildDependencies(t *testing.T) {
+	if offenders := heavyPackages(t, toolsOnlyDeps, ".", "-tags", "slim"); len(offenders) > 0 {
+		t.Fatalf("the slim cfs-runtime links %d packages only its tools need:\n%s", len(offenders), strings.Join(offenders, "\n"))
+	}
+	if offenders := heavyPackages(t, toolsOnlyDeps, "."); len(offenders) < 5 {
+		t.Fatalf("the check finds only %d tools-only packages in the full build: %v", len(offenders), offenders)
+	}
+}
+
+// heavyPackages lists the packages matching heavy that target (a package
+// pattern for go list, then go list flags) links, each with the packages
+// that import it.
+func heavyPackages(t *testing.T, heavy *regexp.Regexp, target string, flags ...string) []string {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-deps", "-json=ImportPath,Imports", target).Output()
+	args := append(append([]string{"list", "-deps", "-json=ImportPath,Imports"}, flags...), target)
+	out, err := exec.Command("go", args...).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -60,14 +81,14 @@ func heavyPackages(t *testing.T, target string) []string {
 	}
 	var offenders []string
 	for _, p := range all {
-		if !heavyDeps.MatchString(p.ImportPath) {
+		if !heavy.MatchString(p.ImportPath) {
 			continue
 		}
 		// Name who pulls it in, so the fix is obvious.
 		var by []string
 		for _, q := range all {
 			for _, imp := range q.Imports {
-				if imp == p.ImportPath && !heavyDeps.MatchString(q.ImportPath) {
+				if imp == p.ImportPath && !heavy.MatchString(q.ImportPath) {
 					by = append(by, q.ImportPath)
 				}
 			}
@@ -75,4 +96,34 @@ func heavyPackages(t *testing.T, target string) []string {
 		offenders = append(offenders, p.ImportPath+" (imported by "+strings.Join(by, ", ")+")")
 	}
 	return offenders
+}
+
+// runtimePathCommands are the commands the slim build runs itself
+// (commands_slim.go): the ones a container's life cycle runs (the poststop
+// cleanup, the exit watcher, hook mode).
+var runtimePathCommands = []string{"cleanup", "hook"}
+
+// The slim build hands exactly the commands it lacks to cfs-runtime-tools:
+// toolsBinaryCommands and runtimePathCommands together are the full
+// build's commands and aliases, with no overlap.
+func TestToolsBinaryCommands(t *testing.T) {
+	var all []string
+	for _, c := range toolCommands {
+		if c.Name == "generate-man" {
+			continue // only in the docs build (make man), never installed
+		}
+		all = append(all, c.Name)
+		all = append(all, c.Aliases...)
+	}
+	split := append(append([]string{}, toolsBinaryCommands...), runtimePathCommands...)
+	slices.Sort(all)
+	slices.Sort(split)
+	if !slices.Equal(all, split) {
+		t.Fatalf("commands %v, but toolsBinaryCommands + runtimePathCommands = %v", all, split)
+	}
+	for _, name := range runtimePathCommands {
+		if findTool(name) == nil {
+			t.Errorf("runtime path command %q is not a command", name)
+		}
+	}
 }

@@ -21,5 +21,8 @@ func main() {
 	if cmd := findTool(inv.Command); cmd != nil {
 		os.Exit(runTool(inv))
 	}
+	if needsToolsBinary(inv) {
+		os.Exit(execToolsBinary(inv))
+	}
 	os.Exit(runRuntime(inv))
 }

@@ -9,10 +9,27 @@ import (
 	"path/filepath"
 )
 
+// Option configures WriteFile.
+type Option func(*options)
+
+type options struct{ noDirSync bool }
+
+// NoDirSync leaves out the fsync of the directory after the rename, as
+// containerd's atomicfile does. Readers still see the old or the new
+// content, never a mix, also after a crash; only which of the two survives
+// a crash is left open. For files that do not outlive a reboot in any
+// meaningful way (an OCI bundle's config.json, state under /run), where the
+// directory fsync would only add a journal commit to every container start.
+func NoDirSync() Option { return func(o *options) { o.noDirSync = true } }
+
 // WriteFile writes data to path through a temporary file in the same
-// directory: write, fsync, rename, fsync the directory. The file gets perm
-// unless it already exists, in which case its mode is kept.
-func WriteFile(path string, data []byte, perm os.FileMode) error {
+// directory: write, fsync, rename, fsync the directory (see NoDirSync). The
+// file gets perm unless it already exists, in which case its mode is kept.
+func WriteFile(path string, data []byte, perm os.FileMode, opts ...Option) error {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	dir := filepath.Dir(path)
 	if fi, err := os.Stat(path); err == nil {
 		perm = fi.Mode().Perm()
@@ -45,6 +62,9 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("atomic write %s: %w", path, err)
 	}
 	ok = true
+	if o.noDirSync {
+		return nil
+	}
 	return SyncDir(dir)
 }
 

@@ -7,15 +7,21 @@ import (
 )
 
 func TestWriteFileKeepsModeAndLeavesNoTemp(t *testing.T) {
+	for name, opts := range map[string][]Option{"dir sync": nil, "NoDirSync": {NoDirSync()}} {
+		t.Run(name, func(t *testing.T) { testKeepsModeAndLeavesNoTemp(t, opts) })
+	}
+}
+
+func testKeepsModeAndLeavesNoTemp(t *testing.T, opts []Option) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
-	if err := WriteFile(p, []byte("one"), 0o600); err != nil {
+	if err := WriteFile(p, []byte("one"), 0o600, opts...); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(p, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteFile(p, []byte("two"), 0o600); err != nil {
+	if err := WriteFile(p, []byte("two"), 0o600, opts...); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(p)

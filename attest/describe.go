@@ -57,6 +57,9 @@ func (p *Policy) Describe(w io.Writer) {
 	}
 	for _, r := range p.Rules {
 		fmt.Fprintf(w, "\n[[allow_unsigned]]\nname = %q\n", r.Name)
+		if r.IgnoreDigest {
+			fmt.Fprintf(w, "ignore_digest = true # matching containers start unverified even with composefs annotations\n")
+		}
 		fmt.Fprintf(w, "# every annotation below must be present and its whole value must match\n[allow_unsigned.annotations]\n")
 		keys := make([]string, 0, len(r.Annotations))
 		for k := range r.Annotations {

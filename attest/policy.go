@@ -116,6 +116,13 @@ type UnsignedRule struct {
 	// Annotations maps an exact annotation key to a regular expression
 	// that must match the whole value.
 	Annotations map[string]*regexp.Regexp
+	// IgnoreDigest: a matching container starts unverified even when it
+	// carries composefs annotations. For CRI sandbox (pause) containers,
+	// which inherit the pod's annotations: the digest there is the
+	// application image's, not the pause image's. It opens nothing a rule
+	// does not already open: a container the rule matches could simply
+	// leave the digest out.
+	IgnoreDigest bool
 }
 
 // Matches reports whether the rule allows a container with annotations.
@@ -175,8 +182,9 @@ type signerFile struct {
 }
 
 type ruleFile struct {
-	Name        string            `toml:"name"`
-	Annotations map[string]string `toml:"annotations"`
+	Name         string            `toml:"name"`
+	Annotations  map[string]string `toml:"annotations"`
+	IgnoreDigest bool              `toml:"ignore_digest"`
 }
 
 // FileCheck decides whether a file or directory the policy relies on may be
@@ -387,7 +395,7 @@ func (l *loader) build(pf policyFile) (*Policy, error) {
 		if len(rf.Annotations) == 0 {
 			return nil, l.errAt("allow_unsigned", i, "annotations", "rule %q has no annotations to match (use unsigned = \"allow\" to allow every unsigned container)", rf.Name)
 		}
-		r := UnsignedRule{Name: rf.Name, Annotations: map[string]*regexp.Regexp{}}
+		r := UnsignedRule{Name: rf.Name, Annotations: map[string]*regexp.Regexp{}, IgnoreDigest: rf.IgnoreDigest}
 		for k, v := range rf.Annotations {
 			if strings.HasPrefix(strings.ToLower(k), DigestAnnotationPrefix) {
 				return nil, l.errAt("allow_unsigned", i, "annotations", "rule %q matches on the composefs annotation %q", rf.Name, k)

@@ -290,6 +290,11 @@ func TestPolicyExample(t *testing.T) {
 	}
 	for _, ann := range []map[string]string{{"io.kubernetes.cri.container-type": "sandbox"}, {"io.kubernetes.cri-o.ContainerType": "sandbox"}} {
 		mustVerify(t, ann, p)
+		// A sandbox carrying the pod's composefs annotations passes too.
+		ann[k256] = hex64
+		if v := mustVerify(t, ann, p); !v.IgnoredDigest {
+			t.Fatalf("%v: verdict %+v", ann, v)
+		}
 	}
 	_, err := Verify(map[string]string{"io.kubernetes.cri.container-type": "container"}, p)
 	wantErr(t, err, ErrNoDigest)
@@ -301,5 +306,64 @@ func TestPolicyExample(t *testing.T) {
 	again.Describe(&b2)
 	if strings.SplitN(b.String(), "\n", 2)[1] != strings.SplitN(b2.String(), "\n", 2)[1] {
 		t.Fatalf("Describe does not round-trip:\n%s\n---\n%s", b.String(), b2.String())
+	}
+}
+
+// A rule with ignore_digest lets CRI sandboxes through although they carry
+// the pod's composefs annotations (those of the application image); other
+// containers are still verified.
+func TestIgnoreDigestRule(t *testing.T) {
+	dir := t.TempDir()
+	_, cert := keyPair(t, dir, "release", "ec")
+	p := policyFrom(t, dir, certPolicy("release", cert)+`
+[[allow_unsigned]]
+name = "containerd-sandbox"
+annotations = { "io.kubernetes.cri.container-type" = "sandbox" }
+ignore_digest = true
+
+[[allow_unsigned]]
+name = "batch"
+annotations = { "example.com/batch" = "yes" }
+`)
+	if len(p.Rules) != 2 || !p.Rules[0].IgnoreDigest || p.Rules[1].IgnoreDigest {
+		t.Fatalf("rules %+v", p.Rules)
+	}
+	const sandbox = "io.kubernetes.cri.container-type"
+	for _, ann := range []map[string]string{
+		{sandbox: "sandbox", k256: hex64},
+		{sandbox: "sandbox", k256: hex64, k256 + ".sig": "not base64!"},
+		{sandbox: "sandbox", "COMPOSEFS.merged.erofs.v1.fsverity-sha256-12": "upper case"},
+		{sandbox: "sandbox", k256 + ".cosign": "a signature without its digest"},
+	} {
+		v := mustVerify(t, ann, p)
+		if !v.Unsigned || !v.IgnoredDigest || v.Rule != "containerd-sandbox" || v.Digest != nil {
+			t.Fatalf("%v: verdict %+v", ann, v)
+		}
+		if want := `composefs annotations ignored: allowed unverified by rule "containerd-sandbox" (ignore_digest)`; v.String() != want {
+			t.Fatalf("verdict string %q, want %q", v.String(), want)
+		}
+	}
+	// Without composefs annotations it is an ordinary unsigned verdict.
+	if v := mustVerify(t, map[string]string{sandbox: "sandbox"}, p); v.IgnoredDigest || v.Rule != "containerd-sandbox" ||
+		v.String() != `no composefs digest: allowed unsigned by rule "containerd-sandbox"` {
+		t.Fatalf("verdict %+v", v)
+	}
+	// The whole value must still match, and other containers are verified.
+	_, err := Verify(map[string]string{sandbox: "container", k256: hex64}, p)
+	wantErr(t, err, ErrUnsigned, "composefs digest sha256:"+hex64+": composefs digest not signed")
+	_, err = Verify(map[string]string{sandbox: "sandbox-x", k256: hex64}, p)
+	wantErr(t, err, ErrUnsigned)
+	// Without ignore_digest a matching rule does not stop verification.
+	_, err = Verify(map[string]string{"example.com/batch": "yes", k256: hex64}, p)
+	wantErr(t, err, ErrUnsigned)
+	v := mustVerify(t, map[string]string{"example.com/batch": "yes"}, p)
+	if v.IgnoredDigest || v.Rule != "batch" {
+		t.Fatalf("verdict %+v", v)
+	}
+
+	var b strings.Builder
+	p.Describe(&b)
+	if got := b.String(); strings.Count(got, "ignore_digest = true") != 1 || !strings.Contains(got, "name = \"containerd-sandbox\"\nignore_digest = true") {
+		t.Fatalf("Describe output:\n%s", got)
 	}
 }

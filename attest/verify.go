@@ -20,13 +20,18 @@ type Verdict struct {
 	// Enforcement is the policy's enforcement level for the mount.
 	Enforcement Enforcement
 	// Unsigned: no digest annotation, allowed by Rule (an
-	// [[allow_unsigned]] name, or `unsigned = "allow"`).
-	Unsigned bool
-	Rule     string
+	// [[allow_unsigned]] name, or `unsigned = "allow"`); or composefs
+	// annotations ignored by a rule with ignore_digest (IgnoredDigest).
+	Unsigned      bool
+	Rule          string
+	IgnoredDigest bool
 }
 
 // String is a one-line summary for logs.
 func (v Verdict) String() string {
+	if v.IgnoredDigest {
+		return fmt.Sprintf("composefs annotations ignored: allowed unverified by rule %q (ignore_digest)", v.Rule)
+	}
 	if v.Unsigned {
 		return fmt.Sprintf("no composefs digest: allowed unsigned by rule %q", v.Rule)
 	}
@@ -62,7 +67,8 @@ func WithTime(t time.Time) VerifyOption {
 //
 // Every signature annotation present must be well-formed; at least one must
 // verify with a signer of the policy. A digest annotation is always
-// verified, even when an [[allow_unsigned]] rule would match.
+// verified, even when an [[allow_unsigned]] rule would match, unless the
+// rule says ignore_digest: then the composefs annotations are not looked at.
 func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v Verdict, err error) {
 	// The parsers below are third-party code fed untrusted input; should
 	// one of them panic, refuse the container with a clear error instead
@@ -80,6 +86,12 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 		return Verdict{}, fmt.Errorf("%w: no policy loaded", ErrPolicy)
 	}
 	v = Verdict{Enforcement: p.Enforcement}
+	for _, r := range p.Rules {
+		if r.IgnoreDigest && hasComposefsKey(annotations) && r.Matches(annotations) {
+			v.Unsigned, v.Rule, v.IgnoredDigest = true, r.Name, true
+			return v, nil
+		}
+	}
 	a, err := ParseAnnotations(annotations)
 	if err != nil {
 		return v, err
@@ -195,6 +207,17 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 		}
 	}
 	return fail(joinErrors(failures))
+}
+
+// hasComposefsKey reports whether any annotation key is a composefs one
+// (matched as ParseAnnotations matches them, ignoring case).
+func hasComposefsKey(annotations map[string]string) bool {
+	for k := range annotations {
+		if strings.HasPrefix(strings.ToLower(k), DigestAnnotationPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 func signerTypesFor(kind SignatureKind) string {

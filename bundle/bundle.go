@@ -215,5 +215,6 @@ func (b *Bundle) Save() error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(b.ConfigPath, data, 0o644)
+	// No directory fsync: a bundle does not outlive a reboot's containers.
+	return atomicfile.WriteFile(b.ConfigPath, data, 0o644, atomicfile.NoDirSync())
 }

@@ -123,6 +123,7 @@ type tarSource string
 
 func (t tarSource) String() string { return "tar " + string(t) }
 
+// Files' errors do not name the archive: Repair prefixes the source.
 func (t tarSource) Files(ctx context.Context, want func(int64) bool, fn func(SourceFile) error) error {
 	f, err := os.Open(string(t))
 	if err != nil {
@@ -136,16 +137,16 @@ func (t tarSource) Files(ctx context.Context, want func(int64) bool, fn func(Sou
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
 		gz, err := gzip.NewReader(br)
 		if err != nil {
-			return fmt.Errorf("%s: %w", t, err)
+			return err
 		}
 		defer gz.Close()
 		r = gz
 	case bytes.HasPrefix(magic, []byte("BZh")):
 		r = bzip2.NewReader(br)
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return fmt.Errorf("%s: %w: zstd (decompress it first: zstd -d)", t, ErrUnsupportedCompression)
+		return fmt.Errorf("%w: zstd (decompress it first: zstd -d)", ErrUnsupportedCompression)
 	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		return fmt.Errorf("%s: %w: xz (decompress it first: xz -d)", t, ErrUnsupportedCompression)
+		return fmt.Errorf("%w: xz (decompress it first: xz -d)", ErrUnsupportedCompression)
 	}
 	tr := tar.NewReader(r)
 	for {
@@ -157,7 +158,7 @@ func (t tarSource) Files(ctx context.Context, want func(int64) bool, fn func(Sou
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("%s: not a readable tar archive: %w", t, err)
+			return fmt.Errorf("not a readable tar archive: %w", err)
 		}
 		if hdr.Typeflag != tar.TypeReg || !want(hdr.Size) {
 			continue

@@ -39,7 +39,7 @@ func writeState(dir string, st State) error {
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, stateName), append(data, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, stateName), append(data, '\n'), 0o600, atomicfile.NoDirSync()); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
 	return nil

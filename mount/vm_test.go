@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -179,9 +180,14 @@ overlayfs verity=: yes
 	}
 }
 
+// 200 mount/unmount cycles under verity=require leave no mount, loop
+// device or state directory. (The VM's full create/delete cycles through
+// cfs-runtime and runc cost about 2 s each under TCG, so the suite runs
+// fewer of those; see tests/vm/scenarios/50-verified-create.sh.)
 func TestVMMountCycles(t *testing.T) {
 	e := vmEnv(t)
-	for i := range 50 {
+	start := time.Now()
+	for i := range 200 {
 		o := e.opts(fmt.Sprintf("cycle%d", i%3))
 		o.Verity = VerityRequire
 		o.ReadOnly = i%2 == 1
@@ -196,5 +202,8 @@ func TestVMMountCycles(t *testing.T) {
 			t.Fatalf("cycle %d: %v", i, err)
 		}
 	}
-	assertNothingLeft(t, e, filepath.Join(e.root, "cycle0"))
+	for i := range 3 {
+		assertNothingLeft(t, e, filepath.Join(e.root, fmt.Sprintf("cycle%d", i)))
+	}
+	t.Logf("200 cycles in %v", time.Since(start).Round(time.Millisecond))
 }

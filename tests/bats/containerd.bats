@@ -120,6 +120,7 @@ setup_file() {
 		[[allow_unsigned]]
 		name = "containerd-sandbox"
 		annotations = { "io.kubernetes.cri.container-type" = "sandbox" }
+		ignore_digest = true
 	EOF
 	cfs_config
 	ctrd_config >"$CTRD/config.toml"
@@ -269,6 +270,33 @@ refused() {
 	[ -z "$(ls -A "$CTRD/cfs-state")" ]
 	[ -z "$(awk -v d="$CTRD/cfs-state" 'index($5, d "/") == 1' /proc/self/mountinfo)" ]
 	[ -z "$("$RUNC" --root "$CTRD/runc/k8s.io" list -q)" ]
+}
+
+@test "containerd: signed through pod annotations (as the kubelet passes them): the sandbox ignores them, the container is verified" {
+	jq --argjson a "$SIGNED" '.annotations = $a' "$BATS_TEST_TMPDIR/pod.json" >"$BATS_TEST_TMPDIR/pod.json.new"
+	mv "$BATS_TEST_TMPDIR/pod.json.new" "$BATS_TEST_TMPDIR/pod.json"
+	start_pod
+	grep -q "msg=\"starting unverified container\" .*id=$POD .*composefs annotations ignored: allowed unverified by rule \\\\\"containerd-sandbox\\\\\" (ignore_digest)" "$CFSLOG"
+	ctr=$(cctl create "$POD" "$(ctr_json app '{}')" "$BATS_TEST_TMPDIR/pod.json")
+	cctl start "$ctr"
+	wait_exited "$ctr"
+	[ "$(cctl inspect -o json "$ctr" | jq -r .status.exitCode)" = 0 ]
+	[ "$(cctl logs "$ctr")" = "$HELLO" ]
+	grep -q "msg=verified .*id=$ctr .*composefs digest sha256:$DIGEST" "$CFSLOG"
+}
+
+@test "containerd: a read-only root (readOnlyRootFilesystem) runs although the image lacks /etc/hostname and /etc/resolv.conf" {
+	[ ! -e "$CTRD/app-rootfs/etc/hostname" ] && [ ! -e "$CTRD/app-rootfs/etc/resolv.conf" ]
+	start_pod
+	json=$(ctr_json ro "$SIGNED" '["/bin/sh", "-c", "cat /data/hello.txt; echo x >/data/new"]')
+	jq '.linux.security_context.readonly_rootfs = true' "$json" >"$json.new" && mv "$json.new" "$json"
+	ctr=$(cctl create "$POD" "$json" "$BATS_TEST_TMPDIR/pod.json")
+	cctl start "$ctr"
+	wait_exited "$ctr"
+	[ "$(cctl inspect -o json "$ctr" | jq -r .status.exitCode)" = 1 ]
+	run cctl logs "$ctr"
+	[ "${lines[0]}" = "$HELLO" ]
+	[ "${lines[1]}" = "/bin/sh: can't create /data/new: Read-only file system" ]
 }
 
 @test "containerd: a container signed by another key is refused with cfs-runtime's reason" {

@@ -283,8 +283,10 @@ teardown() {
 	[ "$status" -eq 0 ]
 	[ "$stderr" = "" ]
 	[ "${lines[0]}" = "$HELLO" ]
-	# The root is the composefs overlay, read-only (runc spec's default).
-	[[ "${lines[1]}" == *" / / ro,"*" - overlay composefs ro,"* ]]
+	# The root is the composefs overlay, read-only (runc spec's default):
+	# runc remounts it read-only after creating mount points in its upper
+	# layer.
+	[[ "${lines[1]}" == *" / / ro,"*" - overlay composefs rw,"*",upperdir=$STATE/$id/upper,"* ]]
 	[ -f "$STORE/images/$DIGEST" ]
 	[ "$(fsverity digest --compact "$STORE/images/$DIGEST")" = "$DIGEST" ]
 	[ -f "$(cr_object_of "$BUNDLE/rootfs/data/hello.txt")" ]
@@ -408,7 +410,7 @@ teardown() {
 	[ "$status" -eq 1 ]
 	[ "$output" = "$HELLO" ]
 	[ "$stderr" = "sh: can't create /data/new: Read-only file system" ]
-	grep -q "msg=\"mounted composefs image\" .*root=$STATE/$id/merged .*options=\"ro,metacopy=on,redirect_dir=on,[^ ]*$STORE/objects\"" "$OWNLOG"
+	grep -q "msg=\"mounted composefs image\" .*root=$STATE/$id/merged .*options=\"metacopy=on,redirect_dir=on,[^ ]*$STORE/objects,upperdir=$STATE/$id/upper,workdir=$STATE/$id/work\"" "$OWNLOG"
 	[ ! -e "$BUNDLE/rootfs/data/new" ]
 	cr_assert_gone "$id"
 }

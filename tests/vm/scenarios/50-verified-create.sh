@@ -254,6 +254,7 @@ section "create/delete cycles"
 # with delete --force; the first one is inspected.
 bad=""
 i=1
+t0=$(cut -d' ' -f1 /proc/uptime)
 while [ "$i" -le "$CYCLES" ]; do
 	use require cycle
 	if ! cfs-runtime create --bundle "$B" "cycle-$i" >"$VM_OUT" 2>&1; then
@@ -273,6 +274,7 @@ while [ "$i" -le "$CYCLES" ]; do
 	i=$((i + 1))
 done
 section "cycles done"
+info "$CYCLES create/delete cycles took $(awk -v t0="$t0" '{printf "%.1f s, %.2f s each", $1 - t0, ($1 - t0) / '"$CYCLES"'}' /proc/uptime)"
 if [ -z "$bad" ]; then pass "cycles-$CYCLES"; else fail "cycles-$CYCLES" "$bad"; fi
 nothing_left cycles-nothing-left
 check_output cycles-no-loop-devices "" sh -c 'cat /sys/block/loop*/loop/backing_file 2>/dev/null; true'

@@ -36,7 +36,7 @@ type variant struct {
 func parse(arg string) (*variant, error) {
 	name, cmds, ok := strings.Cut(arg, "=")
 	if !ok || name == "" {
-		return nil, fmt.Errorf("variant %q: want NAME=CMD ARGS...", arg)
+		return nil, fmt.Errorf("variant %q: want NAME=CMD ARGS", arg)
 	}
 	out, err := os.CreateTemp("", "cyclebench-*.out")
 	if err != nil {

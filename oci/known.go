@@ -1,0 +1,48 @@
+package oci
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// stateFiles is, for runtimes whose state layout is known, the file that
+// exists in <root>/<id>/ exactly while the runtime knows the container,
+// and the root it uses when it runs as real root without --root.
+var stateFiles = map[string]struct{ file, defaultRoot string }{
+	"runc": {"state.json", "/run/runc"},
+	"crun": {"status", "/run/crun"},
+}
+
+// Knows reports whether the runtime at path has a container with that id
+// (an id that is a single path element). inv is the invocation whose
+// global options (--root) select the runtime's state. For runc and crun it
+// looks for the container's state file, as `runtime state` would: asking
+// the runtime would cost each delete a second runtime start. Other
+// runtimes, and runc/crun running rootless (whose root depends on
+// XDG_RUNTIME_DIR and user namespaces), are asked with `state`.
+func Knows(path string, inv *Invocation, id string) bool {
+	if sf, ok := stateFiles[filepath.Base(path)]; ok {
+		root := inv.Global["root"]
+		if root == "" && os.Geteuid() == 0 && !inUserNamespace() {
+			root = sf.defaultRoot
+		}
+		if root != "" {
+			_, err := os.Stat(filepath.Join(root, id, sf.file))
+			return err == nil
+		}
+	}
+	args := append(append([]string{}, inv.GlobalArgs()...), "state", id)
+	return exec.Command(path, args...).Run() == nil
+}
+
+// inUserNamespace: the uid map is not the initial namespace's identity map.
+func inUserNamespace() bool {
+	m, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := bytes.Fields(m)
+	return !(len(f) == 3 && string(f[0]) == "0" && string(f[1]) == "0" && string(f[2]) == "4294967295")
+}
