@@ -3,12 +3,10 @@ package composefs
 import (
 	"bytes"
 	"cmp"
-	"container/heap"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -95,7 +93,8 @@ func WithFsckThreads(n int) FsckOption {
 func WithUserspace() FsckOption { return func(c *fsckConfig) { c.userspace = true } }
 
 // WithFsckProgress has Fsck report the bytes checked so far and the total,
-// from several goroutines at once, after each object.
+// from several goroutines at once, after each object (or each segment of
+// a big one).
 func WithFsckProgress(fn func(done, total int64)) FsckOption {
 	return func(c *fsckConfig) { c.progress = fn }
 }
@@ -125,7 +124,9 @@ func (s *Store) ImageDigests() ([]string, error) {
 // block on the disk against its Merkle tree (a corrupted block reads as
 // EIO; measuring alone only proves the tree's root). Other objects are
 // hashed in userspace. Objects shared by several images are checked once;
-// all objects are checked in parallel, biggest first.
+// all objects are checked in parallel, biggest first: small ones in
+// batches that hash several files at once, big ones in segments that
+// every worker takes part in (fsck_work.go).
 //
 // Problems with the store's content are reported in the FsckImage of each
 // image (in the order of images); the error is for failures that end the
@@ -183,15 +184,17 @@ type fsckObj struct {
 	size    int64
 	state   objState
 	problem string
+	usedBy  *fsckImage // the last image walked that uses it
 }
 
 // fsckUse is one object as one image uses it.
 type fsckUse struct {
 	o     *fsckObj
-	paths []string
+	paths []string // found by report, for a damaged object only
 }
 
 type fsckImage struct {
+	img  *Image
 	uses []*fsckUse // in order of first use
 }
 
@@ -205,7 +208,6 @@ type fsckRun struct {
 	total, done atomic.Int64
 
 	noMeasure   atomic.Bool // the kernel or filesystem has no fs-verity
-	sc          *scanner    // for spareCores
 	noatime     atomic.Bool // O_NOATIME refused
 	fanout      [256]int    // objects/XX opened, so that opening an object looks up one name
 	verityOnce  sync.Once
@@ -252,9 +254,13 @@ func (run *fsckRun) image(digest string, r *FsckImage) (*fsckImage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", digest, err)
 	}
-	fi := &fsckImage{}
-	uses := map[*fsckObj]*fsckUse{}
-	err = img.Walk(func(e *Entry) error {
+	fi := &fsckImage{img: img}
+	// New objects are queued in groups: one wake-up of the workers for
+	// each, not for every object (the walk is faster than checking).
+	var found []*fsckObj
+	// The lean walk: the paths are looked up again (by report) only
+	// for the objects that turn out damaged.
+	err = img.walk(func(e *Entry) error {
 		d := e.Inode.Digest
 		if d == nil || e.Inode.Type() != ModeRegular {
 			return nil
@@ -265,17 +271,18 @@ func (run *fsckRun) image(digest string, r *FsckImage) (*fsckImage, error) {
 			o = &fsckObj{digest: k, size: int64(e.Inode.Size)}
 			run.objs[k] = o
 			run.total.Add(o.size)
-			run.queue.push(o)
+			if found = append(found, o); len(found) == fsckQueueGroup {
+				run.queue.push(found)
+				found = found[:0]
+			}
 		}
-		u := uses[o]
-		if u == nil {
-			u = &fsckUse{o: o}
-			uses[o] = u
-			fi.uses = append(fi.uses, u)
+		if o.usedBy != fi {
+			o.usedBy = fi
+			fi.uses = append(fi.uses, &fsckUse{o: o})
 		}
-		u.paths = append(u.paths, e.Path)
 		return nil
-	})
+	}, true)
+	run.queue.push(found) // also after an error: every object in run.objs is queued
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", digest, err)
 	}
@@ -294,7 +301,8 @@ func (run *fsckRun) checkImageObject(path string, o *fsckObj) []byte {
 		return nil
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
 		run.readFailed(o, path, cmp.Or(err, errNotRegular))
 		return nil
 	}
@@ -305,11 +313,15 @@ func (run *fsckRun) checkImageObject(path string, o *fsckObj) []byte {
 	if measured {
 		unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
 	}
-	data, err := io.ReadAll(f)
-	if err != nil {
+	// Sized by the fstat, so that it is read at once (it may still
+	// change size: what is read is what is checked).
+	var buf bytes.Buffer
+	buf.Grow(int(fi.Size()) + bytes.MinRead)
+	if _, err := buf.ReadFrom(f); err != nil {
 		run.readFailed(o, path, err)
 		return nil
 	}
+	data := buf.Bytes()
 	o.size = int64(len(data))
 	if !measured || run.c.userspace {
 		h, err := verity.NewHasher()
@@ -327,201 +339,6 @@ func (run *fsckRun) checkImageObject(path string, o *fsckObj) []byte {
 }
 
 var errNotRegular = errors.New("not a regular file")
-
-// start starts the workers: they check objects as the images are walked
-// (so that walking overlaps with checking), the biggest queued object
-// first (so that a big file found late does not leave one core hashing
-// alone at the end). wait ends them.
-func (run *fsckRun) start(ctx context.Context) error {
-	// Each worker hashes its own object on one core while objects are
-	// queued; once the queue is empty the big last ones get every idle
-	// core (scanWorker.spareCores).
-	run.sc = &scanner{}
-	objs := filepath.Join(run.s.dir, "objects")
-	for i := range run.fanout {
-		fd, err := unix.Open(filepath.Join(objs, hex.EncodeToString([]byte{byte(i)})), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			for _, fd := range run.fanout[:i] {
-				unix.Close(fd)
-			}
-			return fmt.Errorf("store: %w", err)
-		}
-		run.fanout[i] = fd
-	}
-	workers := max(run.c.threads, 1)
-	run.queue.cond = sync.NewCond(&run.queue.mu)
-	for range workers {
-		h, err := verity.NewHasher()
-		if err != nil {
-			return err
-		}
-		w := &scanWorker{s: run.sc, h: h, buf: make([]byte, workerBuf)}
-		run.wg.Add(1)
-		go func() {
-			defer run.wg.Done()
-			for {
-				o, last := run.queue.pop()
-				if o == nil {
-					return
-				}
-				if ctx.Err() != nil {
-					continue // drain
-				}
-				if last {
-					run.sc.scanned.Store(true)
-				}
-				run.object(w, o)
-				n := run.done.Add(o.size)
-				if run.c.progress != nil {
-					run.c.progress(n, run.total.Load())
-				}
-			}
-		}()
-	}
-	return nil
-}
-
-func (run *fsckRun) wait(ctx context.Context) error {
-	run.queue.close()
-	run.wg.Wait()
-	for _, fd := range run.fanout {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
-	}
-	return ctx.Err()
-}
-
-// object checks one object and records the verdict in o.
-func (run *fsckRun) object(w *scanWorker, o *fsckObj) {
-	// Opened by name in its fan-out directory: one name to look up.
-	var name [2*DigestSize - 2]byte
-	hex.Encode(name[:], o.digest[1:])
-	fd, err := run.open(run.fanout[o.digest[0]], string(name[:]))
-	if err != nil {
-		run.openFailed(o, run.objectPath(o), err)
-		return
-	}
-	defer unix.Close(fd)
-	// No fstat: a read of one byte more than the image's size notices a
-	// size (or file type) that is wrong, and only then is it looked at.
-	measured := run.measureFd(fd, o)
-	if o.state != objOK && o.state != objUnprotected {
-		return
-	}
-	if measured && !run.c.userspace {
-		// The digest (and so the size) is right; now have the kernel
-		// check every block against the Merkle tree, from the disk.
-		unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED)
-		var off int64
-		for off < o.size {
-			// (A read stops short before a block that fails the check;
-			// the next read returns EIO.)
-			n, err := unix.Read(fd, w.buf[:min(int64(len(w.buf)), o.size-off)])
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				run.readFailed(o, run.objectPath(o), err)
-				return
-			}
-			if n == 0 {
-				o.state, o.problem = objCorrupt, fmt.Sprintf("read %d bytes, its size is %d", off, o.size)
-				return
-			}
-			off += int64(n)
-		}
-		return
-	}
-	got, err := digestContent(w, fd, "", o.size)
-	if errors.Is(err, ErrSourceChanged) {
-		run.wrongSize(w, fd, o)
-		return
-	}
-	if err != nil {
-		run.readFailed(o, run.objectPath(o), err)
-		return
-	}
-	if !bytes.Equal(got, o.digest[:]) {
-		o.state, o.problem = objCorrupt, fmt.Sprintf("content hashes to %x", got)
-	}
-}
-
-// wrongSize says why fewer or more bytes than the image's size were read:
-// another file type or size, or a block that cannot be read.
-func (run *fsckRun) wrongSize(w *scanWorker, fd int, o *fsckObj) {
-	var st unix.Stat_t
-	switch err := unix.Fstat(fd, &st); {
-	case err != nil:
-		o.state, o.problem = objFailed, fmt.Sprintf("object %s: %v", run.objectPath(o), err)
-	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		o.state, o.problem = objCorrupt, "not a regular file"
-	case st.Size != o.size:
-		o.state, o.problem = objCorrupt, fmt.Sprintf("size %d, the image records %d", st.Size, o.size)
-	default:
-		// The right size, read short: the next read says why.
-		if _, err := unix.Read(fd, w.buf[:1]); err != nil {
-			run.readFailed(o, run.objectPath(o), err)
-			return
-		}
-		o.state, o.problem = objCorrupt, "its size changed while it was read"
-	}
-}
-
-func (run *fsckRun) objectPath(o *fsckObj) string {
-	return filepath.Join(run.s.dir, "objects", ObjectPath(o.digest[:]))
-}
-
-// open opens an object read-only: without following a symlink, without
-// blocking on a FIFO (a file that has no business in the store), without
-// updating its atime where the process may say so.
-func (run *fsckRun) open(dirfd int, name string) (int, error) {
-	flags := unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NOCTTY | unix.O_NONBLOCK
-	if !run.noatime.Load() {
-		flags |= unix.O_NOATIME
-	}
-	for {
-		fd, err := unix.Openat(dirfd, name, flags, 0)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EPERM && flags&unix.O_NOATIME != 0:
-			run.noatime.Store(true) // not the owner, no CAP_FOWNER
-			flags &^= unix.O_NOATIME
-			continue
-		}
-		return fd, err
-	}
-}
-
-func (run *fsckRun) openFailed(o *fsckObj, path string, err error) {
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		o.state = objMissing
-	case errors.Is(err, unix.ELOOP):
-		o.state, o.problem = objCorrupt, "a symbolic link, not a regular file"
-	case errors.Is(err, unix.EIO):
-		o.state, o.problem = objCorrupt, "cannot be opened: input/output error"
-	default:
-		o.state, o.problem = objFailed, fmt.Sprintf("object %s: %v", path, err)
-	}
-}
-
-// readFailed classifies a read error: EIO is damage (a block that fails
-// fs-verity's check, or a bad disk block), anything else a failed check.
-func (run *fsckRun) readFailed(o *fsckObj, path string, err error) {
-	switch {
-	case errors.Is(err, unix.EIO):
-		o.state, o.problem = objCorrupt, "read error: input/output error (a block does not match its fs-verity Merkle tree, or the disk failed)"
-	case errors.Is(err, errNotRegular) || errors.Is(err, unix.EISDIR):
-		o.state, o.problem = objCorrupt, "not a regular file"
-	default:
-		if e := errors.Unwrap(err); e != nil {
-			err = e // digestContent's "reading PATH: ..." (without the path)
-		}
-		o.state, o.problem = objFailed, fmt.Sprintf("object %s: %v", path, err)
-	}
-}
 
 // measure asks the kernel for the file's fs-verity digest. It reports
 // whether the kernel vouches for the file's digest (then the content need
@@ -581,13 +398,44 @@ func (run *fsckRun) verityPossible() bool {
 	return run.verityCanDo
 }
 
+// paths finds the paths of the image's objects that are damaged (all
+// of them, in image order), by walking the image again: a clean check
+// builds no path at all.
+func (fi *fsckImage) paths() error {
+	damaged := map[[DigestSize]byte]*fsckUse{}
+	for _, u := range fi.uses {
+		if s := u.o.state; s != objOK && s != objFailed {
+			damaged[u.o.digest] = u
+			u.paths = []string{}
+		}
+	}
+	if len(damaged) == 0 {
+		return nil
+	}
+	return fi.img.Walk(func(e *Entry) error {
+		if d := e.Inode.Digest; d != nil && e.Inode.Type() == ModeRegular {
+			if u := damaged[[DigestSize]byte(d)]; u != nil {
+				u.paths = append(u.paths, e.Path)
+			}
+		}
+		return nil
+	})
+}
+
 // report turns the verdicts of the image's objects into r.
 func (fi *fsckImage) report(r *FsckImage) {
+	if err := fi.paths(); err != nil {
+		r.Status, r.Error = FsckError, err.Error()
+		return
+	}
 	failed := []string{}
 	for _, u := range fi.uses {
 		o := u.o
 		r.Objects++
 		r.Bytes += o.size
+		if o.state == objOK {
+			continue
+		}
 		fo := FsckObject{Object: hex.EncodeToString(o.digest[:]), Size: o.size, Problem: o.problem, Paths: u.paths}
 		switch o.state {
 		case objMissing:
@@ -609,56 +457,4 @@ func (fi *fsckImage) report(r *FsckImage) {
 	default:
 		r.Status = FsckClean
 	}
-}
-
-// fsckQueue hands the objects to the workers, biggest first.
-type fsckQueue struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	objs   objHeap
-	closed bool
-}
-
-func (q *fsckQueue) push(o *fsckObj) {
-	q.mu.Lock()
-	heap.Push(&q.objs, o)
-	q.mu.Unlock()
-	q.cond.Signal()
-}
-
-// close says that nothing more will be pushed.
-func (q *fsckQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	q.cond.Broadcast()
-}
-
-// pop waits for the biggest queued object; nil once the queue is closed
-// and empty. last reports that the queue is closed and now empty.
-func (q *fsckQueue) pop() (o *fsckObj, last bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for len(q.objs) == 0 && !q.closed {
-		q.cond.Wait()
-	}
-	if len(q.objs) == 0 {
-		return nil, true
-	}
-	o = heap.Pop(&q.objs).(*fsckObj)
-	return o, q.closed && len(q.objs) == 0
-}
-
-// objHeap is a max-heap of objects by size (container/heap).
-type objHeap []*fsckObj
-
-func (h objHeap) Len() int           { return len(h) }
-func (h objHeap) Less(i, j int) bool { return h[i].size > h[j].size }
-func (h objHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *objHeap) Push(x any)        { *h = append(*h, x.(*fsckObj)) }
-func (h *objHeap) Pop() any {
-	old := *h
-	o := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return o
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -64,6 +65,13 @@ func fsckTree(t *testing.T, seed uint64) (string, map[string]string) {
 func fsckStore(t *testing.T) (*Store, string, string, map[string]string) {
 	t.Helper()
 	tree, digests := fsckTree(t, 1)
+	s, image := importInto(t, tree)
+	return s, tree, image, digests
+}
+
+// importInto imports tree into a new store.
+func importInto(t *testing.T, tree string) (*Store, string) {
+	t.Helper()
 	s, err := OpenStore(filepath.Join(t.TempDir(), "store"))
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +80,7 @@ func fsckStore(t *testing.T) (*Store, string, string, map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, tree, image, digests
+	return s, image
 }
 
 func objPath(s *Store, d string) string {
@@ -262,4 +270,132 @@ func TestFsckNotInStore(t *testing.T) {
 	if reps[1].Status != FsckClean {
 		t.Errorf("present image: %+v", reps[1])
 	}
+}
+
+// TestFsckBatches: many small objects, checked in batches that fill up
+// and are flushed several times, mixed with streamed ones; every damaged
+// one is reported with its own digest and problem (a verdict given to the
+// wrong object of a batch fails this), and every intact one is clean.
+func TestFsckBatches(t *testing.T) {
+	tree := filepath.Join(t.TempDir(), "tree")
+	if err := os.MkdirAll(tree, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(3, 9))
+	var names []string
+	var total int64
+	for i := range 150 {
+		// Mostly one or two blocks, some up to the batch limit and a
+		// few above it, some hashed in segments.
+		n := 65 + rnd.IntN(8192)
+		switch i % 10 {
+		case 3:
+			n = fsckBatchMax - rnd.IntN(100)
+		case 7:
+			n = fsckBatchMax + 1 + rnd.IntN(10000)
+		case 9:
+			n = 3*fsckSegment + rnd.IntN(10000) // in segments
+		}
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = byte(rnd.Uint32())
+		}
+		name := fmt.Sprintf("f%03d", i)
+		if err := os.WriteFile(filepath.Join(tree, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+		total += int64(n)
+	}
+	for _, threads := range []int{1, 3} {
+		t.Run(fmt.Sprint("threads=", threads), func(t *testing.T) {
+			s, image := importInto(t, tree)
+			if got := fsck1(t, s, image, WithUserspace(), WithFsckThreads(threads)); got.Status != FsckClean || got.Objects != len(names) || got.Bytes != total {
+				t.Fatalf("fresh import: %+v", got)
+			}
+			want := FsckImage{Image: image, Status: FsckDamaged, Objects: len(names), Bytes: total,
+				Missing: []FsckObject{}, Corrupt: []FsckObject{}, Unprotected: []FsckObject{}}
+			for i, name := range names {
+				if i%4 != 1 {
+					continue
+				}
+				digest := digestOf(t, filepath.Join(tree, name))
+				p := objPath(s, digest)
+				size := fileSize(t, p)
+				fo := FsckObject{Object: digest, Size: size, Paths: []string{"/" + name}}
+				switch i % 3 {
+				case 0:
+					flip(t, p, size-1)
+					fo.Problem = "content hashes to " + digestOf(t, p)
+				case 1:
+					if err := os.Truncate(p, size-1); err != nil {
+						t.Fatal(err)
+					}
+					fo.Problem = fmt.Sprintf("size %d, the image records %d", size-1, size)
+				case 2:
+					if err := os.Truncate(p, size+4096); err != nil {
+						t.Fatal(err)
+					}
+					fo.Problem = fmt.Sprintf("size %d, the image records %d", size+4096, size)
+				}
+				want.Corrupt = append(want.Corrupt, fo)
+			}
+			got := fsck1(t, s, image, WithUserspace(), WithFsckThreads(threads))
+			sortReport(&got)
+			sortReport(&want)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("fsck:\n got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+// TestFsckSizeChangesWhileSplit: a big object that shrinks or grows
+// after it was split into segments is reported with its new size.
+func TestFsckSizeChangesWhileSplit(t *testing.T) {
+	const size = 1<<20 + 5 // fsckTree's /big
+	for _, c := range []struct {
+		name    string
+		newSize int64
+	}{{"shrinks", 4096 + 7}, {"grows", size + 1}} {
+		t.Run(c.name, func(t *testing.T) {
+			s, _, _, d := fsckStore(t)
+			p := objPath(s, d["big"])
+			run := &fsckRun{s: s}
+			run.queue.cond = sync.NewCond(&run.queue.mu)
+			w, err := newFsckWorker()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fd, err := unix.Open(p, unix.O_RDONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := &fsckObj{size: size}
+			copy(o.digest[:], mustDecodeHex(t, d["big"]))
+			run.split(fd, o)
+			if len(run.queue.segs) < 2 {
+				t.Fatalf("%d segments", len(run.queue.segs))
+			}
+			if err := os.Truncate(p, c.newSize); err != nil {
+				t.Fatal(err)
+			}
+			for _, j := range run.queue.segs {
+				run.segment(w, j.big, j.seg)
+			}
+			want := fmt.Sprintf("size %d, the image records %d", c.newSize, size)
+			if o.state != objCorrupt || o.problem != want {
+				t.Fatalf("state %d %q, want corrupt %q", o.state, o.problem, want)
+			}
+		})
+	}
+}
+
+func mustDecodeHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

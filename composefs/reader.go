@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 )
 
 // ErrInvalidImage is returned (wrapped, with what was wrong and where) for
@@ -210,11 +209,18 @@ func (img *Image) Header() Header { return img.hdr }
 // Size is the image size in bytes.
 func (img *Image) Size() int64 { return int64(len(img.data)) }
 
-// span returns data[off:off+n] or an error naming what was out of range.
-func (img *Image) span(off, n uint64, what string) ([]byte, error) {
+// span returns data[off:off+n], or an error naming what was out of range:
+// what(nid), or what(nid, block) for a format with two verbs. The name
+// is only formatted for the error: the walk calls span several times for
+// every inode.
+func (img *Image) span(off, n uint64, what string, args ...uint64) ([]byte, error) {
 	size := uint64(len(img.data))
 	if off > size || n > size-off {
-		return nil, invalidf("%s at offset %d, %d bytes, is beyond the end of the image (%d bytes)", what, off, n, size)
+		a := make([]any, len(args))
+		for i, v := range args {
+			a[i] = v
+		}
+		return nil, invalidf("%s at offset %d, %d bytes, is beyond the end of the image (%d bytes)", fmt.Sprintf(what, a...), off, n, size)
 	}
 	return img.data[off : off+n], nil
 }
@@ -230,6 +236,10 @@ type rawInode struct {
 	slots     bitmap // the walk's slot map (see loadInode)
 	iu        uint32
 	xattrBody []byte
+	// lean: for the walk of fsck, which needs no symlink target or
+	// redirect and takes the digest as a view of the image: none of them
+	// are copied (everything is still checked).
+	lean bool
 }
 
 // inodeAt reads and checks the inode nid (everything but directory
@@ -240,7 +250,7 @@ func (img *Image) inodeAt(nid uint64) (*rawInode, error) {
 		return nil, invalidf("inode nid %d is beyond the end of the image", nid)
 	}
 	off := img.meta + nid*erofsSlotSize
-	b, err := img.span(off, erofsCompactSz, fmt.Sprintf("inode nid %d", nid))
+	b, err := img.span(off, erofsCompactSz, "inode nid %d", nid)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +273,7 @@ func (img *Image) inodeAt(nid uint64) (*rawInode, error) {
 		ri.MtimeNsec = img.hdr.BuildTimeNsec
 	} else {
 		ri.isize = erofsExtendedSz
-		b, err = img.span(off, erofsExtendedSz, fmt.Sprintf("extended inode nid %d", nid))
+		b, err = img.span(off, erofsExtendedSz, "extended inode nid %d", nid)
 		if err != nil {
 			return nil, err
 		}
@@ -298,7 +308,7 @@ func (img *Image) inodeAt(nid uint64) (*rawInode, error) {
 	}
 	if xcount > 0 {
 		ri.xsize = erofsXattrHdrSz + 4*uint64(xcount-1)
-		ri.xattrBody, err = img.span(off+ri.isize, ri.xsize, fmt.Sprintf("xattrs of inode nid %d", nid))
+		ri.xattrBody, err = img.span(off+ri.isize, ri.xsize, "xattrs of inode nid %d", nid)
 		if err != nil {
 			return nil, err
 		}
@@ -314,7 +324,7 @@ func (img *Image) tail(ri *rawInode, n uint64) ([]byte, error) {
 		return nil, invalidf("inode nid %d at offset %d: %d bytes of inline data at offset %d cross a block boundary",
 			ri.Nid, ri.off, n, start)
 	}
-	b, err := img.span(start, n, fmt.Sprintf("inline data of inode nid %d", ri.Nid))
+	b, err := img.span(start, n, "inline data of inode nid %d", ri.Nid)
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +380,7 @@ func (img *Image) flatData(ri *rawInode) (blocks, tail []byte, err error) {
 		if ri.layout == layoutFlatPlain {
 			n = size
 		}
-		blocks, err = img.span(uint64(ri.iu)*erofsBlockSize, n, fmt.Sprintf("data blocks of inode nid %d (block %d)", ri.Nid, ri.iu))
+		blocks, err = img.span(uint64(ri.iu)*erofsBlockSize, n, "data blocks of inode nid %d (block %d)", ri.Nid, uint64(ri.iu))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -401,7 +411,7 @@ func (img *Image) checkChunks(ri *rawInode) error {
 	if count > uint64(len(img.data))/unit {
 		return invalidf("inode nid %d at offset %d: size %d needs %d chunks, more than the image can hold", ri.Nid, ri.off, ri.Size, count)
 	}
-	_, err := img.span(start, count*unit, fmt.Sprintf("chunk table of inode nid %d", ri.Nid))
+	_, err := img.span(start, count*unit, "chunk table of inode nid %d", ri.Nid)
 	return err
 }
 
@@ -415,29 +425,53 @@ var xattrPrefixes = [...]string{
 	6: "security.",
 }
 
+// xattrName is an xattr name as EROFS stores it: a prefix (by index) and
+// the rest, compared without building the full name, which only the
+// xattrs an inode keeps need.
+type xattrName struct {
+	prefix string
+	suffix []byte // aliases the image
+}
+
+func (n xattrName) String() string { return n.prefix + string(n.suffix) }
+
+// is reports whether the name is s.
+func (n xattrName) is(s string) bool {
+	return len(n.prefix)+len(n.suffix) == len(s) && s[:len(n.prefix)] == n.prefix && s[len(n.prefix):] == string(n.suffix)
+}
+
+// hasPrefix reports whether the name starts with p.
+func (n xattrName) hasPrefix(p string) bool {
+	if len(p) <= len(n.prefix) {
+		return n.prefix[:len(p)] == p
+	}
+	rest := p[len(n.prefix):]
+	return p[:len(n.prefix)] == n.prefix && len(n.suffix) >= len(rest) && string(n.suffix[:len(rest)]) == rest
+}
+
 // xattrEntry parses one erofs_xattr_entry at b (4-byte header, name
-// suffix, value) and returns the full name, value and entry length.
-func xattrEntry(b []byte, off uint64, nid uint64) (name string, value []byte, n uint64, err error) {
+// suffix, value) and returns the name, value and entry length.
+func xattrEntry(b []byte, off uint64, nid uint64) (name xattrName, value []byte, n uint64, err error) {
 	if len(b) < 4 {
-		return "", nil, 0, invalidf("inode nid %d: xattr entry at offset %d truncated", nid, off)
+		return xattrName{}, nil, 0, invalidf("inode nid %d: xattr entry at offset %d truncated", nid, off)
 	}
 	nlen := uint64(b[0])
 	idx := b[1]
 	vlen := uint64(binary.LittleEndian.Uint16(b[2:]))
 	if uint64(len(b)) < 4+nlen+vlen {
-		return "", nil, 0, invalidf("inode nid %d: xattr entry at offset %d (name %d bytes, value %d bytes) extends beyond its area",
+		return xattrName{}, nil, 0, invalidf("inode nid %d: xattr entry at offset %d (name %d bytes, value %d bytes) extends beyond its area",
 			nid, off, nlen, vlen)
 	}
 	if int(idx) >= len(xattrPrefixes) {
-		return "", nil, 0, invalidf("inode nid %d: xattr entry at offset %d has unknown name index %d", nid, off, idx)
+		return xattrName{}, nil, 0, invalidf("inode nid %d: xattr entry at offset %d has unknown name index %d", nid, off, idx)
 	}
 	suffix := b[4 : 4+nlen]
 	if bytes.IndexByte(suffix, 0) >= 0 {
-		return "", nil, 0, invalidf("inode nid %d: xattr name at offset %d contains NUL", nid, off)
+		return xattrName{}, nil, 0, invalidf("inode nid %d: xattr name at offset %d contains NUL", nid, off)
 	}
-	name = xattrPrefixes[idx] + string(suffix)
-	if name == "" {
-		return "", nil, 0, invalidf("inode nid %d: empty xattr name at offset %d", nid, off)
+	name = xattrName{xattrPrefixes[idx], suffix}
+	if len(name.prefix)+len(name.suffix) == 0 {
+		return xattrName{}, nil, 0, invalidf("inode nid %d: empty xattr name at offset %d", nid, off)
 	}
 	return name, b[4+nlen : 4+nlen+vlen], (4 + nlen + vlen + 3) &^ 3, nil
 }
@@ -488,10 +522,11 @@ func (img *Image) readXattrs(ri *rawInode) error {
 // escaped whiteout -> character device 0:0; composefs' own
 // trusted.overlay.* and whiteout markers are hidden and
 // trusted.overlay.overlay.X becomes trusted.overlay.X again.
-func (ri *rawInode) applyXattr(name string, value []byte) error {
+func (ri *rawInode) applyXattr(xn xattrName, value []byte) error {
 	isReg := ri.Type() == ModeRegular
+	var name string
 	switch {
-	case name == xattrRedirect:
+	case xn.is(xattrRedirect):
 		if isReg {
 			v := value
 			if len(v) > 1 && v[0] == '/' {
@@ -500,25 +535,33 @@ func (ri *rawInode) applyXattr(name string, value []byte) error {
 			if bytes.IndexByte(v, 0) >= 0 {
 				return invalidf("inode nid %d at offset %d: redirect xattr contains NUL", ri.Nid, ri.off)
 			}
-			ri.Payload = string(v)
+			if !ri.lean {
+				ri.Payload = string(v)
+			}
 		}
 		return nil
-	case name == xattrMetacopy:
+	case xn.is(xattrMetacopy):
 		if isReg && len(value) == metacopyDigestLength {
-			ri.Digest = append([]byte(nil), value[metacopyHeaderSize:]...)
+			if ri.lean {
+				ri.Digest = value[metacopyHeaderSize:metacopyDigestLength:metacopyDigestLength]
+			} else {
+				ri.Digest = append([]byte(nil), value[metacopyHeaderSize:]...)
+			}
 		}
 		return nil
-	case name == xattrEscWhiteout && isReg:
+	case xn.is(xattrEscWhiteout) && isReg:
 		ri.Mode = ri.Mode&^ModeTypeMask | ModeChar
 		ri.Rdev = 0
 		ri.Size = 0
 		return nil
-	case name == xattrEscWhiteouts || name == xattrUserWhiteout || name == xattrUserWhiteouts:
+	case xn.is(xattrEscWhiteouts) || xn.is(xattrUserWhiteout) || xn.is(xattrUserWhiteouts):
 		return nil
-	case strings.HasPrefix(name, xattrEscapedPrefix):
-		name = xattrOverlayPrefix + name[len(xattrEscapedPrefix):]
-	case strings.HasPrefix(name, xattrOverlayPrefix):
+	case xn.hasPrefix(xattrEscapedPrefix):
+		name = xattrOverlayPrefix + xn.String()[len(xattrEscapedPrefix):]
+	case xn.hasPrefix(xattrOverlayPrefix):
 		return nil
+	default:
+		name = xn.String()
 	}
 	ri.Xattrs = append(ri.Xattrs, Xattr{Name: name, Value: value})
 	return nil
@@ -547,11 +590,12 @@ func checkDupXattrs(ri *rawInode) error {
 // data: in a valid image these never overlap, and refusing overlaps bounds
 // the work a crafted image can cause (one xattr area parsed for thousands
 // of inodes) by the image size.
-func (img *Image) loadInode(nid uint64, slots bitmap) (*rawInode, error) {
+func (img *Image) loadInode(nid uint64, slots bitmap, lean bool) (*rawInode, error) {
 	ri, err := img.inodeAt(nid)
 	if err != nil {
 		return nil, err
 	}
+	ri.lean = lean
 	if err := ri.claim(slots, ri.off, ri.isize+ri.xsize); err != nil {
 		return nil, err
 	}
@@ -568,11 +612,12 @@ func (img *Image) loadInode(nid uint64, slots bitmap) (*rawInode, error) {
 		if err != nil {
 			return nil, err
 		}
-		target := append(blocks[:len(blocks):len(blocks)], tail...)
-		if bytes.IndexByte(target, 0) >= 0 {
+		if bytes.IndexByte(blocks, 0) >= 0 || bytes.IndexByte(tail, 0) >= 0 {
 			return nil, invalidf("inode nid %d at offset %d: symlink target contains NUL", nid, ri.off)
 		}
-		ri.Payload = string(target)
+		if !ri.lean {
+			ri.Payload = string(blocks) + string(tail)
+		}
 	case ModeRegular:
 		if ri.layout == layoutChunkBased {
 			if err := img.checkChunks(ri); err != nil {
@@ -603,7 +648,7 @@ func (img *Image) loadInode(nid uint64, slots bitmap) (*rawInode, error) {
 
 // dirent is one parsed directory entry.
 type dirent struct {
-	name string
+	name []byte // aliases the image
 	nid  uint64
 }
 
@@ -616,7 +661,7 @@ func (img *Image) readDir(ri *rawInode, used bitmap) ([]dirent, error) {
 		return nil, err
 	}
 	var ents []dirent
-	var last string
+	var last []byte
 	parseBlock := func(b []byte, off uint64) error {
 		if len(b) < erofsDirentSize {
 			return invalidf("directory nid %d: block at offset %d of %d bytes is too small for a dirent", ri.Nid, off, len(b))
@@ -655,12 +700,11 @@ func (img *Image) readDir(ri *rawInode, used bitmap) ([]dirent, error) {
 			case bytes.IndexByte(nb, 0) >= 0:
 				return invalidf("directory nid %d: name %q at offset %d contains NUL", ri.Nid, nb, where)
 			}
-			name := string(nb)
-			if len(ents) > 0 && name <= last {
-				return invalidf("directory nid %d: name %q at offset %d is not sorted after %q", ri.Nid, name, where, last)
+			if len(ents) > 0 && bytes.Compare(nb, last) <= 0 {
+				return invalidf("directory nid %d: name %q at offset %d is not sorted after %q", ri.Nid, nb, where, last)
 			}
-			last = name
-			ents = append(ents, dirent{name: name, nid: le.Uint64(d[0:])})
+			last = nb
+			ents = append(ents, dirent{name: nb, nid: le.Uint64(d[0:])})
 		}
 		return nil
 	}
@@ -689,16 +733,25 @@ func (img *Image) readDir(ri *rawInode, used bitmap) ([]dirent, error) {
 // reported, the root's overlay whiteouts (character devices 0:0) are
 // skipped, a non-directory inode reached a second time is reported as a
 // hardlink, and a directory reached a second time is an error (a loop).
-func (img *Image) Walk(fn func(*Entry) error) error {
+func (img *Image) Walk(fn func(*Entry) error) error { return img.walk(fn, false) }
+
+// walk is Walk, or with lean the same walk and checks for a caller that
+// only wants the inodes (fsck, which finds paths again only for a report
+// of damage): the Entry's Path, Name and HardlinkOf are empty, the Inode
+// has no Payload and its Digest is a view of the image, and fn gets the
+// same *Entry every time (it must not keep it). Paths are then built only
+// for an error.
+func (img *Image) walk(fn func(*Entry) error, lean bool) error {
 	w := walker{
 		img:       img,
 		fn:        fn,
+		lean:      lean,
 		seen:      newBitmap(uint64(len(img.data)) / erofsSlotSize),
 		slots:     newBitmap(uint64(len(img.data)) / erofsSlotSize),
 		dirBlocks: newBitmap(uint64(len(img.data)) / erofsBlockSize),
 		links:     map[uint64]*Entry{},
 	}
-	root, err := img.loadInode(img.hdr.RootNid, w.slots)
+	root, err := img.loadInode(img.hdr.RootNid, w.slots, lean)
 	if err != nil {
 		return fmt.Errorf("root: %w", err)
 	}
@@ -716,6 +769,47 @@ type walker struct {
 	slots     bitmap            // 32-byte slots used by inodes (see loadInode)
 	dirBlocks bitmap            // blocks holding directory entries
 	links     map[uint64]*Entry // first entry of inodes with nlink > 1 (nil: skipped whiteout)
+
+	lean  bool
+	ent   Entry    // a lean walk's only Entry
+	names [][]byte // a lean walk's path: the names of the directories it is in
+}
+
+// entry returns the Entry to give fn.
+func (w *walker) entry(path, name string, depth int, in *Inode, hardlinkOf string) *Entry {
+	if w.lean {
+		w.ent = Entry{Depth: depth, Inode: in}
+		return &w.ent
+	}
+	return &Entry{Path: path, Name: name, Depth: depth, Inode: in, HardlinkOf: hardlinkOf}
+}
+
+// path returns the path of the directory being walked, given as path
+// unless the walk is lean.
+func (w *walker) path(path string) string {
+	if !w.lean {
+		return path
+	}
+	if len(w.names) == 0 {
+		return "/"
+	}
+	var b []byte
+	for _, n := range w.names {
+		b = append(append(b, '/'), n...)
+	}
+	return string(b)
+}
+
+// child returns the path of the directory's entry name, given as cpath
+// unless the walk is lean.
+func (w *walker) child(cpath string, name []byte) string {
+	if !w.lean {
+		return cpath
+	}
+	if len(w.names) == 0 {
+		return "/" + string(name)
+	}
+	return w.path("") + "/" + string(name)
 }
 
 // bitmap is a set of small integers (nids, block numbers), one bit each, so
@@ -736,15 +830,15 @@ func (b bitmap) mark(i uint64) bool {
 }
 
 func (w *walker) dir(ri *rawInode, path, name string, parent uint64, depth int) error {
-	if err := w.fn(&Entry{Path: path, Name: name, Depth: depth, Inode: &ri.Inode}); err != nil {
+	if err := w.fn(w.entry(path, name, depth, &ri.Inode, "")); err != nil {
 		return err
 	}
 	if depth >= maxDepth {
-		return invalidf("%s: directories nested deeper than %d levels", path, maxDepth)
+		return invalidf("%s: directories nested deeper than %d levels", w.path(path), maxDepth)
 	}
 	ents, err := w.img.readDir(ri, w.dirBlocks)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", w.path(path), err)
 	}
 	var dot, dotdot bool
 	prefix := path
@@ -752,37 +846,41 @@ func (w *walker) dir(ri *rawInode, path, name string, parent uint64, depth int) 
 		prefix += "/"
 	}
 	for _, e := range ents {
-		switch e.name {
-		case ".":
+		switch {
+		case string(e.name) == ".":
 			if e.nid != ri.Nid {
-				return invalidf("%s: \".\" points to nid %d, not to the directory itself (nid %d)", path, e.nid, ri.Nid)
+				return invalidf("%s: \".\" points to nid %d, not to the directory itself (nid %d)", w.path(path), e.nid, ri.Nid)
 			}
 			dot = true
 			continue
-		case "..":
+		case string(e.name) == "..":
 			if e.nid != parent {
-				return invalidf("%s: \"..\" points to nid %d, not to the parent (nid %d)", path, e.nid, parent)
+				return invalidf("%s: \"..\" points to nid %d, not to the parent (nid %d)", w.path(path), e.nid, parent)
 			}
 			dotdot = true
 			continue
 		}
-		cpath := prefix + e.name
+		var cpath, cname string
+		if !w.lean {
+			cpath = prefix + string(e.name)
+			cname = cpath[len(prefix):]
+		}
 		if w.seen.mark(e.nid) {
 			first, ok := w.links[e.nid]
 			if !ok {
-				return invalidf("%s: inode nid %d is reached twice: directory loop, hardlinked directory or nlink mismatch", cpath, e.nid)
+				return invalidf("%s: inode nid %d is reached twice: directory loop, hardlinked directory or nlink mismatch", w.child(cpath, e.name), e.nid)
 			}
 			if first == nil {
 				continue // a skipped whiteout
 			}
-			if err := w.fn(&Entry{Path: cpath, Name: e.name, Depth: depth + 1, Inode: first.Inode, HardlinkOf: first.Path}); err != nil {
+			if err := w.fn(w.entry(cpath, cname, depth+1, first.Inode, first.Path)); err != nil {
 				return err
 			}
 			continue
 		}
-		ci, err := w.img.loadInode(e.nid, w.slots)
+		ci, err := w.img.loadInode(e.nid, w.slots, w.lean)
 		if err != nil {
-			return fmt.Errorf("%s: %w", cpath, err)
+			return fmt.Errorf("%s: %w", w.child(cpath, e.name), err)
 		}
 		if isRealWhiteout(ci) {
 			// An overlay whiteout (the root's 00..ff): not part of the tree.
@@ -790,13 +888,23 @@ func (w *walker) dir(ri *rawInode, path, name string, parent uint64, depth int) 
 			continue
 		}
 		if ci.Type() == ModeDir {
-			if err := w.dir(ci, cpath, e.name, ri.Nid, depth+1); err != nil {
+			if w.lean {
+				w.names = append(w.names, e.name)
+			}
+			err := w.dir(ci, cpath, cname, ri.Nid, depth+1)
+			if w.lean {
+				w.names = w.names[:len(w.names)-1]
+			}
+			if err != nil {
 				return err
 			}
 			continue
 		}
-		ent := &Entry{Path: cpath, Name: e.name, Depth: depth + 1, Inode: &ci.Inode}
+		ent := w.entry(cpath, cname, depth+1, &ci.Inode, "")
 		if ci.Nlink > 1 {
+			if w.lean {
+				ent = &Entry{Depth: depth + 1, Inode: &ci.Inode}
+			}
 			w.links[e.nid] = ent
 		}
 		if err := w.fn(ent); err != nil {
@@ -804,7 +912,7 @@ func (w *walker) dir(ri *rawInode, path, name string, parent uint64, depth int) 
 		}
 	}
 	if !dot || !dotdot {
-		return invalidf("%s: directory nid %d lacks \".\" or \"..\"", path, ri.Nid)
+		return invalidf("%s: directory nid %d lacks \".\" or \"..\"", w.path(path), ri.Nid)
 	}
 	return nil
 }

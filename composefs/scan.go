@@ -243,9 +243,23 @@ func sizeChanged(path string, size, read int64) error {
 
 // readFull reads into p until it is full or the file ends.
 func readFull(fd int, p []byte) (int, error) {
+	// A regular file reads short only at its end.
+	return fill(p, true, func(b []byte, _ int) (int, error) { return unix.Read(fd, b) })
+}
+
+// preadFull reads into p from offset off until p is full, the file ends
+// or a read fails. (A read of a file with fs-verity stops short before a
+// block that fails its check; the next one fails with EIO.)
+func preadFull(fd int, p []byte, off int64) (int, error) {
+	return fill(p, false, func(b []byte, n int) (int, error) { return unix.Pread(fd, b, off+int64(n)) })
+}
+
+// fill calls read(p[n:], n) until p is full, read returns 0 or fails, or
+// (stopShort) a read returns less than asked.
+func fill(p []byte, stopShort bool, read func(b []byte, n int) (int, error)) (int, error) {
 	n := 0
 	for n < len(p) {
-		k, err := unix.Read(fd, p[n:])
+		k, err := read(p[n:], n)
 		if err == unix.EINTR {
 			continue
 		}
@@ -256,8 +270,8 @@ func readFull(fd int, p []byte) (int, error) {
 			break
 		}
 		n += k
-		if k < len(p[n-k:]) {
-			break // a regular file reads short only at its end
+		if stopShort && n < len(p) && k < len(p[n-k:]) {
+			break
 		}
 	}
 	return n, nil

@@ -343,6 +343,31 @@ func (h *Hasher) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// HashLeaves appends to out the hashes of the Merkle tree leaves of data:
+// one per block, the last block zero-padded, pairs of blocks in the two
+// SHA-256 lanes, all on the calling goroutine. It lets a big file be
+// hashed in pieces by several goroutines, each with its own Hasher: data
+// is the piece, starting at a block boundary of the file; SumLeaves then
+// finishes the digest from all the leaves. HashLeaves does not change h's
+// own state.
+func (h *Hasher) HashLeaves(data, out []byte) []byte {
+	full := len(data) / h.bs * h.bs
+	out = h.hashRun(h.h, data[:full], out)
+	if full < len(data) {
+		out = h.hashBlock(h.h, data[full:], out)
+	}
+	return out
+}
+
+// SumLeaves resets h and returns the digest of a file of size bytes whose
+// leaf hashes, in order, are leaves (from HashLeaves: one per block).
+func (h *Hasher) SumLeaves(size uint64, leaves []byte) []byte {
+	h.Reset()
+	h.pushLeaves(leaves)
+	h.size = size
+	return h.Sum()
+}
+
 // rootHash finishes the tree. An empty input has an all-zero root hash.
 func (h *Hasher) rootHash() []byte {
 	root := make([]byte, h.ds)

@@ -168,6 +168,22 @@ func TestCrossCheckFsverity(t *testing.T) {
 			if err != nil || n != len(paths) {
 				t.Fatalf("DigestFiles: %v after %d of %d", err, n, len(paths))
 			}
+			// All files in one Batch (its blocks of different files paired).
+			b, err := NewBatch(opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var contents [][]byte
+			for _, p := range paths {
+				contents = append(contents, data[p])
+			}
+			sums := b.Digests(contents, nil)
+			for i, p := range paths {
+				ds := ps.alg.Size()
+				if got := ps.alg.String() + ":" + hex.EncodeToString(sums[i*ds:(i+1)*ds]); got != want[p] {
+					t.Errorf("%s: Batch %s, fsverity %s", p, got, want[p])
+				}
+			}
 			for _, p := range paths {
 				b := data[p]
 				if len(b) > 4<<20 && ps.bs != 4096 {

@@ -104,3 +104,35 @@ done
 big_over=$(echo "$(eval echo \$cfs_$BIG) - $(eval echo \$shim_$BIG)" | bc -l)
 small_over=$(echo "$cfs_10 - $shim_10" | bc -l)
 printf 'added cost, %d files vs 10 files: %.1f ms vs %.1f ms (userspace hashes every object; require does not walk the tree)\n' "$BIG" "$big_over" "$small_over"
+
+# Cold create from a 200 MB root filesystem (the debootstrap minbase tree
+# that import.sh builds and caches): an empty store, so create imports the
+# bundle's rootfs, compares digests, hashes (userspace) and mounts.
+BENCH_CACHE=${BENCH_CACHE:-/var/cache/cfs-runtime-bench}
+TREE=$BENCH_CACHE/bookworm-minbase
+if [ ! -d "$TREE" ]; then
+	echo "create bench: $TREE missing: building it with tests/bench/import.sh (RUNS=1)" >&2
+	RUNS=1 BENCH_CACHE=$BENCH_CACHE bash tests/bench/import.sh >&2
+fi
+cb=$work/bcold
+mkdir -p "$cb"
+(cd "$cb" && "$RUNC" spec)
+digest=$(bin/cfs-runtime digest "$TREE")
+bin/cfs-runtime sign --key "$work/k.key" --format json "$digest" >"$cb/ann.json"
+jq --arg r "$TREE" --slurpfile a "$cb/ann.json" '.root = {path: $r, readonly: true} | .process.terminal = false | .process.args = ["/bin/true"] | .annotations = $a[0]' \
+	"$cb/config.json" >"$cb/c.json"
+mv "$cb/c.json" "$cb/config.json"
+size=$(du -sm --apparent-size "$TREE" | cut -f1)
+cold=""
+for r in 1 2 3; do
+	rm -rf "$work/store" && mkdir "$work/store"
+	jq --arg r "$TREE" '.root.path = $r' "$cb/config.json" >"$cb/c.json" && mv "$cb/c.json" "$cb/config.json"
+	sync
+	s=$EPOCHREALTIME
+	bin/cfs-runtime create --bundle "$cb" "bench-cold-big-$r" </dev/null >/dev/null
+	e=$EPOCHREALTIME
+	bin/cfs-runtime delete "bench-cold-big-$r"
+	cold+="$(ms "$s" "$e") "
+done
+printf 'cold create from a %d MB rootfs (%s: empty store, import + digest check + userspace hashing + mount), median of 3: %.0f ms\n' \
+	"$size" "$(basename "$TREE")" "$(median <<<"$cold")"

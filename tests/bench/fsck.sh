@@ -12,8 +12,11 @@
 # and its objects per second of wall clock) against (CPUs x the sha256
 # rate); the target of issue 8 is a ratio of at least 0.80. (fs-verity's
 # Merkle tree adds about 1/128 to the bytes hashed, and files are hashed in
-# whole 4 KiB blocks; the verity package hashes two blocks at a time, which
-# is what makes the target reachable.) The CPU ratio (throughput per CPU
+# whole 4 KiB blocks; the verity package hashes two blocks at a time, of
+# one file or of several small ones, about 2 GB/s per core here. The rest
+# is the kernel's: opening, reading and closing every object costs about
+# as much CPU as hashing them, which bounds the ratio near 0.6 on a 2-CPU
+# VM.) The CPU ratio (throughput per CPU
 # second against one core's rate) is printed too: a busy shared machine
 # distorts it less.
 #
