@@ -357,7 +357,7 @@ wait_state() {
 	[ ! -e "$BATS_FILE_TMPDIR/rootfs/etc/hostname" ]
 	# shellcheck disable=SC2046
 	run cfs_podman run --rm --read-only "${ULIMITS[@]}" $("$CFS_RUNTIME" sign --key "$KEYS/good.key" "$DIGEST") \
-		"$IMAGE" sh -c 'grep " / / " /proc/self/mountinfo; cat /etc/hostname >/dev/null && touch /data/new'
+		"$IMAGE" sh -c 'exec 2>&1; grep " / / " /proc/self/mountinfo; cat /etc/hostname >/dev/null && touch /data/new'
 	echo "$output"
 	[ "$status" -eq 1 ]
 	[[ "${lines[0]}" == *" / / ro,"*" - overlay composefs "*"lowerdir+=$STATE/"*",datadir+=$STORE/objects,"* ]]
