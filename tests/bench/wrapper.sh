@@ -78,3 +78,13 @@ printf '  bare exec shim       %7.2f ms  (+%.2f ms over runc)\n' "$m_shim" "$(ec
 printf '  cfs-runtime          %7.2f ms  (+%.2f ms over runc)\n' "$m_cfs" "$(echo "$m_cfs - $m_runc" | bc -l)"
 ratio=$(echo "$m_cfs / $m_shim" | bc -l)
 printf '  cfs-runtime / bare shim = %.3f (target <= 1.02): %s\n' "$ratio" "$(echo "$ratio <= 1.02" | bc -l | sed 's/1/met/;s/0/NOT met/')"
+# The same rounds as paired differences (cfs-runtime minus the shim of the
+# same round): less sensitive to the machine drifting during the run. The
+# quartiles show how noisy this machine is against a target of about 1 ms.
+read -ra cfs_t <<<"${times[cfs]}"
+read -ra shim_t <<<"${times[shim]}"
+diffs=""
+for i in "${!cfs_t[@]}"; do diffs+="$(echo "${cfs_t[$i]} - ${shim_t[$i]}" | bc -l) "; done
+tr ' ' '\n' <<<"$diffs" | grep . | sort -n | awk '{a[NR]=$1} END {
+	printf "  per round, cfs-runtime - shim: median %+.2f ms, quartiles %+.2f .. %+.2f ms\n", a[int((NR+1)/2)], a[int((NR+3)/4)], a[int((3*NR+1)/4)]
+}'
