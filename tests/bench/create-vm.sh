@@ -22,21 +22,10 @@ trap 'rm -rf --one-file-system "$work"' EXIT
 
 # host reference: the shim and runc on a busybox bundle like the guest's
 go build -o "$work/cyclebench" ./tests/bench/tools/cyclebench
-mkdir -p "$work/shim" "$work/rootfs/bin" "$work/b-runc" "$work/b-shim"
-cat >"$work/shim/main.go" <<'GO'
-package main
-
-import (
-	"os"
-	"syscall"
-)
-
-func main() {
-	argv := append([]string{"/usr/sbin/runc"}, os.Args[1:]...)
-	panic(syscall.Exec("/usr/sbin/runc", argv, os.Environ()))
-}
-GO
-(cd "$work/shim" && echo 'module shim' >go.mod && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/bare-shim" .)
+mkdir -p "$work/rootfs/bin" "$work/b-runc" "$work/b-shim"
+# shellcheck source=tests/bench/lib.sh
+. tests/bench/lib.sh
+build_shim "$work/bare-shim" "$RUNC"
 cp /bin/busybox "$work/rootfs/bin/busybox"
 mkdir -p "$work/rootfs"/{proc,sys,dev,tmp,etc}
 "$RUNC" spec --bundle "$work"

@@ -19,21 +19,9 @@ chmod 0755 "$work"
 trap 'for id in $("$RUNC" list -q | grep ^bench-); do "$RUNC" delete -f "$id"; done >/dev/null 2>&1; rm -rf --one-file-system "$work"' EXIT
 make -s build >/dev/null
 
-mkdir -p "$work/shim"
-cat >"$work/shim/main.go" <<'GO'
-package main
-
-import (
-	"os"
-	"syscall"
-)
-
-func main() {
-	argv := append([]string{"/usr/sbin/runc"}, os.Args[1:]...)
-	panic(syscall.Exec("/usr/sbin/runc", argv, os.Environ()))
-}
-GO
-(cd "$work/shim" && echo 'module shim' >go.mod && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/bare-shim" .)
+# shellcheck source=tests/bench/lib.sh
+. tests/bench/lib.sh
+build_shim "$work/bare-shim" "$RUNC"
 
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/k.key" 2>/dev/null
 openssl pkey -in "$work/k.key" -pubout -out "$work/k.pub"
@@ -64,8 +52,6 @@ PY
 	jq --slurpfile a "$dir/ann.json" '.annotations = $a[0]' "$dir/config.json" >"$dir/config.signed.json"
 }
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-ms() { echo "($2 - $1) * 1000" | bc -l; }
 
 for size in 10 "$BIG"; do
 	b=$work/b$size

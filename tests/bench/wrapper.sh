@@ -12,21 +12,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 make -s build >/dev/null
-mkdir -p "$work/shim"
-cat >"$work/shim/main.go" <<'GO'
-package main
-
-import (
-	"os"
-	"syscall"
-)
-
-func main() {
-	argv := append([]string{"/usr/sbin/runc"}, os.Args[1:]...)
-	panic(syscall.Exec("/usr/sbin/runc", argv, os.Environ()))
-}
-GO
-(cd "$work/shim" && cat >go.mod <<<'module shim' && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/bare-shim" .)
+# shellcheck source=tests/bench/lib.sh
+. tests/bench/lib.sh
+build_shim "$work/bare-shim" "$RUNC"
 
 mkdir -p "$work/bundle/rootfs/bin"
 cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
@@ -68,7 +56,6 @@ for r in $(seq "$ROUNDS"); do
 		one "${variants[$(((r + k) % 3))]}" "$r"
 	done
 done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 m_runc=$(median <<<"${times[runc]}")
 m_shim=$(median <<<"${times[shim]}")
 m_cfs=$(median <<<"${times[cfs]}")

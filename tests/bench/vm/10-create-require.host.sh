@@ -21,22 +21,7 @@ G=/data/$(basename "$D") # where $D is in the guest
 vm_go build -o "$VM_ROOT/usr/local/bin/cyclebench" ./tests/bench/tools/cyclebench
 k=$(mktemp -d)
 trap 'rm -rf "$k"' EXIT
-mkdir -p "$k/shim"
-cat >"$k/shim/main.go" <<'GO'
-package main
-
-import (
-	"os"
-	"syscall"
-)
-
-func main() {
-	argv := append([]string{"/usr/sbin/runc"}, os.Args[1:]...)
-	panic(syscall.Exec("/usr/sbin/runc", argv, os.Environ()))
-}
-GO
-echo 'module shim' >"$k/shim/go.mod"
-(cd "$k/shim" && vm_go build -o "$VM_ROOT/usr/local/bin/bare-shim" .)
+vm_go build -o "$VM_ROOT/usr/local/bin/bare-shim" ./tests/bench/tools/bareshim
 
 tree() { # DIR NFILES
 	mkdir -p "$1/bin" "$1/proc" "$1/sys" "$1/dev" "$1/tmp" "$1/etc"
