@@ -12,3 +12,54 @@ var toolCommands = []*cli.Command{verityCommand, digestCommand, mkimageCommand, 
 
 // slimBuild: this is the full build (see commands_slim.go).
 const slimBuild = false
+
+const (
+	cleanupUsage       = "unmount and remove the composefs state of containers the runtime no longer knows"
+	cleanupDescription = `With ID, unmount that container's composefs root and remove its state
+directory (this is the poststop hook that create injects). Without ID, do
+that for every state directory whose container the runtime does not list.
+Runtime global options (--root) given before "cleanup" are used to ask the
+runtime, e.g. cfs-runtime --root /run/containerd/runc/k8s.io cleanup.`
+)
+
+const (
+	hookUsage       = "run as an OCI createRuntime hook: verify a composefs root mounted by the container engine"
+	hookDescription = "Reads the container's OCI state on stdin (as the runtime passes it to hooks),\n" +
+		"loads the bundle's config.json and applies the trust policy to its annotations,\n" +
+		"as create does. A hook cannot replace the root filesystem, so for a signed\n" +
+		"digest the root (root.path) must already be an overlay mounted with\n" +
+		"verity=require whose one lower layer is a mounted EROFS image that the kernel\n" +
+		"measures as the signed digest. Anything else exits 1 with one line on stderr,\n" +
+		"and the runtime refuses to start the container. See\n" +
+		"contrib/oci-hooks.d/cfs-runtime.json for podman and CRI-O (oci-hooks(5))."
+)
+
+// cleanupCommand and hookCommand wrap commands that the slim build runs
+// too (see cleanup.go and hook.go), so their logic lives outside urfave/cli.
+var cleanupCommand = &cli.Command{
+	Name:        "cleanup",
+	Usage:       cleanupUsage,
+	ArgsUsage:   "[ID]",
+	Description: cleanupDescription,
+	Flags: []cli.Flag{
+		&cli.IntFlag{Name: afterExitFlag, Hidden: true, Usage: afterExitUsage},
+	},
+	Action: func(c *cli.Context) error {
+		var afterExit *int
+		if c.IsSet(afterExitFlag) {
+			v := c.Int(afterExitFlag)
+			afterExit = &v
+		}
+		return runCleanup(invocation(c), c.Args().Slice(), afterExit, c.App.Writer)
+	},
+}
+
+var hookCommand = &cli.Command{
+	Name:        "hook",
+	Usage:       hookUsage,
+	ArgsUsage:   "createRuntime",
+	Description: hookDescription,
+	Action: func(c *cli.Context) error {
+		return runHookMode(invocation(c), c.Args().Slice(), c.App.Reader)
+	},
+}

@@ -6,22 +6,36 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/bundle"
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/cfs-runtime/cfs-runtime/mount"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
-// validID is runc's rule for container ids; the id names a state directory,
-// so nothing else may reach the file system.
-var validID = regexp.MustCompile(`^[\w+\-.]+$`)
+// validID is runc's rule for container ids (^[\w+\-.]+$); the id names a
+// state directory, so nothing else may reach the file system. (Not a
+// regexp: compiling one costs every runtime call at start-up.)
+func validID(id string) bool {
+	if id == "" {
+		return false
+	}
+	for _, c := range []byte(id) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '_', c == '+', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 var (
 	// ErrDigestMismatch: the bundle's rootfs is not what was signed.
@@ -77,7 +91,7 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		env.log.Warn("starting unverified container", "id", id, "bundle", b.Dir, "verdict", verdict.String())
 		return nil, nil
 	}
-	if !validID.MatchString(id) {
+	if !validID(id) {
 		return nil, fmt.Errorf("invalid container id %q", id)
 	}
 	d := verdict.Digest
@@ -162,7 +176,7 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 // loadPolicy loads the trust policy for create and hook mode. A missing
 // policy file is not a default: every container is refused until it exists.
 func loadPolicy(path string) (*attest.Policy, error) {
-	policy, err := attest.LoadPolicy(path)
+	policy, err := attest.LoadPolicy(path, attest.DeferParsing())
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, serr := os.Lstat(path); serr != nil {
 			return nil, fmt.Errorf("no trust policy: %s does not exist; every container is refused until it does (see policy.toml.example, check it with `cfs-runtime policy check`)", path)
@@ -273,7 +287,7 @@ func bundleUser(env *runtimeEnv, b *bundle.Bundle) string {
 		return ""
 	}
 	other, rest, ok := strings.Cut(rel, string(filepath.Separator))
-	if !ok || rest != "merged" || !validID.MatchString(other) {
+	if !ok || rest != "merged" || !validID(other) {
 		return ""
 	}
 	if _, err := os.Stat(filepath.Join(env.cfg.StateDir, other)); err != nil {
@@ -285,15 +299,15 @@ func bundleUser(env *runtimeEnv, b *bundle.Bundle) string {
 // lockDir takes an exclusive flock on a directory. The fd is close-on-exec,
 // so the lock ends at the latest when the runtime is exec'd.
 func lockDir(dir string) (func(), error) {
-	f, err := os.Open(dir)
+	fd, err := rawfile.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", bundle.ErrNoBundle, dir, errors.Unwrap(err))
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		unix.Close(fd)
 		return nil, fmt.Errorf("locking bundle %s: %w", dir, err)
 	}
-	return func() { f.Close() }, nil
+	return func() { unix.Close(fd) }, nil
 }
 
 // lockDigest takes an exclusive lock for importing one digest into the

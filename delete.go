@@ -28,7 +28,7 @@ func beforeDelete(env *runtimeEnv) {
 			id = a
 		}
 	}
-	if id == "" || !validID.MatchString(id) {
+	if id == "" || !validID(id) {
 		return
 	}
 	dir := filepath.Join(env.cfg.StateDir, id)

@@ -1,3 +1,8 @@
+// The go:debug directive below (updatemaxprocs=0): cfs-runtime lives for milliseconds
+// before it execs the runtime, so no goroutine re-reading cgroup CPU limits
+// to update GOMAXPROCS (Go 1.25+), whose start costs every runtime call a
+// goroutine and often a thread.
+
 // Command cfs-runtime is an OCI runtime wrapper that starts containers only
 // from signed, fs-verity protected composefs images.
 //
@@ -5,6 +10,8 @@
 // with syscall.Exec, argv untouched; create and run first prepare the
 // container's root filesystem. Its own tools (digest, import, sign, ...) are
 // ordinary urfave/cli commands.
+//
+//go:debug updatemaxprocs=0
 package main
 
 import (
@@ -18,7 +25,7 @@ var version = "dev"
 
 func main() {
 	inv := oci.Parse(os.Args[1:])
-	if cmd := findTool(inv.Command); cmd != nil {
+	if isTool(inv.Command) {
 		os.Exit(runTool(inv))
 	}
 	if needsToolsBinary(inv) {

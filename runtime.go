@@ -35,7 +35,7 @@ func runRuntime(inv *oci.Invocation) int {
 		fmt.Printf("cfs-runtime version %s\n", version)
 		return runChild(env.runtime.Path(), inv.Args)
 	case inv.Command == "" && wantsHelp(inv):
-		_ = newApp().Run([]string{"cfs-runtime", "--help"})
+		printOwnHelp()
 		fmt.Printf("\nRuntime commands and options (%s):\n\n", env.runtime.Path())
 		return runChild(env.runtime.Path(), inv.Args)
 	case inv.Command == "create" || inv.Command == "run":
@@ -65,8 +65,9 @@ func setupRuntime(inv *oci.Invocation) (*runtimeEnv, error) {
 		// Not fatal: the container matters more than our own log.
 		log = logging.Discard()
 	}
-	self, _ := os.Executable()
-	path, err := oci.Locate(cfg.Runtime, oci.DefaultRuntimes, self)
+	// /proc/self/exe names this executable for Locate's stat (what
+	// os.Executable would read, without resolving the link).
+	path, err := oci.Locate(cfg.Runtime, oci.DefaultRuntimes, "/proc/self/exe")
 	if err != nil {
 		return nil, err
 	}

@@ -1,13 +1,20 @@
+//go:build !slim
+
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/cfs-runtime/cfs-runtime/config"
 	"github.com/cfs-runtime/cfs-runtime/oci"
 	"github.com/urfave/cli/v2"
 )
+
+// isTool reports whether name is one of cfs-runtime's own commands.
+func isTool(name string) bool { return findTool(name) != nil }
+
+// printOwnHelp prints cfs-runtime's help (before the runtime's).
+func printOwnHelp() { _ = newApp().Run([]string{"cfs-runtime", "--help"}) }
 
 // findTool returns cfs-runtime's own command of that name, nil for runtime
 // subcommands.
@@ -52,18 +59,7 @@ func runTool(inv *oci.Invocation) int {
 	app := newApp()
 	app.Metadata = map[string]any{"invocation": inv}
 	args := append([]string{"cfs-runtime", inv.Command}, inv.CommandArgs...)
-	err := app.Run(args)
-	if err == nil {
-		return 0
-	}
-	code := 1
-	if ec, ok := err.(cli.ExitCoder); ok {
-		code = ec.ExitCode()
-	}
-	if msg := err.Error(); msg != "" {
-		fmt.Fprintln(os.Stderr, "cfs-runtime:", msg)
-	}
-	return code
+	return commandExit(app.Run(args))
 }
 
 // invocation returns the runtime command line a tool was started with.

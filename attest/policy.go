@@ -11,11 +11,12 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
-	"github.com/pelletier/go-toml/v2"
-
 	"github.com/cfs-runtime/cfs-runtime/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
+	"github.com/pelletier/go-toml/v2"
 )
 
 // DefaultPolicyPath is where the policy lives unless the configuration's
@@ -107,6 +108,23 @@ type Signer struct {
 	pub      crypto.PublicKey    // PublicKey
 	rootJSON []byte              // TrustedRoot: the file's bytes, handed to the helper
 	rootSum  trustedRootSummary  // TrustedRoot, for printing
+
+	// parse parses certs, roots and pub from the bytes read at load time
+	// when LoadPolicy deferred it (DeferParsing); material runs it once.
+	parse     func() error
+	parseOnce sync.Once
+	parseErr  error
+}
+
+// material parses the signer's certificates or key if LoadPolicy deferred
+// it, once; its error is the one an eager load would have returned.
+func (s *Signer) material() error {
+	s.parseOnce.Do(func() {
+		if s.parse != nil {
+			s.parseErr = s.parse()
+		}
+	})
+	return s.parseErr
 }
 
 // UnsignedRule lets containers without a digest annotation start when
@@ -197,7 +215,17 @@ type LoadOption func(*loadConfig)
 type loadConfig struct {
 	check        FileCheck
 	fullSigstore bool
+	deferParsing bool
 }
+
+// DeferParsing parses signers' certificates and public keys when a
+// signature is checked against them, not at load. The runtime path uses it:
+// parsing a key (and the curve tables it needs) costs about 0.1 ms, paid
+// before every create, also by containers that carry no signature. The
+// files are still checked and read at load; a file that does not parse
+// refuses a signed container with the error a load would have returned
+// (`cfs-runtime policy check` parses everything).
+func DeferParsing() LoadOption { return func(l *loadConfig) { l.deferParsing = true } }
 
 // WithSigstoreCheck also has the cfs-runtime-sigstore helper fully parse
 // every sigstore signer's trusted root and identity (`policy check` does).
@@ -304,16 +332,18 @@ func LoadPolicy(path string, opts ...LoadOption) (*Policy, error) {
 		}
 		return nil, fmt.Errorf("%w: %w", ErrPolicy, err)
 	}
-	data, err := os.ReadFile(path)
+	data, err := rawfile.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPolicy, err)
 	}
-	var pf policyFile
-	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
-	if err := dec.Decode(&pf); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrPolicy, config.DescribeTOML(path, err))
+	pf, plain := plainPolicy(data)
+	if !plain {
+		dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+		if err := dec.Decode(&pf); err != nil {
+			return nil, fmt.Errorf("%w: %s", ErrPolicy, config.DescribeTOML(path, err))
+		}
 	}
-	l := &loader{path: path, data: data, check: cfg.check}
+	l := &loader{path: path, data: data, check: cfg.check, deferParsing: cfg.deferParsing}
 	p, err := l.build(pf)
 	if err != nil {
 		return nil, err
@@ -327,9 +357,10 @@ func LoadPolicy(path string, opts ...LoadOption) (*Policy, error) {
 }
 
 type loader struct {
-	path  string
-	data  []byte
-	check FileCheck
+	path         string
+	data         []byte
+	check        FileCheck
+	deferParsing bool
 }
 
 // errAt formats "file:line: key k: msg" for the key of the index-th [[table]]
@@ -457,12 +488,28 @@ func (l *loader) signer(i int, sf signerFile) (*Signer, error) {
 			}
 			return at(key, "%v", err)
 		}
-		data, err := os.ReadFile(path)
+		data, err := rawfile.ReadFile(path)
 		if err != nil {
 			return at(key, "%v", err)
 		}
-		if err := fn(data); err != nil {
-			return at(key, "%s: %v", path, err)
+		parse := func() error {
+			if err := fn(data); err != nil {
+				return at(key, "%s: %v", path, err)
+			}
+			return nil
+		}
+		if !l.deferParsing {
+			return parse()
+		}
+		if earlier := s.parse; earlier != nil { // certificates, then ca
+			s.parse = func() error {
+				if err := earlier(); err != nil {
+					return err
+				}
+				return parse()
+			}
+		} else {
+			s.parse = parse
 		}
 		return nil
 	}

@@ -175,6 +175,9 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 				if sg.Type.verifies() != kind {
 					continue
 				}
+				if err := sg.material(); err != nil {
+					return v, err
+				}
 				var detail string
 				var err error
 				if kind == PKCS7Signature {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/cfs-runtime/cfs-runtime/atomicfile"
+	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -55,9 +56,12 @@ func Load(dir, name string) (*Bundle, error) {
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(dir, name)
 	}
-	data, err := os.ReadFile(p)
+	data, err := rawfile.ReadFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, p, errors.Unwrap(err))
+	}
+	if doc, view, ok := decodeFast(data); ok {
+		return &Bundle{Dir: dir, ConfigPath: p, Spec: view, doc: doc}, nil
 	}
 	b := &Bundle{Dir: dir, ConfigPath: p, Spec: &View{}}
 	if err := json.Unmarshal(data, &b.doc); err != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/pelletier/go-toml/v2"
 )
 
@@ -70,7 +71,7 @@ func PathFromEnv(override string) string {
 // an invalid one an error naming the file, the line and the key.
 func Load(path string) (Config, error) {
 	c := Defaults()
-	data, err := os.ReadFile(path)
+	data, err := rawfile.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil
 	}
@@ -78,9 +79,11 @@ func Load(path string) (Config, error) {
 		return c, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	c.Path = path
-	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("%w: %s", ErrInvalid, DescribeTOML(path, err))
+	if !plainConfig(data, &c) {
+		dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			return c, fmt.Errorf("%w: %s", ErrInvalid, DescribeTOML(path, err))
+		}
 	}
 	if err := c.validate(data); err != nil {
 		return c, fmt.Errorf("%w: %w", ErrInvalid, err)

@@ -16,6 +16,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 )
 
 // FailureLine formats msg as the runtime log line runc would write for an
@@ -40,7 +42,7 @@ func AppendFailure(path, format, msg string, now time.Time) error {
 	if path == "" {
 		return nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := rawfile.OpenAppend(path, 0o644)
 	if err != nil {
 		return err
 	}
@@ -62,7 +64,7 @@ func Open(path, level string) (*slog.Logger, io.Closer, error) {
 	if path == "" {
 		return Discard(), io.NopCloser(nil), nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := rawfile.OpenAppend(path, 0o640)
 	if err != nil {
 		return Discard(), io.NopCloser(nil), err
 	}

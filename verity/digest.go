@@ -169,7 +169,7 @@ func newHasher(p Params) *Hasher {
 	}
 	h.buf = make([]byte, 0, p.BlockSize)
 	h.workers = runtime.GOMAXPROCS(0)
-	if p.Algorithm == SHA256 && use2x {
+	if p.Algorithm == SHA256 && use2x() {
 		h.ph = newPairHasher(h.salt, p.BlockSize)
 	}
 	return h

@@ -218,13 +218,13 @@ func TestSplitInvariance(t *testing.T) {
 // the CPU has it) and with crypto/sha256 only.
 func forEachImpl(t *testing.T, test func(*testing.T)) {
 	impls := []bool{false}
-	if have2x {
+	if have2x() {
 		impls = append(impls, true)
 	}
 	for _, on := range impls {
 		t.Run(fmt.Sprintf("sha256x2=%v", on), func(t *testing.T) {
 			old := use2x
-			use2x = on
+			use2x = func() bool { return on }
 			defer func() { use2x = old }()
 			test(t)
 		})
@@ -506,7 +506,8 @@ func FuzzDigest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, algSel, bsSel uint8, salt []byte, chunk uint16, workers uint8) {
 		// Bit 7 of workers turns the two-at-a-time SHA-256 path off.
 		old := use2x
-		use2x = have2x && workers&0x80 == 0
+		on := have2x() && workers&0x80 == 0
+		use2x = func() bool { return on }
 		defer func() { use2x = old }()
 		alg := SHA256
 		if algSel%2 == 1 {

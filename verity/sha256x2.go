@@ -9,7 +9,8 @@ import (
 // overlaps the two computations and is much faster than two crypto/sha256
 // calls on CPUs whose SHA instructions have a long latency (AMD Zen).
 
-// use2x can be turned off by tests to cover the crypto/sha256 path.
+// use2x reports whether to hash with the two-lane SHA-NI code; tests
+// replace it to cover the crypto/sha256 path.
 var use2x = have2x
 
 // sha256IV is the SHA-256 initial hash value (FIPS 180-4, 5.3.3).

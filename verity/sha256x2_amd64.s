@@ -460,19 +460,13 @@ loop:
 done:
 	RET
 
-// func cpuidSHA() bool: CPUID.(EAX=7,ECX=0):EBX bit 29.
-TEXT ·cpuidSHA(SB), NOSPLIT, $0-1
-	MOVL $0, AX
+// func cpuid(leaf, sub uint32) (eax, ebx, ecx, edx uint32)
+TEXT ·cpuid(SB), NOSPLIT, $0-24
+	MOVL leaf+0(FP), AX
+	MOVL sub+4(FP), CX
 	CPUID
-	CMPL AX, $7
-	JLT no
-	MOVL $7, AX
-	MOVL $0, CX
-	CPUID
-	SHRL $29, BX
-	ANDL $1, BX
-	MOVB BX, ret+0(FP)
-	RET
-no:
-	MOVB $0, ret+0(FP)
+	MOVL AX, eax+8(FP)
+	MOVL BX, ebx+12(FP)
+	MOVL CX, ecx+16(FP)
+	MOVL DX, edx+20(FP)
 	RET

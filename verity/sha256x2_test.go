@@ -10,7 +10,7 @@ import (
 )
 
 func TestPairHasher(t *testing.T) {
-	if !have2x {
+	if !have2x() {
 		t.Skip("no SHA extensions on this CPU: the crypto/sha256 path is used")
 	}
 	r := rand.New(rand.NewPCG(9, 9))
@@ -33,7 +33,7 @@ func TestPairHasher(t *testing.T) {
 func BenchmarkLeafPairs(b *testing.B) {
 	data := randBytes(rand.New(rand.NewPCG(1, 1)), 8<<20)
 	b.Run("sha256x2", func(b *testing.B) {
-		if !have2x {
+		if !have2x() {
 			b.Skip("no SHA extensions")
 		}
 		ph := newPairHasher(nil, 4096)

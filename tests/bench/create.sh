@@ -22,6 +22,7 @@ make -s build >/dev/null
 # shellcheck source=tests/bench/lib.sh
 . tests/bench/lib.sh
 build_shim "$work/bare-shim" "$RUNC"
+install_bin bin/cfs-runtime "$work/cfs-runtime"
 
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/k.key" 2>/dev/null
 openssl pkey -in "$work/k.key" -pubout -out "$work/k.pub"
@@ -70,7 +71,7 @@ for size in 10 "$BIG"; do
 			case $v in
 			0) cp "$b/config.plain.json" "$b/config.json"; bin=$RUNC ;;
 			1) cp "$b/config.plain.json" "$b/config.json"; bin=$work/bare-shim ;;
-			2) cp "$b/config.signed.json" "$b/config.json"; bin=$PWD/bin/cfs-runtime ;;
+			2) cp "$b/config.signed.json" "$b/config.json"; bin=$work/cfs-runtime ;;
 			esac
 			id=bench-$v-$r
 			s=$EPOCHREALTIME

@@ -9,7 +9,8 @@
 // round. Arguments are split on spaces (no quoting: paths with spaces are not
 // supported). A command that fails stops the run with its output, so that a
 // benchmark never reports the time of a refusal. The output is one line per
-// variant: "NAME MEDIAN_MS MIN_MS MAX_MS".
+// variant: "NAME MEDIAN_MS MIN_MS MAX_MS Q1_MS Q3_MS" (Q1 and Q3: the
+// quartiles, for the spread of the rounds).
 //
 // It is a Go program rather than shell so that it runs the same on the host
 // and in the busybox guest (tests/bench/vm), with exec overhead that does
@@ -121,6 +122,6 @@ func main() {
 		if n%2 == 0 {
 			med = (v.times[n/2-1] + v.times[n/2]) / 2
 		}
-		fmt.Printf("%s %.2f %.2f %.2f\n", v.name, ms(med), ms(v.times[0]), ms(v.times[n-1]))
+		fmt.Printf("%s %.3f %.3f %.3f %.3f %.3f\n", v.name, ms(med), ms(v.times[0]), ms(v.times[n-1]), ms(v.times[n/4]), ms(v.times[(3*n)/4]))
 	}
 }

@@ -1,0 +1,106 @@
+package attest
+
+import "github.com/cfs-runtime/cfs-runtime/config"
+
+// plainPolicy decodes a policy written in the plain subset of TOML without
+// go-toml's reflection (see config.DecodePlain: the policy is read before
+// every create). False for anything else, unknown keys and other types
+// included: LoadPolicy then decodes with go-toml, which words the errors.
+// FuzzPlainPolicy holds the two equal.
+func plainPolicy(data []byte) (policyFile, bool) {
+	var pf policyFile
+	doc, ok := config.DecodePlain(data)
+	if !ok {
+		return pf, false
+	}
+	for k, v := range doc.Top {
+		var dst *string
+		switch k {
+		case "enforcement":
+			dst = &pf.Enforcement
+		case "unsigned":
+			dst = &pf.Unsigned
+		case "sigstore_helper":
+			dst = &pf.Helper
+		default:
+			return pf, false
+		}
+		if *dst, ok = v.(string); !ok {
+			return pf, false
+		}
+	}
+	for name, tables := range doc.Arrays {
+		switch name {
+		case "signer":
+			for _, t := range tables {
+				s, ok := plainSigner(t)
+				if !ok {
+					return pf, false
+				}
+				pf.Signers = append(pf.Signers, s)
+			}
+		case "allow_unsigned":
+			for _, t := range tables {
+				r, ok := plainRule(t)
+				if !ok {
+					return pf, false
+				}
+				pf.AllowUnsigned = append(pf.AllowUnsigned, r)
+			}
+		default:
+			return pf, false
+		}
+	}
+	return pf, true
+}
+
+func plainSigner(t config.PlainTable) (signerFile, bool) {
+	var s signerFile
+	strings := map[string]*string{
+		"name": &s.Name, "certificates": &s.Certificates, "ca": &s.CA, "public_key": &s.PublicKey, "trusted_root": &s.TrustedRoot,
+		"oidc_issuer": &s.OIDCIssuer, "oidc_issuer_regexp": &s.OIDCIssuerRegexp, "subject": &s.Subject, "subject_regexp": &s.SubjectRegexp,
+	}
+	for k, v := range t {
+		if dst, ok := strings[k]; ok {
+			if *dst, ok = v.(string); !ok {
+				return s, false
+			}
+			continue
+		}
+		n, isInt := v.(int64)
+		if !isInt {
+			return s, false
+		}
+		i := int(n)
+		switch k {
+		case "ct_log_threshold":
+			s.CTLogThreshold = &i
+		case "tlog_threshold":
+			s.TLogThreshold = &i
+		default:
+			return s, false
+		}
+	}
+	return s, true
+}
+
+func plainRule(t config.PlainTable) (ruleFile, bool) {
+	var r ruleFile
+	var ok bool
+	for k, v := range t {
+		switch k {
+		case "name":
+			r.Name, ok = v.(string)
+		case "annotations":
+			r.Annotations, ok = v.(map[string]string)
+		case "ignore_digest":
+			r.IgnoreDigest, ok = v.(bool)
+		default:
+			ok = false
+		}
+		if !ok {
+			return r, false
+		}
+	}
+	return r, true
+}
