@@ -58,9 +58,11 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		return nil, nil
 	}
 	id := inv.ContainerID()
-	cwd, err := os.Getwd()
-	if err != nil {
-		return nil, fmt.Errorf("working directory: %w", err)
+	var cwd string
+	if inv.NeedsCwd() {
+		if cwd, err = os.Getwd(); err != nil {
+			return nil, fmt.Errorf("working directory: %w", err)
+		}
 	}
 	// create rewrites config.json in place: one bundle directory serves one
 	// container at a time (as podman, containerd and CRI-O use bundles).
@@ -88,7 +90,7 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		return nil, err
 	}
 	if verdict.Unsigned {
-		env.log.Warn("starting unverified container", "id", id, "bundle", b.Dir, "verdict", verdict.String())
+		env.log.Warn("starting unverified container", "id", id, "bundle", b.Dir, "verdict", verdict) // a Stringer: formatted only if logged
 		return nil, nil
 	}
 	if !validID(id) {
@@ -99,7 +101,7 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		return nil, fmt.Errorf("%w: composefs digest %s: the store holds fsverity-sha256-12 images only", ErrNoImage, d)
 	}
 	digest := d.Hex()
-	env.log.Info("verified", "id", id, "verdict", verdict.String())
+	env.log.Info("verified", "id", id, "verdict", verdict) // a Stringer: formatted only if logged
 
 	store, err := composefs.OpenStore(env.cfg.StoreDir)
 	if err != nil {

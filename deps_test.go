@@ -33,10 +33,10 @@ func TestNoHeavyDependencies(t *testing.T) {
 
 // toolsOnlyDeps are packages that only cfs-runtime's tools need (OCI
 // import, fsck's progress bar, which links net/http, compression
-// formats, urfave/cli) or that cost every start in their initializers
+// formats, urfave/cli, compression) or that cost every start in their initializers
 // (golang.org/x/sys/cpu runs CPUID, which traps in a VM): the slim runtime
 // binary must not link them.
-var toolsOnlyDeps = regexp.MustCompile(`/ociimage$|opencontainers/image-spec|opencontainers/go-digest|klauspost|progressbar|^net/http$|urfave/cli|^golang.org/x/sys/cpu$`)
+var toolsOnlyDeps = regexp.MustCompile(`/ociimage$|opencontainers/image-spec|opencontainers/go-digest|klauspost|progressbar|^net/http$|urfave/cli|^golang.org/x/sys/cpu$|^compress/`)
 
 // The slim build (bin/cfs-runtime) links none of the tools' packages; the
 // full build (cfs-runtime-tools) does.

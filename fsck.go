@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/internal/decompress"
 	"github.com/cfs-runtime/cfs-runtime/ociimage"
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
@@ -210,7 +211,7 @@ func openSourceArg(arg string) (composefs.ObjectSource, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, errors.New("neither a directory nor a tar file")
 	}
-	return composefs.NewTarSource(arg), nil
+	return composefs.NewTarSource(arg, decompress.Reader), nil
 }
 
 // fsckRepairImages repairs the damaged images among reports: from sources,

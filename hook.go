@@ -38,9 +38,9 @@ func runHookMode(inv *oci.Invocation, args []string, stdin io.Reader) error {
 		return err
 	}
 	if res.Verdict.Unsigned {
-		log.Warn("hook createRuntime: starting unverified container", "id", res.ID, "bundle", res.Bundle, "verdict", res.Verdict.String())
+		log.Warn("hook createRuntime: starting unverified container", "id", res.ID, "bundle", res.Bundle, "verdict", res.Verdict)
 		return nil
 	}
-	log.Info("hook createRuntime: verified", "id", res.ID, "root", res.Root, "image", res.Image, "loop", res.Loop, "verdict", res.Verdict.String())
+	log.Info("hook createRuntime: verified", "id", res.ID, "root", res.Root, "image", res.Image, "loop", res.Loop, "verdict", res.Verdict)
 	return nil
 }

@@ -3,9 +3,6 @@ package composefs
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
-	"compress/bzip2"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -20,15 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Source errors.
-var (
-	// ErrUnsupportedSource is returned by OpenSource for a recorded source
-	// this package cannot read (OCI layers: the OCI importer reads those).
-	ErrUnsupportedSource = errors.New("source kind not readable here")
-	// ErrUnsupportedCompression is returned for a tar archive compressed
-	// with something other than gzip or bzip2.
-	ErrUnsupportedCompression = errors.New("unsupported compression")
-)
+// ErrUnsupportedSource is returned by OpenSource for a recorded source
+// this package cannot read (OCI layers: the OCI importer reads those).
+var ErrUnsupportedSource = errors.New("source kind not readable here")
 
 // NewTreeSource offers the regular files of the directory tree dir, read
 // in parallel. It can also rebuild the tree's composefs image (default
@@ -115,38 +106,41 @@ func (t *treeSource) BuildImage(ctx context.Context, w io.Writer) error {
 	return tr.WriteImage(w)
 }
 
-// NewTarSource offers the regular files of a tar archive (plain, gzip or
-// bzip2), read once from start to end.
-func NewTarSource(file string) ObjectSource { return tarSource(file) }
+// Decompressor returns the decompressed stream of a tar archive (told
+// apart by its first bytes) and a function that releases it. The tools
+// pass internal/decompress.Reader; this package does not import it, so
+// that the runtime binary does not link the compression packages.
+type Decompressor func(*bufio.Reader) (io.Reader, func() error, error)
 
-type tarSource string
+// NewTarSource offers the regular files of a tar archive, read once from
+// start to end, decompressed by decompress (nil: plain tar only).
+func NewTarSource(file string, decompress Decompressor) ObjectSource {
+	return &tarSource{file: file, decompress: decompress}
+}
 
-func (t tarSource) String() string { return "tar " + string(t) }
+type tarSource struct {
+	file       string
+	decompress Decompressor
+}
+
+func (t *tarSource) String() string { return "tar " + t.file }
 
 // Files' errors do not name the archive: Repair prefixes the source.
-func (t tarSource) Files(ctx context.Context, want func(int64) bool, fn func(SourceFile) error) error {
-	f, err := os.Open(string(t))
+func (t *tarSource) Files(ctx context.Context, want func(int64) bool, fn func(SourceFile) error) error {
+	f, err := os.Open(t.file)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 1<<20)
-	magic, _ := br.Peek(6)
 	var r io.Reader = br
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		gz, err := gzip.NewReader(br)
+	if t.decompress != nil {
+		dr, done, err := t.decompress(br)
 		if err != nil {
 			return err
 		}
-		defer gz.Close()
-		r = gz
-	case bytes.HasPrefix(magic, []byte("BZh")):
-		r = bzip2.NewReader(br)
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return fmt.Errorf("%w: zstd (decompress it first: zstd -d)", ErrUnsupportedCompression)
-	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		return fmt.Errorf("%w: xz (decompress it first: xz -d)", ErrUnsupportedCompression)
+		defer done()
+		r = dr
 	}
 	tr := tar.NewReader(r)
 	for {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/decompress"
 )
 
 // objectStamps maps every object path to its inode and mtime.
@@ -112,7 +114,7 @@ func TestRepairFromTar(t *testing.T) {
 	damaged := damage(t, s, d)
 	tgz := filepath.Join(t.TempDir(), "layer.tar.gz")
 	writeTar(t, tree, tgz, "c")
-	rep, err := s.Repair(context.Background(), []FsckImage{fsck1(t, s, image)}, []ObjectSource{NewTarSource(tgz)})
+	rep, err := s.Repair(context.Background(), []FsckImage{fsck1(t, s, image)}, []ObjectSource{NewTarSource(tgz, decompress.Reader)})
 	if !errors.Is(err, ErrUnresolved) || !reflect.DeepEqual(rep.Unresolved, []string{d["c"]}) {
 		t.Fatalf("repair from a tar without c: %v, unresolved %q", err, rep.Unresolved)
 	}
@@ -121,7 +123,7 @@ func TestRepairFromTar(t *testing.T) {
 	}
 	writeTar(t, tree, tgz, "")
 	damaged = slices.DeleteFunc(damaged, func(x string) bool { return x != d["c"] })
-	repairAndCheck(t, s, image, damaged, NewTarSource(tgz))
+	repairAndCheck(t, s, image, damaged, NewTarSource(tgz, decompress.Reader))
 }
 
 // writeTar writes tree as a gzip tar to dst, without the file skip.
@@ -165,13 +167,13 @@ func TestTarSourceErrors(t *testing.T) {
 	dir := t.TempDir()
 	zst := filepath.Join(dir, "l.tar.zst")
 	os.WriteFile(zst, []byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0}, 0o644)
-	err := NewTarSource(zst).Files(context.Background(), func(int64) bool { return true }, func(SourceFile) error { return nil })
-	if !errors.Is(err, ErrUnsupportedCompression) || !strings.Contains(err.Error(), "zstd -d") {
+	err := NewTarSource(zst, decompress.Reader).Files(context.Background(), func(int64) bool { return true }, func(SourceFile) error { return nil })
+	if !errors.Is(err, decompress.ErrUnsupportedCompression) || !strings.Contains(err.Error(), "zstd -d") {
 		t.Errorf("zstd tar: %v", err)
 	}
 	junk := filepath.Join(dir, "junk")
 	os.WriteFile(junk, []byte(strings.Repeat("not a tar archive\n", 100)), 0o644)
-	err = NewTarSource(junk).Files(context.Background(), func(int64) bool { return true }, func(SourceFile) error { return nil })
+	err = NewTarSource(junk, decompress.Reader).Files(context.Background(), func(int64) bool { return true }, func(SourceFile) error { return nil })
 	// Repair prefixes "source could not be read: tar PATH: ".
 	if err == nil || !strings.HasPrefix(err.Error(), "not a readable tar archive: ") {
 		t.Errorf("junk: %v", err)

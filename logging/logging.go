@@ -57,12 +57,12 @@ func AppendFailure(path, format, msg string, now time.Time) error {
 // A log file that cannot be opened is not fatal: the logger then discards,
 // and the error is returned for the caller to mention if it wants.
 func Open(path, level string) (*slog.Logger, io.Closer, error) {
+	if path == "" {
+		return Discard(), io.NopCloser(nil), nil
+	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		lv = slog.LevelInfo
-	}
-	if path == "" {
-		return Discard(), io.NopCloser(nil), nil
 	}
 	f, err := rawfile.OpenAppend(path, 0o640)
 	if err != nil {

@@ -189,6 +189,13 @@ func (inv *Invocation) ContainerID() string {
 	return inv.Positional[0]
 }
 
+// NeedsCwd reports whether Bundle needs the working directory (no
+// --bundle, or a relative one): callers skip os.Getwd otherwise.
+func (inv *Invocation) NeedsCwd() bool {
+	b := inv.Flags["bundle"]
+	return b == "" || !filepath.IsAbs(b)
+}
+
 // Bundle returns the bundle directory of create/run: --bundle, made
 // absolute against cwd, or cwd itself (runc's default).
 func (inv *Invocation) Bundle(cwd string) string {

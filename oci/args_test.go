@@ -164,6 +164,12 @@ func TestParse(t *testing.T) {
 
 func TestBundleAndLog(t *testing.T) {
 	inv := Parse([]string{"--log=file:/l", "--log-format", "json", "create", "-b", "rel/b", "id"})
+	if !inv.NeedsCwd() {
+		t.Error("a relative --bundle does not need the working directory")
+	}
+	if abs := Parse([]string{"create", "--bundle", "/b", "id"}); abs.NeedsCwd() || abs.Bundle("") != "/b" {
+		t.Errorf("absolute --bundle: needs cwd %v, bundle %q", abs.NeedsCwd(), abs.Bundle(""))
+	}
 	if got := inv.Bundle("/cwd"); got != "/cwd/rel/b" {
 		t.Errorf("Bundle = %q", got)
 	}
@@ -177,7 +183,7 @@ func TestBundleAndLog(t *testing.T) {
 		t.Errorf("ContainerID = %q", got)
 	}
 	inv = Parse([]string{"--log=journald:x", "run", "id"})
-	if inv.LogFile() != "" || inv.LogFormat() != "text" || inv.Bundle("/cwd") != "/cwd" {
+	if inv.LogFile() != "" || inv.LogFormat() != "text" || inv.Bundle("/cwd") != "/cwd" || !inv.NeedsCwd() {
 		t.Errorf("defaults: log %q format %q bundle %q", inv.LogFile(), inv.LogFormat(), inv.Bundle("/cwd"))
 	}
 	if Parse([]string{"-v"}).WantsVersion() != true || Parse([]string{"exec", "-v"}).WantsVersion() {

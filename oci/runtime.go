@@ -59,10 +59,7 @@ func (r execRuntime) Exec(args []string) error {
 // executable, which is never chosen.
 func Locate(configured string, candidates []string, self string) (string, error) {
 	selfInfo, _ := os.Stat(self)
-	isSelf := func(p string) bool {
-		fi, err := os.Stat(p)
-		return err == nil && selfInfo != nil && os.SameFile(fi, selfInfo)
-	}
+	isSelf := func(fi os.FileInfo) bool { return selfInfo != nil && os.SameFile(fi, selfInfo) }
 	if configured != "" {
 		if !strings.HasPrefix(configured, "/") {
 			p, err := exec.LookPath(configured)
@@ -78,14 +75,14 @@ func Locate(configured string, candidates []string, self string) (string, error)
 		if fi.IsDir() || fi.Mode()&0o111 == 0 {
 			return "", fmt.Errorf("%w: configured runtime %s is not an executable file", ErrRuntimeNotFound, configured)
 		}
-		if isSelf(configured) {
+		if isSelf(fi) {
 			return "", fmt.Errorf("%w: configured runtime %s; set runtime in the configuration to the real runc or crun", ErrRuntimeIsSelf, configured)
 		}
 		return configured, nil
 	}
 	for _, c := range candidates {
 		fi, err := os.Stat(c)
-		if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 || isSelf(c) {
+		if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 || isSelf(fi) {
 			continue
 		}
 		return c, nil

@@ -80,34 +80,61 @@ func (e *UnsupportedError) Unwrap() []error {
 	return errs
 }
 
-// Filesystem magic numbers (statfs f_type) and their names as mount shows
-// them. Only ext4, f2fs and btrfs implement fs-verity.
-var fsNames = map[int64]string{
-	unix.EXT4_SUPER_MAGIC:      "ext4", // also ext2/ext3 mounted by the ext4 driver
-	unix.F2FS_SUPER_MAGIC:      "f2fs",
-	unix.BTRFS_SUPER_MAGIC:     "btrfs",
-	unix.XFS_SUPER_MAGIC:       "xfs",
-	unix.TMPFS_MAGIC:           "tmpfs",
-	unix.OVERLAYFS_SUPER_MAGIC: "overlay",
-	unix.EROFS_SUPER_MAGIC_V1:  "erofs",
-	unix.SQUASHFS_MAGIC:        "squashfs",
-	unix.NFS_SUPER_MAGIC:       "nfs",
-	unix.FUSE_SUPER_MAGIC:      "fuse",
-	unix.MSDOS_SUPER_MAGIC:     "vfat",
-	unix.EXFAT_SUPER_MAGIC:     "exfat",
-	unix.RAMFS_MAGIC:           "ramfs",
-	unix.PROC_SUPER_MAGIC:      "proc",
-	unix.SYSFS_MAGIC:           "sysfs",
-	unix.CIFS_SUPER_MAGIC:      "cifs",
-	unix.SMB2_SUPER_MAGIC:      "smb3",
-	unix.V9FS_MAGIC:            "9p",
-	unix.CEPH_SUPER_MAGIC:      "ceph",
-	unix.ZONEFS_MAGIC:          "zonefs",
-	unix.BCACHEFS_SUPER_MAGIC:  "bcachefs",
-	0x2fc12fc1:                 "zfs",
+// fsName names a filesystem magic number (statfs f_type) as mount shows
+// it. (A switch, not a map: a map literal is built at package
+// initialisation, which every runtime call through cfs-runtime pays.)
+func fsName(magic int64) (string, bool) {
+	switch magic {
+	case unix.EXT4_SUPER_MAGIC:
+		return "ext4", true // also ext2/ext3 mounted by the ext4 driver
+	case unix.F2FS_SUPER_MAGIC:
+		return "f2fs", true
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs", true
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs", true
+	case unix.TMPFS_MAGIC:
+		return "tmpfs", true
+	case unix.OVERLAYFS_SUPER_MAGIC:
+		return "overlay", true
+	case unix.EROFS_SUPER_MAGIC_V1:
+		return "erofs", true
+	case unix.SQUASHFS_MAGIC:
+		return "squashfs", true
+	case unix.NFS_SUPER_MAGIC:
+		return "nfs", true
+	case unix.FUSE_SUPER_MAGIC:
+		return "fuse", true
+	case unix.MSDOS_SUPER_MAGIC:
+		return "vfat", true
+	case unix.EXFAT_SUPER_MAGIC:
+		return "exfat", true
+	case unix.RAMFS_MAGIC:
+		return "ramfs", true
+	case unix.PROC_SUPER_MAGIC:
+		return "proc", true
+	case unix.SYSFS_MAGIC:
+		return "sysfs", true
+	case unix.CIFS_SUPER_MAGIC:
+		return "cifs", true
+	case unix.SMB2_SUPER_MAGIC:
+		return "smb3", true
+	case unix.V9FS_MAGIC:
+		return "9p", true
+	case unix.CEPH_SUPER_MAGIC:
+		return "ceph", true
+	case unix.ZONEFS_MAGIC:
+		return "zonefs", true
+	case unix.BCACHEFS_SUPER_MAGIC:
+		return "bcachefs", true
+	case 0x2fc12fc1:
+		return "zfs", true
+	}
+	return "", false
 }
 
-var verityFS = map[string]bool{"ext4": true, "f2fs": true, "btrfs": true}
+// verityFS: only ext4, f2fs and btrfs implement fs-verity.
+func verityFS(name string) bool { return name == "ext4" || name == "f2fs" || name == "btrfs" }
 
 // Where the kernel shows its configuration. Variables so that tests can
 // stand in for a kernel with fs-verity.
@@ -138,7 +165,7 @@ func exists(path string) bool {
 }
 
 func fsTypeName(magic int64) string {
-	if n, ok := fsNames[magic]; ok {
+	if n, ok := fsName(magic); ok {
 		return n
 	}
 	return fmt.Sprintf("filesystem 0x%x", uint64(magic))
@@ -155,7 +182,7 @@ func unsupported(fd int, errno unix.Errno) error {
 	e := &UnsupportedError{FSType: fsTypeName(int64(st.Type)), Errno: errno}
 	has, known := kernelVerity(e.FSType)
 	switch {
-	case !verityFS[e.FSType]:
+	case !verityFS(e.FSType):
 		e.Reason = ErrFSNoVerity
 	case known && !has:
 		e.Reason = ErrKernelNoVerity
