@@ -10,6 +10,7 @@ pkgs=(
 	man-db # man_test renders every generated page
 	containerd # tests/bats/containerd.bats (1.6, with ctr)
 	skopeo umoci # tests/bats/oci.bats: OCI layouts written by real tools
+	strace # tests/bats/wrapper.bats pins what a pass-through run does
 )
 missing=()
 for p in "${pkgs[@]}"; do
