@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/testutil"
 )
 
 // checkPlainPolicy: plainPolicy either declines or decodes exactly what
@@ -26,39 +28,27 @@ func checkPlainPolicy(t *testing.T, data []byte) bool {
 	return true
 }
 
-var plainPolicyCases = []struct {
-	toml  string
-	plain bool
-}{
-	{"", true},
-	{"unsigned = \"allow\"\n[[signer]]\nname = \"bench\"\npublic_key = \"/k.pub\"\n", true},
-	{"enforcement = 'measure'\nsigstore_helper = '/h'\n[[signer]]\nname = 'a'\ntrusted_root = '/r'\noidc_issuer = 'i'\nsubject_regexp = '.*'\nct_log_threshold = 0\ntlog_threshold = 2\n[[signer]]\nname = 'b'\ncertificates = '/c'\nca = '/ca'\n", true},
-	{"[[allow_unsigned]]\nname = \"containerd-sandbox\"\nannotations = { \"io.kubernetes.cri.container-type\" = \"sandbox\" }\nignore_digest = true\n[[allow_unsigned]]\nname = 'x'\nannotations = {}\n", true},
-	{"[[signer]]\n[[allow_unsigned]]\n", true},
+var plainPolicyCases = []testutil.FastPathCase{
+	{Input: "", Fast: true},
+	{Input: "unsigned = \"allow\"\n[[signer]]\nname = \"bench\"\npublic_key = \"/k.pub\"\n", Fast: true},
+	{Input: "enforcement = 'measure'\nsigstore_helper = '/h'\n[[signer]]\nname = 'a'\ntrusted_root = '/r'\noidc_issuer = 'i'\nsubject_regexp = '.*'\nct_log_threshold = 0\ntlog_threshold = 2\n[[signer]]\nname = 'b'\ncertificates = '/c'\nca = '/ca'\n", Fast: true},
+	{Input: "[[allow_unsigned]]\nname = \"containerd-sandbox\"\nannotations = { \"io.kubernetes.cri.container-type\" = \"sandbox\" }\nignore_digest = true\n[[allow_unsigned]]\nname = 'x'\nannotations = {}\n", Fast: true},
+	{Input: "[[signer]]\n[[allow_unsigned]]\n", Fast: true},
 	// Declined: go-toml decides.
-	{"unsigned = 1", false},
-	{"signer = 'x'", false},
-	{"[[signer]]\nname = 1", false},
-	{"[[signer]]\nct_log_threshold = 'x'", false},
-	{"[[signer]]\nunknown = 'x'", false},
-	{"[[allow_unsigned]]\nannotations = { a = 1 }", false},
-	{"[[allow_unsigned]]\nignore_digest = 'yes'", false},
-	{"[[allow_unsigned]]\n[allow_unsigned.annotations]\na = 'b'", false},
-	{"[[rule]]", false},
-	{"[[signer]]\nname = 'a'\nname = 'b'", false},
+	{Input: "unsigned = 1", Fast: false},
+	{Input: "signer = 'x'", Fast: false},
+	{Input: "[[signer]]\nname = 1", Fast: false},
+	{Input: "[[signer]]\nct_log_threshold = 'x'", Fast: false},
+	{Input: "[[signer]]\nunknown = 'x'", Fast: false},
+	{Input: "[[allow_unsigned]]\nannotations = { a = 1 }", Fast: false},
+	{Input: "[[allow_unsigned]]\nignore_digest = 'yes'", Fast: false},
+	{Input: "[[allow_unsigned]]\n[allow_unsigned.annotations]\na = 'b'", Fast: false},
+	{Input: "[[rule]]", Fast: false},
+	{Input: "[[signer]]\nname = 'a'\nname = 'b'", Fast: false},
 }
 
 func TestPlainPolicy(t *testing.T) {
-	for _, c := range plainPolicyCases {
-		if got := checkPlainPolicy(t, []byte(c.toml)); got != c.plain {
-			t.Errorf("plainPolicy(%q) took the plain path: %v, want %v", c.toml, got, c.plain)
-		}
-	}
+	testutil.CheckFastPath(t, "plainPolicy", plainPolicyCases, checkPlainPolicy)
 }
 
-func FuzzPlainPolicy(f *testing.F) {
-	for _, c := range plainPolicyCases {
-		f.Add([]byte(c.toml))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) { checkPlainPolicy(t, data) })
-}
+func FuzzPlainPolicy(f *testing.F) { testutil.FuzzFastPath(f, plainPolicyCases, checkPlainPolicy) }

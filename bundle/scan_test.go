@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/testutil"
 )
 
 // decodeSlow is what Load does without decodeFast.
@@ -48,47 +50,35 @@ func checkDecodeFast(t *testing.T, data []byte) (fast bool) {
 	return true
 }
 
-var decodeFastCases = []struct {
-	json string
-	fast bool
-}{
-	{sample, true},
-	{`{}`, true},
-	{` { "root" : null , "annotations" : null } `, true},
-	{`{"root": {"path": "/r", "readonly": false, "x": [1, {"y": "}"}]}, "annotations": {}}`, true},
-	{`{"annotations": {"a": "1", "a": "2"}}`, true},
-	{`{"a": "\"quoted\"", "b": [1.5e3, true, null, "x\\"]}`, true},
-	{`{"annotations": {"k": "ü"}, "process": {"env": ["A=b"]}}`, true},
+var decodeFastCases = []testutil.FastPathCase{
+	{Input: sample, Fast: true},
+	{Input: `{}`, Fast: true},
+	{Input: ` { "root" : null , "annotations" : null } `, Fast: true},
+	{Input: `{"root": {"path": "/r", "readonly": false, "x": [1, {"y": "}"}]}, "annotations": {}}`, Fast: true},
+	{Input: `{"annotations": {"a": "1", "a": "2"}}`, Fast: true},
+	{Input: `{"a": "\"quoted\"", "b": [1.5e3, true, null, "x\\"]}`, Fast: true},
+	{Input: `{"annotations": {"k": "ü"}, "process": {"env": ["A=b"]}}`, Fast: true},
 	// Declined: encoding/json decides.
-	{`null`, false},
-	{`[]`, false},
-	{`{"root": {"path": "a"}, "root": {"readonly": true}}`, false},
-	{`{"annotations": {"a": "1"}, "annotations": {"b": "2"}}`, false},
-	{`{"Root": {"path": "a"}}`, false},
-	{`{"ANNOTATIONS": {"a": "1"}}`, false},
-	{`{"root": {"Path": "a"}}`, false},
-	{`{"root": {"path": "a", "path": "b"}}`, false},
-	{`{"annotations": {"a": "\u0041"}}`, false},
-	{`{"\u0072oot": {"path": "a"}}`, false},
-	{`{"annotations": {"a": 1}}`, false},
-	{`{"root": {"readonly": "yes"}}`, false},
-	{`{"root": "rootfs"}`, false},
-	{"{\"annotations\": {\"a\": \"\xff\"}}", false},
-	{`{"a": 1`, false},
-	{`{"a": 1} x`, false},
+	{Input: `null`, Fast: false},
+	{Input: `[]`, Fast: false},
+	{Input: `{"root": {"path": "a"}, "root": {"readonly": true}}`, Fast: false},
+	{Input: `{"annotations": {"a": "1"}, "annotations": {"b": "2"}}`, Fast: false},
+	{Input: `{"Root": {"path": "a"}}`, Fast: false},
+	{Input: `{"ANNOTATIONS": {"a": "1"}}`, Fast: false},
+	{Input: `{"root": {"Path": "a"}}`, Fast: false},
+	{Input: `{"root": {"path": "a", "path": "b"}}`, Fast: false},
+	{Input: `{"annotations": {"a": "\u0041"}}`, Fast: false},
+	{Input: `{"\u0072oot": {"path": "a"}}`, Fast: false},
+	{Input: `{"annotations": {"a": 1}}`, Fast: false},
+	{Input: `{"root": {"readonly": "yes"}}`, Fast: false},
+	{Input: `{"root": "rootfs"}`, Fast: false},
+	{Input: "{\"annotations\": {\"a\": \"\xff\"}}", Fast: false},
+	{Input: `{"a": 1`, Fast: false},
+	{Input: `{"a": 1} x`, Fast: false},
 }
 
 func TestDecodeFast(t *testing.T) {
-	for _, c := range decodeFastCases {
-		if got := checkDecodeFast(t, []byte(c.json)); got != c.fast {
-			t.Errorf("decodeFast(%q) took the fast path: %v, want %v", c.json, got, c.fast)
-		}
-	}
+	testutil.CheckFastPath(t, "decodeFast", decodeFastCases, checkDecodeFast)
 }
 
-func FuzzDecodeFast(f *testing.F) {
-	for _, c := range decodeFastCases {
-		f.Add([]byte(c.json))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) { checkDecodeFast(t, data) })
-}
+func FuzzDecodeFast(f *testing.F) { testutil.FuzzFastPath(f, decodeFastCases, checkDecodeFast) }

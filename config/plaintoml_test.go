@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/testutil"
 )
 
 // checkPlainConfig: plainConfig either declines or decodes exactly what
@@ -29,41 +31,31 @@ func checkPlainConfig(t *testing.T, data []byte) bool {
 	return true
 }
 
-var plainConfigCases = []struct {
-	toml  string
-	plain bool
-}{
-	{"", true},
-	{"# only a comment\n", true},
-	{"runtime = \"/usr/sbin/runc\"\nlog_file = ''\n", true},
-	{"\"policy\" = \"/p\" # comment\n'state_dir' = '/s'\n", true},
-	{"log_level = \"de\\u0062ug\"\nruntime = \"\"\"\n/a\\\n  /b\"\"\"\n", true},
-	{"store_dir = '''/x\ny'''", true},
+var plainConfigCases = []testutil.FastPathCase{
+	{Input: "", Fast: true},
+	{Input: "# only a comment\n", Fast: true},
+	{Input: "runtime = \"/usr/sbin/runc\"\nlog_file = ''\n", Fast: true},
+	{Input: "\"policy\" = \"/p\" # comment\n'state_dir' = '/s'\n", Fast: true},
+	{Input: "log_level = \"de\\u0062ug\"\nruntime = \"\"\"\n/a\\\n  /b\"\"\"\n", Fast: true},
+	{Input: "store_dir = '''/x\ny'''", Fast: true},
 	// Declined: go-toml decides (and words the error).
-	{"runtime = 1", false},
-	{"runtime = \"a\"\nruntime = \"b\"", false},
-	{"Runtime = \"a\"", false},
-	{"unknown = \"a\"", false},
-	{"runtime.x = \"a\"", false},
-	{"[table]\nruntime = \"a\"", false},
-	{"[[runtime]]", false},
-	{"runtime = \"a", false},
-	{"runtime = [\"a\"]", false},
+	{Input: "runtime = 1", Fast: false},
+	{Input: "runtime = \"a\"\nruntime = \"b\"", Fast: false},
+	{Input: "Runtime = \"a\"", Fast: false},
+	{Input: "unknown = \"a\"", Fast: false},
+	{Input: "runtime.x = \"a\"", Fast: false},
+	{Input: "[table]\nruntime = \"a\"", Fast: false},
+	{Input: "[[runtime]]", Fast: false},
+	{Input: "runtime = \"a", Fast: false},
+	{Input: "runtime = [\"a\"]", Fast: false},
 }
 
 func TestPlainConfig(t *testing.T) {
-	for _, c := range plainConfigCases {
-		if got := checkPlainConfig(t, []byte(c.toml)); got != c.plain {
-			t.Errorf("plainConfig(%q) took the plain path: %v, want %v", c.toml, got, c.plain)
-		}
-	}
+	testutil.CheckFastPath(t, "plainConfig", plainConfigCases, checkPlainConfig)
 }
 
 func FuzzDecodePlainConfig(f *testing.F) {
-	for _, c := range plainConfigCases {
-		f.Add([]byte(c.toml))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) { checkPlainConfig(t, data) })
+	testutil.FuzzFastPath(f, plainConfigCases, checkPlainConfig)
 }
 
 // DecodePlain's values, one of each kind.
