@@ -32,26 +32,30 @@ func plainPolicy(data []byte) (policyFile, bool) {
 	for name, tables := range doc.Arrays {
 		switch name {
 		case "signer":
-			for _, t := range tables {
-				s, ok := plainSigner(t)
-				if !ok {
-					return pf, false
-				}
-				pf.Signers = append(pf.Signers, s)
-			}
+			pf.Signers, ok = plainEach(tables, plainSigner)
 		case "allow_unsigned":
-			for _, t := range tables {
-				r, ok := plainRule(t)
-				if !ok {
-					return pf, false
-				}
-				pf.AllowUnsigned = append(pf.AllowUnsigned, r)
-			}
+			pf.AllowUnsigned, ok = plainEach(tables, plainRule)
 		default:
+			ok = false
+		}
+		if !ok {
 			return pf, false
 		}
 	}
 	return pf, true
+}
+
+// plainEach decodes every table of an array of tables with decode.
+func plainEach[T any](tables []config.PlainTable, decode func(config.PlainTable) (T, bool)) ([]T, bool) {
+	out := make([]T, 0, len(tables))
+	for _, t := range tables {
+		v, ok := decode(t)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, v)
+	}
+	return out, true
 }
 
 func plainSigner(t config.PlainTable) (signerFile, bool) {
