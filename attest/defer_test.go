@@ -8,10 +8,10 @@ import (
 	"testing"
 )
 
-// With DeferParsing, a signer's certificates or key are parsed only when a
-// signature is checked against them: an unsigned container that the policy
-// allows does not need them, and a signed one is refused with exactly the
-// error an eager load gives.
+// With DeferParsing, a signer's files are checked, read and parsed only
+// when a signature is checked against that signer: an unsigned container
+// that the policy allows does not need them, and a signed one is refused
+// with exactly the error an eager load gives.
 func TestDeferParsing(t *testing.T) {
 	dir := t.TempDir()
 	key, cert := keyPair(t, dir, "release", "rsa")
@@ -43,6 +43,31 @@ func TestDeferParsing(t *testing.T) {
 	p.Describe(&b)
 	if !strings.Contains(b.String(), "# unusable: "+eagerErr.Error()) {
 		t.Fatalf("Describe:\n%s", b.String())
+	}
+
+	// A missing file and one that is not the owner's: the same.
+	for _, material := range []string{"/nonexistent/release.crt", cert} {
+		check := check
+		if material == cert { // as if someone else could write it
+			check = WithFileCheck(func(p string) error {
+				if p == cert {
+					return fmt.Errorf("%w: %s is writable by group or others", ErrInsecurePolicy, p)
+				}
+				return RequireOwner(os.Getuid())(p)
+			})
+		}
+		path := write(t, filepath.Join(dir, "missing.toml"), "unsigned = \"allow\"\n"+certPolicy("release", material))
+		_, eagerErr := LoadPolicy(path, check)
+		p, err := LoadPolicy(path, check, DeferParsing())
+		if eagerErr == nil || err != nil {
+			t.Fatalf("%s: eager %v, deferred %v", material, eagerErr, err)
+		}
+		if v := mustVerify(t, map[string]string{}, p); !v.Unsigned {
+			t.Fatalf("%s: unsigned container: %v", material, v)
+		}
+		if _, err := Verify(signed, p); err == nil || err.Error() != eagerErr.Error() {
+			t.Fatalf("%s: signed container: %v, want %v", material, err, eagerErr)
+		}
 	}
 
 	// Good material, deferred: the signature verifies as with an eager load.

@@ -376,6 +376,9 @@ func (p *Policy) checkSigstore() error {
 	req := &helperproto.Request{Op: helperproto.OpCheckRoot}
 	for _, sg := range p.Signers {
 		if sg.Type == SignerSigstore {
+			if err := sg.material(); err != nil {
+				return err
+			}
 			req.Signers = append(req.Signers, sg.helperSigner())
 		}
 	}

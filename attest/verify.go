@@ -163,6 +163,13 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 		switch {
 		case len(tried) == 0:
 		case kind == SigstoreBundle:
+			for _, sg := range p.Signers {
+				if sg.Type == SignerSigstore {
+					if err := sg.material(); err != nil {
+						return v, err
+					}
+				}
+			}
 			// One helper run tries every sigstore signer, in order.
 			name, detail, errs := p.verifySigstore(a.Key+BundleSuffix, bun, msg)
 			if errs == nil {

@@ -250,6 +250,29 @@ teardown() {
 	cr_assert_nothing_left
 }
 
+@test "a group-writable key file: unsigned containers the policy allows run, signed ones are refused naming it" {
+	# create loads a signer's key when a signature is checked against it
+	# (attest.DeferParsing); policy check loads everything.
+	key="$BATS_TEST_TMPDIR/keys/good.pub"
+	mkdir -p "$BATS_TEST_TMPDIR/keys"
+	cp "$KEYS/good.pub" "$key"
+	chmod 0664 "$key"
+	printf 'enforcement = "userspace"\nunsigned = "allow"\n[[signer]]\nname = "test"\npublic_key = "%s"\n' "$key" >"$POLICY"
+	msg="policy $POLICY: signer \"test\": insecure trust policy: $key is writable by its group (mode -rw-rw-r--): only root may be able to change the trust policy"
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid unsigned)"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$HELLO" ]
+	cr_annotate "$BUNDLE" "$SIGNED"
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid signed)"
+	[ "$status" -eq 1 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "cfs-runtime: $msg" ]
+	run --separate-stderr "$CFS_RUNTIME" policy check
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: policy check: $msg" ]
+	cr_assert_nothing_left
+}
+
 @test "a policy in a group-writable directory is refused, naming the directory" {
 	cr_annotate "$BUNDLE" "$SIGNED"
 	dir="$BATS_TEST_TMPDIR/etc"

@@ -33,8 +33,9 @@ both() {
 @test "a pass-through run reads its four files, starts no poller, then execs the runtime" {
 	# What cfs-runtime adds to each runc call is a benchmark target
 	# (tests/bench/wrapper.sh); this pins the I/O of the pass-through path:
-	# config.toml, the bundle (locked), config.json, the policy and its key,
-	# read without os.File (whose first use starts Go's network poller).
+	# config.toml, the bundle (locked), config.json and the policy, read
+	# without os.File (whose first use starts Go's network poller). The
+	# signer's key is not read: no signature needs it.
 	command -v strace >/dev/null || skip "strace is not installed (tests/install-deps.sh installs it)"
 	use_config 'runtime = "/bin/true"' 'log_file = ""'
 	run strace -f -qq -o "$BATS_TEST_TMPDIR/trace" -e trace=openat,epoll_create1,eventfd2,execve \
@@ -46,7 +47,7 @@ both() {
 	run grep -E 'epoll_create1|eventfd2' "$BATS_TEST_TMPDIR/before"
 	[ "$status" -eq 1 ]
 	opened=$(grep -o 'openat(AT_FDCWD, "'"$BATS_TEST_TMPDIR"'/[^"]*"' "$BATS_TEST_TMPDIR/before" | sed 's|.*"'"$BATS_TEST_TMPDIR"'/||; s|"$||')
-	[ "$opened" = $'config.toml\nbundle\nbundle/config.json\nkeys/allow.toml\nkeys/allow.pub' ]
+	[ "$opened" = $'config.toml\nbundle\nbundle/config.json\nkeys/allow.toml' ]
 }
 
 @test "run passes the exit code through: sh -c 'exit 7' exits 7" {
