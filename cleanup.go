@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -27,9 +28,11 @@ const (
 // runCleanup is `cfs-runtime cleanup [--after-exit PIDFD] [ID]`; afterExit
 // is nil when the flag was not given. Removed ids are listed on out.
 func runCleanup(inv *oci.Invocation, args []string, afterExit *int, out io.Writer) error {
-	cfg, err := config.Load(config.PathFromEnv(inv.Own["cfs-config"]))
-	if err != nil {
-		return err
+	// Salvaged, never refused: cleanup only ever removes what create made,
+	// and a broken configuration must not leave mounts behind.
+	cfg, cfgErr := config.Salvage(config.PathFromEnv(inv.Own["cfs-config"]))
+	if cfgErr != nil {
+		fmt.Fprintf(os.Stderr, "cfs-runtime: warning: %v (cleaning up with what could be read of it)\n", cfgErr)
 	}
 	log, closer, _ := logging.Open(cfg.LogFile, cfg.LogLevel)
 	defer closer.Close()

@@ -5,15 +5,18 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/cfs-runtime/cfs-runtime/oci"
 
 	"github.com/urfave/cli/v2"
 )
 
 // completionCommand prints a shell completion script. The script is
 // generated from the command definitions (cfs-runtime's own commands, their
-// subcommands and flags) and from runtimeCommands (what runc and crun
+// subcommands and flags) and from oci.Commands (what runc and crun
 // accept), so it covers both halves of the CLI and never runs cfs-runtime
 // while completing, except `cfs-runtime list -q` for container ids.
 var completionCommand = &cli.Command{
@@ -40,54 +43,8 @@ var completionCommand = &cli.Command{
 	},
 }
 
-// runtimeCommand is an OCI runtime subcommand that cfs-runtime hands to the
-// real runtime (create and run after preparing the root filesystem). The
-// table feeds shell completion and the man page; flags are runc 1.1's.
-type runtimeCommand struct {
-	name, usage string
-	// container: the first argument is a container id.
-	container bool
-	// flags: space-separated "name|alias" specs, "=" at the end for a flag
-	// that takes a value.
-	flags string
-}
-
-var runtimeCommands = []runtimeCommand{
-	{"checkpoint", "checkpoint a running container", true, "image-path= work-path= parent-path= leave-running tcp-established ext-unix-sk shell-job lazy-pages status-fd= page-server= file-locks pre-dump manage-cgroups-mode= empty-ns= auto-dedup"},
-	{"create", "verify and mount the composefs root filesystem, then create the container", true, "bundle|b= console-socket= pid-file= no-pivot no-new-keyring preserve-fds="},
-	{"delete", "delete any resources held by the container (and its composefs mount)", true, "force|f"},
-	{"events", "display container events such as OOM notifications and resource usage", true, "interval= stats"},
-	{"exec", "execute a new process inside the container", true, "console-socket= cwd= env|e= tty|t user|u= additional-gids|g= process|p= detach|d pid-file= process-label= apparmor= no-new-privs cap|c= preserve-fds= cgroup= ignore-paused"},
-	{"features", "show the enabled features", false, ""},
-	{"kill", "send a signal (default SIGTERM) to the container's init process", true, "all|a"},
-	{"list", "list the containers started by the runtime with the given root", false, "format|f= quiet|q"},
-	{"pause", "suspend all processes inside the container", true, ""},
-	{"ps", "display the processes running inside a container", true, "format|f="},
-	{"restore", "restore a container from a previous checkpoint", true, "console-socket= image-path= work-path= tcp-established ext-unix-sk shell-job file-locks manage-cgroups-mode= bundle|b= detach|d pid-file= no-subreaper no-pivot empty-ns= auto-dedup lazy-pages lsm-profile= lsm-mount-context="},
-	{"resume", "resume all processes that have been previously paused", true, ""},
-	{"run", "verify and mount the composefs root filesystem, then create and start the container", true, "bundle|b= console-socket= detach|d keep pid-file= no-subreaper no-pivot no-new-keyring preserve-fds="},
-	{"spec", "create a new specification file", false, "bundle|b= rootless"},
-	{"start", "execute the user defined process in a created container", true, ""},
-	{"state", "output the state of a container", true, ""},
-	{"update", "update container resource constraints", true, "resources|r= blkio-weight= cpu-period= cpu-quota= cpu-share= cpu-rt-period= cpu-rt-runtime= cpuset-cpus= cpuset-mems= memory= memory-reservation= memory-swap= pids-limit= l3-cache-schema= mem-bw-schema="},
-}
-
-// runtimeGlobalFlags are runc's global options, then cfs-runtime's own.
-const runtimeGlobalFlags = "debug log= log-format= root= criu= systemd-cgroup rootless= help|h version|v cfs-config="
-
-// globalFlagUsage describes the global options (for zsh).
-var globalFlagUsage = map[string]string{
-	"--debug":          "enable debug logging",
-	"--log":            "the runtime's log file",
-	"--log-format":     "the runtime's log format",
-	"--root":           "directory of the runtime's container state",
-	"--criu":           "path of the criu binary",
-	"--systemd-cgroup": "use systemd cgroups",
-	"--rootless":       "ignore cgroup permission errors",
-	"--help":           "show cfs-runtime's and the runtime's help",
-	"--version":        "print cfs-runtime's and the runtime's version",
-	"--cfs-config":     "cfs-runtime's configuration file",
-}
+// cfsConfigUsage describes cfs-runtime's own global option.
+const cfsConfigUsage = "cfs-runtime's configuration file"
 
 // flagValues are the fixed values of some flags, by "COMMAND --flag" (the
 // top-level command; "" for global flags).
@@ -135,7 +92,8 @@ type compCommand struct {
 // app's commands: toolCommands), then the runtime's (a runtime command of
 // the same name as a tool is left out).
 func completionTree(tools []*cli.Command) *compCommand {
-	root := &compCommand{name: "cfs-runtime", flags: parseFlagSpecs(runtimeGlobalFlags, "")}
+	root := &compCommand{name: "cfs-runtime", flags: runtimeFlags(oci.GlobalFlags, "")}
+	root.flags = append(root.flags, compFlag{names: []string{"--cfs-config"}, value: true, usage: cfsConfigUsage})
 	own := map[string]bool{}
 	for _, c := range tools {
 		if c.Hidden {
@@ -144,12 +102,12 @@ func completionTree(tools []*cli.Command) *compCommand {
 		own[c.Name] = true
 		root.subs = append(root.subs, toolCompletion(c, c.Name))
 	}
-	for _, rc := range runtimeCommands {
-		if own[rc.name] {
+	for _, rc := range oci.Commands() {
+		if own[rc.Name] {
 			continue
 		}
-		cc := &compCommand{name: rc.name, usage: rc.usage, flags: parseFlagSpecs(rc.flags, rc.name)}
-		if rc.container {
+		cc := &compCommand{name: rc.Name, usage: rc.Usage, flags: runtimeFlags(rc.Flags, rc.Name)}
+		if rc.Container {
 			cc.args = "containers"
 		}
 		root.subs = append(root.subs, cc)
@@ -202,21 +160,34 @@ func isHiddenFlag(f cli.Flag) bool {
 	return ok && !h.IsVisible()
 }
 
-// parseFlagSpecs parses runtimeCommand.flags.
-func parseFlagSpecs(specs, cmd string) []compFlag {
+// runtimeFlags converts the runtimes' flags of one command ("" for the
+// global ones): one entry per long name, with every runtime's one-letter
+// aliases (runc's --help is -h, crun's -?).
+func runtimeFlags(table []oci.Flag, cmd string) []compFlag {
 	var flags []compFlag
-	for _, s := range strings.Fields(specs) {
-		f := compFlag{}
-		s, f.value = strings.CutSuffix(s, "=")
-		for _, n := range strings.Split(s, "|") {
-			f.names = append(f.names, dashed(n))
+	index := map[string]int{}
+	for _, of := range table {
+		if of.Hidden {
+			continue
 		}
-		f.values = flagValues[cmd+" "+f.names[0]]
-		if cmd == "" {
-			f.usage = globalFlagUsage[f.names[0]]
+		long := dashed(of.Names[0])
+		i, seen := index[long]
+		if !seen {
+			i = len(flags)
+			index[long] = i
+			flags = append(flags, compFlag{
+				names:  []string{long},
+				value:  of.Value != "",
+				usage:  of.Usage,
+				values: flagValues[cmd+" "+long],
+				dirs:   of.Value == "DIR" || strings.HasSuffix(of.Names[0], "-path"),
+			})
 		}
-		f.dirs = strings.Contains(s, "bundle") || strings.Contains(s, "root") || strings.HasSuffix(s, "-path")
-		flags = append(flags, f)
+		for _, n := range of.Names[1:] {
+			if !slices.Contains(flags[i].names, dashed(n)) {
+				flags[i].names = append(flags[i].names, dashed(n))
+			}
+		}
 	}
 	return flags
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cfs-runtime/cfs-runtime/oci"
 )
 
 // allCommandNames is what completing an empty command must offer: every
@@ -21,9 +23,9 @@ func allCommandNames() []string {
 			names = append(names, c.Name)
 		}
 	}
-	for _, rc := range runtimeCommands {
-		if !slices.Contains(names, rc.name) {
-			names = append(names, rc.name)
+	for _, rc := range oci.Commands() {
+		if !slices.Contains(names, rc.Name) {
+			names = append(names, rc.Name)
 		}
 	}
 	slices.Sort(names)

@@ -51,30 +51,25 @@ var (
 // verified composefs image and points root.path at it. It returns an undo
 // function for a failed hand-off (nil when nothing was mounted).
 func prepareCreate(env *runtimeEnv) (undo func(), err error) {
-	inv := env.inv
-	if len(inv.Positional) != 1 {
-		// Let the runtime print its own usage error for a wrong number of
-		// arguments, exactly as it would without cfs-runtime.
-		return nil, nil
-	}
-	id := inv.ContainerID()
+	id := env.start.ID
 	var cwd string
-	if inv.NeedsCwd() {
+	if env.start.NeedsCwd() {
 		if cwd, err = os.Getwd(); err != nil {
 			return nil, fmt.Errorf("working directory: %w", err)
 		}
 	}
+	bundleDir, configPath := env.start.Paths(cwd)
 	// create rewrites config.json in place: one bundle directory serves one
 	// container at a time (as podman, containerd and CRI-O use bundles).
 	// The lock makes concurrent creates from one bundle see each other's
 	// patch, so that the later ones are refused instead of silently sharing
 	// a root filesystem.
-	unlockBundle, err := lockDir(inv.Bundle(cwd))
+	unlockBundle, err := lockDir(bundleDir)
 	if err != nil {
 		return nil, err
 	}
 	defer unlockBundle()
-	b, err := bundle.Load(inv.Bundle(cwd), inv.ConfigName())
+	b, err := bundle.Load(bundleDir, configPath)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cfs-runtime/cfs-runtime/oci"
 	"github.com/urfave/cli/v2"
 )
 
@@ -15,7 +16,7 @@ import (
 // generators in the runtime path). `make man` builds a separate binary
 // without that tag, which has this hidden command: it writes cfs-runtime.8
 // and one page per command, cfs-runtime-COMMAND.8, from the command
-// definitions (and runtimeCommands for the commands runc/crun run).
+// definitions (and oci.Commands for the commands runc/crun run).
 func init() {
 	toolCommands = append(toolCommands, &cli.Command{
 		Name:      "generate-man",
@@ -67,8 +68,8 @@ func mainManPage(tools []*cli.Command) string {
 		"and appends the same message to the runtime's --log file (JSON with --log-format json): what podman, conmon, containerd and CRI-O show.")
 	m.section("RUNTIME COMMANDS")
 	m.text("Handled by the real runtime, with its options (see runc(8)):")
-	for _, rc := range runtimeCommands {
-		m.item(`\fB`+escape(rc.name)+`\fR`, rc.usage)
+	for _, rc := range oci.Commands() {
+		m.item(`\fB`+escape(rc.Name)+`\fR`, rc.Usage)
 	}
 	m.section("COMMANDS")
 	m.text("cfs-runtime's own commands; each has its page:")

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cfs-runtime/cfs-runtime/oci"
 	"github.com/urfave/cli/v2"
 )
 
@@ -42,9 +43,9 @@ func TestManPages(t *testing.T) {
 	if len(pages) != len(want) {
 		t.Errorf("%d pages, want %d: %v", len(pages), len(want), want)
 	}
-	for _, rc := range runtimeCommands {
-		if !strings.Contains(pages["cfs-runtime.8"], ".TP\n\\fB"+escape(rc.name)+"\\fR\n") {
-			t.Errorf("cfs-runtime.8 does not list the runtime command %s", rc.name)
+	for _, rc := range oci.Commands() {
+		if !strings.Contains(pages["cfs-runtime.8"], ".TP\n\\fB"+escape(rc.Name)+"\\fR\n") {
+			t.Errorf("cfs-runtime.8 does not list the runtime command %s", rc.Name)
 		}
 	}
 

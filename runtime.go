@@ -16,11 +16,22 @@ import (
 
 // runtimeEnv is what a runtime subcommand needs besides its argv.
 type runtimeEnv struct {
-	inv     *oci.Invocation
-	cfg     config.Config
+	inv *oci.Invocation
+	// start is the container that create or run starts, read with the
+	// runtime's own command-line rules.
+	start *oci.Start
+	cfg   config.Config
+	// cfgErr: the configuration file is broken and cfg is what Salvage
+	// made of it.
+	cfgErr  error
 	log     *slog.Logger
 	runtime oci.Runtime
 }
+
+// errRestore: runc and crun restore a checkpoint from the bundle's
+// config.json and an image of the processes' memory, which no signature
+// covers.
+var errRestore = errors.New("restore: cfs-runtime does not restore checkpoints: the checkpoint image is not a verified root filesystem; create the container anew")
 
 // runRuntime handles an OCI runtime invocation. It returns only when
 // cfs-runtime itself fails or for --help/--version; otherwise the process
@@ -30,6 +41,22 @@ func runRuntime(inv *oci.Invocation) int {
 	if err != nil {
 		return fail(inv, err)
 	}
+	// The runtime's own reading of argv decides what starts: a line it
+	// would read differently from cfs-runtime, or one cfs-runtime cannot
+	// read with certainty, is refused, never handed over.
+	line, err := oci.ParseLine(oci.DialectOf(env.runtime.Path()), inv.Args)
+	if err != nil {
+		return fail(inv, err)
+	}
+	env.start = line.Start
+	if env.cfgErr != nil {
+		// A broken configuration refuses every container start, but must
+		// not strand the ones running: everything else reaches the runtime.
+		if line.Command == "restore" || (line.Start != nil && !line.Start.Help) {
+			return fail(inv, env.cfgErr)
+		}
+		fmt.Fprintf(os.Stderr, "cfs-runtime: warning: %v (handing %q to %s anyway; create and run are refused until it is fixed)\n", env.cfgErr, line.Command, env.runtime.Path())
+	}
 	switch {
 	case inv.WantsVersion():
 		fmt.Printf("cfs-runtime version %s\n", version)
@@ -38,7 +65,9 @@ func runRuntime(inv *oci.Invocation) int {
 		printOwnHelp()
 		fmt.Printf("\nRuntime commands and options (%s):\n\n", env.runtime.Path())
 		return runChild(env.runtime.Path(), inv.Args)
-	case inv.Command == "create" || inv.Command == "run":
+	case line.Command == "restore":
+		return fail(inv, errRestore)
+	case line.Start != nil && !line.Start.Help:
 		undo, err := prepareCreate(env)
 		if err != nil {
 			return fail(inv, err)
@@ -47,7 +76,7 @@ func runRuntime(inv *oci.Invocation) int {
 			defer undo() // only reached when the exec itself fails
 			watchHandOff(env)
 		}
-	case inv.Command == "delete":
+	case line.Command == "delete":
 		beforeDelete(env)
 	}
 	env.log.Debug("exec runtime", "runtime", env.runtime.Path(), "args", inv.Args)
@@ -55,11 +84,10 @@ func runRuntime(inv *oci.Invocation) int {
 	return fail(inv, err)
 }
 
+// setupRuntime loads the configuration (salvaged when broken: the error
+// is kept in cfgErr for runRuntime to decide on), the log and the runtime.
 func setupRuntime(inv *oci.Invocation) (*runtimeEnv, error) {
-	cfg, err := config.Load(config.PathFromEnv(inv.Own["cfs-config"]))
-	if err != nil {
-		return nil, err
-	}
+	cfg, cfgErr := config.Salvage(config.PathFromEnv(inv.Own["cfs-config"]))
 	log, _, lerr := logging.Open(cfg.LogFile, cfg.LogLevel)
 	if lerr != nil {
 		// Not fatal: the container matters more than our own log.
@@ -69,9 +97,12 @@ func setupRuntime(inv *oci.Invocation) (*runtimeEnv, error) {
 	// os.Executable would read, without resolving the link).
 	path, err := oci.Locate(cfg.Runtime, oci.DefaultRuntimes, "/proc/self/exe")
 	if err != nil {
+		if cfgErr != nil {
+			return nil, fmt.Errorf("%w; and with it: %w", cfgErr, err)
+		}
 		return nil, err
 	}
-	return &runtimeEnv{inv: inv, cfg: cfg, log: log, runtime: oci.NewRuntime(path)}, nil
+	return &runtimeEnv{inv: inv, cfg: cfg, cfgErr: cfgErr, log: log, runtime: oci.NewRuntime(path)}, nil
 }
 
 // wantsHelp: --help/-h, or no arguments at all (runc then prints its help

@@ -36,7 +36,7 @@ func watchHandOff(env *runtimeEnv) {
 		args = append(args, "--cfs-config", env.cfg.Path)
 	}
 	args = append(args, env.inv.GlobalArgs()...)
-	args = append(args, "cleanup", "--after-exit", "3", env.inv.ContainerID())
+	args = append(args, "cleanup", "--after-exit", "3", env.start.ID)
 	cmd := exec.Command(self, args...)
 	cmd.Args[0] = "cfs-runtime"
 	// No stdio (conmon and shims wait for EOF on theirs), its own session,

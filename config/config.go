@@ -119,3 +119,36 @@ func lineOf(data []byte, key string) int {
 	}
 	return 0
 }
+
+// Salvage loads path as Load does. When that fails it also returns the
+// best configuration it can read from the file: the keys that decode and
+// validate, defaults for the rest (all defaults when the file is not TOML).
+// Commands that only reach a container the runtime already runs (state,
+// kill, exec, delete, the poststop cleanup) use it, so that a broken file
+// never strands running containers; create and run refuse on the error.
+func Salvage(path string) (Config, error) {
+	c, err := Load(path)
+	if err == nil {
+		return c, nil
+	}
+	best := Defaults()
+	best.Path = path
+	data, rerr := rawfile.ReadFile(path)
+	var raw Config
+	if rerr != nil || toml.NewDecoder(bytes.NewReader(data)).Decode(&raw) != nil {
+		return best, err
+	}
+	for _, f := range []struct{ from, to *string }{
+		{&raw.Runtime, &best.Runtime}, {&raw.StoreDir, &best.StoreDir}, {&raw.StateDir, &best.StateDir},
+		{&raw.LogFile, &best.LogFile}, {&raw.Policy, &best.Policy},
+	} {
+		if filepath.IsAbs(*f.from) {
+			*f.to = *f.from
+		}
+	}
+	switch raw.LogLevel {
+	case "debug", "info", "warn", "error":
+		best.LogLevel = raw.LogLevel
+	}
+	return best, err
+}

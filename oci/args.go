@@ -1,60 +1,21 @@
 // Package oci understands the command line of an OCI runtime (runc, crun)
-// well enough to find what cfs-runtime needs (the subcommand, the bundle, the
-// container id, the log options) while leaving argv untouched for hand-off.
+// while leaving argv untouched for hand-off.
 //
-// Arguments are classified by flag tables, never by scanning for words: a
-// flag that takes a value consumes the next argument, so `--root create run`
-// is the run subcommand with root "create".
+// Two readings: Parse is a quick first pass over the global options (it
+// finds cfs-runtime's own options, the subcommand, the log options);
+// ParseLine then reads the line exactly as the configured runtime will, and
+// decides which container a create or run starts. Both read the flag table
+// (table.go), never scan for words: a flag that takes a value consumes the
+// next argument, so `--root create run` is the run subcommand.
 package oci
 
 import (
-	"path/filepath"
 	"strings"
 )
 
-// flagSpec describes one flag: its names (without dashes) and whether it
-// takes a value.
-type flagSpec struct {
-	names    []string
-	hasValue bool
-}
-
-// globalFlags are the union of runc's and crun's global options.
-var globalFlags = []flagSpec{
-	{[]string{"debug"}, false},
-	{[]string{"log"}, true},
-	{[]string{"log-format"}, true},
-	{[]string{"log-level"}, true}, // crun
-	{[]string{"root"}, true},
-	{[]string{"criu"}, true}, // runc
-	{[]string{"systemd-cgroup"}, false},
-	{[]string{"cgroup-manager"}, true}, // crun
-	{[]string{"rootless"}, true},
-	{[]string{"help", "h", "?"}, false},
-	{[]string{"usage"}, false}, // crun
-	{[]string{"version", "v", "V"}, false},
-}
-
-// createFlags are the options of create and run in runc and crun.
-var createFlags = []flagSpec{
-	{[]string{"bundle", "b"}, true},
-	{[]string{"config", "f"}, true}, // crun: config file name inside the bundle
-	{[]string{"console-socket"}, true},
-	{[]string{"pid-file"}, true},
-	{[]string{"preserve-fds"}, true},
-	{[]string{"no-pivot"}, false},
-	{[]string{"no-new-keyring"}, false},
-	{[]string{"no-subreaper"}, false},
-	{[]string{"detach", "d"}, false}, // run
-	{[]string{"keep"}, false},        // run
-	{[]string{"help", "h"}, false},
-}
-
-// OwnFlags are cfs-runtime's own global options. They are removed from argv
+// ownFlags are cfs-runtime's own global options. They are removed from argv
 // before hand-off; the real runtime never sees them.
-var ownFlags = []flagSpec{
-	{[]string{"cfs-config"}, true},
-}
+var ownFlags = []Flag{{Names: []string{"cfs-config"}, Value: "FILE"}}
 
 // Invocation is what Parse found in an OCI runtime command line.
 type Invocation struct {
@@ -69,15 +30,12 @@ type Invocation struct {
 	// Command is the subcommand ("" if none), CommandArgs what follows it.
 	Command     string
 	CommandArgs []string
-	// Flags holds the subcommand's flags for create and run.
-	Flags map[string]string
-	// Positional are the subcommand's non-flag arguments (create/run).
-	Positional []string
 }
 
-// Parse classifies args (os.Args[1:]).
+// Parse classifies args (os.Args[1:]), taking the global options of runc
+// and crun together.
 func Parse(args []string) *Invocation {
-	inv := &Invocation{Global: map[string]string{}, Own: map[string]string{}, Flags: map[string]string{}}
+	inv := &Invocation{Global: map[string]string{}, Own: map[string]string{}}
 	i := 0
 	for i < len(args) {
 		a := args[i]
@@ -85,11 +43,11 @@ func Parse(args []string) *Invocation {
 			break
 		}
 		name, value, hasEq := splitFlag(a)
-		if spec, ok := lookup(ownFlags, name); ok {
+		if spec, ok := lookupName(ownFlags, name); ok {
 			i += consume(spec, hasEq, args, i, value, inv.Own, nil)
 			continue
 		}
-		spec, ok := lookup(globalFlags, name)
+		spec, ok := lookupName(GlobalFlags, name)
 		if !ok {
 			// Unknown global flag: pass it through, assume it takes no
 			// value (both runtimes' value flags are all in the table).
@@ -109,51 +67,24 @@ func Parse(args []string) *Invocation {
 		inv.CommandArgs = args[i+1:]
 		inv.Args = append(inv.Args, args[i:]...)
 	}
-	if inv.Command == "create" || inv.Command == "run" {
-		parseCommand(inv, createFlags)
-	}
 	return inv
-}
-
-// parseCommand reads the subcommand's flags up to the first positional
-// argument, as runc's CLI library does; the rest are positional.
-func parseCommand(inv *Invocation, table []flagSpec) {
-	args := inv.CommandArgs
-	i := 0
-	for i < len(args) {
-		a := args[i]
-		if a == "--" {
-			i++
-			break
-		}
-		if !isFlag(a) {
-			break
-		}
-		name, value, hasEq := splitFlag(a)
-		spec, ok := lookup(table, name)
-		if !ok {
-			spec = flagSpec{names: []string{name}}
-		}
-		i += consume(spec, hasEq, args, i, value, inv.Flags, nil)
-	}
-	inv.Positional = args[i:]
 }
 
 // consume records flag args[i] (and its value) in into, appends what it
 // consumed to out when out is not nil, and returns how many args it used.
-func consume(spec flagSpec, hasEq bool, args []string, i int, value string, into map[string]string, out *[]string) int {
+func consume(spec Flag, hasEq bool, args []string, i int, value string, into map[string]string, out *[]string) int {
 	n := 1
 	switch {
 	case hasEq:
-	case spec.hasValue && i+1 < len(args):
+	case spec.Value != "" && i+1 < len(args):
 		value = args[i+1]
 		n = 2
-	case spec.hasValue:
+	case spec.Value != "":
 		value = ""
 	default:
 		value = "true"
 	}
-	into[spec.names[0]] = value
+	into[spec.Names[0]] = value
 	if out != nil {
 		*out = append(*out, args[i:i+n]...)
 	}
@@ -168,54 +99,6 @@ func splitFlag(a string) (name, value string, hasEq bool) {
 	name = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
 	name, value, hasEq = strings.Cut(name, "=")
 	return name, value, hasEq
-}
-
-func lookup(table []flagSpec, name string) (flagSpec, bool) {
-	for _, s := range table {
-		for _, n := range s.names {
-			if n == name {
-				return s, true
-			}
-		}
-	}
-	return flagSpec{}, false
-}
-
-// ContainerID is the first positional argument of create/run ("" if none).
-func (inv *Invocation) ContainerID() string {
-	if len(inv.Positional) == 0 {
-		return ""
-	}
-	return inv.Positional[0]
-}
-
-// NeedsCwd reports whether Bundle needs the working directory (no
-// --bundle, or a relative one): callers skip os.Getwd otherwise.
-func (inv *Invocation) NeedsCwd() bool {
-	b := inv.Flags["bundle"]
-	return b == "" || !filepath.IsAbs(b)
-}
-
-// Bundle returns the bundle directory of create/run: --bundle, made
-// absolute against cwd, or cwd itself (runc's default).
-func (inv *Invocation) Bundle(cwd string) string {
-	b, ok := inv.Flags["bundle"]
-	if !ok || b == "" {
-		return cwd
-	}
-	if !filepath.IsAbs(b) {
-		b = filepath.Join(cwd, b)
-	}
-	return filepath.Clean(b)
-}
-
-// ConfigName is the runtime config file inside the bundle (crun's --config,
-// default config.json).
-func (inv *Invocation) ConfigName() string {
-	if c := inv.Flags["config"]; c != "" {
-		return c
-	}
-	return "config.json"
 }
 
 // LogFile returns the runtime's --log path with crun's "file:" prefix

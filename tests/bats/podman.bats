@@ -531,3 +531,32 @@ wait_state() {
 	[ "$stderr" = "Error: OCI runtime error: cfs: cfs-runtime: no composefs digest: no $DIGEST_KEY annotation (nor another fsverity-{sha256|sha512}-{12|16} variant), and no [[allow_unsigned]] rule of $BATS_FILE_TMPDIR/policy.toml matches this container" ]
 	[ -z "$(pm_leftovers)" ]
 }
+
+# --- a broken configuration ---------------------------------------------------
+
+@test "a config.toml broken while a signed container runs: exec, stop and rm still work and leave nothing" {
+	pm_config reject
+	local name flags
+	name=$(ctr broken)
+	flags=$("$CFS_RUNTIME" sign --key "$KEYS/good.key" "$DIGEST")
+	# shellcheck disable=SC2086
+	cfs_podman run -d --name "$name" "${ULIMITS[@]}" $flags "$IMAGE" sleep 1000
+	wait_state "$name" running
+	echo 'log_levl = "debug"' >>"$ETC/config.toml"
+
+	run cfs_podman exec "$name" cat /data/hello.txt
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = "$HELLO" ]
+	run cfs_podman stop -t 0 "$name"
+	[ "$status" -eq 0 ]
+	run cfs_podman rm -f -t 0 "$name"
+	[ "$status" -eq 0 ]
+	run podman container exists "$name"
+	[ "$status" -eq 1 ]
+	[ -z "$(pm_leftovers)" ]
+	# create and run are still refused
+	# shellcheck disable=SC2086
+	run cfs_podman run --rm "${ULIMITS[@]}" $flags "$IMAGE" true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"cfs-runtime: invalid configuration: $ETC/config.toml:"*": key log_levl: unknown key"* ]]
+}

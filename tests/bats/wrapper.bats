@@ -222,9 +222,12 @@ both() {
 	both --root "$BATS_TMPDIR/runc-root" state --bogus-flag x
 	[ "$cfs_status" -eq "$runc_status" ]
 	[ "$cfs_output" = "$runc_output" ]
+	# create without an id: refused before the hand-off, like every line
+	# cfs-runtime cannot read with certainty (runc would refuse it too).
 	both create
-	[ "$cfs_status" -eq "$runc_status" ]
-	[ "$cfs_output" = "$runc_output" ]
+	[ "$cfs_status" -eq 1 ]
+	[ "$runc_status" -eq 1 ]
+	[ "$cfs_output" = "cfs-runtime: refusing the command line: runc would refuse it: \"create\" requires exactly 1 argument, the container id (got 0: [])" ]
 }
 
 @test "features passes through" {
@@ -280,13 +283,110 @@ both() {
 
 @test "an invalid config.toml names file, line and key" {
 	use_config 'runtime = "/usr/sbin/runc"' 'state_dir = "relative"'
-	run --separate-stderr "$CFS_RUNTIME" state x
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid badconf)"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "cfs-runtime: invalid configuration: $CFS_RUNTIME_CONFIG:2: key state_dir: \"relative\" is not an absolute path" ]
 	use_config 'runtime = "/usr/sbin/runc"' 'colour = "blue"'
-	run --separate-stderr "$CFS_RUNTIME" state x
+	run --separate-stderr "$CFS_RUNTIME" create --bundle "$BUNDLE" "$(cid badconf)"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "cfs-runtime: invalid configuration: $CFS_RUNTIME_CONFIG:2: key colour: unknown key" ]
+	[ -z "$("$RUNC" list -q | grep -x "$(cid badconf)")" ]
+}
+
+@test "a broken config.toml still hands every other command to the runtime, with a warning" {
+	use_config "runtime = \"$RUNC\"" 'log_levl = "debug"'
+	run --separate-stderr "$CFS_RUNTIME" --root "$BATS_TEST_TMPDIR/root" state nosuch
+	[ "$status" -eq 1 ] # runc's answer
+	[ "${stderr_lines[0]}" = "cfs-runtime: warning: invalid configuration: $CFS_RUNTIME_CONFIG:2: key log_levl: unknown key (handing \"state\" to $RUNC anyway; create and run are refused until it is fixed)" ]
+	[[ "${stderr_lines[1]}" == *"container does not exist"* ]]
+	# not TOML at all: the default runtime search
+	use_config 'runtime = '
+	run --separate-stderr "$CFS_RUNTIME" --root "$BATS_TEST_TMPDIR/root" list -q
+	[ "$status" -eq 0 ]
+	[[ "$stderr" == "cfs-runtime: warning: invalid configuration: $CFS_RUNTIME_CONFIG"*"(handing \"list\" to /usr/"*"bin/runc anyway; create and run are refused until it is fixed)" ]]
+}
+
+# --- the command line as the runtime reads it --------------------------------
+
+# reject_unsigned: a policy that refuses unsigned containers.
+reject_unsigned() {
+	local keys="$BATS_TEST_TMPDIR/keys"
+	mkdir -p "$keys"
+	make_key "$keys" k
+	write_policy "$keys/reject.toml" userspace reject "$keys/k.pub"
+	use_config "runtime = \"$RUNC\"" "policy = \"$keys/reject.toml\""
+}
+
+@test "flags after the container id are read as runc reads them: an unsigned bundle is refused" {
+	reject_unsigned
+	local id
+	id=$(cid late)
+	# runc reads `run ID ID --bundle` as bundle ID (relative), container ID
+	cp -a "$BUNDLE" "$BATS_TEST_TMPDIR/$id"
+	for argv in "run $id --bundle $BUNDLE" "run $id -b $BUNDLE" "run --bundle $BUNDLE $id --" \
+		"create --bundle $BUNDLE $id --pid-file $BATS_TEST_TMPDIR/pid" "run $id -bundle=$BUNDLE" "run $id $id --bundle"; do
+		# shellcheck disable=SC2086
+		(cd "$BATS_TEST_TMPDIR" && run --separate-stderr "$CFS_RUNTIME" --root "$BATS_TEST_TMPDIR/root" $argv
+		echo "$argv: $status $stderr"
+		[ "$status" -eq 1 ]
+		[[ "$stderr" == "cfs-runtime: no composefs digest: "*" no [[allow_unsigned]] rule of $BATS_TEST_TMPDIR/keys/reject.toml matches this container" ]])
+		[ -z "$("$RUNC" --root "$BATS_TEST_TMPDIR/root" list -q)" ]
+	done
+}
+
+@test "a command line runc would refuse is refused before the hand-off" {
+	reject_unsigned
+	run --separate-stderr "$CFS_RUNTIME" run -d "$(cid bad)" --bundle "$BUNDLE"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: refusing the command line: runc would refuse it: \"run\" requires exactly 1 argument, the container id (got 3: [\"$(cid bad)\" \"--bundle\" \"$BUNDLE\"])" ]
+	run --separate-stderr "$CFS_RUNTIME" create --bundle "$BUNDLE" -b "$BUNDLE" "$(cid bad)"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: refusing the command line: runc would refuse it: cannot use two forms of the same flag: b bundle" ]
+	run --separate-stderr "$CFS_RUNTIME" --bogus create --bundle "$BUNDLE" "$(cid bad)"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: refusing the command line: runc would refuse it: flag provided but not defined: -bogus" ]
+}
+
+@test "restore is refused: a checkpoint is not a verified root filesystem" {
+	run --separate-stderr "$CFS_RUNTIME" restore --bundle "$BUNDLE" "$(cid restore)"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: restore: cfs-runtime does not restore checkpoints: the checkpoint image is not a verified root filesystem; create the container anew" ]
+}
+
+@test "crun's rules for crun: --config is read relative to the caller's directory" {
+	# A stand-in named crun that prints what it was given.
+	mkdir "$BATS_TEST_TMPDIR/fake"
+	printf '#!/bin/sh\necho "$*"\n' >"$BATS_TEST_TMPDIR/fake/crun"
+	chmod +x "$BATS_TEST_TMPDIR/fake/crun"
+	use_config "runtime = \"$BATS_TEST_TMPDIR/fake/crun\""
+	mkdir "$BATS_TEST_TMPDIR/caller"
+	echo '{"broken' >"$BATS_TEST_TMPDIR/caller/other.json"
+	cp "$BUNDLE/config.json" "$BUNDLE/other.json"
+	cd "$BATS_TEST_TMPDIR/caller"
+	run --separate-stderr "$CFS_RUNTIME" create --bundle "$BUNDLE" -f other.json "$(cid crun)"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == "cfs-runtime: invalid bundle config: $BATS_TEST_TMPDIR/caller/other.json: "* ]]
+	# abbreviations and clusters, as getopt_long reads them
+	run --separate-stderr "$CFS_RUNTIME" create --bun "$BUNDLE" "$(cid crun)"
+	[ "$status" -eq 0 ]
+	[ "$output" = "create --bun $BUNDLE $(cid crun)" ]
+	# crun stops at the first argument: a later --bundle is an extra one
+	run --separate-stderr "$CFS_RUNTIME" create "$(cid crun)" --bundle "$BUNDLE"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == "cfs-runtime: refusing the command line: crun would refuse it: "* ]]
+}
+
+@test "another runtime: a command line runc and crun read differently is refused" {
+	mkdir "$BATS_TEST_TMPDIR/fake"
+	printf '#!/bin/sh\necho "$*"\n' >"$BATS_TEST_TMPDIR/fake/myruntime"
+	chmod +x "$BATS_TEST_TMPDIR/fake/myruntime"
+	use_config "runtime = \"$BATS_TEST_TMPDIR/fake/myruntime\""
+	run --separate-stderr "$CFS_RUNTIME" create "$(cid other)" --bundle "$BUNDLE"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == "cfs-runtime: refusing the command line: "* ]]
+	run --separate-stderr "$CFS_RUNTIME" create --bundle "$BUNDLE" "$(cid other)"
+	[ "$status" -eq 0 ]
+	[ "$output" = "create --bundle $BUNDLE $(cid other)" ]
 }
 
 @test "create without a trust policy is refused and names the missing file" {
