@@ -24,3 +24,18 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print
 
 # ms START END: milliseconds between two $EPOCHREALTIME values.
 ms() { echo "($2 - $1) * 1000" | bc -l; }
+
+# build_ref DIR: the binaries of commit $BENCH_REF (default HEAD~1: the
+# previous commit) in DIR/bin, so that a benchmark measures today's binary
+# and the reference in the same run, on the same machine. Prints the
+# commit. A worktree in DIR/src, removed again.
+build_ref() {
+	local ref=${BENCH_REF:-HEAD~1} commit
+	commit=$(git rev-parse --short "$ref")
+	git worktree add -q --detach "$1/src" "$commit"
+	(cd "$1/src" && make -s build >/dev/null)
+	mkdir -p "$1/bin"
+	install_bin "$1/src/bin/cfs-runtime" "$1/bin/cfs-runtime"
+	git worktree remove --force "$1/src"
+	echo "$commit"
+}

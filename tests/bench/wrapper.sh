@@ -15,6 +15,11 @@
 # time is known to a few microseconds, and added / (shim's run median) is
 # the ratio with the runc noise taken out. The verdict uses that estimate;
 # both are printed with their standard errors.
+#
+# The hand-off is measured for an unsigned `run` and for `state` (most
+# runtime calls are state, kill, start and delete), each with today's binary
+# and with the one of commit $BENCH_REF (default HEAD~1), interleaved in the
+# same rounds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/go/bin:$PATH
@@ -31,6 +36,7 @@ go build -o "$work/cyclebench" ./tests/bench/tools/cyclebench
 build_shim "$work/bare-shim" "$RUNC"
 build_shim "$work/bare-shim-noop" /bin/true
 install_bin bin/cfs-runtime "$work/cfs-runtime"
+ref=$(build_ref "$work/ref")
 
 mkdir -p "$work/bundle/rootfs/bin"
 cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
@@ -70,16 +76,40 @@ direct=$(echo "$m_cfs / $m_shim" | bc -l)
 direct_se=$(echo "$direct * sqrt(($se_cfs / $m_cfs)^2 + ($se_shim / $m_shim)^2)" | bc -l)
 printf '  cfs-runtime / bare shim, direct: %.3f +- %.3f (one standard error)\n' "$direct" "$direct_se"
 
-echo "wrapper: the hand-off alone (runtime /bin/true, same invocation), $HANDOFF_ROUNDS interleaved rounds"
-CFS_RUNTIME_CONFIG=$work/config-noop.toml "$work/cyclebench" -rounds "$HANDOFF_ROUNDS" -warmup 20 \
-	"shim=$work/bare-shim-noop run --bundle $B {id}" "cfs=$work/cfs-runtime run --bundle $B {id}" >"$work/noop.out"
-read -r h_shim hs1 hs3 < <(stats "$work/noop.out" shim)
-read -r h_cfs hc1 hc3 < <(stats "$work/noop.out" cfs)
-added=$(echo "$h_cfs - $h_shim" | bc -l)
-added_se=$(echo "sqrt($(se "$h_shim" "$hs1" "$hs3" "$HANDOFF_ROUNDS")^2 + $(se "$h_cfs" "$hc1" "$hc3" "$HANDOFF_ROUNDS")^2)" | bc -l)
-printf '  bare exec shim       %7.3f ms\n' "$h_shim"
-printf '  cfs-runtime          %7.3f ms  (+%.3f +- %.3f ms over the shim)\n' "$h_cfs" "$added" "$added_se"
+# state of a created container, through runc and the shim: the denominator
+# of the state ratio.
+"$RUNC" --root "$work/runc-root" create --bundle "$B" benchstate
+"$work/cyclebench" -rounds "$ROUNDS" -warmup 2 \
+	"runc=$RUNC --root $work/runc-root state benchstate" "shim=$work/bare-shim --root $work/runc-root state benchstate" >"$work/state.out"
+"$RUNC" --root "$work/runc-root" delete -f benchstate
+read -r m_state_runc _ _ < <(stats "$work/state.out" runc)
+read -r m_state_shim _ _ < <(stats "$work/state.out" shim)
+printf '  state: runc directly %7.2f ms, bare exec shim %7.2f ms\n' "$m_state_runc" "$m_state_shim"
+
+echo "wrapper: the hand-off alone (runtime /bin/true, same invocation), $HANDOFF_ROUNDS interleaved rounds; ref = $ref"
+# handoff NAME ARGS...: cyclebench of the shim, the reference and today's
+# binary over ARGS; sets h_shim, h_ref, h_cfs, added (over the shim), added_se.
+handoff() {
+	local name=$1 hs1 hs3 hc1 hc3 r1 r3
+	shift
+	CFS_RUNTIME_CONFIG=$work/config-noop.toml "$work/cyclebench" -rounds "$HANDOFF_ROUNDS" -warmup 20 \
+		"shim=$work/bare-shim-noop $*" "ref=$work/ref/bin/cfs-runtime $*" "cfs=$work/cfs-runtime $*" >"$work/$name.out"
+	read -r h_shim hs1 hs3 < <(stats "$work/$name.out" shim)
+	read -r h_ref r1 r3 < <(stats "$work/$name.out" ref)
+	read -r h_cfs hc1 hc3 < <(stats "$work/$name.out" cfs)
+	added=$(echo "$h_cfs - $h_shim" | bc -l)
+	added_se=$(echo "sqrt($(se "$h_shim" "$hs1" "$hs3" "$HANDOFF_ROUNDS")^2 + $(se "$h_cfs" "$hc1" "$hc3" "$HANDOFF_ROUNDS")^2)" | bc -l)
+	printf '  %-6s bare exec shim %7.3f ms   ref %7.3f ms (+%.3f)   cfs-runtime %7.3f ms (+%.3f +- %.3f ms over the shim)\n' \
+		"$name" "$h_shim" "$h_ref" "$(echo "$h_ref - $h_shim" | bc -l)" "$h_cfs" "$added" "$added_se"
+}
+verdict() { echo "$1 <= 1.02" | bc -l | sed 's/1/met/;s/0/NOT met/'; }
+handoff state state "{id}"
+state_added=$added state_ref_added=$(echo "$h_ref - $h_shim" | bc -l)
+handoff run run --bundle "$B" "{id}"
 ratio=$(echo "($m_shim + $added) / $m_shim" | bc -l)
 ratio_se=$(echo "sqrt(($added_se / $m_shim)^2 + ($added * $se_shim / $m_shim^2)^2)" | bc -l)
-verdict=$(echo "$ratio <= 1.02" | bc -l | sed 's/1/met/;s/0/NOT met/')
-printf '  cfs-runtime / bare shim = %.3f +- %.3f ((shim run + added) / shim run; target <= 1.02): %s\n' "$ratio" "$ratio_se" "$verdict"
+ref_ratio=$(echo "($m_shim + $h_ref - $h_shim) / $m_shim" | bc -l)
+printf '  run:   cfs-runtime / bare shim = %.3f +- %.3f (ref %.3f) ((shim run + added) / shim run; target <= 1.02): %s\n' "$ratio" "$ratio_se" "$ref_ratio" "$(verdict "$ratio")"
+s_ratio=$(echo "($m_state_shim + $state_added) / $m_state_shim" | bc -l)
+s_ref_ratio=$(echo "($m_state_shim + $state_ref_added) / $m_state_shim" | bc -l)
+printf '  state: cfs-runtime / bare shim = %.3f (ref %.3f) (target <= 1.02): %s\n' "$s_ratio" "$s_ref_ratio" "$(verdict "$s_ratio")"
