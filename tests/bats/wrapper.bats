@@ -275,7 +275,7 @@ both() {
 	use_config 'runtime = "/opt/none/runc"'
 	run --separate-stderr "$CFS_RUNTIME" state x
 	[ "$status" -eq 1 ]
-	[ "$stderr" = "cfs-runtime: no OCI runtime found: configured runtime /opt/none/runc: stat /opt/none/runc: no such file or directory" ]
+	[ "$stderr" = "cfs-runtime: no OCI runtime found: configured runtime /opt/none/runc does not exist" ]
 }
 
 @test "an invalid config.toml names file, line and key" {
