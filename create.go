@@ -12,6 +12,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/bundle"
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/cfs-runtime/cfs-runtime/mount"
 	"github.com/cfs-runtime/cfs-runtime/verity"
@@ -298,7 +299,7 @@ func bundleUser(env *runtimeEnv, b *bundle.Bundle) string {
 func lockDir(dir string) (func(), error) {
 	fd, err := rawfile.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", bundle.ErrNoBundle, dir, errors.Unwrap(err))
+		return nil, fmt.Errorf("%w: %w", bundle.ErrNoBundle, fserr.New("", dir, err))
 	}
 	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
 		unix.Close(fd)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cfs-runtime/cfs-runtime/config"
 	"github.com/cfs-runtime/cfs-runtime/hooks"
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/logging"
 	"github.com/cfs-runtime/cfs-runtime/oci"
 )
@@ -17,8 +18,11 @@ import (
 // (the runtime calls it for every container), so it has no urfave/cli in
 // it: see cleanup.go (its help text is with hookCommand in commands.go).
 
-// runHookMode is `cfs-runtime hook createRuntime`, the state on stdin.
-func runHookMode(inv *oci.Invocation, args []string, stdin io.Reader) error {
+// runHookMode is `cfs-runtime hook createRuntime`, the state on stdin. The
+// runtime puts a failed hook's stderr into its own error, which podman
+// pattern-matches: the refusal is scrubbed of the phrases it misreads.
+func runHookMode(inv *oci.Invocation, args []string, stdin io.Reader) (err error) {
+	defer func() { err = fserr.Scrubbed(err) }()
 	if len(args) != 1 || args[0] != "createRuntime" {
 		return exitError(fmt.Sprintf("hook: want the stage createRuntime, got %q (usage: cfs-runtime hook createRuntime <STATE)", strings.Join(args, " ")), 2)
 	}

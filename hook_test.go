@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/cfs-runtime/cfs-runtime/hooks"
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/urfave/cli/v2"
 )
 
@@ -65,6 +67,15 @@ func TestHookCommand(t *testing.T) {
 	if code != 1 || !errors.Is(err, hooks.ErrNotComposefs) || err.Error() != want {
 		t.Errorf("plain rootfs: exit %d\n got %v\nwant %s", code, err, want)
 	}
+	// no root filesystem at all: named, in words podman does not misread
+	// (runc puts the hook's stderr into its error)
+	os.Remove(filepath.Join(bundle, "rootfs"))
+	code, err = runHook(t, state, "hook", "createRuntime")
+	want = "container c1: root filesystem is not a verifiable composefs mount: root filesystem " + bundle + "/rootfs does not exist"
+	if code != 1 || !errors.Is(err, fs.ErrNotExist) || err.Error() != want || fserr.Misreads(err.Error()) != "" {
+		t.Errorf("no rootfs: exit %d\n got %v\nwant %s", code, err, want)
+	}
+	os.Mkdir(filepath.Join(bundle, "rootfs"), 0o755)
 
 	// unsigned, allowed by the policy's [[allow_unsigned]] rule
 	config(`{"io.kubernetes.cri.container-type": "sandbox"}`)

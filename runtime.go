@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cfs-runtime/cfs-runtime/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/logging"
 	"github.com/cfs-runtime/cfs-runtime/oci"
 )
@@ -116,7 +117,10 @@ func wantsHelp(inv *oci.Invocation) bool {
 // it: one line in the runtime log (if --log was given), the same text on
 // stderr, exit status 1.
 func fail(inv *oci.Invocation, err error) int {
-	msg := "cfs-runtime: " + err.Error()
+	// podman reads "no such file or directory" and the like as another
+	// failure than cfs-runtime's (see package fserr): the errno names say
+	// the same without being misread.
+	msg := "cfs-runtime: " + fserr.Scrub(err.Error())
 	// A log that cannot be written is not fatal: stderr still has it.
 	_ = logging.AppendFailure(inv.LogFile(), inv.LogFormat(), msg, time.Now())
 	fmt.Fprintln(os.Stderr, msg)

@@ -106,7 +106,7 @@ func TestVerifyErrors(t *testing.T) {
 		{[]string{"verify", "--annotations", sigWriteFile(t, filepath.Join(f.dir, "bad.txt"), "a=b\nnot an annotation\n"), "--policy", f.policy}, 1, "bad.txt:2: not KEY=VALUE"},
 		{[]string{"verify", "--annotations", sigWriteFile(t, filepath.Join(f.dir, "dup.txt"), "a=b\na=c\n"), "--policy", f.policy}, 1, "dup.txt:2: annotation a given twice"},
 		{[]string{"verify", "--annotations", sigWriteFile(t, filepath.Join(f.dir, "bad.json"), `{"a": 1}`), "--policy", f.policy}, 1, "bad.json: not a JSON object of strings"},
-		{[]string{"verify", "--annotations", sigWriteFile(t, filepath.Join(f.dir, "ok.txt"), ""), "--policy", filepath.Join(f.dir, "nope.toml")}, 1, "verify: invalid trust policy: lstat " + f.dir + "/nope.toml: no such file or directory"},
+		{[]string{"verify", "--annotations", sigWriteFile(t, filepath.Join(f.dir, "ok.txt"), ""), "--policy", filepath.Join(f.dir, "nope.toml")}, 1, "verify: invalid trust policy: policy file " + f.dir + "/nope.toml does not exist"},
 	} {
 		_, code, err := runAttestCLI(t, tc.args...)
 		if code != tc.code || err == nil || !strings.Contains(err.Error(), tc.msg) {

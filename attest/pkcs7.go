@@ -3,7 +3,10 @@ package attest
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -183,14 +186,31 @@ func describeX509(err error) string {
 	return err.Error()
 }
 
-// SignPKCS7 makes what `fsverity sign` makes for d: a detached DER PKCS#7
-// SignedData over the formatted digest, without signed attributes, hashed
-// with the digest's own algorithm. Unlike fsverity sign it embeds cert and
-// chain, so that a policy trusting only the CA can find the signer's
-// certificate; the kernel and fsverity-utils accept either form.
+// SignPKCS7 makes what `fsverity sign` makes for d, field for field: a
+// detached DER PKCS#7 SignedData over the formatted digest, without signed
+// attributes, hashed with the digest's own algorithm (sha256 or sha512),
+// AlgorithmIdentifiers with NULL parameters as OpenSSL writes them, and as
+// the SignerInfo's signature algorithm rsaEncryption for RSA (PKCS#1 v1.5)
+// or ecdsa-with-SHA256/SHA512 for ECDSA. The kernel's PKCS#7 parser
+// (crypto/asymmetric_keys/pkcs7_parser.c) accepts only these: it refuses
+// sha256WithRSAEncryption there, which smallstep/pkcs7 writes, so
+// `fsverity enable --signature` failed with what cfs-runtime signed.
+//
+// One difference, on purpose: fsverity sign embeds no certificate
+// (PKCS7_NOCERTS); SignPKCS7 embeds cert and then chain, so that a policy
+// trusting only the CA can find the signer's certificate. The kernel takes
+// either: it looks the signer up in the .fs-verity keyring by issuer and
+// serial, and with an embedded chain can also reach a CA certificate there.
+// Without chain and with the certificates field removed, an RSA signature
+// is byte for byte what fsverity sign writes (PKCS#1 v1.5 is
+// deterministic); ECDSA signatures differ only in the random signature.
+//
+// Ed25519 keys are refused: fsverity sign cannot make them (OpenSSL's
+// PKCS#7 code does not sign with Ed25519) and the kernel's PKCS#7 and X.509
+// parsers do not know the algorithm.
 func SignPKCS7(d Digest, key crypto.Signer, cert *x509.Certificate, chain ...*x509.Certificate) ([]byte, error) {
 	if _, ok := key.Public().(ed25519.PublicKey); ok {
-		return nil, errors.New("PKCS#7: Ed25519 keys are not supported for PKCS#7 signatures (use RSA or ECDSA, or sign with a key pair: cosign form)")
+		return nil, errors.New("PKCS#7: Ed25519 keys are not supported for PKCS#7 signatures: neither fsverity sign nor the kernel's PKCS#7 parser knows them (use RSA or ECDSA, or sign with a key pair: cosign form)")
 	}
 	if err := checkKey(key.Public()); err != nil {
 		return nil, err
@@ -198,23 +218,91 @@ func SignPKCS7(d Digest, key crypto.Signer, cert *x509.Certificate, chain ...*x5
 	if !publicKeysEqual(key.Public(), cert.PublicKey) {
 		return nil, fmt.Errorf("PKCS#7: certificate %s is not for this private key", certName(cert))
 	}
-	sd, err := pkcs7.NewSignedData(d.Message())
-	if err != nil {
-		return nil, err
-	}
+	hash, digestOID := crypto.SHA256, pkcs7.OIDDigestAlgorithmSHA256
 	if d.Algorithm == verity.SHA512 {
-		sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA512)
-	} else {
-		sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
+		hash, digestOID = crypto.SHA512, pkcs7.OIDDigestAlgorithmSHA512
 	}
-	if err := sd.SignWithoutAttr(cert, key, pkcs7.SignerInfoConfig{}); err != nil {
+	// As OpenSSL's PKCS7_SIGNER_INFO_set: RSA names the key algorithm
+	// (with NULL parameters), ECDSA the signature algorithm for the hash
+	// (without parameters).
+	var sigAlg pkix.AlgorithmIdentifier
+	switch key.Public().(type) {
+	case *rsa.PublicKey:
+		sigAlg = pkix.AlgorithmIdentifier{Algorithm: pkcs7.OIDEncryptionAlgorithmRSA, Parameters: asn1.NullRawValue}
+	case *ecdsa.PublicKey:
+		sigAlg = pkix.AlgorithmIdentifier{Algorithm: pkcs7.OIDDigestAlgorithmECDSASHA256}
+		if hash == crypto.SHA512 {
+			sigAlg.Algorithm = pkcs7.OIDDigestAlgorithmECDSASHA512
+		}
+	default:
+		return nil, fmt.Errorf("PKCS#7: key type %T is not supported", key.Public())
+	}
+	h := hash.New()
+	h.Write(d.Message())
+	// crypto.Hash as the options: PKCS#1 v1.5 for RSA, ASN.1 for ECDSA.
+	sig, err := key.Sign(rand.Reader, h.Sum(nil), hash)
+	if err != nil {
 		return nil, fmt.Errorf("PKCS#7: %w", err)
 	}
-	for _, c := range chain {
-		sd.AddCertificate(c)
+	digestAlg := pkix.AlgorithmIdentifier{Algorithm: digestOID, Parameters: asn1.NullRawValue}
+	sd := p7SignedData{
+		Version:          1,
+		DigestAlgorithms: []pkix.AlgorithmIdentifier{digestAlg},
+		ContentInfo:      p7ContentInfo{ContentType: pkcs7.OIDData},
+		SignerInfos: []p7SignerInfo{{
+			Version:                   1,
+			IssuerAndSerialNumber:     p7IssuerAndSerial{IssuerName: asn1.RawValue{FullBytes: cert.RawIssuer}, SerialNumber: cert.SerialNumber},
+			DigestAlgorithm:           digestAlg,
+			DigestEncryptionAlgorithm: sigAlg,
+			EncryptedDigest:           sig,
+		}},
 	}
-	sd.Detach()
-	return sd.Finish()
+	var certs []byte
+	for _, c := range append([]*x509.Certificate{cert}, chain...) {
+		certs = append(certs, c.Raw...)
+	}
+	sd.Certificates = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: certs}
+	return sd.marshal()
+}
+
+// The PKCS#7 (RFC 2315) structures SignPKCS7 writes, in the shape
+// fsverity sign writes them: detached content, no attributes.
+type p7ContentInfo struct {
+	ContentType asn1.ObjectIdentifier
+	Content     asn1.RawValue `asn1:"optional"`
+}
+
+type p7SignedData struct {
+	Version          int
+	DigestAlgorithms []pkix.AlgorithmIdentifier `asn1:"set"`
+	ContentInfo      p7ContentInfo
+	Certificates     asn1.RawValue  `asn1:"optional,tag:0"` // [0] IMPLICIT SET OF Certificate
+	SignerInfos      []p7SignerInfo `asn1:"set"`
+}
+
+type p7IssuerAndSerial struct {
+	IssuerName   asn1.RawValue
+	SerialNumber *big.Int
+}
+
+type p7SignerInfo struct {
+	Version                   int
+	IssuerAndSerialNumber     p7IssuerAndSerial
+	DigestAlgorithm           pkix.AlgorithmIdentifier
+	DigestEncryptionAlgorithm pkix.AlgorithmIdentifier
+	EncryptedDigest           []byte
+}
+
+// marshal wraps the SignedData in its ContentInfo ([0] EXPLICIT).
+func (sd *p7SignedData) marshal() ([]byte, error) {
+	inner, err := asn1.Marshal(*sd)
+	if err != nil {
+		return nil, fmt.Errorf("PKCS#7: %w", err)
+	}
+	return asn1.Marshal(p7ContentInfo{
+		ContentType: pkcs7.OIDSignedData,
+		Content:     asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: inner},
+	})
 }
 
 func publicKeysEqual(a, b crypto.PublicKey) bool {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/cfs-runtime/cfs-runtime/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/pelletier/go-toml/v2"
 )
@@ -332,11 +333,11 @@ func LoadPolicy(path string, opts ...LoadOption) (*Policy, error) {
 		if errors.Is(err, ErrInsecurePolicy) {
 			return nil, fmt.Errorf("policy %s: %w", path, err)
 		}
-		return nil, fmt.Errorf("%w: %w", ErrPolicy, err)
+		return nil, fmt.Errorf("%w: %w", ErrPolicy, fserr.New("policy file", path, err))
 	}
 	data, err := rawfile.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrPolicy, err)
+		return nil, fmt.Errorf("%w: %w", ErrPolicy, fserr.New("policy file", path, err))
 	}
 	pf, plain := plainPolicy(data)
 	if !plain {
@@ -358,6 +359,15 @@ func LoadPolicy(path string, opts ...LoadOption) (*Policy, error) {
 	return p, nil
 }
 
+// materialFile names the file a signer key holds, for messages: "key file
+// /etc/cfs-runtime/x.pub does not exist".
+var materialFile = map[string]string{
+	"certificates": "certificate file",
+	"ca":           "CA certificate file",
+	"public_key":   "key file",
+	"trusted_root": "trusted root file",
+}
+
 type loader struct {
 	path         string
 	data         []byte
@@ -366,7 +376,7 @@ type loader struct {
 }
 
 // errAt formats "file:line: key k: msg" for the key of the index-th [[table]]
-// entry (index -1: top level).
+// entry (index -1: top level); format may wrap an error with %w.
 func (l *loader) errAt(table string, index int, key, format string, args ...any) error {
 	where := l.path
 	if n := lineOf(l.data, table, index, key); n > 0 {
@@ -376,7 +386,9 @@ func (l *loader) errAt(table string, index int, key, format string, args ...any)
 	if table != "" {
 		k = fmt.Sprintf("%s[%d].%s", table, index, key)
 	}
-	return fmt.Errorf("%w: %s: key %s: %s", ErrPolicy, where, k, fmt.Sprintf(format, args...))
+	// One Errorf, so that a %w in format wraps (a missing key file is still
+	// fs.ErrNotExist).
+	return fmt.Errorf("%w: %s: key %s: "+format, append([]any{ErrPolicy, where, k}, args...)...)
 }
 
 func (l *loader) build(pf policyFile) (*Policy, error) {
@@ -489,11 +501,11 @@ func (l *loader) signer(i int, sf signerFile) (*Signer, error) {
 				if errors.Is(err, ErrInsecurePolicy) {
 					return fmt.Errorf("policy %s: signer %q: %w", l.path, sf.Name, err)
 				}
-				return at(key, "%v", err)
+				return at(key, "%w", fserr.New(materialFile[key], path, err))
 			}
 			data, err := rawfile.ReadFile(path)
 			if err != nil {
-				return at(key, "%v", err)
+				return at(key, "%w", fserr.New(materialFile[key], path, err))
 			}
 			if err := fn(data); err != nil {
 				return at(key, "%s: %v", path, err)

@@ -1,12 +1,15 @@
 package attest
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/testutil"
 )
 
@@ -127,7 +130,7 @@ func TestLoadPolicyRefusals(t *testing.T) {
 		{"signer without material", "[[signer]]\nname = \"a\"\n", path + `:2: key signer[0].name: signer "a" has no trust material: set one of certificates, ca, public_key, trusted_root`},
 		{"two kinds of material", fmt.Sprintf("[[signer]]\nname = \"a\"\ncertificates = %q\npublic_key = %q\n", cert, smallPub), path + `:4: key signer[0].public_key: signer "a" sets certificates and public_key: set only one of`},
 		{"relative path", "[[signer]]\nname = \"a\"\ncertificates = \"keys/a.crt\"\n", path + `:3: key signer[0].certificates: "keys/a.crt" is not an absolute path`},
-		{"missing file", certPolicy("a", "/nonexistent/a.crt"), "key signer[0].certificates: lstat /nonexistent: no such file or directory"},
+		{"missing file", certPolicy("a", "/nonexistent/a.crt"), "key signer[0].certificates: certificate file /nonexistent/a.crt does not exist (/nonexistent does not exist)"},
 		{"not PEM", certPolicy("a", notPEM), path + ":3: key signer[0].certificates: " + notPEM + ": no PEM data"},
 		{"RSA 1024 certificate", certPolicy("a", smallCert), `certificate "CN=small"`},
 		{"RSA 1024 public key", fmt.Sprintf("[[signer]]\nname = \"a\"\npublic_key = %q\n", smallPub), "RSA key of 1024 bits is too small (at least 2048)"},
@@ -144,6 +147,9 @@ func TestLoadPolicyRefusals(t *testing.T) {
 			write(t, path, tc.text)
 			_, err := LoadPolicy(path, WithFileCheck(RequireOwner(os.Getuid())))
 			wantErr(t, err, ErrPolicy, tc.msg)
+			if p := fserr.Misreads(err.Error()); p != "" {
+				t.Errorf("message contains %q, which podman misreads", p)
+			}
 		})
 	}
 	// The "rule without name" line: the key is found inside the table.
@@ -365,5 +371,55 @@ annotations = { "example.com/batch" = "yes" }
 	p.Describe(&b)
 	if got := b.String(); strings.Count(got, "ignore_digest = true") != 1 || !strings.Contains(got, "name = \"containerd-sandbox\"\nignore_digest = true") {
 		t.Fatalf("Describe output:\n%s", got)
+	}
+}
+
+// A trust file the policy names that does not exist is named as such:
+// "key file X does not exist", not the lstat error's "no such file or
+// directory", which podman shows as a missing command (exit status 127).
+// It is still fs.ErrNotExist, eagerly and when parsing is deferred.
+func TestMissingTrustFileIsNamed(t *testing.T) {
+	dir := t.TempDir()
+	key, cert := keyPair(t, dir, "release", "ec")
+	check := WithFileCheck(RequireOwner(os.Getuid()))
+	gone := filepath.Join(dir, "gone")
+	for _, tc := range []struct {
+		key, what, signer string
+	}{
+		{"certificates", "certificate file", certPolicy("s", gone+"/x.crt")},
+		{"ca", "CA certificate file", fmt.Sprintf("[[signer]]\nname = \"s\"\nca = %q\n", gone+"/x.crt")},
+		{"public_key", "key file", fmt.Sprintf("[[signer]]\nname = \"s\"\npublic_key = %q\n", gone+"/x.pub")},
+		{"trusted_root", "trusted root file", sigstorePolicy("s", gone+"/x.json", `subject = "me@example.com"`)},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			path := write(t, filepath.Join(dir, tc.key+".toml"), tc.signer)
+			_, err := LoadPolicy(path, check)
+			file := gone + "/x." + map[string]string{"certificates": "crt", "ca": "crt", "public_key": "pub", "trusted_root": "json"}[tc.key]
+			wantErr(t, err, ErrPolicy, fmt.Sprintf("key signer[0].%s: %s %s does not exist (%s does not exist)", tc.key, tc.what, file, gone))
+			if !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%v is not fs.ErrNotExist", err)
+			}
+			if p := fserr.Misreads(err.Error()); p != "" {
+				t.Errorf("message contains %q, which podman misreads", p)
+			}
+		})
+	}
+	// Deferred (the runtime path): the same error when a signature needs it.
+	missing := filepath.Join(dir, "missing.pub")
+	path := write(t, filepath.Join(dir, "deferred.toml"), fmt.Sprintf("[[signer]]\nname = \"s\"\npublic_key = %q\n", missing))
+	p, err := LoadPolicy(path, check, DeferParsing())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := ParseDigest(hex64)
+	k, _ := loadKeyCert(t, key, cert)
+	sig, err := SignCosign(d, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Verify(map[string]string{d.AnnotationKey(): d.Hex(), d.AnnotationKey() + CosignSuffix: b64(sig)}, p)
+	wantErr(t, err, ErrPolicy, path+":3: key signer[0].public_key: key file "+missing+" does not exist")
+	if !errors.Is(err, fs.ErrNotExist) || fserr.Misreads(err.Error()) != "" {
+		t.Errorf("%v: not fs.ErrNotExist, or misread", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cfs-runtime/cfs-runtime/attest/internal/helperproto"
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 )
 
 // Keyless sigstore bundles are verified by a separate executable,
@@ -281,7 +283,7 @@ func (p *Policy) runHelper(req *helperproto.Request) (*helperproto.Response, err
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fail("not found: install %s next to cfs-runtime, or name it with sigstore_helper in the policy or $%s", HelperName, HelperEnv)
 		}
-		return nil, fail("%v", err)
+		return nil, fmt.Errorf("%w: %w", ErrPolicy, fserr.New("sigstore helper", path, err))
 	}
 	// The helper decides trust: it is held to the same ownership rules as
 	// the policy and the keys.
@@ -290,7 +292,7 @@ func (p *Policy) runHelper(req *helperproto.Request) (*helperproto.Response, err
 			if errors.Is(err, ErrInsecurePolicy) {
 				return nil, fmt.Errorf("sigstore helper: %w", err)
 			}
-			return nil, fail("%v", err)
+			return nil, fmt.Errorf("%w: %w", ErrPolicy, fserr.New("sigstore helper", path, err))
 		}
 	}
 	in, err := json.Marshal(req)
@@ -304,6 +306,10 @@ func (p *Policy) runHelper(req *helperproto.Request) (*helperproto.Response, err
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) { // it did not start: not executable, ...
+			return nil, fmt.Errorf("%w: %w", ErrPolicy, fserr.New("sigstore helper", path, err))
+		}
 		if msg := oneLine(errors.New(stderr.String())); msg != "" {
 			return nil, fail("%v: %s", err, msg)
 		}

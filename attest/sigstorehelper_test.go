@@ -2,14 +2,17 @@ package attest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/sigstore/sigstore-go/pkg/root"
 )
 
@@ -124,6 +127,21 @@ func TestSigstoreHelperOnlyWhenNeeded(t *testing.T) {
 	withHelper(t, insecure, func() {
 		_, err := Verify(bundleAnnotations(d, b), p)
 		wantErr(t, err, ErrInsecurePolicy, "sigstore helper: insecure trust policy: "+insecure+" is writable by its group and others")
+	})
+
+	// A helper that cannot be executed (EACCES, also for root) is named as
+	// such, not as "permission denied", which podman shows as its own
+	// "OCI permission denied".
+	noExec := filepath.Join(t.TempDir(), HelperName)
+	if err := os.WriteFile(noExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	withHelper(t, noExec, func() {
+		_, err := Verify(bundleAnnotations(d, b), p)
+		wantErr(t, err, ErrPolicy, fmt.Sprintf("composefs digest sha256:%s: invalid trust policy: sigstore helper %s is not executable (EACCES; mode -rw-r--r--, owner uid %d; it needs execute permission", hex64, noExec, os.Getuid()))
+		if p := fserr.Misreads(err.Error()); p != "" || !errors.Is(err, syscall.EACCES) {
+			t.Errorf("%q: contains %q, or is not EACCES", err, p)
+		}
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/cfs-runtime/cfs-runtime/atomicfile"
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -47,7 +48,7 @@ type View struct {
 func Load(dir, name string) (*Bundle, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrNoBundle, dir, errors.Unwrap(err))
+		return nil, fmt.Errorf("%w: %w", ErrNoBundle, fserr.New("", dir, err))
 	}
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%w: %s is not a directory", ErrNoBundle, dir)
@@ -58,7 +59,7 @@ func Load(dir, name string) (*Bundle, error) {
 	}
 	data, err := rawfile.ReadFile(p)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, p, errors.Unwrap(err))
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, fserr.New("", p, err))
 	}
 	if doc, view, ok := decodeFast(data); ok {
 		return &Bundle{Dir: dir, ConfigPath: p, Spec: view, doc: doc}, nil

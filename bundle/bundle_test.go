@@ -3,6 +3,7 @@ package bundle
 import (
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -103,12 +104,14 @@ func TestSetRootPathWithoutRoot(t *testing.T) {
 func TestLoadErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope")
 	_, err := Load(missing, "config.json")
-	if !errors.Is(err, ErrNoBundle) || err.Error() != "bundle not found: "+missing+": no such file or directory" {
+	// Worded without the strerror text podman misreads (package fserr),
+	// still fs.ErrNotExist.
+	if !errors.Is(err, ErrNoBundle) || !errors.Is(err, fs.ErrNotExist) || err.Error() != "bundle not found: "+missing+" does not exist" {
 		t.Errorf("missing bundle: %v", err)
 	}
 	empty := t.TempDir()
 	_, err = Load(empty, "config.json")
-	if !errors.Is(err, ErrInvalidConfig) || err.Error() != "invalid bundle config: "+filepath.Join(empty, "config.json")+": no such file or directory" {
+	if !errors.Is(err, ErrInvalidConfig) || !errors.Is(err, fs.ErrNotExist) || err.Error() != "invalid bundle config: "+filepath.Join(empty, "config.json")+" does not exist" {
 		t.Errorf("missing config: %v", err)
 	}
 	bad := writeBundle(t, "{\n  \"ociVersion\": \"1.0.2\",\n  \"root\": {\"path\": 5}\n}")

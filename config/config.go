@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/pelletier/go-toml/v2"
 )
@@ -76,7 +77,7 @@ func Load(path string) (Config, error) {
 		return c, nil
 	}
 	if err != nil {
-		return c, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return c, fmt.Errorf("%w: %w", ErrInvalid, fserr.New("configuration file", path, err))
 	}
 	c.Path = path
 	if !plainConfig(data, &c) {

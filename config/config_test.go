@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -71,5 +72,17 @@ func TestPathFromEnv(t *testing.T) {
 	t.Setenv(EnvPath, "")
 	if PathFromEnv("") != DefaultPath {
 		t.Error("default")
+	}
+}
+
+// A configuration that exists but cannot be read is named as a file with
+// what is wrong with it, in words the fserr package chose (podman misreads
+// the system's texts for EACCES and ENOENT); the errno stays reachable.
+func TestUnreadableFileIsNamed(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Load(dir)
+	want := "invalid configuration: configuration file " + dir + ": read: is a directory"
+	if err == nil || err.Error() != want || !errors.Is(err, ErrInvalid) || !errors.Is(err, syscall.EISDIR) {
+		t.Fatalf("got %v\nwant %s", err, want)
 	}
 }

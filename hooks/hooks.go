@@ -44,6 +44,7 @@ import (
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/bundle"
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -137,7 +138,7 @@ func (c *checker) check(st *specs.State, p *attest.Policy) (*Result, error) {
 func (c *checker) verifyRoot(res *Result, root string, d attest.Digest) error {
 	real, err := filepath.EvalSymlinks(root)
 	if err != nil {
-		return fmt.Errorf("%w: root filesystem: %w", ErrNotComposefs, err)
+		return fmt.Errorf("%w: %w", ErrNotComposefs, fserr.New("root filesystem", root, err))
 	}
 	res.Root = real
 	mounts, err := c.mounts()
@@ -220,7 +221,7 @@ func (c *checker) erofsAt(mounts []*mountinfo.Info, overlay, lower string) (*mou
 	}
 	real, err := filepath.EvalSymlinks(lower)
 	if err != nil {
-		return nil, fmt.Errorf("%w: overlay %s has lower layer %s: %w", ErrNotComposefs, overlay, lower, err)
+		return nil, fmt.Errorf("%w: overlay %s: %w", ErrNotComposefs, overlay, fserr.New("lower layer", lower, err))
 	}
 	m, err := c.mountAt(mounts, real)
 	if err != nil {
@@ -274,7 +275,7 @@ func (c *checker) openImage(res *Result, m *mountinfo.Info) (*os.File, error) {
 func openRegular(path string) (*os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: EROFS image: %w", ErrNotComposefs, err)
+		return nil, fmt.Errorf("%w: %w", ErrNotComposefs, fserr.New("EROFS image", path, err))
 	}
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		f.Close()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/bundle"
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -229,7 +230,7 @@ func TestCreateRuntimeRefuses(t *testing.T) {
 				k.mountinfo = f.composefsTable("ro,lowerdir+=" + f.dir + "/gone,datadir+=" + data + ",verity=require")
 			},
 			is:   ErrNotComposefs,
-			want: prefix + "overlay " + f.root + " has lower layer " + f.dir + "/gone: lstat " + f.dir + "/gone: no such file or directory",
+			want: prefix + "overlay " + f.root + ": lower layer " + f.dir + "/gone does not exist",
 		},
 		{
 			name: "lower-not-erofs",
@@ -262,7 +263,7 @@ func TestCreateRuntimeRefuses(t *testing.T) {
 				k.mountinfo += line(50, devEROFS, "/", f.lower, "erofs", f.dir+"/gone.cfs", "ro")
 			},
 			is:   ErrNotComposefs,
-			want: prefix + "EROFS image: open " + f.dir + "/gone.cfs: no such file or directory",
+			want: prefix + "EROFS image " + f.dir + "/gone.cfs does not exist",
 		},
 		{
 			name: "image-not-regular",
@@ -312,6 +313,10 @@ func TestCreateRuntimeRefuses(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("message is not one line: %q", err)
+			}
+			// runc puts it into its error, which podman pattern-matches
+			if p := fserr.Misreads(err.Error()); p != "" {
+				t.Errorf("message contains %q, which podman misreads", p)
 			}
 		})
 	}

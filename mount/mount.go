@@ -49,6 +49,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -143,12 +144,12 @@ func (o *Options) check() error {
 		return fmt.Errorf("%w: state directory is /", ErrInvalidOptions)
 	}
 	if fi, err := os.Stat(o.Image); err != nil {
-		return fmt.Errorf("image: %w", err)
+		return fserr.New("image", o.Image, err)
 	} else if !fi.Mode().IsRegular() {
 		return fmt.Errorf("image %s: not a regular file", o.Image)
 	}
 	if fi, err := os.Stat(o.ObjectsDir); err != nil {
-		return fmt.Errorf("objects directory: %w", err)
+		return fserr.New("objects directory", o.ObjectsDir, err)
 	} else if !fi.IsDir() {
 		return fmt.Errorf("objects directory %s: %w", o.ObjectsDir, unix.ENOTDIR)
 	}
@@ -209,7 +210,7 @@ func Mount(opts Options) (_ *Mounted, err error) {
 
 	dir := opts.StateDir
 	if err := os.MkdirAll(filepath.Dir(dir), 0o711); err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
+		return nil, fserr.New("state directory", dir, err)
 	}
 	switch err := os.Mkdir(dir, 0o711); {
 	case err == nil:
@@ -219,7 +220,7 @@ func Mount(opts Options) (_ *Mounted, err error) {
 			return nil, fmt.Errorf("state directory %s: exists and is not a directory", dir)
 		}
 	default:
-		return nil, fmt.Errorf("state directory: %w", err)
+		return nil, fserr.New("state directory", dir, err)
 	}
 	if lock, err = lockDir(dir); err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -452,7 +454,7 @@ func TestMountInvalidOptions(t *testing.T) {
 		{Options{Image: img, StateDir: dir + "/s"}, "mount composefs: invalid mount options: no objects directory"},
 		{Options{Image: img, ObjectsDir: dir, StateDir: "s"}, `mount composefs: invalid mount options: state directory "s" is not absolute`},
 		{Options{Image: img, ObjectsDir: dir, StateDir: "/"}, "mount composefs: invalid mount options: state directory is /"},
-		{Options{Image: dir + "/nope", ObjectsDir: dir, StateDir: dir + "/s"}, "mount composefs: image: stat " + dir + "/nope: no such file or directory"},
+		{Options{Image: dir + "/nope", ObjectsDir: dir, StateDir: dir + "/s"}, "mount composefs: image " + dir + "/nope does not exist"},
 		{Options{Image: dir, ObjectsDir: dir, StateDir: dir + "/s"}, "mount composefs: image " + dir + ": not a regular file"},
 		{Options{Image: img, ObjectsDir: img, StateDir: dir + "/s"}, "mount composefs: objects directory " + img + ": not a directory"},
 	} {
@@ -462,6 +464,32 @@ func TestMountInvalidOptions(t *testing.T) {
 	}
 	if _, err := os.Lstat(dir + "/s"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("state directory created: %v", err)
+	}
+}
+
+// A state directory that cannot be created (here: its parent is
+// immutable, chattr +i, so mkdir fails with EPERM) is named, without
+// "operation not permitted", which podman shows as "OCI permission denied".
+func TestStateDirRefusalIsWorded(t *testing.T) {
+	testutilRoot(t)
+	dir := t.TempDir()
+	img := filepath.Join(dir, "img")
+	os.WriteFile(img, nil, 0o644)
+	parent := filepath.Join(dir, "state")
+	if err := os.Mkdir(parent, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chattr", "+i", parent).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i %s: %v: %s", parent, err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", parent).Run() })
+	_, err := Mount(Options{Image: img, ObjectsDir: dir, StateDir: parent + "/c1"})
+	want := "mount composefs image " + img + ": state directory " + parent + "/c1: mkdir refused by the kernel (EPERM)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	if !errors.Is(err, unix.EPERM) || fserr.Misreads(err.Error()) != "" {
+		t.Errorf("%v: not EPERM, or misread", err)
 	}
 }
 

@@ -3,10 +3,13 @@ package oci
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 )
 
 // DefaultRuntimes is where cfs-runtime looks for the real runtime when the
@@ -49,7 +52,7 @@ func (r execRuntime) Path() string { return r.path }
 func (r execRuntime) Exec(args []string) error {
 	argv := append([]string{r.path}, args...)
 	if err := syscall.Exec(r.path, argv, os.Environ()); err != nil {
-		return fmt.Errorf("exec %s: %w", r.path, err)
+		return fserr.New("runtime", r.path, &fs.PathError{Op: "exec", Path: r.path, Err: err})
 	}
 	return nil
 }
@@ -64,13 +67,18 @@ func Locate(configured string, candidates []string, self string) (string, error)
 		if !strings.HasPrefix(configured, "/") {
 			p, err := exec.LookPath(configured)
 			if err != nil {
-				return "", fmt.Errorf("%w: configured runtime %q: %w", ErrRuntimeNotFound, configured, err)
+				if errors.Is(err, exec.ErrNotFound) {
+					// Not exec.ErrNotFound's text, which podman reads as
+					// a missing container command.
+					return "", fmt.Errorf("%w: configured runtime %q: no executable of that name in $PATH (%s)", ErrRuntimeNotFound, configured, os.Getenv("PATH"))
+				}
+				return "", fmt.Errorf("%w: configured runtime %q: %w", ErrRuntimeNotFound, configured, fserr.Scrubbed(err))
 			}
 			configured = p
 		}
 		fi, err := os.Stat(configured)
 		if err != nil {
-			return "", fmt.Errorf("%w: configured runtime %s: %w", ErrRuntimeNotFound, configured, err)
+			return "", fmt.Errorf("%w: %w", ErrRuntimeNotFound, fserr.New("configured runtime", configured, err))
 		}
 		if fi.IsDir() || fi.Mode()&0o111 == 0 {
 			return "", fmt.Errorf("%w: configured runtime %s is not an executable file", ErrRuntimeNotFound, configured)

@@ -205,6 +205,25 @@ hook_podman() {
 	[ "$output" != running ]
 }
 
+@test "podman --hooks-dir: a policy key file that does not exist reaches podman as the hook's refusal, not as a missing command" {
+	podman_setup
+	# podman reads "no such file or directory" in the runtime's error (runc
+	# quotes the hook's stderr) as a missing command: exit status 127
+	local hooks=$BATS_TEST_TMPDIR/hooks.d missing=$BATS_TEST_TMPDIR/gone.pub anns id
+	mkdir -p "$hooks"
+	write_policy "$BATS_TEST_TMPDIR/policy.toml" require reject "$missing"
+	printf 'policy = "%s"\n' "$BATS_TEST_TMPDIR/policy.toml" >"$BATS_TEST_TMPDIR/config.toml"
+	jq --arg c "CFS_RUNTIME_CONFIG=$BATS_TEST_TMPDIR/config.toml" '.hook.env = [$c]' "$HOOKS_DIR/cfs-runtime.json" >"$hooks/cfs-runtime.json"
+	# shellcheck disable=SC2207 # --annotation K=V words, no spaces in them
+	anns=($(jq -r 'to_entries[] | "--annotation=\(.key)=\(.value)"' "$BATS_FILE_TMPDIR/signed.json"))
+	run podman --hooks-dir "$hooks" --runtime "$RUNC" run --name "$PODMAN_CTR" "${ULIMITS[@]}" "${anns[@]}" "$IMAGE" echo started
+	echo "podman exit $status: $output"
+	[ "$status" -eq 126 ]
+	id=$(podman inspect --format '{{.Id}}' "$PODMAN_CTR")
+	[[ "$output" == *"error running hook #0: error running hook: exit status 1, stdout: , stderr: cfs-runtime: container $id: invalid trust policy: $BATS_TEST_TMPDIR/policy.toml:5: key signer[0].public_key: key file $missing does not exist" ]]
+	[[ "$output" == "Error: OCI runtime error: "* ]]
+}
+
 @test "podman --hooks-dir: without the digest annotation the hook does not run" {
 	podman_setup
 	local log=$BATS_FILE_TMPDIR/reject.log before

@@ -426,6 +426,71 @@ wait_state() {
 	[ -z "$(pm_leftovers)" ]
 }
 
+# --- refusals podman must not misread -----------------------------------------
+#
+# podman maps a runtime error containing "no such file or directory" to "OCI
+# runtime attempted to invoke a command that was not found" (exit status
+# 127) and one containing "permission denied" or "operation not permitted"
+# to "OCI permission denied". cfs-runtime's own refusals must reach the user
+# as what they are: podman's "OCI runtime error" (126) with cfs-runtime's
+# wording.
+
+@test "a policy key file that does not exist: podman shows cfs-runtime's refusal, not a missing command" {
+	pm_config reject
+	local missing=$BATS_TEST_TMPDIR/keys/good.pub
+	write_policy "$BATS_FILE_TMPDIR/policy.toml" userspace reject "$missing"
+	# shellcheck disable=SC2046
+	run --separate-stderr cfs_podman run --rm "${ULIMITS[@]}" $("$CFS_RUNTIME" sign --key "$KEYS/good.key" "$DIGEST") "$IMAGE" true
+	echo "exit $status: $stderr"
+	[ "$status" -eq 126 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "$(refusal "invalid trust policy: $BATS_FILE_TMPDIR/policy.toml:5: key signer[0].public_key: key file $missing does not exist ($BATS_TEST_TMPDIR/keys does not exist)")" ]
+	[ -z "$(pm_leftovers)" ]
+
+	# the same with the key's directory there
+	mkdir -p "$BATS_TEST_TMPDIR/keys"
+	# shellcheck disable=SC2046
+	run -126 --separate-stderr cfs_podman run --rm "${ULIMITS[@]}" $("$CFS_RUNTIME" sign --key "$KEYS/good.key" "$DIGEST") "$IMAGE" true
+	[ "$stderr" = "$(refusal "invalid trust policy: $BATS_FILE_TMPDIR/policy.toml:5: key signer[0].public_key: key file $missing does not exist")" ]
+}
+
+@test "a policy file that does not exist: podman shows cfs-runtime's refusal" {
+	pm_config reject
+	sed -i "s|^policy = .*|policy = \"$BATS_TEST_TMPDIR/none.toml\"|" "$ETC/config.toml"
+	run -126 --separate-stderr cfs_podman run --rm "${ULIMITS[@]}" "$IMAGE" true
+	echo "$stderr"
+	[ "$stderr" = "$(refusal "no trust policy: $BATS_TEST_TMPDIR/none.toml does not exist; every container is refused until it does (see policy.toml.example, check it with \`cfs-runtime policy check\`)")" ]
+}
+
+@test "a configured runtime that does not exist: podman shows cfs-runtime's refusal, not a missing command" {
+	pm_config allow
+	sed -i 's|^runtime = .*|runtime = "/nonexistent/runc"|' "$ETC/config.toml"
+	run --separate-stderr cfs_podman run --rm "${ULIMITS[@]}" "$IMAGE" true
+	echo "exit $status: $stderr"
+	[ "$status" -eq 126 ]
+	[ "$output" = "" ]
+	# podman's cleanup (runtime delete) fails the same way first; the last
+	# line is the refusal
+	[ "${stderr##*$'\n'}" = "$(refusal "no OCI runtime found: configured runtime /nonexistent/runc does not exist")" ]
+	run -1 grep -iE 'not found|permission denied' <<<"$stderr"
+}
+
+@test "a state directory that cannot be created (EPERM): podman shows cfs-runtime's refusal, not its own permission error" {
+	local state=$BATS_TEST_TMPDIR/state
+	mkdir -p "$state"
+	pm_config reject
+	sed -i "s|^state_dir = .*|state_dir = \"$state\"|" "$ETC/config.toml"
+	# immutable: mkdir in it fails with EPERM, also for root
+	chattr +i "$state"
+	# shellcheck disable=SC2046
+	run --separate-stderr cfs_podman run --rm "${ULIMITS[@]}" $("$CFS_RUNTIME" sign --key "$KEYS/good.key" "$DIGEST") "$IMAGE" true
+	chattr -i "$state"
+	echo "exit $status: $stderr"
+	[ "$status" -eq 126 ]
+	[[ "$stderr" == "$(refusal "mount composefs image $STORE/images/$DIGEST: state directory $state/")"*": mkdir refused by the kernel (EPERM)" ]]
+	[ -z "$(find "$state" -mindepth 1)" ]
+}
+
 @test "podman exec, stop, start, kill and rm on a signed container" {
 	pm_config reject
 	local name flags

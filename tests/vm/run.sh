@@ -31,8 +31,9 @@ SCENARIO_DIR=$(cd "${CFS_VM_SCENARIOS:-$VM_DIR/scenarios}" && pwd)
 SCENARIO_TIMEOUT=${CFS_VM_SCENARIO_TIMEOUT:-300}
 # (openssl: the composefs vector recipes make file contents with it, and
 # scenario hooks signing keys; jq edits OCI configs; fsverity is the
-# reference for object digests)
-HOST_PACKAGES="qemu-system-x86 busybox-static e2fsprogs xz-utils cpio runc openssl jq fsverity"
+# reference for object digests and signatures; keyutils' keyctl loads
+# certificates into the guest's .fs-verity keyring)
+HOST_PACKAGES="qemu-system-x86 busybox-static e2fsprogs xz-utils cpio runc openssl jq fsverity keyutils"
 # modules every run loads (dependencies are added): the data disk, and what
 # composefs mounts need. ext4 is built into the cloud kernel.
 BASE_MODULES="virtio_blk loop erofs overlay"
