@@ -130,8 +130,15 @@ func TestRefusalsAreNotMisreadByPodman(t *testing.T) {
 			logFile := filepath.Join(t.TempDir(), "log.json")
 			inv := oci.Parse([]string{"--root", filepath.Join(dir, "runc"), "--log", logFile, "--log-format", "json", "create", "--bundle", b, "c1"})
 			env, err := setupRuntime(inv)
+			if err == nil && env.cfgErr != nil {
+				err = env.cfgErr
+			}
 			if err == nil {
-				_, err = prepareCreate(env)
+				var line *oci.Line
+				if line, err = oci.ParseLine(oci.Runc, inv.Args); err == nil {
+					env.start = line.Start
+					_, err = prepareCreate(env)
+				}
 			}
 			if err == nil {
 				t.Fatal("not refused")
