@@ -1,15 +1,15 @@
 package attest
 
-import "github.com/cfs-runtime/cfs-runtime/config"
+import "github.com/cfs-runtime/cfs-runtime/internal/plaintoml"
 
 // plainPolicy decodes a policy written in the plain subset of TOML without
-// go-toml's reflection (see config.DecodePlain: the policy is read before
+// go-toml's reflection (see plaintoml.Decode: the policy is read before
 // every create). False for anything else, unknown keys and other types
 // included: LoadPolicy then decodes with go-toml, which words the errors.
 // FuzzPlainPolicy holds the two equal.
 func plainPolicy(data []byte) (policyFile, bool) {
 	var pf policyFile
-	doc, ok := config.DecodePlain(data)
+	doc, ok := plaintoml.Decode(data)
 	if !ok {
 		return pf, false
 	}
@@ -46,7 +46,7 @@ func plainPolicy(data []byte) (policyFile, bool) {
 }
 
 // plainEach decodes every table of an array of tables with decode.
-func plainEach[T any](tables []config.PlainTable, decode func(config.PlainTable) (T, bool)) ([]T, bool) {
+func plainEach[T any](tables []plaintoml.Table, decode func(plaintoml.Table) (T, bool)) ([]T, bool) {
 	out := make([]T, 0, len(tables))
 	for _, t := range tables {
 		v, ok := decode(t)
@@ -58,7 +58,7 @@ func plainEach[T any](tables []config.PlainTable, decode func(config.PlainTable)
 	return out, true
 }
 
-func plainSigner(t config.PlainTable) (signerFile, bool) {
+func plainSigner(t plaintoml.Table) (signerFile, bool) {
 	var s signerFile
 	strings := map[string]*string{
 		"name": &s.Name, "certificates": &s.Certificates, "ca": &s.CA, "public_key": &s.PublicKey, "trusted_root": &s.TrustedRoot,
@@ -88,7 +88,7 @@ func plainSigner(t config.PlainTable) (signerFile, bool) {
 	return s, true
 }
 
-func plainRule(t config.PlainTable) (ruleFile, bool) {
+func plainRule(t plaintoml.Table) (ruleFile, bool) {
 	var r ruleFile
 	var ok bool
 	for k, v := range t {

@@ -14,8 +14,8 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/cfs-runtime/cfs-runtime/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
+	"github.com/cfs-runtime/cfs-runtime/internal/plaintoml"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/pelletier/go-toml/v2"
 )
@@ -343,7 +343,7 @@ func LoadPolicy(path string, opts ...LoadOption) (*Policy, error) {
 	if !plain {
 		dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
 		if err := dec.Decode(&pf); err != nil {
-			return nil, fmt.Errorf("%w: %s", ErrPolicy, config.DescribeTOML(path, err))
+			return nil, fmt.Errorf("%w: %s", ErrPolicy, plaintoml.Describe(path, err))
 		}
 	}
 	l := &loader{path: path, data: data, check: cfg.check, deferParsing: cfg.deferParsing}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
+	"github.com/cfs-runtime/cfs-runtime/internal/plaintoml"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/pelletier/go-toml/v2"
 )
@@ -83,7 +84,7 @@ func Load(path string) (Config, error) {
 	if !plainConfig(data, &c) {
 		dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
 		if err := dec.Decode(&c); err != nil {
-			return c, fmt.Errorf("%w: %s", ErrInvalid, DescribeTOML(path, err))
+			return c, fmt.Errorf("%w: %s", ErrInvalid, plaintoml.Describe(path, err))
 		}
 	}
 	if err := c.validate(data); err != nil {

@@ -2,7 +2,6 @@ package config
 
 import (
 	"bytes"
-	"reflect"
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
@@ -56,24 +55,4 @@ func TestPlainConfig(t *testing.T) {
 
 func FuzzDecodePlainConfig(f *testing.F) {
 	testutil.FuzzFastPath(f, plainConfigCases, checkPlainConfig)
-}
-
-// DecodePlain's values, one of each kind.
-func TestDecodePlainValues(t *testing.T) {
-	doc, ok := DecodePlain([]byte("s = 'x'\ni = -42\nb = true\nt = { \"a.b\" = \"c\", d = 'e' }\n[[arr]]\nn = 1\n[[arr]]\n[[other]]\nn = 2\n"))
-	if !ok {
-		t.Fatal("declined")
-	}
-	want := PlainDoc{
-		Top:    PlainTable{"s": "x", "i": int64(-42), "b": true, "t": map[string]string{"a.b": "c", "d": "e"}},
-		Arrays: map[string][]PlainTable{"arr": {{"n": int64(1)}, {}}, "other": {{"n": int64(2)}}},
-	}
-	if !reflect.DeepEqual(doc, want) {
-		t.Fatalf("got %#v\nwant %#v", doc, want)
-	}
-	for _, in := range []string{"i = 1_000", "i = 0x10", "i = 01", "f = 1.5", "d = 1979-05-27", "a = [1]", "t = { a = 1 }", "t = { a.b = 'c' }", "x = 1\n[[x]]", "[[x]]\n[x]", "t = { a = 'b', a = 'c' }"} {
-		if _, ok := DecodePlain([]byte(in)); ok {
-			t.Errorf("DecodePlain(%q) accepted it", in)
-		}
-	}
 }

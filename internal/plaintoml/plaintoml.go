@@ -1,4 +1,7 @@
-package config
+// Package plaintoml reads the plain subset of TOML that cfs-runtime's
+// configuration and trust policy are written in, without go-toml's
+// reflection, and words go-toml's errors as "file:line: key k: problem".
+package plaintoml
 
 import (
 	"strconv"
@@ -10,29 +13,29 @@ import (
 // fresh process, and cfs-runtime decodes two (this configuration and the
 // trust policy) before every create: together more than a third of what
 // it adds to a pass-through `run`. go-toml's parser alone costs a tenth of
-// that. DecodePlain walks the parser's expressions for the plain subset
+// that. Decode walks the parser's expressions for the plain subset
 // of TOML these files are written in, and reports false for anything else
 // (and for any error): callers then decode with go-toml, whose results and
-// error messages stay authoritative. FuzzDecodePlain* hold the two equal
+// error messages stay authoritative. the callers' fuzz targets (config, attest) hold the two equal
 // wherever the plain path answers.
 
-// PlainTable holds a table's keys: string, int64, bool, or map[string]string
+// Table holds a table's keys: string, int64, bool, or map[string]string
 // (an inline table of strings).
-type PlainTable map[string]any
+type Table map[string]any
 
-// PlainDoc is a document of the plain subset: top-level keys, then arrays
+// Doc is a document of the plain subset: top-level keys, then arrays
 // of tables ([[name]]) of the same keys.
-type PlainDoc struct {
-	Top    PlainTable
-	Arrays map[string][]PlainTable
+type Doc struct {
+	Top    Table
+	Arrays map[string][]Table
 }
 
-// DecodePlain decodes data if it is valid TOML of the plain subset: keys
+// Decode decodes data if it is valid TOML of the plain subset: keys
 // that are one bare or quoted name, each defined once; values that are
 // strings, decimal integers, booleans or inline tables of strings; no
 // [table] headers, only [[array]] ones.
-func DecodePlain(data []byte) (PlainDoc, bool) {
-	doc := PlainDoc{Top: PlainTable{}}
+func Decode(data []byte) (Doc, bool) {
+	doc := Doc{Top: Table{}}
 	cur := doc.Top
 	var p unstable.Parser
 	p.Reset(data)
@@ -42,39 +45,39 @@ func DecodePlain(data []byte) (PlainDoc, bool) {
 		case unstable.KeyValue:
 			k, ok := singleKey(e)
 			if !ok {
-				return PlainDoc{}, false
+				return Doc{}, false
 			}
 			if _, dup := cur[k]; dup {
-				return PlainDoc{}, false
+				return Doc{}, false
 			}
 			v, ok := plainValue(e.Value())
 			if !ok {
-				return PlainDoc{}, false
+				return Doc{}, false
 			}
 			cur[k] = v
 		case unstable.ArrayTable:
 			k, ok := singleKey(e)
 			if !ok {
-				return PlainDoc{}, false
+				return Doc{}, false
 			}
 			if _, clash := doc.Top[k]; clash {
-				return PlainDoc{}, false
+				return Doc{}, false
 			}
 			if doc.Arrays == nil {
-				doc.Arrays = map[string][]PlainTable{}
+				doc.Arrays = map[string][]Table{}
 			}
-			cur = PlainTable{}
+			cur = Table{}
 			doc.Arrays[k] = append(doc.Arrays[k], cur)
 		default:
-			return PlainDoc{}, false
+			return Doc{}, false
 		}
 	}
 	if p.Error() != nil {
-		return PlainDoc{}, false
+		return Doc{}, false
 	}
 	for k := range doc.Arrays {
 		if _, clash := doc.Top[k]; clash {
-			return PlainDoc{}, false
+			return Doc{}, false
 		}
 	}
 	return doc, true
@@ -133,38 +136,4 @@ func plainInt(b []byte) (any, bool) {
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
 	return n, err == nil
-}
-
-// plainConfig fills c from a plain document of known string keys; false
-// (c untouched) for anything else: unknown keys, other types.
-func plainConfig(data []byte, c *Config) bool {
-	doc, ok := DecodePlain(data)
-	if !ok || len(doc.Arrays) > 0 {
-		return false
-	}
-	out := *c
-	for k, v := range doc.Top {
-		s, isString := v.(string)
-		if !isString {
-			return false
-		}
-		switch k {
-		case "runtime":
-			out.Runtime = s
-		case "store_dir":
-			out.StoreDir = s
-		case "state_dir":
-			out.StateDir = s
-		case "log_file":
-			out.LogFile = s
-		case "log_level":
-			out.LogLevel = s
-		case "policy":
-			out.Policy = s
-		default:
-			return false
-		}
-	}
-	*c = out
-	return true
 }

@@ -1,4 +1,4 @@
-package config
+package plaintoml
 
 import (
 	"errors"
@@ -10,8 +10,8 @@ import (
 	"github.com/pelletier/go-toml/v2"
 )
 
-// DescribeTOML turns a go-toml error into "file:line: key k: problem".
-func DescribeTOML(path string, err error) string {
+// Describe turns a go-toml error into "file:line: key k: problem".
+func Describe(path string, err error) string {
 	var serr *toml.StrictMissingError
 	if errors.As(err, &serr) && len(serr.Errors) > 0 {
 		e := serr.Errors[0]
