@@ -56,9 +56,9 @@ func Load(dir, name string) (*Bundle, error) {
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(dir, name)
 	}
-	data, err := rawfile.ReadFile(p)
+	data, err := rawfile.ReadRegular(p, MaxConfigSize)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, p, errors.Unwrap(err))
+		return nil, fmt.Errorf("%w: %s: %w%s", ErrInvalidConfig, p, errors.Unwrap(err), readHint(p, err))
 	}
 	if doc, view, ok := decodeFast(data); ok {
 		return &Bundle{Dir: dir, ConfigPath: p, Spec: view, doc: doc}, nil
@@ -74,6 +74,28 @@ func Load(dir, name string) (*Bundle, error) {
 		return nil, fmt.Errorf("%w: %s: %s", ErrInvalidConfig, p, describeJSONError(data, err))
 	}
 	return b, nil
+}
+
+// MaxConfigSize is the largest config.json Load reads. Real ones are
+// kilobytes (podman's, seccomp profile included, about 11 kB); the most a
+// usable one can hold is a process environment and arguments within the
+// kernel's ARG_MAX (a quarter of the stack limit: 2 MiB by default) plus
+// Kubernetes' 256 KiB of annotations.
+const MaxConfigSize = 4 << 20
+
+// readHint says what to do about a config.json that is not a regular file
+// within the size limit.
+func readHint(p string, err error) string {
+	switch {
+	case errors.Is(err, rawfile.ErrNotRegular):
+		if target, lerr := os.Readlink(p); lerr == nil {
+			return fmt.Sprintf(" (via symlink to %s); the bundle's config must be a regular file", target)
+		}
+		return "; the bundle's config must be a regular file"
+	case errors.Is(err, rawfile.ErrTooLarge):
+		return fmt.Sprintf("; cfs-runtime reads a config of at most %d MiB", MaxConfigSize>>20)
+	}
+	return ""
 }
 
 // describeJSONError adds the byte offset, line and column to a JSON error.
