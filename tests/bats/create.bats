@@ -370,6 +370,29 @@ cr_create_bounded() {
 	cr_assert_nothing_left
 }
 
+@test "config.json with two \"linux\" objects and a signed digest: refused naming the key, nothing imported" {
+	# runc decodes both into one struct (namespaces from the first, the
+	# rest from the second); a rewrite that kept the last one started the
+	# container in the host's namespaces.
+	cr_annotate "$BUNDLE" "$SIGNED"
+	ns=$(jq -c .linux.namespaces "$BUNDLE/config.json")
+	rest=$(jq -c '.linux | del(.namespaces)' "$BUNDLE/config.json")
+	body=$(jq -c 'del(.linux)' "$BUNDLE/config.json")
+	printf '{"linux":{"namespaces":%s},"linux":%s,%s\n' "$ns" "$rest" "${body#\{}" >"$BUNDLE/config.json"
+	[ "$(jq -c .linux.namespaces "$BUNDLE/config.json")" = null ] # jq keeps the last one too
+	cp "$BUNDLE/config.json" "$BATS_TEST_TMPDIR/config.json.orig"
+	id=$(cid duplinux)
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$id"
+	[ "$status" -eq 1 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "cfs-runtime: invalid bundle config: $BUNDLE/config.json: duplicate key \"linux\" at top level: runc would merge or overwrite the values; write each key once" ]
+	cmp "$BUNDLE/config.json" "$BATS_TEST_TMPDIR/config.json.orig"
+	[ ! -e "$STORE/images/$DIGEST" ]
+	run "$RUNC" state "$id"
+	[ "$status" -eq 1 ]
+	cr_assert_nothing_left
+}
+
 # --- userspace enforcement, end to end --------------------------------------
 
 @test "userspace: an object tampered in the store is refused before start, naming object and path" {
