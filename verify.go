@@ -9,11 +9,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
+	"github.com/cfs-runtime/cfs-runtime/bundle"
 	"github.com/urfave/cli/v2"
 )
 
@@ -47,8 +47,11 @@ func verifyAction(c *cli.Context) error {
 		err    error
 	)
 	if dir := c.String("bundle"); dir != "" {
-		source = filepath.Join(dir, "config.json")
-		ann, err = bundleAnnotations(source)
+		// As create reads it: the same limits, the same refusals.
+		var b *bundle.Bundle
+		if b, err = bundle.Load(dir, "config.json"); err == nil {
+			source, ann = b.ConfigPath, b.Annotations()
+		}
 	} else {
 		source = c.String("annotations")
 		ann, err = readAnnotationsFile(source)
@@ -107,22 +110,6 @@ func loadTrustPolicy(c *cli.Context, opts ...attest.LoadOption) (*attest.Policy,
 		path = attest.DefaultPolicyPath
 	}
 	return attest.LoadPolicy(path, opts...)
-}
-
-// bundleAnnotations reads the annotations of a bundle's config.json. Only
-// the annotations are decoded, as create sees them.
-func bundleAnnotations(path string) (map[string]string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var spec struct {
-		Annotations map[string]string `json:"annotations"`
-	}
-	if err := json.Unmarshal(data, &spec); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return spec.Annotations, nil
 }
 
 // readAnnotationsFile reads a JSON object of strings, or KEY=VALUE lines

@@ -95,6 +95,7 @@ func sigReadText(t *testing.T, p string) string {
 func TestVerifyErrors(t *testing.T) {
 	requireOwnPolicy(t)
 	f := newSignFixture(t)
+	os.Mkdir(filepath.Join(f.dir, "dupbundle"), 0o755)
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -102,7 +103,9 @@ func TestVerifyErrors(t *testing.T) {
 	}{
 		{[]string{"verify"}, 2, "verify: want exactly one of --bundle DIR or --annotations FILE"},
 		{[]string{"verify", "--bundle", f.dir, "--annotations", f.image}, 2, "want exactly one of"},
-		{[]string{"verify", "--bundle", filepath.Join(f.dir, "nope"), "--policy", f.policy}, 1, "verify: open " + f.dir + "/nope/config.json: no such file or directory"},
+		{[]string{"verify", "--bundle", filepath.Join(f.dir, "nope"), "--policy", f.policy}, 1, "verify: bundle not found: " + f.dir + "/nope does not exist"},
+		// Read as create reads it: runc would merge the two annotations objects.
+		{[]string{"verify", "--bundle", filepath.Dir(sigWriteFile(t, filepath.Join(f.dir, "dupbundle", "config.json"), `{"annotations": {}, "annotations": {}}`)), "--policy", f.policy}, 1, "verify: invalid bundle config: " + f.dir + `/dupbundle/config.json: duplicate key "annotations" at top level`},
 		{[]string{"verify", "--annotations", sigWriteFile(t, filepath.Join(f.dir, "bad.txt"), "a=b\nnot an annotation\n"), "--policy", f.policy}, 1, "bad.txt:2: not KEY=VALUE"},
 		{[]string{"verify", "--annotations", sigWriteFile(t, filepath.Join(f.dir, "dup.txt"), "a=b\na=c\n"), "--policy", f.policy}, 1, "dup.txt:2: annotation a given twice"},
 		{[]string{"verify", "--annotations", sigWriteFile(t, filepath.Join(f.dir, "bad.json"), `{"a": 1}`), "--policy", f.policy}, 1, "bad.json: not a JSON object of strings"},

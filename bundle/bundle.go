@@ -57,24 +57,76 @@ func Load(dir, name string) (*Bundle, error) {
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(dir, name)
 	}
-	data, err := rawfile.ReadFile(p)
+	data, err := rawfile.ReadRegular(p, MaxConfigSize)
 	if err != nil {
+		if hint := readHint(p, err); hint != "" {
+			return nil, fmt.Errorf("%w: %s: %w%s", ErrInvalidConfig, p, errors.Unwrap(err), hint)
+		}
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, fserr.New("", p, err))
 	}
-	if doc, view, ok := decodeFast(data); ok {
-		return &Bundle{Dir: dir, ConfigPath: p, Spec: view, doc: doc}, nil
+	doc, view, err := parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, p, err)
 	}
-	b := &Bundle{Dir: dir, ConfigPath: p, Spec: &View{}}
-	if err := json.Unmarshal(data, &b.doc); err != nil {
-		return nil, fmt.Errorf("%w: %s: %s", ErrInvalidConfig, p, describeJSONError(data, err))
+	return &Bundle{Dir: dir, ConfigPath: p, Spec: view, doc: doc}, nil
+}
+
+// MaxConfigSize is the largest config.json Load reads. Real ones are
+// kilobytes (podman's, seccomp profile included, about 11 kB); the most a
+// usable one can hold is a process environment and arguments within the
+// kernel's ARG_MAX (a quarter of the stack limit: 2 MiB by default) plus
+// Kubernetes' 256 KiB of annotations.
+const MaxConfigSize = 4 << 20
+
+// readHint says what to do about a config.json that is not a regular file
+// within the size limit.
+func readHint(p string, err error) string {
+	switch {
+	case errors.Is(err, rawfile.ErrNotRegular):
+		if target, lerr := os.Readlink(p); lerr == nil {
+			return fmt.Sprintf(" (via symlink to %s); the bundle's config must be a regular file", target)
+		}
+		return "; the bundle's config must be a regular file"
+	case errors.Is(err, rawfile.ErrTooLarge):
+		return fmt.Sprintf("; cfs-runtime reads a config of at most %d MiB", MaxConfigSize>>20)
 	}
-	if b.doc == nil {
-		return nil, fmt.Errorf("%w: %s: not a JSON object", ErrInvalidConfig, p)
+	return ""
+}
+
+// parse checks and splits a config (scanConfig) and decodes the View,
+// without reflection when it can (decodeFast), else with encoding/json.
+func parse(data []byte) (map[string]json.RawMessage, *View, error) {
+	members, err := scanConfig(data)
+	var ke *keyError
+	switch {
+	case err == nil:
+		if doc, view, ok := decodeMembers(members); ok {
+			return doc, view, nil
+		}
+	case errors.As(err, &ke):
+		// The scan stopped at the key: a syntax error after it comes
+		// first, as encoding/json reports it.
+		if json.Valid(data) {
+			return nil, nil, err
+		}
 	}
-	if err := json.Unmarshal(data, b.Spec); err != nil {
-		return nil, fmt.Errorf("%w: %s: %s", ErrInvalidConfig, p, describeJSONError(data, err))
+	var doc map[string]json.RawMessage
+	if jerr := json.Unmarshal(data, &doc); jerr != nil {
+		return nil, nil, errors.New(describeJSONError(data, jerr))
 	}
-	return b, nil
+	if doc == nil {
+		return nil, nil, errNotObject
+	}
+	if err != nil {
+		// scanConfig refused what encoding/json accepts: a bug, and
+		// nothing to start a container from.
+		return nil, nil, fmt.Errorf("internal error: the config scan says %v, encoding/json accepts the document", err)
+	}
+	view := &View{}
+	if jerr := json.Unmarshal(data, view); jerr != nil {
+		return nil, nil, errors.New(describeJSONError(data, jerr))
+	}
+	return doc, view, nil
 }
 
 // describeJSONError adds the byte offset, line and column to a JSON error.

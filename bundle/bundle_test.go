@@ -9,8 +9,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 const sample = `{
@@ -127,5 +129,65 @@ func TestLoadErrors(t *testing.T) {
 	arr := writeBundle(t, "null")
 	if _, err = Load(arr, "config.json"); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("null config: %v", err)
+	}
+}
+
+// config.json must be a regular file within MaxConfigSize: a symlink to
+// /dev/zero or a FIFO without a writer is refused at once, not read
+// without end or waited on.
+func TestLoadOnlyRegularConfig(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "config.json")
+	prefix := "invalid bundle config: " + p + ": "
+	check := func(what, want string) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() {
+			_, err := Load(dir, "config.json")
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrInvalidConfig) || err.Error() != prefix+want {
+				t.Errorf("%s:\n got %v\nwant %s", what, err, prefix+want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: Load blocked", what)
+		}
+		os.Remove(p)
+	}
+	if err := os.Symlink("/dev/zero", p); err != nil {
+		t.Fatal(err)
+	}
+	check("symlink to /dev/zero", "not a regular file: a character device (via symlink to /dev/zero); the bundle's config must be a regular file")
+	if err := unix.Mkfifo(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check("FIFO", "not a regular file: a FIFO; the bundle's config must be a regular file")
+	if err := os.Mkdir(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	check("directory", "not a regular file: a directory; the bundle's config must be a regular file")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, MaxConfigSize+1); err != nil {
+		t.Fatal(err)
+	}
+	check("too large", "file too large: 4194305 bytes, more than 4194304; cfs-runtime reads a config of at most 4 MiB")
+
+	// A symlink to a regular file is followed (as runc's os.Open does),
+	// and a config of exactly MaxConfigSize is read.
+	full := filepath.Join(t.TempDir(), "config.json")
+	pad := MaxConfigSize - len(`{"root": {"path": "r"}, "x": ""}`)
+	if err := os.WriteFile(full, []byte(`{"root": {"path": "r"}, "x": "`+strings.Repeat("x", pad)+`"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(full, p); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Load(dir, "config.json")
+	if err != nil || b.RootPath() != filepath.Join(dir, "r") {
+		t.Fatalf("symlink to a config of MaxConfigSize bytes: %v", err)
 	}
 }

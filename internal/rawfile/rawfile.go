@@ -12,9 +12,19 @@
 package rawfile
 
 import (
+	"errors"
+	"fmt"
 	"io/fs"
 
 	"golang.org/x/sys/unix"
+)
+
+var (
+	// ErrNotRegular means ReadRegular was given a directory, device, FIFO
+	// or socket.
+	ErrNotRegular = errors.New("not a regular file")
+	// ErrTooLarge means the file holds more than ReadRegular's limit.
+	ErrTooLarge = errors.New("file too large")
 )
 
 // ReadFile reads the named file. Errors are *fs.PathError as from
@@ -30,12 +40,25 @@ func ReadFile(name string) ([]byte, error) {
 	if unix.Fstat(fd, &st) == nil && st.Size > 0 && st.Size < 1<<30 {
 		size = int(st.Size) + 1 // one more, to see the end in one read
 	}
+	return readAll(fd, name, size, -1)
+}
+
+// readAll reads fd to its end into a buffer of initial capacity size; with
+// limit >= 0, ErrTooLarge after limit bytes (having read one more).
+func readAll(fd int, name string, size int, limit int64) ([]byte, error) {
 	data := make([]byte, 0, size)
 	for {
 		if len(data) == cap(data) {
 			data = append(data, 0)[:len(data)]
 		}
-		n, err := unix.Read(fd, data[len(data):cap(data)])
+		end := cap(data)
+		if limit >= 0 && int64(end) > limit+1 {
+			end = int(limit + 1)
+		}
+		if len(data) == end {
+			return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)}
+		}
+		n, err := unix.Read(fd, data[len(data):end])
 		if err == unix.EINTR {
 			continue
 		}
@@ -49,6 +72,53 @@ func ReadFile(name string) ([]byte, error) {
 	}
 }
 
+// ReadRegular reads the named file if it is a regular file of at most limit
+// bytes, for a file that someone else controls (a bundle's config.json):
+// a symlink to /dev/zero, a FIFO or a device must neither be read without
+// end nor block. Symlinks are followed, as os.Open follows them; the check
+// is fstat on the opened descriptor, so the file read is the file checked.
+// O_NONBLOCK makes opening a FIFO without a writer return at once (and a
+// regular file that would block a read, such as /proc/kmsg, fail); O_NOCTTY
+// keeps a terminal from becoming ours. At most limit+1 bytes are read, also
+// when the size fstat reports is wrong (procfs says 0) or the file grows.
+// Errors are *fs.PathError; ErrNotRegular and ErrTooLarge are in their
+// chain.
+func ReadRegular(name string, limit int64) ([]byte, error) {
+	fd, err := openFlags(name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("%w: %s", ErrNotRegular, fileKind(st.Mode))}
+	}
+	if st.Size > limit {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("%w: %d bytes, more than %d", ErrTooLarge, st.Size, limit)}
+	}
+	return readAll(fd, name, int(max(st.Size+1, 512)), limit) // one more, to see the end in one read
+}
+
+// fileKind names a file type that is not a regular file.
+func fileKind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFIFO:
+		return "a FIFO"
+	case unix.S_IFSOCK:
+		return "a socket"
+	}
+	return fmt.Sprintf("file type %#o", mode&unix.S_IFMT)
+}
+
 // Open opens name read-only and close-on-exec, for callers that only need
 // a file descriptor (a lock, an fstat). Errors are *fs.PathError.
 func Open(name string) (int, error) {
@@ -60,8 +130,12 @@ func Open(name string) (int, error) {
 }
 
 func openRetry(name string) (int, error) {
+	return openFlags(name, unix.O_RDONLY|unix.O_CLOEXEC)
+}
+
+func openFlags(name string, flags int) (int, error) {
 	for {
-		fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		fd, err := unix.Open(name, flags, 0)
 		if err != unix.EINTR {
 			return fd, err
 		}

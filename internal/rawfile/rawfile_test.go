@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -82,5 +83,86 @@ func TestAppender(t *testing.T) {
 	}
 	if _, err := OpenAppend(filepath.Join(p, "x"), 0o640); err == nil || err.Error() != "open "+filepath.Join(p, "x")+": not a directory" {
 		t.Fatalf("log under a file: %v", err)
+	}
+}
+
+// ReadRegular reads regular files within the limit (through a symlink too)
+// and refuses everything else at once, without blocking or reading.
+func TestReadRegular(t *testing.T) {
+	dir := t.TempDir()
+	const limit = 4096
+	p := filepath.Join(dir, "f")
+	for _, size := range []int{0, 1, 511, 512, 513, limit} {
+		want := bytes.Repeat([]byte("0123456789abcdef"), size/16+1)[:size]
+		if err := os.WriteFile(p, want, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadRegular(p, limit)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("size %d: got %d bytes, %v", size, len(got), err)
+		}
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(p, link); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadRegular(link, limit); err != nil || len(got) != limit {
+		t.Fatalf("symlink to a regular file: %d bytes, %v", len(got), err)
+	}
+
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "sock")
+	sfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sfd)
+	if err := unix.Bind(sfd, &unix.SockaddrUnix{Name: sock}); err != nil {
+		t.Fatal(err)
+	}
+	zero := filepath.Join(dir, "zero")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, make([]byte, limit+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path, want string
+		is         error
+	}{
+		{zero, "read " + zero + ": not a regular file: a character device", ErrNotRegular},
+		{fifo, "read " + fifo + ": not a regular file: a FIFO", ErrNotRegular},
+		{dir, "read " + dir + ": not a regular file: a directory", ErrNotRegular},
+		{big, "read " + big + ": file too large: 4097 bytes, more than 4096", ErrTooLarge},
+		// procfs reports size 0: the limit holds while reading.
+		{"/proc/self/mountinfo", "read /proc/self/mountinfo: file too large: more than 16 bytes", ErrTooLarge},
+		{filepath.Join(dir, "missing"), "open " + filepath.Join(dir, "missing") + ": no such file or directory", fs.ErrNotExist},
+	} {
+		limit := int64(limit)
+		if c.path == "/proc/self/mountinfo" {
+			limit = 16
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := ReadRegular(c.path, limit)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || err.Error() != c.want || !errors.Is(err, c.is) {
+				t.Errorf("%s: %v, want %q (%v)", c.path, err, c.want, c.is)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: ReadRegular blocked", c.path) // a FIFO without a writer
+		}
+	}
+	// A socket cannot be opened at all.
+	if _, err := ReadRegular(sock, limit); err == nil || err.Error() != "open "+sock+": no such device or address" {
+		t.Errorf("socket: %v", err)
 	}
 }

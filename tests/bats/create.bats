@@ -337,6 +337,62 @@ teardown() {
 	[ "$status" -eq 1 ]
 }
 
+# --- config.json: read as runc reads it --------------------------------------
+
+# cr_create_bounded ID: create with a memory limit and a timeout, so that a
+# wrapper that reads /dev/zero without end, or waits on a FIFO, fails the
+# test instead of the machine.
+cr_create_bounded() {
+	run --separate-stderr bash -c 'ulimit -v 4000000; exec timeout 30 "$@"' _ "$CFS_RUNTIME" create --bundle "$BUNDLE" "$1"
+}
+
+@test "config.json that is a symlink to /dev/zero, a FIFO or too large: refused at once, naming what it is" {
+	id=$(cid notregular)
+	rm "$BUNDLE/config.json"
+	ln -s /dev/zero "$BUNDLE/config.json"
+	cr_create_bounded "$id"
+	[ "$status" -eq 1 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "cfs-runtime: invalid bundle config: $BUNDLE/config.json: not a regular file: a character device (via symlink to /dev/zero); the bundle's config must be a regular file" ]
+	# A FIFO without a writer: the open must not wait for one.
+	rm "$BUNDLE/config.json"
+	mkfifo "$BUNDLE/config.json"
+	cr_create_bounded "$id"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: invalid bundle config: $BUNDLE/config.json: not a regular file: a FIFO; the bundle's config must be a regular file" ]
+	rm "$BUNDLE/config.json"
+	truncate -s 5M "$BUNDLE/config.json"
+	cr_create_bounded "$id"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: invalid bundle config: $BUNDLE/config.json: file too large: 5242880 bytes, more than 4194304; cfs-runtime reads a config of at most 4 MiB" ]
+	run "$RUNC" state "$id"
+	[ "$status" -eq 1 ]
+	cr_assert_nothing_left
+}
+
+@test "config.json with two \"linux\" objects and a signed digest: refused naming the key, nothing imported" {
+	# runc decodes both into one struct (namespaces from the first, the
+	# rest from the second); a rewrite that kept the last one started the
+	# container in the host's namespaces.
+	cr_annotate "$BUNDLE" "$SIGNED"
+	ns=$(jq -c .linux.namespaces "$BUNDLE/config.json")
+	rest=$(jq -c '.linux | del(.namespaces)' "$BUNDLE/config.json")
+	body=$(jq -c 'del(.linux)' "$BUNDLE/config.json")
+	printf '{"linux":{"namespaces":%s},"linux":%s,%s\n' "$ns" "$rest" "${body#\{}" >"$BUNDLE/config.json"
+	[ "$(jq -c .linux.namespaces "$BUNDLE/config.json")" = null ] # jq keeps the last one too
+	cp "$BUNDLE/config.json" "$BATS_TEST_TMPDIR/config.json.orig"
+	id=$(cid duplinux)
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$id"
+	[ "$status" -eq 1 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "cfs-runtime: invalid bundle config: $BUNDLE/config.json: duplicate key \"linux\" at top level: runc would merge or overwrite the values; write each key once" ]
+	cmp "$BUNDLE/config.json" "$BATS_TEST_TMPDIR/config.json.orig"
+	[ ! -e "$STORE/images/$DIGEST" ]
+	run "$RUNC" state "$id"
+	[ "$status" -eq 1 ]
+	cr_assert_nothing_left
+}
+
 # --- userspace enforcement, end to end --------------------------------------
 
 @test "userspace: an object tampered in the store is refused before start, naming object and path" {
