@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cfs-runtime/cfs-runtime/config"
-	"github.com/cfs-runtime/cfs-runtime/logging"
+	"github.com/cfs-runtime/cfs-runtime/internal/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/logging"
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 	"github.com/cfs-runtime/cfs-runtime/mount"
-	"github.com/cfs-runtime/cfs-runtime/oci"
 )
 
 // The cleanup command. Both builds run it (it is the poststop hook that

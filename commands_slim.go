@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/cfs-runtime/cfs-runtime/oci"
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 )
 
 // The slim build is the runtime binary (make build: bin/cfs-runtime): it

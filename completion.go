@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/cfs-runtime/cfs-runtime/oci"
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 
 	"github.com/urfave/cli/v2"
 )

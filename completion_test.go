@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cfs-runtime/cfs-runtime/oci"
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 )
 
 // allCommandNames is what completing an empty command must offer: every

@@ -10,8 +10,8 @@ import (
 	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
-	"github.com/cfs-runtime/cfs-runtime/bundle"
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/cfs-runtime/cfs-runtime/mount"

@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 	"github.com/cfs-runtime/cfs-runtime/mount"
-	"github.com/cfs-runtime/cfs-runtime/oci"
 )
 
 // beforeDelete unmounts the container's composefs root before `delete

@@ -5,11 +5,11 @@ import (
 	"io"
 	"strings"
 
-	"github.com/cfs-runtime/cfs-runtime/config"
 	"github.com/cfs-runtime/cfs-runtime/hooks"
+	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
-	"github.com/cfs-runtime/cfs-runtime/logging"
-	"github.com/cfs-runtime/cfs-runtime/oci"
+	"github.com/cfs-runtime/cfs-runtime/internal/logging"
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 )
 
 // Hook mode: for hosts where the container engine mounts the composefs root

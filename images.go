@@ -15,7 +15,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
-	"github.com/cfs-runtime/cfs-runtime/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/mount"
 	"github.com/moby/sys/mountinfo"
 	"github.com/urfave/cli/v2"

@@ -17,7 +17,7 @@ package main
 import (
 	"os"
 
-	"github.com/cfs-runtime/cfs-runtime/oci"
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/cfs-runtime/cfs-runtime/oci"
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 	"github.com/urfave/cli/v2"
 )
 

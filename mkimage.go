@@ -9,8 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cfs-runtime/cfs-runtime/atomicfile"
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/internal/atomicfile"
 	"github.com/urfave/cli/v2"
 )
 

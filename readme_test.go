@@ -131,7 +131,7 @@ func TestReadmeDocumentsEveryKey(t *testing.T) {
 	var keys []string
 	goFiles(t, func(path string, f *ast.File) {
 		dir := filepath.Dir(path)
-		if dir != "config" && dir != "attest" {
+		if dir != "internal/config" && dir != "attest" {
 			return
 		}
 		ast.Inspect(f, func(n ast.Node) bool {

@@ -15,7 +15,7 @@ import (
 	"testing"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
-	"github.com/cfs-runtime/cfs-runtime/oci"
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 )
 
 // podman maps a runtime error containing "no such file or directory" to "OCI

@@ -9,10 +9,10 @@ import (
 	"os/exec"
 	"time"
 
-	"github.com/cfs-runtime/cfs-runtime/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
-	"github.com/cfs-runtime/cfs-runtime/logging"
-	"github.com/cfs-runtime/cfs-runtime/oci"
+	"github.com/cfs-runtime/cfs-runtime/internal/logging"
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 )
 
 // runtimeEnv is what a runtime subcommand needs besides its argv.

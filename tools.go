@@ -5,8 +5,8 @@ package main
 import (
 	"os"
 
-	"github.com/cfs-runtime/cfs-runtime/config"
-	"github.com/cfs-runtime/cfs-runtime/oci"
+	"github.com/cfs-runtime/cfs-runtime/internal/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 	"github.com/urfave/cli/v2"
 )
 

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"syscall"
 
-	"github.com/cfs-runtime/cfs-runtime/oci"
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 )
 
 // The runtime binary and the tools binary. cfs-runtime is exec'd for every

@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
-	"github.com/cfs-runtime/cfs-runtime/bundle"
+	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/urfave/cli/v2"
 )
 

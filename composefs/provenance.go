@@ -13,7 +13,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/cfs-runtime/cfs-runtime/atomicfile"
+	"github.com/cfs-runtime/cfs-runtime/internal/atomicfile"
 )
 
 // Store metadata besides objects and images:

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/cfs-runtime/cfs-runtime/atomicfile"
+	"github.com/cfs-runtime/cfs-runtime/internal/atomicfile"
 )
 
 const stateVersion = 1

@@ -12,7 +12,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/cfs-runtime/cfs-runtime/atomicfile"
+	"github.com/cfs-runtime/cfs-runtime/internal/atomicfile"
 )
 
 // Annotate gives the image ref names a new manifest: the current one with

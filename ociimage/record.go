@@ -12,8 +12,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
-	"github.com/cfs-runtime/cfs-runtime/atomicfile"
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/internal/atomicfile"
 )
 
 // A layer record, STORE/layers/HEX (HEX: the encoded part of the layer's

@@ -10,7 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/cfs-runtime/cfs-runtime/atomicfile"
+	"github.com/cfs-runtime/cfs-runtime/internal/atomicfile"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
