@@ -14,13 +14,14 @@ LDFLAGS_BUILD := -s -w -X main.version=$(VERSION)
 
 all: build
 
-# bin/cfs-runtime is the slim runtime binary (build tag "slim": only what a
-# runtime invocation needs, so that every runc call through it starts fast);
-# bin/cfs-runtime-tools is the full build with every command, which the slim
-# one execs for its tools (fsck, import, sign, ...). Install them together.
+# bin/cfs-runtime is the runtime binary (main.go over internal/wrapper: only
+# what a runtime invocation needs, so that every runc call through it starts
+# fast); bin/cfs-runtime-tools (cmd/cfs-runtime-tools) holds every other
+# command, which cfs-runtime execs for its tools (fsck, import, sign, ...).
+# Install them together.
 build:
-	CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs,slim -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime .
-	CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime-tools .
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime .
+	CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime-tools ./cmd/cfs-runtime-tools
 	CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime-sigstore ./cmd/cfs-runtime-sigstore
 	CGO_ENABLED=0 go build -o bin/recvtty ./tests/tools/recvtty
 
@@ -59,21 +60,18 @@ lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
 	go vet ./...
 	go vet -tags vmtest ./...
-	go vet -tags slim .
 	command -v staticcheck >/dev/null || go install honnef.co/go/tools/cmd/staticcheck@2025.1.1
 	staticcheck ./...
-	staticcheck -tags slim .
 
 bench: build
 	@for b in tests/bench/*.sh; do echo "== $$b"; bash $$b || exit 1; done
 
-# man pages come from the CLI definitions (a build with the docs generator):
-# cfs-runtime.8 and cfs-runtime-COMMAND.8 for each of its own commands.
-man:
+# man pages come from the CLI definitions (cfs-runtime-tools' hidden
+# generate-man): cfs-runtime.8 and cfs-runtime-COMMAND.8 for each command.
+man: build
 	mkdir -p man
 	rm -f man/*.8
-	go build -ldflags "-X main.version=$(VERSION)" -o bin/cfs-runtime-docs .
-	bin/cfs-runtime-docs generate-man man
+	bin/cfs-runtime-tools generate-man man
 
 # completion scripts come from the CLI definitions too.
 completion: build

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/wrapper"
+)
+
+// cfs-runtime hands exactly the commands it lacks to cfs-runtime-tools:
+// wrapper.ToolsBinaryCommands and wrapper.RuntimePathCommands together are
+// this binary's commands and aliases, with no overlap.
+func TestToolsBinaryCommands(t *testing.T) {
+	var all []string
+	for _, c := range toolCommands {
+		if c.Name == "generate-man" {
+			continue // only in the docs build (make man), never installed
+		}
+		all = append(all, c.Name)
+		all = append(all, c.Aliases...)
+	}
+	split := append(append([]string{}, wrapper.ToolsBinaryCommands...), wrapper.RuntimePathCommands...)
+	slices.Sort(all)
+	slices.Sort(split)
+	if !slices.Equal(all, split) {
+		t.Fatalf("commands %v, but wrapper.ToolsBinaryCommands + RuntimePathCommands = %v", all, split)
+	}
+}
+
+// TestMain runs the tests from the repository's root, where testdata/,
+// README.md and the other commands are.
+func TestMain(m *testing.M) {
+	if err := os.Chdir("../.."); err != nil {
+		panic(err)
+	}
+	os.Exit(m.Run())
+}

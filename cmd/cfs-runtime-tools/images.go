@@ -1,0 +1,240 @@
+package main
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/internal/config"
+	"github.com/cfs-runtime/cfs-runtime/mount"
+	"github.com/moby/sys/mountinfo"
+	"github.com/urfave/cli/v2"
+)
+
+// imagesCommand lists the images of the store, and keeps them from gc by
+// name (refs).
+var imagesCommand = &cli.Command{
+	Name:      "images",
+	Usage:     "list the composefs images of the store; tag or untag them (gc keeps tagged images)",
+	ArgsUsage: " ",
+	Description: "Lists every image of the store: digest, size (the image and the distinct\n" +
+		"objects it uses), object count, the refs (names) that keep it from gc and the\n" +
+		"containers whose root filesystem it is (from the mount state under state_dir).\n" +
+		"`images tag DIGEST NAME` makes NAME refer to DIGEST (replacing what NAME named);\n" +
+		"gc keeps every image a ref names and removes images no ref names and no\n" +
+		"container uses. `images untag NAME` removes a ref.",
+	Flags: []cli.Flag{
+		storeFlag(),
+		&cli.BoolFlag{Name: "json", Usage: "print a JSON array"},
+	},
+	Subcommands: []*cli.Command{
+		{
+			Name:      "tag",
+			Usage:     "make NAME refer to the image DIGEST: gc keeps it",
+			ArgsUsage: "DIGEST NAME",
+			Flags:     []cli.Flag{storeFlag()},
+			Action:    tagAction,
+		},
+		{
+			Name:      "untag",
+			Usage:     "remove the ref NAME (the image goes at the next gc unless another ref or a container keeps it)",
+			ArgsUsage: "NAME...",
+			Flags:     []cli.Flag{storeFlag()},
+			Action:    untagAction,
+		},
+	},
+	Action: imagesAction,
+}
+
+func storeFlag() cli.Flag {
+	return &cli.StringFlag{Name: "store", Usage: "object store directory (default: store_dir of the configuration, " + composefs.DefaultStoreDir + ")", TakesFile: true}
+}
+
+// openStore opens the store of --store or of the configuration, which it
+// also returns (for state_dir).
+func openStore(c *cli.Context) (*composefs.Store, config.Config, error) {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return nil, cfg, err
+	}
+	dir := cfg.StoreDir
+	// A subcommand's --store, else the parent's.
+	for _, ctx := range c.Lineage() {
+		if ctx.IsSet("store") {
+			dir = ctx.String("store")
+			break
+		}
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, cfg, fmt.Errorf("store %s: %w", dir, cmp.Or(err, errors.New("not a directory")))
+	}
+	s, err := composefs.OpenStore(dir)
+	return s, cfg, err
+}
+
+func imagesAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return cli.Exit(fmt.Sprintf("images: unknown command %q (want tag or untag; `cfs-runtime images` alone lists)", c.Args().First()), 2)
+	}
+	s, cfg, err := openStore(c)
+	if err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	infos, err := s.Images()
+	if err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	users, err := containersByImage(cfg.StateDir, s)
+	if err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	type row struct {
+		composefs.ImageInfo
+		Containers []string `json:"containers"`
+		InUse      bool     `json:"inUse"`
+	}
+	rows := make([]row, 0, len(infos))
+	for _, info := range infos {
+		ids := users[info.Digest]
+		if ids == nil {
+			ids = []string{}
+		}
+		rows = append(rows, row{ImageInfo: info, Containers: ids, InUse: len(ids) > 0})
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "DIGEST\tSIZE\tOBJECTS\tREFS\tIN USE")
+	for _, r := range rows {
+		use := "no"
+		if r.InUse {
+			use = "yes (" + strings.Join(r.Containers, ", ") + ")"
+		}
+		refs := strings.Join(r.Refs, ", ")
+		if refs == "" {
+			refs = "-"
+		}
+		objs := strconv.Itoa(r.Objects)
+		if r.Error != "" {
+			objs = "? (" + r.Error + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Digest, humanSize(r.Size), objs, refs, use)
+	}
+	return tw.Flush()
+}
+
+// humanSize formats a byte count as ls -h and podman do (1000-based units
+// would differ from du: these are 1024-based).
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f := float64(n)
+	for _, u := range []string{"KiB", "MiB", "GiB", "TiB"} {
+		f /= unit
+		if f < unit {
+			return fmt.Sprintf("%.1f %s", f, u)
+		}
+	}
+	return fmt.Sprintf("%.1f PiB", f/unit)
+}
+
+func tagAction(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return cli.Exit("images tag: want DIGEST NAME (usage: cfs-runtime images tag DIGEST NAME)", 2)
+	}
+	digest, name := strings.TrimPrefix(c.Args().Get(0), "sha256:"), c.Args().Get(1)
+	s, _, err := openStore(c)
+	if err != nil {
+		return fmt.Errorf("images tag: %w", err)
+	}
+	if err := s.SetRef(name, digest); err != nil {
+		return fmt.Errorf("images tag: %w", err)
+	}
+	if !s.HasImage(digest) {
+		// Allowed on purpose: a digest can be kept before its image is
+		// imported (e.g. by the create that imports it).
+		fmt.Fprintf(c.App.ErrWriter, "cfs-runtime: note: image %s is not in the store %s yet; gc keeps it once it is imported\n", digest, s.Dir())
+	}
+	return nil
+}
+
+func untagAction(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return cli.Exit("images untag: want at least one NAME (usage: cfs-runtime images untag NAME...)", 2)
+	}
+	s, _, err := openStore(c)
+	if err != nil {
+		return fmt.Errorf("images untag: %w", err)
+	}
+	refs, err := s.Refs()
+	if err != nil {
+		return fmt.Errorf("images untag: %w", err)
+	}
+	for _, name := range c.Args().Slice() {
+		if _, ok := refs[name]; !ok {
+			return fmt.Errorf("images untag: no ref named %q in the store %s", name, s.Dir())
+		}
+		if err := s.DeleteRef(name); err != nil {
+			return fmt.Errorf("images untag: %w", err)
+		}
+	}
+	return nil
+}
+
+// containersByImage maps the digest of each image that a container's
+// composefs mount uses (mount state under stateDir) to the container ids.
+// A state directory without readable mount state that has something
+// mounted in it is an error: which image it uses cannot be told (a
+// directory with nothing mounted is a leftover and is ignored).
+func containersByImage(stateDir string, s *composefs.Store) (map[string][]string, error) {
+	ents, err := os.ReadDir(stateDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string][]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("container state: %w", err)
+	}
+	users := map[string][]string{}
+	for _, e := range ents {
+		id := e.Name()
+		if !e.IsDir() || strings.HasPrefix(id, ".") {
+			continue
+		}
+		dir := filepath.Join(stateDir, id)
+		st, err := mount.ReadState(dir)
+		if err != nil {
+			// Being mounted right now (create holds the store lock
+			// meanwhile, so not while gc runs) or mounted and its state
+			// lost: either way, which image it uses is unknown.
+			mounted, merr := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+			if merr != nil {
+				return nil, fmt.Errorf("container %s: %w", id, merr)
+			}
+			if len(mounted) > 0 {
+				return nil, fmt.Errorf("container %s: %s has mounts but no readable mount state, so which image it uses is unknown (being created right now? otherwise remove it with `cfs-runtime cleanup %s`)", id, dir, id)
+			}
+			continue // a leftover directory
+		}
+		d := st.Digest
+		if d == "" && filepath.Dir(st.Image) == filepath.Join(s.Dir(), "images") {
+			d = filepath.Base(st.Image) // state from before digests were recorded
+		}
+		if d != "" {
+			users[d] = append(users[d], id)
+		}
+	}
+	return users, nil
+}

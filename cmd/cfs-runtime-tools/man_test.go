@@ -1,0 +1,82 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
+	"github.com/urfave/cli/v2"
+)
+
+// TestManPages checks that every visible command has its page, that each
+// page names every option of its command, and that groff renders the pages
+// without a warning.
+func TestManPages(t *testing.T) {
+	pages := manPages(toolCommands)
+	want := []string{"cfs-runtime.8"}
+	for _, c := range toolCommands {
+		if c.Hidden {
+			if _, ok := pages["cfs-runtime-"+c.Name+".8"]; ok {
+				t.Errorf("hidden command %s has a page", c.Name)
+			}
+			continue
+		}
+		want = append(want, "cfs-runtime-"+c.Name+".8")
+		page := pages["cfs-runtime-"+c.Name+".8"]
+		if !strings.Contains(pages["cfs-runtime.8"], `\fBcfs\-runtime\-`+escape(c.Name)+`\fR(8)`) {
+			t.Errorf("cfs-runtime.8 does not list %s", c.Name)
+		}
+		all := append([]*cli.Command{c}, c.Subcommands...)
+		for _, cmd := range all {
+			for _, f := range visibleFlags(cmd.Flags) {
+				if !strings.Contains(page, `\fB`+escape(dashed(f.Names()[0]))+`\fR`) {
+					t.Errorf("cfs-runtime-%s.8 lacks option %s of %s", c.Name, f.Names()[0], cmd.Name)
+				}
+			}
+		}
+	}
+	if len(pages) != len(want) {
+		t.Errorf("%d pages, want %d: %v", len(pages), len(want), want)
+	}
+	for _, rc := range oci.Commands() {
+		if !strings.Contains(pages["cfs-runtime.8"], ".TP\n\\fB"+escape(rc.Name)+"\\fR\n") {
+			t.Errorf("cfs-runtime.8 does not list the runtime command %s", rc.Name)
+		}
+	}
+
+	man, err := exec.LookPath("man")
+	if err != nil {
+		t.Skip("man not installed: pages not rendered")
+	}
+	dir := t.TempDir()
+	for name, page := range pages {
+		file := filepath.Join(dir, name)
+		if err := os.WriteFile(file, []byte(page), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(man, "--warnings", "-l", file)
+		cmd.Env = append(os.Environ(), "MANWIDTH=80")
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil || stderr.Len() > 0 || !strings.Contains(stdout.String(), "NAME") {
+			t.Errorf("man -l %s: %v %s", name, err, stderr.String())
+		}
+	}
+}
+
+func TestRoffEscaping(t *testing.T) {
+	for in, want := range map[string]string{
+		"a `b-c` d":        `a \fBb\-c\fR d`,
+		".starts with dot": `\&.starts with dot`,
+		`back\slash`:       `back\eslash`,
+		"unpaired ` quote": "unpaired ` quote",
+		"'quote at start":  `\&'quote at start`,
+	} {
+		if got := line(in); got != want {
+			t.Errorf("line(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/cfs-runtime/cfs-runtime/attest"
+	"github.com/cfs-runtime/cfs-runtime/ociimage"
+	"github.com/cfs-runtime/cfs-runtime/verity"
+	"github.com/urfave/cli/v2"
+)
+
+// sealCommand computes an OCI image's composefs digest, signs it and writes
+// the sealing annotations into the image's manifest.
+var sealCommand = &cli.Command{
+	Name:      "seal",
+	Usage:     "sign an OCI image's composefs digest and write the sealing annotations into its manifest",
+	ArgsUsage: "oci:DIR[:NAME]",
+	Description: "Reads the image (every blob checked against its digest) and computes the composefs\n" +
+		"digest of its merged layers, as `cfs-runtime import` builds it (no store is needed).\n" +
+		"Signs it as `cfs-runtime sign` does: with --cert a PKCS#7 signature (.sig\n" +
+		"annotation, what `fsverity sign` makes), without one a key-pair signature\n" +
+		"(.cosign). Writes a new manifest with the annotations\n" +
+		"composefs.merged.erofs.v1.fsverity-sha256-12 (the digest) and its signature added\n" +
+		"to its top-level annotations (earlier composefs annotations are replaced), stores\n" +
+		"it as a blob and points index.json at it (atomically; the layout stays valid for\n" +
+		"skopeo and umoci, the old manifest blob stays). The manifest digest changes.\n" +
+		"Prints the annotations, by default as podman flags:\n\n" +
+		"   podman run --runtime cfs-runtime $(cfs-runtime seal --key k.pem oci:DIR:NAME) IMAGE\n\n" +
+		"The image runs only once its composefs image is in the store: `cfs-runtime import\n" +
+		"oci:DIR:NAME` with the same --canonical. With --canonical composefs-rs the digest\n" +
+		"is the one `cfsctl --hash sha256 oci compute-id` prints (composefs-rs' OCI rules:\n" +
+		"seconds-only mtimes, root metadata from /usr, /run emptied; --erofs-version as\n" +
+		"cfsctl's); the default, oci, keeps the layers' metadata as written and the\n" +
+		"libcomposefs format of every other cfs-runtime digest.",
+	Flags:  append(signFlags("key", "cert", "format"), ociFlags()...),
+	Action: sealAction,
+}
+
+func sealAction(c *cli.Context) error {
+	if c.NArg() != 1 || !ociimage.IsRef(c.Args().First()) {
+		return cli.Exit("seal: want exactly one oci:DIR[:NAME] argument (usage: cfs-runtime seal --key KEY [--cert CERT] [--canonical oci|composefs-rs] oci:DIR[:NAME])", 2)
+	}
+	format, err := annotationFormat(c, "seal")
+	if err != nil {
+		return err
+	}
+	opts, err := ociOptions(c, "seal")
+	if err != nil {
+		return err
+	}
+	ref, err := ociimage.ParseRef(c.Args().First())
+	if err != nil {
+		return cli.Exit("seal: "+err.Error(), 2)
+	}
+	if ref.Transport != ociimage.TransportDir {
+		return cli.Exit(fmt.Sprintf("seal: %s: only oci:DIR layouts can be sealed (extract the archive and seal oci:DIR)", ref), 2)
+	}
+	key, chain, err := signingKey(c)
+	if err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	hexDigest, img, err := ociimage.Digest(ref, opts)
+	if err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	d := attest.Digest{Algorithm: verity.SHA256, BlockSize: verity.DefaultBlockSize}
+	if d.Value, err = hex.DecodeString(hexDigest); err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	ann, err := attest.Sign(d, key, chain)
+	if err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	old, updated, err := ociimage.Annotate(ref, ann, attest.DigestAnnotationPrefix, img.ManifestDescriptor().Digest)
+	if err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "sealed %s: composefs digest %s, manifest %s (was %s)\n", ref, d, updated.Digest, old.Digest)
+	return writeAnnotations(c.App.Writer, ann, format)
+}
+
+// annotationFormat returns --format, one of writeAnnotations' formats.
+func annotationFormat(c *cli.Context, cmd string) (string, error) {
+	switch format := c.String("format"); format {
+	case "podman", "json", "annotations":
+		return format, nil
+	default:
+		return "", cli.Exit(fmt.Sprintf("%s: unknown --format %q (want podman, json or annotations)", cmd, format), 2)
+	}
+}
+
+// signFlags returns sign's flags of these names: seal signs as sign does.
+func signFlags(names ...string) []cli.Flag {
+	var out []cli.Flag
+	for _, f := range signCommand.Flags {
+		if slices.Contains(names, f.Names()[0]) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// signingKey loads --key (decrypted with $COSIGN_PASSWORD when encrypted)
+// and --cert, as `cfs-runtime sign` takes them.
+func signingKey(c *cli.Context) (crypto.Signer, []*x509.Certificate, error) {
+	keyData, err := os.ReadFile(c.String("key"))
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := attest.LoadPrivateKey(keyData, cosignPassword)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", c.String("key"), err)
+	}
+	var chain []*x509.Certificate
+	if p := c.String("cert"); p != "" {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		if chain, err = attest.ParseCertificates(data); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return key, chain, nil
+}

@@ -1,0 +1,328 @@
+package wrapper
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/cfs-runtime/cfs-runtime/attest"
+	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
+	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
+	"github.com/cfs-runtime/cfs-runtime/mount"
+	"github.com/cfs-runtime/cfs-runtime/verity"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// validID is runc's rule for container ids (^[\w+\-.]+$); the id names a
+// state directory, so nothing else may reach the file system. (Not a
+// regexp: compiling one costs every runtime call at start-up.)
+func validID(id string) bool {
+	if id == "" {
+		return false
+	}
+	for _, c := range []byte(id) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '_', c == '+', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	// ErrDigestMismatch: the bundle's rootfs is not what was signed.
+	ErrDigestMismatch = errors.New("composefs digest mismatch")
+	// ErrNoImage: the signed image is neither in the store nor buildable.
+	ErrNoImage = errors.New("composefs image not available")
+	// ErrEnforcement: the host cannot enforce the policy's level.
+	ErrEnforcement = errors.New("cannot enforce fs-verity")
+)
+
+// prepareCreate runs before create and run hand off: it applies the trust
+// policy to the bundle's annotations and, for a signed digest, mounts the
+// verified composefs image and points root.path at it. It returns an undo
+// function for a failed hand-off (nil when nothing was mounted).
+func prepareCreate(env *runtimeEnv) (undo func(), err error) {
+	id := env.start.ID
+	var cwd string
+	if env.start.NeedsCwd() {
+		if cwd, err = os.Getwd(); err != nil {
+			return nil, fmt.Errorf("working directory: %w", err)
+		}
+	}
+	bundleDir, configPath := env.start.Paths(cwd)
+	// create rewrites config.json in place: one bundle directory serves one
+	// container at a time (as podman, containerd and CRI-O use bundles).
+	// The lock makes concurrent creates from one bundle see each other's
+	// patch, so that the later ones are refused instead of silently sharing
+	// a root filesystem.
+	unlockBundle, err := lockDir(bundleDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlockBundle()
+	b, err := bundle.Load(bundleDir, configPath)
+	if err != nil {
+		return nil, err
+	}
+	if other := bundleUser(env, b); other != "" && other != id {
+		return nil, fmt.Errorf("bundle %s is in use: its root.path is the composefs mount of container %q (one bundle directory serves one container at a time)", b.Dir, other)
+	}
+	policy, err := loadPolicy(env.cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	verdict, err := attest.Verify(b.Annotations(), policy)
+	if err != nil {
+		return nil, err
+	}
+	if verdict.Unsigned {
+		env.log.Warn("starting unverified container", "id", id, "bundle", b.Dir, "verdict", verdict) // a Stringer: formatted only if logged
+		return nil, nil
+	}
+	if !validID(id) {
+		return nil, fmt.Errorf("invalid container id %q", id)
+	}
+	d := verdict.Digest
+	if d.Algorithm != verity.SHA256 || d.BlockSize != verity.DefaultBlockSize {
+		return nil, fmt.Errorf("%w: composefs digest %s: the store holds fsverity-sha256-12 images only", ErrNoImage, d)
+	}
+	digest := d.Hex()
+	env.log.Info("verified", "id", id, "verdict", verdict) // a Stringer: formatted only if logged
+
+	store, err := composefs.OpenStore(env.cfg.StoreDir)
+	if err != nil {
+		return nil, err
+	}
+	// Until the mount state below records the digest, nothing else marks
+	// the image as in use: hold the store so that gc waits.
+	release, err := store.Hold()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if verdict.Enforcement != attest.EnforceUserspace && !store.HasImage(digest) {
+		// Say what the host lacks before importing anything. (With the
+		// image in the store, measuring it below is proof enough.)
+		if err := verity.Probe(store.ObjectsDir()); err != nil {
+			return nil, fmt.Errorf("%w (enforcement %s) in store %s: %w", ErrEnforcement, verdict.Enforcement, store.Dir(), err)
+		}
+	}
+	if err := ensureImage(env, store, b, digest); err != nil {
+		return nil, err
+	}
+	img, err := store.ImagePath(digest)
+	if err != nil {
+		return nil, err
+	}
+	vmode, err := enforce(env, store, digest, img, verdict.Enforcement)
+	if err != nil {
+		return nil, err
+	}
+	opts := mount.Options{
+		Image:      img,
+		ObjectsDir: store.ObjectsDir(),
+		StateDir:   filepath.Join(env.cfg.StateDir, id),
+		// Always with an upper layer, also for root.readonly: runc creates
+		// the mount points of the bundle's mounts (/etc/hostname,
+		// /etc/resolv.conf, /dev/termination-log, volumes) in the root and
+		// only then remounts it read-only; the signed image need not
+		// contain them (a CRI sandbox's root is always read-only).
+		ReadOnly: false,
+		Verity:   vmode,
+		Digest:   digest,
+		Logger:   env.log,
+	}
+	m, err := mount.Mount(opts)
+	if errors.Is(err, mount.ErrOverlayNoVerity) && verdict.Enforcement == attest.EnforceMeasure {
+		// measure: without overlayfs verity=, every object is measured
+		// by ioctl before mounting instead.
+		if err := store.CheckImage(digest, composefs.CheckMeasure); err != nil {
+			return nil, fmt.Errorf("composefs digest %s: %w", digest, err)
+		}
+		opts.Verity = mount.VerityOff
+		m, err = mount.Mount(opts)
+	}
+	if err != nil {
+		if errors.Is(err, mount.ErrOverlayNoVerity) {
+			return nil, fmt.Errorf("%w (enforcement require): %w", ErrEnforcement, err)
+		}
+		return nil, err
+	}
+	undo = func() {
+		if err := m.Unmount(); err != nil {
+			env.log.Error("unmount after failed create", "id", id, "err", err)
+		}
+	}
+	if err := patchBundle(env, b, m.Root(), id); err != nil {
+		undo()
+		return nil, err
+	}
+	env.log.Info("mounted", "id", id, "root", m.Root(), "verity", opts.Verity.String())
+	return undo, nil
+}
+
+// loadPolicy loads the trust policy for create and hook mode. A missing
+// policy file is not a default: every container is refused until it exists.
+func loadPolicy(path string) (*attest.Policy, error) {
+	policy, err := attest.LoadPolicy(path, attest.DeferParsing())
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Lstat(path); serr != nil {
+			return nil, fmt.Errorf("no trust policy: %s does not exist; every container is refused until it does (see policy.toml.example, check it with `cfs-runtime policy check`)", path)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return policy, nil
+}
+
+// ensureImage makes sure the store has the image: if not, it imports the
+// bundle's root filesystem, which is only a source of bytes, and requires
+// that what it built is what was signed.
+func ensureImage(env *runtimeEnv, store *composefs.Store, b *bundle.Bundle, digest string) error {
+	if store.HasImage(digest) {
+		return nil
+	}
+	// Concurrent creates of one new image import it once: the first holds
+	// this lock while importing, the others then find the image.
+	unlock, err := lockDigest(store, digest)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if store.HasImage(digest) {
+		return nil
+	}
+	rootfs := b.RootPath()
+	if fi, err := os.Stat(rootfs); rootfs == "" || err != nil || !fi.IsDir() {
+		return fmt.Errorf("%w: composefs digest %s is not in the store %s and the bundle has no root filesystem to build it from", ErrNoImage, digest, store.Dir())
+	}
+	got, err := store.ImportTree(rootfs)
+	if err != nil {
+		return fmt.Errorf("importing bundle root filesystem %s: %w", rootfs, err)
+	}
+	if got != digest {
+		return fmt.Errorf("%w: bundle root filesystem %s has composefs digest %s, but the signed digest is %s", ErrDigestMismatch, rootfs, got, digest)
+	}
+	env.log.Info("imported bundle root filesystem", "rootfs", rootfs, "digest", digest)
+	return nil
+}
+
+// enforce checks the image at the policy's enforcement level and returns
+// how the overlay must be mounted.
+func enforce(env *runtimeEnv, store *composefs.Store, digest, img string, level attest.Enforcement) (mount.VerityMode, error) {
+	switch level {
+	case attest.EnforceUserspace:
+		env.log.Warn("enforcement level userspace: hashing the image and its objects in userspace; the kernel does not check later reads", "digest", digest)
+		if err := store.CheckImage(digest, composefs.CheckHash); err != nil {
+			return mount.VerityOff, fmt.Errorf("composefs digest %s: %w", digest, err)
+		}
+		return mount.VerityOff, nil
+	case attest.EnforceMeasure, attest.EnforceRequire:
+		// The kernel computes the image's digest; the overlay is then
+		// mounted with verity=require (measure falls back to measuring
+		// every object when overlayfs lacks verity=, see prepareCreate).
+		if err := measureImage(img, digest); err != nil {
+			return mount.VerityOff, err
+		}
+		return mount.VerityRequire, nil
+	}
+	return mount.VerityOff, fmt.Errorf("%w: unknown enforcement level %q", ErrEnforcement, level)
+}
+
+// measureImage has the kernel compute the image's fs-verity digest.
+func measureImage(img, digest string) error {
+	_, got, err := verity.Measure(img)
+	if err != nil {
+		return fmt.Errorf("composefs digest %s: image %s: %w", digest, img, err)
+	}
+	if fmt.Sprintf("%x", got) != digest {
+		return fmt.Errorf("%w: image %s measures %x, but the signed digest is %s", ErrDigestMismatch, img, got, digest)
+	}
+	return nil
+}
+
+// patchBundle points root.path at the mount and adds a poststop hook that
+// unmounts it when the runtime destroys the container.
+func patchBundle(env *runtimeEnv, b *bundle.Bundle, root, id string) error {
+	if err := b.SetRootPath(root); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding cfs-runtime's own path: %w", err)
+	}
+	args := []string{"cfs-runtime"}
+	if env.cfg.Path != "" {
+		args = append(args, "--cfs-config", env.cfg.Path)
+	}
+	args = append(args, "cleanup", id)
+	isOurs := func(h specs.Hook) bool {
+		return h.Path == self && len(h.Args) > 1 && slices.Contains(h.Args, "cleanup")
+	}
+	if err := b.AppendHook("poststop", specs.Hook{Path: self, Args: args}, isOurs); err != nil {
+		return err
+	}
+	return b.Save()
+}
+
+// bundleUser returns the id of the container whose live composefs mount the
+// bundle's root.path points at, "" if none.
+func bundleUser(env *runtimeEnv, b *bundle.Bundle) string {
+	root := b.RootPath()
+	rel, err := filepath.Rel(env.cfg.StateDir, root)
+	if err != nil {
+		return ""
+	}
+	other, rest, ok := strings.Cut(rel, string(filepath.Separator))
+	if !ok || rest != "merged" || !validID(other) {
+		return ""
+	}
+	if _, err := os.Stat(filepath.Join(env.cfg.StateDir, other)); err != nil {
+		return ""
+	}
+	return other
+}
+
+// lockDir takes an exclusive flock on a directory. The fd is close-on-exec,
+// so the lock ends at the latest when the runtime is exec'd.
+func lockDir(dir string) (func(), error) {
+	fd, err := rawfile.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", bundle.ErrNoBundle, fserr.New("", dir, err))
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("locking bundle %s: %w", dir, err)
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+// lockDigest takes an exclusive lock for importing one digest into the
+// store (locks/<digest>, a file that stays; flock is released on close or
+// process exit, so a killed create never leaves it held).
+func lockDigest(store *composefs.Store, digest string) (func(), error) {
+	dir := filepath.Join(store.Dir(), "locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("import lock: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, digest), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("import lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("import lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
+}

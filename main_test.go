@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// heavyDeps are packages cfs-runtime must not link: their initializers cost
+// milliseconds at every start, and cfs-runtime is exec'd for every runtime
+// call (state, kill, delete, ...). sigstore-go lives in the separate
+// cfs-runtime-sigstore helper.
+var heavyDeps = regexp.MustCompile(`sigstore|protobuf|grpc|openapi|govalidator|containerregistry|opencontainers/runc`)
+
+// The cfs-runtime binary links none of the heavy packages; the
+// cfs-runtime-sigstore helper does (which shows the check can fail).
+func TestNoHeavyDependencies(t *testing.T) {
+	if offenders := heavyPackages(t, heavyDeps, "."); len(offenders) > 0 {
+		t.Fatalf("cfs-runtime links %d heavy packages:\n%s", len(offenders), strings.Join(offenders, "\n"))
+	}
+	if offenders := heavyPackages(t, heavyDeps, "./cmd/cfs-runtime-sigstore"); len(offenders) == 0 {
+		t.Fatal("the dependency check finds nothing heavy in cfs-runtime-sigstore, which links sigstore-go")
+	}
+}
+
+// toolsOnlyDeps are packages that only cfs-runtime's tools need (OCI
+// import, fsck's progress bar, which links net/http, compression
+// formats, urfave/cli, compression) or that cost every start in their initializers
+// (golang.org/x/sys/cpu runs CPUID, which traps in a VM): the runtime
+// binary must not link them.
+var toolsOnlyDeps = regexp.MustCompile(`/ociimage$|opencontainers/image-spec|opencontainers/go-digest|klauspost|progressbar|^net/http$|urfave/cli|^golang.org/x/sys/cpu$|^compress/`)
+
+// The runtime binary (bin/cfs-runtime) links none of the tools' packages;
+// cfs-runtime-tools does.
+func TestRuntimeBinaryDependencies(t *testing.T) {
+	if offenders := heavyPackages(t, toolsOnlyDeps, "."); len(offenders) > 0 {
+		t.Fatalf("cfs-runtime links %d packages only its tools need:\n%s", len(offenders), strings.Join(offenders, "\n"))
+	}
+	if offenders := heavyPackages(t, toolsOnlyDeps, "./cmd/cfs-runtime-tools"); len(offenders) < 5 {
+		t.Fatalf("the check finds only %d tools-only packages in cfs-runtime-tools: %v", len(offenders), offenders)
+	}
+}
+
+// heavyPackages lists the packages matching heavy that target (a package
+// pattern for go list, then go list flags) links, each with the packages
+// that import it.
+func heavyPackages(t *testing.T, heavy *regexp.Regexp, target string, flags ...string) []string {
+	t.Helper()
+	args := append(append([]string{"list", "-deps", "-json=ImportPath,Imports"}, flags...), target)
+	out, err := exec.Command("go", args...).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("go list: %v\n%s", err, ee.Stderr)
+		}
+		t.Fatalf("go list: %v", err)
+	}
+	type pkg struct {
+		ImportPath string
+		Imports    []string
+	}
+	var all []pkg
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, p)
+	}
+	if len(all) < 10 {
+		t.Fatalf("go list -deps found only %d packages", len(all))
+	}
+	var offenders []string
+	for _, p := range all {
+		if !heavy.MatchString(p.ImportPath) {
+			continue
+		}
+		// Name who pulls it in, so the fix is obvious.
+		var by []string
+		for _, q := range all {
+			for _, imp := range q.Imports {
+				if imp == p.ImportPath && !heavy.MatchString(q.ImportPath) {
+					by = append(by, q.ImportPath)
+				}
+			}
+		}
+		offenders = append(offenders, p.ImportPath+" (imported by "+strings.Join(by, ", ")+")")
+	}
+	return offenders
+}
