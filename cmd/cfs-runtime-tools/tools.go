@@ -5,10 +5,8 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/oci"
@@ -45,18 +43,7 @@ func runHelp(inv *oci.Invocation) int {
 		return 1
 	}
 	fmt.Printf("\nRuntime commands and options (%s):\n\n", path)
-	cmd := exec.Command(path, inv.Args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err = cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cfs-runtime:", err)
-		return 1
-	}
-	return 0
+	return wrapper.RunChild(path, inv.Args)
 }
 
 // isTool reports whether name is one of cfs-runtime's own commands.

@@ -61,7 +61,7 @@ func runRuntime(inv *oci.Invocation) int {
 	switch {
 	case inv.WantsVersion():
 		fmt.Printf("cfs-runtime version %s\n", Version)
-		return runChild(env.runtime.Path(), inv.Args)
+		return RunChild(env.runtime.Path(), inv.Args)
 	case line.Command == "restore":
 		return fail(inv, errRestore)
 	case line.Start != nil && !line.Start.Help:
@@ -123,9 +123,9 @@ func fail(inv *oci.Invocation, err error) int {
 	return 1
 }
 
-// runChild runs the runtime as a child (for --version and --help, where
+// RunChild runs the runtime as a child (for --version and --help, where
 // cfs-runtime adds its own lines first) and returns its exit status.
-func runChild(path string, args []string) int {
+func RunChild(path string, args []string) int {
 	cmd := exec.CommandContext(context.Background(), path, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	err := cmd.Run()
