@@ -146,6 +146,10 @@ setup() {
 }
 
 teardown() {
+	if [ -e "$BATS_TEST_TMPDIR/racer" ]; then
+		touch "$BATS_TEST_TMPDIR/stop"
+		wait "$(cat "$BATS_TEST_TMPDIR/racer")" 2>/dev/null || true
+	fi
 	cleanup_containers
 	# A failed test must not leave mounts behind (bats could not remove its
 	# directory either).
@@ -395,6 +399,60 @@ teardown() {
 	[ "$status" -eq 1 ]
 	[ "$output" = "" ]
 	[ "$stderr" = "cfs-runtime: composefs digest $DIGEST: image $DIGEST: digest mismatch: content hashes to $bad" ]
+	cr_assert_nothing_left
+}
+
+@test "userspace: images swapped in the store while creates run never start the other image" {
+	# Image B, a tree whose /data/hello.txt differs, in the same store.
+	cp -a "$TMPL/rootfs" "$BATS_TEST_TMPDIR/rootfs-b"
+	echo "the other image" >"$BATS_TEST_TMPDIR/rootfs-b/data/hello.txt"
+	other=$("$CFS_RUNTIME" import --store "$STORE" "$BATS_TEST_TMPDIR/rootfs-b")
+	cr_annotate "$BUNDLE" "$SIGNED"
+	set_args "$BUNDLE" true
+	cp "$BUNDLE/config.json" "$BATS_TEST_TMPDIR/config.json.orig"
+	run "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid first)"
+	[ "$status" -eq 0 ]
+	obj_a=$(readlink -f "$STORE/images/$DIGEST")
+	obj_b=$(readlink -f "$STORE/images/$other")
+	cp "$obj_a" "$BATS_TEST_TMPDIR/a.cfs"
+	cp "$obj_b" "$BATS_TEST_TMPDIR/b.cfs"
+	# A store writer swaps the image file as fast as it can: B renamed
+	# over A and back, and A's file rewritten in place with B's bytes and
+	# back. (teardown stops it if the test fails early.)
+	(
+		while [ ! -e "$BATS_TEST_TMPDIR/stop" ]; do
+			cp "$BATS_TEST_TMPDIR/b.cfs" "$obj_a.b" && mv -f "$obj_a.b" "$obj_a"
+			cp "$BATS_TEST_TMPDIR/a.cfs" "$obj_a.a" && mv -f "$obj_a.a" "$obj_a"
+			cat "$BATS_TEST_TMPDIR/b.cfs" >"$obj_a"
+			cat "$BATS_TEST_TMPDIR/a.cfs" >"$obj_a"
+		done
+	) &
+	echo $! >"$BATS_TEST_TMPDIR/racer"
+	started=0 refused=0 wrong=0 failed=0
+	id=$(cid race)
+	for i in $(seq 40); do
+		cp "$BATS_TEST_TMPDIR/config.json.orig" "$BUNDLE/config.json"
+		if "$CFS_RUNTIME" create --bundle "$BUNDLE" "$id-$i" </dev/null >"$BATS_TEST_TMPDIR/err" 2>&1; then
+			started=$((started + 1))
+			got=$(cat "$STATE/$id-$i/merged/data/hello.txt")
+			[ "$got" = "$HELLO" ] || wrong=$((wrong + 1))
+			"$CFS_RUNTIME" delete "$id-$i"
+		elif grep -q "^cfs-runtime: composefs digest $DIGEST: image $DIGEST: digest mismatch: " "$BATS_TEST_TMPDIR/err"; then
+			# The check saw B's bytes (or half of them).
+			refused=$((refused + 1))
+		else
+			# Anything else: what was mounted is not what was checked
+			# (e.g. half-written bytes that are no EROFS image).
+			failed=$((failed + 1))
+			cat "$BATS_TEST_TMPDIR/err"
+		fi
+	done
+	touch "$BATS_TEST_TMPDIR/stop"
+	wait "$(cat "$BATS_TEST_TMPDIR/racer")"
+	echo "started $started (the other image: $wrong), refused by the check $refused, failed otherwise $failed"
+	[ "$wrong" -eq 0 ]
+	[ "$failed" -eq 0 ]
+	[ "$started" -gt 0 ]
 	cr_assert_nothing_left
 }
 
