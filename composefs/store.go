@@ -45,6 +45,11 @@ var (
 //	lock                flock: shared while importing, checking (fsck) or using
 //	                    an image (Hold); exclusive for gc
 //
+// The store is root's alone: every directory is 0700 (as containers/storage
+// keeps its layers), so that no other user can read an image or an object
+// (they hold whatever trees root imported). Containers are not affected:
+// overlayfs reads its layers with the credentials of whoever mounted it.
+//
 // Objects only ever appear under their final name complete: each is
 // written to a nameless O_TMPFILE in its directory (or a named file in
 // tmp/ID/ where the filesystem has none), checked against its digest and
@@ -62,6 +67,9 @@ type Store struct {
 	noTmpfile  bool // tests: use named temporary files as without O_TMPFILE
 }
 
+// storeDirMode is the mode of every directory of the store: root's only.
+const storeDirMode = 0o700
+
 // StoreOption configures a Store.
 type StoreOption func(*Store)
 
@@ -76,15 +84,37 @@ func WithStoreThreads(n int) StoreOption {
 	}
 }
 
-// OpenStore opens the store at dir, creating its layout if needed.
+// OpenStore opens the store at dir, creating its layout if needed. Every
+// directory is made 0700; those of a store made before (0755) are
+// tightened: the top-level ones whenever they are found open to others, the
+// fan-out directories under objects/ along with objects/ itself.
 func OpenStore(dir string, opts ...StoreOption) (*Store, error) {
 	s := &Store{dir: dir, threads: runtime.GOMAXPROCS(0)}
 	for _, o := range opts {
 		o(s)
 	}
-	for _, d := range []string{"", "objects", "images", "tmp"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	tightened := false
+	for _, d := range []string{"", "objects", "images", "tmp", "locks", "provenance", "refs", "layers"} {
+		p := filepath.Join(dir, d)
+		switch d {
+		case "", "objects", "images", "tmp":
+			err := os.Mkdir(p, storeDirMode)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, fs.ErrExist) {
+				return nil, fmt.Errorf("store: %w", err)
+			}
+		}
+		t, err := makePrivate(p)
+		if errors.Is(err, fs.ErrNotExist) && d != "" {
+			continue // made (0700) when first needed
+		}
+		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
+		}
+		if d == "objects" {
+			tightened = t
 		}
 	}
 	// Let ext4's Orlov allocator spread the fan-out directories, and so
@@ -96,11 +126,38 @@ func OpenStore(dir string, opts ...StoreOption) (*Store, error) {
 	objs := filepath.Join(dir, "objects")
 	for i := range 256 {
 		d := filepath.Join(objs, hex.EncodeToString([]byte{byte(i)}))
-		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		err := os.Mkdir(d, storeDirMode)
+		if errors.Is(err, fs.ErrExist) {
+			err = nil
+			if tightened {
+				_, err = makePrivate(d)
+			}
+		}
+		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 	}
 	return s, nil
+}
+
+// makePrivate gives the existing directory p (or the one a symlink there
+// leads to) mode 0700 if it grants anything to group or others, and
+// reports whether it had to.
+func makePrivate(p string) (bool, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return false, err
+	}
+	if !fi.IsDir() {
+		return false, fmt.Errorf("%s: %w", p, unix.ENOTDIR)
+	}
+	if fi.Mode().Perm()&0o077 == 0 {
+		return false, nil
+	}
+	if err := os.Chmod(p, storeDirMode); err != nil {
+		return false, fmt.Errorf("%s is open to other users (mode %v) and could not be made private: %w", p, fi.Mode().Perm(), err)
+	}
+	return true, nil
 }
 
 // fsTopdirFL is FS_TOPDIR_FL of <linux/fs.h> (chattr +T).
@@ -170,7 +227,7 @@ func (s *Store) HasImage(digest string) bool {
 // lockStore takes the store lock: shared for imports (they may run
 // together), exclusive for operations that delete objects.
 func (s *Store) lockStore(how int) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(s.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(filepath.Join(s.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("store lock: %w", err)
 	}

@@ -341,6 +341,33 @@ teardown() {
 	[ "$status" -eq 1 ]
 }
 
+@test "a signed image whose process runs as uid 1000 reads its files from the private store" {
+	# overlayfs reads its layers (the EROFS, the 0700 store's objects) with
+	# the mounter's credentials, and checks the image's own modes with the
+	# process's: uid 1000 reads the image's world-readable files and its
+	# own 0600 file, not root's 0600 file.
+	b="$BATS_TEST_TMPDIR/b1000"
+	cp -a "$TMPL" "$b"
+	printf 'mine, %0100d\n' 0 >"$b/rootfs/data/mine"
+	chown 1000:1000 "$b/rootfs/data/mine"
+	chmod 0600 "$b/rootfs/data/mine"
+	printf 'root only, %0100d\n' 0 >"$b/rootfs/data/roots"
+	chmod 0600 "$b/rootfs/data/roots"
+	digest=$("$CFS_RUNTIME" digest "$b/rootfs")
+	cr_annotate "$b" "$(cr_sign "$digest")"
+	update_config "$b" '.process.user = {"uid": 1000, "gid": 1000} | .process.args = ["sh", "-c", "id -u; cat /data/hello.txt /data/mine; cat /data/roots"]'
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$b" "$(cid uid1000)"
+	[ "$status" -eq 1 ] # the last cat
+	[ "${lines[0]}" = 1000 ]
+	[ "${lines[1]}" = "$HELLO" ]
+	[ "${lines[2]}" = "mine, $(printf '%0100d' 0)" ]
+	[ "${#lines[@]}" -eq 3 ]
+	[ "$stderr" = "cat: can't open '/data/roots': Permission denied" ]
+	grep -q "msg=mounted .*id=$(cid uid1000)" "$OWNLOG"
+	[ -z "$(find "$STORE" -type d ! -perm 0700)" ]
+	cr_assert_gone "$(cid uid1000)"
+}
+
 # --- userspace enforcement, end to end --------------------------------------
 
 @test "userspace: an object tampered in the store is refused before start, naming object and path" {
