@@ -198,7 +198,8 @@ func loadPolicy(path string) (*attest.Policy, error) {
 
 // ensureImage makes sure the store has the image: if not, it imports the
 // bundle's root filesystem, which is only a source of bytes, and requires
-// that what it built is what was signed.
+// that what it built is what was signed before anything of it enters the
+// store.
 func ensureImage(env *runtimeEnv, store *composefs.Store, b *bundle.Bundle, digest string) error {
 	if store.HasImage(digest) {
 		return nil
@@ -217,12 +218,14 @@ func ensureImage(env *runtimeEnv, store *composefs.Store, b *bundle.Bundle, dige
 	if fi, err := os.Stat(rootfs); rootfs == "" || err != nil || !fi.IsDir() {
 		return fmt.Errorf("%w: composefs digest %s is not in the store %s and the bundle has no root filesystem to build it from", ErrNoImage, digest, store.Dir())
 	}
-	got, err := store.ImportTree(rootfs)
+	// Staged: a tree that is not the signed one (it can name any
+	// directory, and is read as root) leaves nothing in the store.
+	got, err := store.ImportTreeExpecting(rootfs, digest)
+	if errors.Is(err, composefs.ErrUnexpectedDigest) {
+		return fmt.Errorf("%w: bundle root filesystem %s has composefs digest %s, but the signed digest is %s", ErrDigestMismatch, rootfs, got, digest)
+	}
 	if err != nil {
 		return fmt.Errorf("importing bundle root filesystem %s: %w", rootfs, err)
-	}
-	if got != digest {
-		return fmt.Errorf("%w: bundle root filesystem %s has composefs digest %s, but the signed digest is %s", ErrDigestMismatch, rootfs, got, digest)
 	}
 	env.log.Info("imported bundle root filesystem", "rootfs", rootfs, "digest", digest)
 	return nil

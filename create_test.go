@@ -10,9 +10,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,6 +34,7 @@ type createFixture struct {
 	store       *composefs.Store
 	a, b        string // digests
 	env         *runtimeEnv
+	key         *ecdsa.PrivateKey
 	ann         map[string]string
 }
 
@@ -66,29 +69,17 @@ func newCreateFixture(t *testing.T, level attest.Enforcement) *createFixture {
 		}
 	}
 
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	if f.key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	der, err := x509.MarshalPKIXPublicKey(&f.key.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pub := sigWriteFile(t, filepath.Join(dir, "key.pub"), string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
 	policy := sigWriteFile(t, filepath.Join(dir, "policy.toml"),
 		fmt.Sprintf("enforcement = %q\nunsigned = \"reject\"\n[[signer]]\nname = \"test\"\npublic_key = %q\n", level, pub))
-	d, err := attest.ParseDigest(f.a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := attest.SignCosign(d, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.ann = map[string]string{
-		attest.DefaultDigestAnnotation:             f.a,
-		attest.DefaultDigestAnnotation + ".cosign": base64.StdEncoding.EncodeToString(sig),
-	}
+	f.sign(t, f.a)
 	if err := os.MkdirAll(filepath.Join(f.bundle, "rootfs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +88,23 @@ func newCreateFixture(t *testing.T, level attest.Enforcement) *createFixture {
 		log: logging.Discard(),
 	}
 	return f
+}
+
+// sign makes the bundle's annotations a signature of digest.
+func (f *createFixture) sign(t *testing.T, digest string) {
+	t.Helper()
+	d, err := attest.ParseDigest(digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := attest.SignCosign(d, f.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ann = map[string]string{
+		attest.DefaultDigestAnnotation:             digest,
+		attest.DefaultDigestAnnotation + ".cosign": base64.StdEncoding.EncodeToString(sig),
+	}
 }
 
 // create runs prepareCreate for `create --bundle BUNDLE id` with a fresh
@@ -218,4 +226,67 @@ func mustHex(t *testing.T, digest string) []byte {
 		t.Fatal(err)
 	}
 	return d.Value
+}
+
+// The bundle's root filesystem is imported as root when the signed digest
+// is not in the store: root.path naming a directory that only root may
+// read (0700, a 0600 secret in it), with any signed digest, must be
+// refused and leave nothing of it in the store, not even for root.
+func TestCreateImportOfAnotherTreeLeavesNothing(t *testing.T) {
+	f := newCreateFixture(t, attest.EnforceUserspace)
+	host := filepath.Join(f.dir, "host")
+	if err := os.Mkdir(host, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	secret := "root:$6$secret-hash-" + strings.Repeat("s", 80)
+	if err := os.WriteFile(filepath.Join(host, "shadow"), []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A signed digest the store does not have: create imports root.path.
+	signed := strings.Repeat("5", 64)
+	f.sign(t, signed)
+	list := func() []string {
+		var out []string
+		for _, d := range []string{"images", "objects", "tmp", "provenance"} {
+			filepath.WalkDir(filepath.Join(f.store.Dir(), d), func(p string, e os.DirEntry, err error) error {
+				if err == nil && !e.IsDir() {
+					out = append(out, p)
+				}
+				return nil
+			})
+		}
+		return out
+	}
+	before := list()
+	cfg, err := json.Marshal(map[string]any{"ociVersion": "1.0.2", "root": map[string]any{"path": host}, "annotations": f.ann})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigWriteFile(t, filepath.Join(f.bundle, "config.json"), string(cfg))
+	f.env.inv = oci.Parse([]string{"create", "--bundle", f.bundle, "steal"})
+	undo, cerr := prepareCreate(f.env)
+	if undo != nil {
+		undo()
+	}
+	tree, err := composefs.BuildTree(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tree.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("composefs digest mismatch: bundle root filesystem %s has composefs digest %x, but the signed digest is %s", host, got, signed)
+	if !errors.Is(cerr, ErrDigestMismatch) || cerr.Error() != want {
+		t.Errorf("create: %v\nwant %s", cerr, want)
+	}
+	after := list()
+	if !slices.Equal(after, before) {
+		t.Errorf("files in images/, objects/, tmp/ or provenance/:\nbefore %q\nafter  %q", before, after)
+	}
+	for _, p := range after {
+		if data, _ := os.ReadFile(p); strings.Contains(string(data), secret) {
+			t.Errorf("%s holds the secret", p)
+		}
+	}
 }

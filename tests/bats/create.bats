@@ -146,6 +146,9 @@ setup() {
 }
 
 teardown() {
+	if [ -e "$BATS_TEST_TMPDIR/pubdir" ]; then
+		rm -rf --one-file-system "$(cat "$BATS_TEST_TMPDIR/pubdir")"
+	fi
 	if [ -e "$BATS_TEST_TMPDIR/racer" ]; then
 		touch "$BATS_TEST_TMPDIR/stop"
 		wait "$(cat "$BATS_TEST_TMPDIR/racer")" 2>/dev/null || true
@@ -339,6 +342,58 @@ teardown() {
 	[ ! -e "$STATE/$id" ]
 	run "$RUNC" state "$id"
 	[ "$status" -eq 1 ]
+}
+
+@test "root.path naming a root-only directory, any signed digest: refused, nothing of it in the store, which no other user can read" {
+	# The store in a directory other users can reach (bats's own are
+	# root's only), so that only the store's own modes keep them out.
+	pub=$(mktemp -d /tmp/cfs-bats-store.XXXXXX)
+	echo "$pub" >"$BATS_TEST_TMPDIR/pubdir"
+	chmod 0755 "$pub"
+	STORE=$pub/store
+	cr_config userspace reject
+	cr_annotate "$BUNDLE" "$SIGNED"
+	run "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid first)"
+	[ "$status" -eq 0 ]
+	listing() { (cd "$STORE" && find images objects provenance tmp ! -type d -printf '%p %s %l\n' | sort); }
+	before=$(listing)
+
+	# A directory only root may read, holding a 0600 secret.
+	host="$BATS_TEST_TMPDIR/host"
+	mkdir -m 0700 "$host"
+	secret="root:$(head -c 48 /dev/urandom | base64 -w0):19000:0:99999:7:::"
+	printf '%s\n' "$secret" >"$host/shadow"
+	chmod 0600 "$host/shadow"
+	other=$(printf '%064d' 7)
+	evil="$BATS_TEST_TMPDIR/evil"
+	cp -a "$TMPL" "$evil"
+	update_config "$evil" ".root.path = \"$host\""
+	cr_annotate "$evil" "$(cr_sign "$other")"
+	run --separate-stderr "$CFS_RUNTIME" create --bundle "$evil" "$(cid steal)"
+	[ "$status" -eq 1 ]
+	got=$("$CFS_RUNTIME" digest "$host")
+	[ "$stderr" = "cfs-runtime: composefs digest mismatch: bundle root filesystem $host has composefs digest $got, but the signed digest is $other" ]
+	# Nothing of the tree is left: not its image, not its objects.
+	[ "$(listing)" = "$before" ]
+	run grep -rlF "$secret" "$STORE"
+	[ "$status" -eq 1 ]
+	[ ! -e "$STORE/images/$got" ]
+	cr_assert_nothing_left
+
+	# The store is root's only: every directory 0700, and another user
+	# can neither list it nor read an image or an object.
+	[ -z "$(find "$STORE" -type d ! -perm 0700)" ]
+	obj=$(cr_object_of "$BUNDLE/rootfs/data/hello.txt")
+	[ -f "$obj" ]
+	for p in "$STORE" "$STORE/images" "$STORE/objects"; do
+		run setpriv --reuid=65534 --regid=65534 --clear-groups ls "$p"
+		[ "$status" -ne 0 ]
+	done
+	for f in "$STORE/images/$DIGEST" "$obj"; do
+		run setpriv --reuid=65534 --regid=65534 --clear-groups cat "$f"
+		[ "$status" -ne 0 ]
+		[[ "$output" == *"Permission denied"* ]]
+	done
 }
 
 @test "a signed image whose process runs as uid 1000 reads its files from the private store" {
