@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -222,20 +221,10 @@ func (run *fsckRun) image(digest string, r *FsckImage) (*fsckImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The images/ link decides whether the store has the image; its
-	// object may be missing (damage, not "not in the store").
-	link := filepath.Join(run.s.dir, "images", digest)
-	target, err := os.Readlink(link)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("image %s: %w", digest, ErrNotFound)
-	}
+	path, err := run.s.imageObject(digest, want)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", digest, err)
+		return nil, err
 	}
-	if want := filepath.Join("..", "objects", ObjectPath(want)); target != want {
-		return nil, fmt.Errorf("image %s: images/%s links to %s, not to its object %s", digest, digest, target, want)
-	}
-	path := filepath.Join(run.s.dir, "objects", ObjectPath(want))
 	o := &fsckObj{size: -1}
 	copy(o.digest[:], want)
 	data := run.checkImageObject(path, o)

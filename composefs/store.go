@@ -45,6 +45,11 @@ var (
 //	lock                flock: shared while importing, checking (fsck) or using
 //	                    an image (Hold); exclusive for gc
 //
+// The store is root's alone: every directory is 0700 (as containers/storage
+// keeps its layers), so that no other user can read an image or an object
+// (they hold whatever trees root imported). Containers are not affected:
+// overlayfs reads its layers with the credentials of whoever mounted it.
+//
 // Objects only ever appear under their final name complete: each is
 // written to a nameless O_TMPFILE in its directory (or a named file in
 // tmp/ID/ where the filesystem has none), checked against its digest and
@@ -52,7 +57,10 @@ var (
 // import leaves nothing under a final name; its named leftovers are removed
 // by the next import. An images/ link only appears once everything it
 // needs is durable (one syncfs per import, no fsync per object). Imports
-// may run concurrently, also from different processes.
+// may run concurrently, also from different processes. An import that
+// must yield a given digest (ImportTreeExpecting) keeps its new objects in
+// tmp/ID/ until the image's digest is known, so that a tree that is not
+// the expected one leaves nothing in objects/ or images/.
 type Store struct {
 	dir     string
 	threads int
@@ -61,6 +69,9 @@ type Store struct {
 	verityOK   bool
 	noTmpfile  bool // tests: use named temporary files as without O_TMPFILE
 }
+
+// storeDirMode is the mode of every directory of the store: root's only.
+const storeDirMode = 0o700
 
 // StoreOption configures a Store.
 type StoreOption func(*Store)
@@ -76,15 +87,37 @@ func WithStoreThreads(n int) StoreOption {
 	}
 }
 
-// OpenStore opens the store at dir, creating its layout if needed.
+// OpenStore opens the store at dir, creating its layout if needed. Every
+// directory is made 0700; those of a store made before (0755) are
+// tightened: the top-level ones whenever they are found open to others, the
+// fan-out directories under objects/ along with objects/ itself.
 func OpenStore(dir string, opts ...StoreOption) (*Store, error) {
 	s := &Store{dir: dir, threads: runtime.GOMAXPROCS(0)}
 	for _, o := range opts {
 		o(s)
 	}
-	for _, d := range []string{"", "objects", "images", "tmp"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	tightened := false
+	for _, d := range []string{"", "objects", "images", "tmp", "locks", "provenance", "refs", "layers"} {
+		p := filepath.Join(dir, d)
+		switch d {
+		case "", "objects", "images", "tmp":
+			err := os.Mkdir(p, storeDirMode)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, fs.ErrExist) {
+				return nil, fmt.Errorf("store: %w", err)
+			}
+		}
+		t, err := makePrivate(p)
+		if errors.Is(err, fs.ErrNotExist) && d != "" {
+			continue // made (0700) when first needed
+		}
+		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
+		}
+		if d == "objects" {
+			tightened = t
 		}
 	}
 	// Let ext4's Orlov allocator spread the fan-out directories, and so
@@ -96,11 +129,38 @@ func OpenStore(dir string, opts ...StoreOption) (*Store, error) {
 	objs := filepath.Join(dir, "objects")
 	for i := range 256 {
 		d := filepath.Join(objs, hex.EncodeToString([]byte{byte(i)}))
-		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		err := os.Mkdir(d, storeDirMode)
+		if errors.Is(err, fs.ErrExist) {
+			err = nil
+			if tightened {
+				_, err = makePrivate(d)
+			}
+		}
+		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 	}
 	return s, nil
+}
+
+// makePrivate gives the existing directory p (or the one a symlink there
+// leads to) mode 0700 if it grants anything to group or others, and
+// reports whether it had to.
+func makePrivate(p string) (bool, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return false, err
+	}
+	if !fi.IsDir() {
+		return false, fmt.Errorf("%s: %w", p, unix.ENOTDIR)
+	}
+	if fi.Mode().Perm()&0o077 == 0 {
+		return false, nil
+	}
+	if err := os.Chmod(p, storeDirMode); err != nil {
+		return false, fmt.Errorf("%s is open to other users (mode %v) and could not be made private: %w", p, fi.Mode().Perm(), err)
+	}
+	return true, nil
 }
 
 // fsTopdirFL is FS_TOPDIR_FL of <linux/fs.h> (chattr +T).
@@ -170,7 +230,7 @@ func (s *Store) HasImage(digest string) bool {
 // lockStore takes the store lock: shared for imports (they may run
 // together), exclusive for operations that delete objects.
 func (s *Store) lockStore(how int) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(s.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(filepath.Join(s.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("store lock: %w", err)
 	}
@@ -205,6 +265,19 @@ type session struct {
 	mu               sync.Mutex
 	claimed          map[[DigestSize]byte]struct{}
 	present, created atomic.Int64
+
+	// staging: new objects are linked into the session directory
+	// (staged, under mu) and only moved to their names by publish.
+	staging bool
+	staged  []stagedObject
+}
+
+// stagedObject is a complete, sealed object waiting in the session
+// directory under name for its final name.
+type stagedObject struct {
+	name, final string
+	digest      []byte
+	size        int64
 }
 
 func (s *Store) newSession() (*session, error) {
@@ -308,11 +381,36 @@ func (se *session) verityEnabled() bool {
 // no longer matches the scan's lstat fails the import with
 // ErrSourceChanged.
 func (s *Store) ImportTree(tree string, opts ...Option) (string, error) {
+	return s.importTree(tree, "", opts)
+}
+
+// ErrUnexpectedDigest is returned by ImportTreeExpecting for a tree whose
+// image has another digest than the one expected.
+var ErrUnexpectedDigest = errors.New("the image has another digest than expected")
+
+// ImportTreeExpecting is ImportTree for a tree that must have the image
+// digest want (e.g. the one signed): its image and the objects new to the
+// store stay in the import's private directory (tmp/ID/) until the
+// image's digest is known, and reach objects/ and images/ only if it is
+// want. Otherwise it returns the digest the tree has and an error matching
+// ErrUnexpectedDigest, and nothing of the tree is left in the store: as
+// root, an import reads any file, and the store must not become a copy of
+// files that their owner did not mean to share.
+func (s *Store) ImportTreeExpecting(tree, want string, opts ...Option) (string, error) {
+	if _, err := parseDigest(want); err != nil {
+		return "", err
+	}
+	return s.importTree(tree, want, opts)
+}
+
+// importTree imports tree; with want set, staged (see ImportTreeExpecting).
+func (s *Store) importTree(tree, want string, opts []Option) (string, error) {
 	se, done, err := s.beginImport()
 	if err != nil {
 		return "", err
 	}
 	defer done()
+	se.staging = want != ""
 
 	t, err := buildTree(tree, newOptions(opts), s.threads, se.storeContent)
 	if err != nil {
@@ -321,6 +419,15 @@ func (s *Store) ImportTree(tree string, opts ...Option) (string, error) {
 	digest, err := se.writeImage(func(w io.Writer) error { return t.WriteImage(w, opts...) })
 	if err != nil {
 		return "", err
+	}
+	if se.staging {
+		if digest != want {
+			// done removes tmp/ID/ and everything staged in it.
+			return digest, fmt.Errorf("%w: %s has composefs digest %s, not %s", ErrUnexpectedDigest, tree, digest, want)
+		}
+		if err := se.publish(); err != nil {
+			return "", err
+		}
 	}
 	if err := se.recordSource(digest, SourceTree, tree); err != nil {
 		return "", err
@@ -796,6 +903,42 @@ func (se *session) place(w *scanWorker, t *tempObject, final string, d []byte, s
 	if err := se.seal(t); err != nil {
 		return err
 	}
+	if se.staging {
+		return se.stage(t, final, d, size)
+	}
+	return se.link(w, t, final, d, size)
+}
+
+// stage keeps the sealed t in the session directory until publish.
+func (se *session) stage(t *tempObject, final string, d []byte, size int64) error {
+	name := t.name
+	if name == "" {
+		name = se.tempName()
+		if err := t.link(name); err != nil {
+			return fmt.Errorf("store: %s: %w", name, err)
+		}
+	}
+	t.name = "" // no longer t's to remove: the session's (close)
+	se.mu.Lock()
+	se.staged = append(se.staged, stagedObject{name: name, final: final, digest: d, size: size})
+	se.mu.Unlock()
+	se.created.Add(1)
+	return nil
+}
+
+// publish gives every staged object its final name, as place does.
+func (se *session) publish() error {
+	for _, o := range se.staged {
+		if err := se.link(nil, &tempObject{fd: -1, name: o.name}, o.final, o.digest, o.size); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// link gives the sealed t the name final, or keeps a correct object
+// already there (see place).
+func (se *session) link(w *scanWorker, t *tempObject, final string, d []byte, size int64) error {
 	for range 3 {
 		err := t.link(final)
 		if err == nil {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -36,13 +38,18 @@ func fileBackedState(dev uint64) int32 {
 // errNoFileBacked explains the kernel's ENOTBLK for a file source.
 var errNoFileBacked = errors.New("file-backed EROFS not supported (needs Linux ≥ 6.12, and the image on a filesystem such as ext4, xfs or btrfs, not tmpfs)")
 
-func fileDev(path string) uint64 {
+func fileDev(f *os.File) uint64 {
 	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return 0
 	}
 	return st.Dev
 }
+
+// fdPath names the open file f for the kernel: EROFS opens its source by
+// path, and /proc/self/fd/N leads to f's own inode, whatever name it has
+// by then (or none).
+func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
 
 // fsmountEROFSFile makes a detached read-only EROFS mount of source, a
 // regular file or a block device. Tests replace it to force the loop
@@ -73,14 +80,16 @@ type erofsMount struct {
 	loopDevice string // "/dev/loopN" when not file-backed
 }
 
-// mountEROFS mounts image read-only on target: from the file itself where
-// the kernel can, otherwise from a read-only, autoclear loop device, which
-// the kernel detaches by itself once the EROFS superblock is gone (so
-// unmounting is all the cleanup it needs, also after a crash).
-func mountEROFS(image, target string, log *slog.Logger) (erofsMount, error) {
-	fsDev := fileDev(image)
+// mountEROFS mounts the image open as f (named image in messages)
+// read-only on target: from that file itself where the kernel can,
+// otherwise from a read-only, autoclear loop device bound to f, which the
+// kernel detaches by itself once the EROFS superblock is gone (so
+// unmounting is all the cleanup it needs, also after a crash). The image
+// is never opened again by name.
+func mountEROFS(f *os.File, image, target string, log *slog.Logger) (erofsMount, error) {
+	fsDev := fileDev(f)
 	if fileBackedState(fsDev) != unsupported {
-		mfd, err := fsmountEROFSFile(image)
+		mfd, err := fsmountEROFSFile(fdPath(f))
 		if err == nil {
 			fileBacked.Store(fsDev, supported)
 			if err := attach(mfd, target); err != nil {
@@ -93,12 +102,12 @@ func mountEROFS(image, target string, log *slog.Logger) (erofsMount, error) {
 		// file it cannot read pages of; anything else is a real error (a
 		// bad image fails the same way on a loop device).
 		if !errors.Is(err, unix.ENOTBLK) {
-			return erofsMount{}, fmt.Errorf("mount EROFS from %s: %w%s", image, err, explainEROFS(image, err))
+			return erofsMount{}, fmt.Errorf("mount EROFS from %s: %w%s", image, err, explainEROFS(f, err))
 		}
 		fileBacked.Store(fsDev, unsupported)
 		log.Debug("file-backed EROFS not supported, falling back to loop", "image", image, "err", err)
 	}
-	dev, lf, err := attachLoop(image)
+	dev, lf, err := attachLoop(f, image)
 	if err != nil {
 		return erofsMount{}, fmt.Errorf("mount EROFS from %s: %w", image, err)
 	}
@@ -110,7 +119,7 @@ func mountEROFS(image, target string, log *slog.Logger) (erofsMount, error) {
 		err = attach(mfd, target)
 	}
 	if err != nil {
-		return erofsMount{}, fmt.Errorf("mount EROFS from %s on %s: %w%s", image, dev, err, explainEROFS(image, err))
+		return erofsMount{}, fmt.Errorf("mount EROFS from %s on %s: %w%s", image, dev, err, explainEROFS(f, err))
 	}
 	return erofsMount{loopDevice: dev}, nil
 }
@@ -121,16 +130,12 @@ var (
 	loopDevFmt  = "/dev/loop%d"
 )
 
-// attachLoop binds image to a free loop device with LOOP_CONFIGURE (one
-// ioctl, Linux ≥ 5.8): read-only and autoclear. It returns the device path
-// and an open descriptor of it; the device detaches itself when its last
-// opener (that descriptor or a mount) goes away.
-func attachLoop(image string) (string, *os.File, error) {
-	backing, err := os.OpenFile(image, os.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return "", nil, fmt.Errorf("loop device: %w", err)
-	}
-	defer backing.Close()
+// attachLoop binds the file open as backing (named image) to a free loop
+// device with LOOP_CONFIGURE (one ioctl, Linux ≥ 5.8): read-only and
+// autoclear. It returns the device path and an open descriptor of it; the
+// device detaches itself when its last opener (that descriptor or a mount)
+// goes away.
+func attachLoop(backing *os.File, image string) (string, *os.File, error) {
 	ctl, err := os.OpenFile(loopControl, os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return "", nil, fmt.Errorf("loop device: %w", err)
@@ -169,20 +174,48 @@ func attachLoop(image string) (string, *os.File, error) {
 const erofsMagic = 0xE0F5E1E2
 
 // explainEROFS adds a reason to an EINVAL the kernel gave without one (EROFS
-// reports a bad superblock only in dmesg).
-func explainEROFS(image string, err error) string {
+// reports a bad superblock only in dmesg), looking at the image open as f.
+func explainEROFS(f *os.File, err error) string {
 	var ke *KernelError
 	if !errors.As(err, &ke) || ke.Errno != unix.EINVAL || len(ke.Log) > 0 {
 		return ""
 	}
-	f, oerr := os.Open(image)
-	if oerr != nil {
-		return ""
-	}
-	defer f.Close()
 	var b [4]byte
 	if _, rerr := f.ReadAt(b[:], 1024); rerr != nil || binary.LittleEndian.Uint32(b[:]) != erofsMagic {
 		return ": not an EROFS image (no EROFS superblock at offset 1024)"
 	}
 	return " (the kernel log, dmesg, says why)"
+}
+
+// privateCopy writes data into a new file in dir that has no name
+// (O_TMPFILE; where the filesystem has none, a file unlinked right after
+// it was created) and returns it open: the image to mount for ImageBytes.
+// Only this process's descriptor and then the mount reach it, so nobody can
+// change it in place, and it disappears with the mount.
+func privateCopy(dir string, data []byte) (*os.File, error) {
+	fd, err := openTmpfile(dir)
+	name := filepath.Join(dir, "image")
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
+		fd, err = unix.Open(name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			if err = unix.Unlink(name); err != nil {
+				unix.Close(fd)
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("private copy of the image: %s: %w", name, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("private copy of the image: %w", err)
+	}
+	return f, nil
+}
+
+// openTmpfile opens a nameless file in dir; a variable for tests (a
+// filesystem without O_TMPFILE says EOPNOTSUPP, EISDIR or EINVAL).
+var openTmpfile = func(dir string) (int, error) {
+	return unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
 }

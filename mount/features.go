@@ -100,7 +100,8 @@ func Probe(dir string) Features {
 	if err != nil {
 		f.FileBackedEROFS, f.LoopDevice = feature(err), feature(err)
 	} else {
-		err := tryEROFS(img)
+		// As Mount does: from the open file, never by name.
+		err := tryEROFS(fdPath(img))
 		switch {
 		case err == nil:
 			fileBacked.Store(fileDev(img), supported)
@@ -110,6 +111,7 @@ func Probe(dir string) Features {
 		}
 		f.FileBackedEROFS = feature(err)
 		f.LoopDevice = feature(tryLoop(img))
+		img.Close()
 	}
 	lower, data := filepath.Join(tmp, "lower"), filepath.Join(tmp, "data")
 	for _, d := range []string{lower, data} {
@@ -135,26 +137,26 @@ func Probe(dir string) Features {
 	return f
 }
 
-// probeImage writes the composefs image of an empty directory.
-func probeImage(tmp string) (string, error) {
+// probeImage writes the composefs image of an empty directory and
+// returns it open.
+func probeImage(tmp string) (*os.File, error) {
 	src := filepath.Join(tmp, "root")
 	if err := os.Mkdir(src, 0o755); err != nil {
-		return "", fmt.Errorf("probe: %w", err)
+		return nil, fmt.Errorf("probe: %w", err)
 	}
 	t, err := composefs.BuildTree(src)
 	if err != nil {
-		return "", fmt.Errorf("probe: %w", err)
+		return nil, fmt.Errorf("probe: %w", err)
 	}
-	img := filepath.Join(tmp, "probe.cfs")
-	f, err := os.Create(img)
+	f, err := os.Create(filepath.Join(tmp, "probe.cfs"))
 	if err != nil {
-		return "", fmt.Errorf("probe: %w", err)
+		return nil, fmt.Errorf("probe: %w", err)
 	}
-	werr := t.WriteImage(f)
-	if err := errors.Join(werr, f.Close()); err != nil {
-		return "", fmt.Errorf("probe: %w", err)
+	if err := t.WriteImage(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("probe: %w", err)
 	}
-	return img, nil
+	return f, nil
 }
 
 func tryEROFS(source string) error {
@@ -166,8 +168,8 @@ func tryEROFS(source string) error {
 	return nil
 }
 
-func tryLoop(img string) error {
-	dev, lf, err := attachLoop(img)
+func tryLoop(img *os.File) error {
+	dev, lf, err := attachLoop(img, img.Name())
 	if err != nil {
 		return err
 	}

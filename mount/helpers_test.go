@@ -25,6 +25,7 @@ import (
 // env is one test's image, object store and state root.
 type env struct {
 	src, image, objects, root string
+	file                      *os.File // the image, open (closed by the test's cleanup)
 }
 
 // newEnv builds a composefs image of a generated tree with the composefs
@@ -75,6 +76,7 @@ func newEnvIn(t testing.TB, store string) *env {
 	if err := tree.CopyObjects(e.objects); err != nil {
 		t.Fatal(err)
 	}
+	e.file = openImage(t, e.image)
 	t.Cleanup(func() {
 		if _, err := Cleanup(e.root, func(string) bool { return false }); err != nil {
 			t.Errorf("final cleanup: %v", err)
@@ -84,7 +86,18 @@ func newEnvIn(t testing.TB, store string) *env {
 }
 
 func (e *env) opts(id string) Options {
-	return Options{Image: e.image, ObjectsDir: e.objects, StateDir: filepath.Join(e.root, id)}
+	return Options{Image: ImageFile(e.file), ObjectsDir: e.objects, StateDir: filepath.Join(e.root, id)}
+}
+
+// openImage opens an image file for ImageFile, until the test ends.
+func openImage(t testing.TB, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 // resetFeatureCache forgets what earlier tests learnt about the kernel and
@@ -108,6 +121,8 @@ func forceLoop(t testing.TB) *int {
 	t.Helper()
 	var mu sync.Mutex
 	n := new(int)
+	saved := fsmountEROFSFile
+	t.Cleanup(func() { fsmountEROFSFile = saved })
 	fsmountEROFSFile = func(source string) (int, error) {
 		if !strings.HasPrefix(source, "/dev/loop") {
 			mu.Lock()

@@ -8,13 +8,21 @@
 //
 //	<state>/            bind-mounted onto itself and made private
 //	<state>/lower/      the EROFS image, read-only (only while mounting)
+//	(no name)           the image's private copy, for ImageBytes
 //	<state>/upper/      overlay upper layer (not when read-only)
 //	<state>/work/       overlay work directory (not when read-only)
 //	<state>/merged/     the overlay: the container's root filesystem
 //	<state>/state.json  what was mounted (State), written atomically
 //
-// The EROFS is mounted from the image file itself where the kernel can
-// (Linux ≥ 6.12), otherwise from a read-only autoclear loop device. The
+// Mount never opens an image by name: the caller verified an open file
+// (ImageFile) or the bytes it hashed (ImageBytes), and that is what gets
+// mounted, even if the name is pointed at other bytes meanwhile. The EROFS
+// is mounted from that file itself where the kernel can (Linux ≥ 6.12:
+// the source /proc/self/fd/N is the open file, whatever its name has
+// become), otherwise from a read-only autoclear loop device configured
+// from the descriptor. Bytes are first written into a private, nameless
+// file in the state directory (O_TMPFILE): nothing outside this process
+// can reach it, and it is gone with the mount. The
 // overlay has the EROFS as its lower layer and the object store as a
 // data-only lower layer, with metacopy=on,redirect_dir=on and, when asked,
 // verity=require, so the kernel checks each object's fs-verity digest
@@ -96,14 +104,38 @@ func (v VerityMode) String() string {
 	return "off"
 }
 
+// Image is the composefs image that Mount mounts, as its caller verified
+// it: an open file or the bytes themselves, never a name to open again.
+type Image struct {
+	name string   // for messages and State.Image
+	file *os.File // ImageFile
+	data []byte   // ImageBytes
+}
+
+// ImageFile is the image open as f, whose content cannot change once it
+// was verified: a file with fs-verity, measured through f. Mount mounts
+// that very file (not whatever f.Name() names by then); f stays the
+// caller's to close, which it may do as soon as Mount returns.
+func ImageFile(f *os.File) Image { return Image{name: f.Name(), file: f} }
+
+// ImageBytes is an image given as the bytes that were verified (hashed in
+// userspace: the file they came from can be rewritten in place after the
+// check). Mount writes them into a private, nameless file in the state
+// directory and mounts that. name says where they came from (the store's
+// images/<digest>), for messages and State.Image.
+func ImageBytes(name string, data []byte) Image { return Image{name: name, data: data} }
+
+// Name is where the image came from.
+func (i Image) Name() string { return i.name }
+
 // Options says what to mount where.
 type Options struct {
-	Image      string     // composefs image file (e.g. the store's images/<digest>)
+	Image      Image      // the verified composefs image
 	ObjectsDir string     // the store's objects directory: the data-only lower layer
 	StateDir   string     // per-container directory; created if missing
 	ReadOnly   bool       // no upper layer: the root filesystem cannot be written (root.readonly)
 	Verity     VerityMode // VerityRequire: mount with verity=require
-	Digest     string     // composefs digest, recorded in state.json (default: Image's name if it is one)
+	Digest     string     // composefs digest, recorded in state.json (default: Image's base name if it is one)
 	Logger     *slog.Logger
 }
 
@@ -129,8 +161,11 @@ func (m *Mounted) Root() string { return m.State.Merged }
 func (m *Mounted) Unmount() error { return Unmount(m.State.StateDir, WithLogger(m.log)) }
 
 func (o *Options) check() error {
+	if o.Image.file == nil && len(o.Image.data) == 0 {
+		return fmt.Errorf("%w: no image", ErrInvalidOptions)
+	}
 	for _, f := range []struct{ name, val string }{
-		{"image", o.Image}, {"objects directory", o.ObjectsDir}, {"state directory", o.StateDir},
+		{"objects directory", o.ObjectsDir}, {"state directory", o.StateDir},
 	} {
 		if f.val == "" {
 			return fmt.Errorf("%w: no %s", ErrInvalidOptions, f.name)
@@ -143,18 +178,20 @@ func (o *Options) check() error {
 	if o.StateDir == "/" {
 		return fmt.Errorf("%w: state directory is /", ErrInvalidOptions)
 	}
-	if fi, err := os.Stat(o.Image); err != nil {
-		return fserr.New("image", o.Image, err)
-	} else if !fi.Mode().IsRegular() {
-		return fmt.Errorf("image %s: not a regular file", o.Image)
+	if o.Image.file != nil {
+		if fi, err := o.Image.file.Stat(); err != nil {
+			return fserr.New("image", o.Image.name, err)
+		} else if !fi.Mode().IsRegular() {
+			return fmt.Errorf("image %s: not a regular file", o.Image.name)
+		}
 	}
 	if fi, err := os.Stat(o.ObjectsDir); err != nil {
 		return fserr.New("objects directory", o.ObjectsDir, err)
 	} else if !fi.IsDir() {
 		return fmt.Errorf("objects directory %s: %w", o.ObjectsDir, unix.ENOTDIR)
 	}
-	if o.Digest == "" && isDigest(filepath.Base(o.Image)) {
-		o.Digest = filepath.Base(o.Image)
+	if o.Digest == "" && isDigest(filepath.Base(o.Image.name)) {
+		o.Digest = filepath.Base(o.Image.name)
 	}
 	return nil
 }
@@ -175,7 +212,7 @@ func Mount(opts Options) (_ *Mounted, err error) {
 	}
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("mount composefs image %s: %w", opts.Image, err)
+			err = fmt.Errorf("mount composefs image %s: %w", opts.Image.name, err)
 		}
 	}()
 	if opts.Verity == VerityRequire {
@@ -246,7 +283,8 @@ func Mount(opts Options) (_ *Mounted, err error) {
 
 	st := State{
 		Version:    stateVersion,
-		Image:      opts.Image,
+		Image:      opts.Image.name,
+		ImageCopy:  opts.Image.file == nil,
 		Digest:     opts.Digest,
 		ObjectsDir: opts.ObjectsDir,
 		StateDir:   dir,
@@ -268,7 +306,16 @@ func Mount(opts Options) (_ *Mounted, err error) {
 		undo = append(undo, func() error { return removeTree(d) })
 	}
 
-	em, err := mountEROFS(opts.Image, st.Lower, log)
+	img := opts.Image.file
+	if img == nil {
+		if img, err = privateCopy(dir, opts.Image.data); err != nil {
+			return nil, err
+		}
+		// Once mounted, the EROFS holds the copy; when it goes, so does
+		// the copy (it never had a name).
+		defer img.Close()
+	}
+	em, err := mountEROFS(img, opts.Image.name, st.Lower, log)
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +360,7 @@ func Mount(opts Options) (_ *Mounted, err error) {
 	if err := writeState(dir, st); err != nil {
 		return nil, err
 	}
-	log.Debug("mounted composefs image", "image", opts.Image, "root", st.Merged,
+	log.Debug("mounted composefs image", "image", opts.Image.name, "copy", st.ImageCopy, "root", st.Merged,
 		"fileBacked", st.FileBacked, "loop", st.LoopDevice, "overlay", st.OverlaySyntax, "options", st.OverlayOptions)
 	return &Mounted{State: st, log: log}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -351,7 +352,7 @@ func TestMountBadImage(t *testing.T) {
 			forceLoop(t)
 		}
 		o := e.opts("bad")
-		o.Image = bad
+		o.Image = ImageFile(openImage(t, bad))
 		_, err := Mount(o)
 		var want string
 		if loop {
@@ -443,20 +444,23 @@ func TestMountStateDirInUse(t *testing.T) {
 func TestMountInvalidOptions(t *testing.T) {
 	testutilRoot(t)
 	dir := t.TempDir()
-	img := filepath.Join(dir, "img")
-	os.WriteFile(img, nil, 0o644)
+	imgPath := filepath.Join(dir, "img")
+	os.WriteFile(imgPath, nil, 0o644)
+	img := ImageFile(openImage(t, imgPath))
+	closed, _ := os.Open(imgPath)
+	closed.Close()
 	for _, c := range []struct {
 		o    Options
 		want string
 	}{
 		{Options{ObjectsDir: dir, StateDir: dir + "/s"}, "mount composefs: invalid mount options: no image"},
-		{Options{Image: "img", ObjectsDir: dir, StateDir: dir + "/s"}, `mount composefs: invalid mount options: image "img" is not absolute`},
+		{Options{Image: ImageBytes("x", nil), ObjectsDir: dir, StateDir: dir + "/s"}, "mount composefs: invalid mount options: no image"},
 		{Options{Image: img, StateDir: dir + "/s"}, "mount composefs: invalid mount options: no objects directory"},
 		{Options{Image: img, ObjectsDir: dir, StateDir: "s"}, `mount composefs: invalid mount options: state directory "s" is not absolute`},
 		{Options{Image: img, ObjectsDir: dir, StateDir: "/"}, "mount composefs: invalid mount options: state directory is /"},
-		{Options{Image: dir + "/nope", ObjectsDir: dir, StateDir: dir + "/s"}, "mount composefs: image " + dir + "/nope does not exist"},
-		{Options{Image: dir, ObjectsDir: dir, StateDir: dir + "/s"}, "mount composefs: image " + dir + ": not a regular file"},
-		{Options{Image: img, ObjectsDir: img, StateDir: dir + "/s"}, "mount composefs: objects directory " + img + ": not a directory"},
+		{Options{Image: ImageFile(closed), ObjectsDir: dir, StateDir: dir + "/s"}, "mount composefs: image " + imgPath + ": stat " + imgPath + ": file already closed"},
+		{Options{Image: ImageFile(openImage(t, dir)), ObjectsDir: dir, StateDir: dir + "/s"}, "mount composefs: image " + dir + ": not a regular file"},
+		{Options{Image: img, ObjectsDir: imgPath, StateDir: dir + "/s"}, "mount composefs: objects directory " + imgPath + ": not a directory"},
 	} {
 		if _, err := Mount(c.o); err == nil || err.Error() != c.want {
 			t.Errorf("%+v: %v\nwant %s", c.o, err, c.want)
@@ -483,7 +487,7 @@ func TestStateDirRefusalIsWorded(t *testing.T) {
 		t.Skipf("chattr +i %s: %v: %s", parent, err, out)
 	}
 	t.Cleanup(func() { exec.Command("chattr", "-i", parent).Run() })
-	_, err := Mount(Options{Image: img, ObjectsDir: dir, StateDir: parent + "/c1"})
+	_, err := Mount(Options{Image: ImageFile(openImage(t, img)), ObjectsDir: dir, StateDir: parent + "/c1"})
 	want := "mount composefs image " + img + ": state directory " + parent + "/c1: mkdir refused by the kernel (EPERM)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
@@ -561,7 +565,7 @@ func TestCleanup(t *testing.T) {
 	for _, d := range []string{mid, mid + "/lower", mid + "/merged"} {
 		os.Mkdir(d, 0o700)
 	}
-	em, err := mountEROFS(e.image, mid+"/lower", newDiscard())
+	em, err := mountEROFS(e.file, e.image, mid+"/lower", newDiscard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -667,7 +671,7 @@ overlayfs verity=: yes
 	if err := f.Usable(); err != nil {
 		t.Error(err)
 	}
-	if fileBackedState(fileDev(dir)) != supported || layerAppend.Load() != supported {
+	if fileBackedState(fileDev(openImage(t, dir))) != supported || layerAppend.Load() != supported {
 		t.Error("Probe did not prime the cache")
 	}
 	if names := dirNames(t, dir); len(names) != 0 {
@@ -763,7 +767,7 @@ func TestImageOnTmpfs(t *testing.T) {
 	fileBacked.Clear()
 	log, logs := newLogger()
 	o := e.opts("shm")
-	o.Image, o.Logger = img, log
+	o.Image, o.Logger = ImageFile(openImage(t, img)), log
 	m, err := Mount(o)
 	if err != nil {
 		t.Fatal(err)
@@ -794,9 +798,10 @@ func TestImageOnTmpfs(t *testing.T) {
 	}
 }
 
-// The way create uses it: an image imported into the object store, mounted
-// from images/<digest> (a symlink into objects/) with the store's objects
-// directory as the data layer; the digest is recorded from the name.
+// The way create uses it: an image imported into the object store, opened
+// through images/<digest> (a symlink into objects/), mounted with the
+// store's objects directory as the data layer; the digest is recorded from
+// the name.
 func TestMountFromStore(t *testing.T) {
 	e := newEnv(t)
 	s, err := composefs.OpenStore(filepath.Join(t.TempDir(), "store"))
@@ -815,7 +820,7 @@ func TestMountFromStore(t *testing.T) {
 		if loop {
 			forceLoop(t)
 		}
-		m, err := Mount(Options{Image: img, ObjectsDir: s.ObjectsDir(), StateDir: filepath.Join(e.root, "store")})
+		m, err := Mount(Options{Image: ImageFile(openImage(t, img)), ObjectsDir: s.ObjectsDir(), StateDir: filepath.Join(e.root, "store")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -866,5 +871,127 @@ func TestMountPrivateUnderSharedParent(t *testing.T) {
 	}
 	if got := mountsUnder(t, e.root); len(got) != 1 || got[0] != e.root {
 		t.Errorf("mounts left: %q", got)
+	}
+}
+
+// Mount mounts the file it was given, not whatever its name leads to by
+// then: another image renamed over the name after the caller opened (and
+// verified) it is not what gets mounted, file-backed or on a loop device.
+func TestMountImageFileIsTheOpenFile(t *testing.T) {
+	e := newEnv(t)
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "other"), []byte("not the verified image\n"), 0o644)
+	tree, err := composefs.BuildTree(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(e.image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, loop := range []bool{false, true} {
+		if loop {
+			forceLoop(t)
+		}
+		verified := filepath.Join(t.TempDir(), "verified.cfs")
+		if err := os.WriteFile(verified, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		o := e.opts(fmt.Sprintf("pinned-%v", loop))
+		o.Image = ImageFile(openImage(t, verified))
+		swap := verified + ".other"
+		f, err := os.Create(swap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := errors.Join(tree.WriteImage(f), f.Close(), os.Rename(swap, verified)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := Mount(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.State.Image != verified || m.State.ImageCopy || m.State.FileBacked == loop {
+			t.Errorf("state: %+v", m.State)
+		}
+		compareTree(t, e.src, m.Root(), false)
+		if _, err := os.Lstat(filepath.Join(m.Root(), "other")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the image renamed over the name is mounted: %v", err)
+		}
+		if err := m.Unmount(); err != nil {
+			t.Fatal(err)
+		}
+		assertNothingLeft(t, e, o.StateDir)
+	}
+}
+
+// ImageBytes: Mount writes the bytes into a nameless file in the state
+// directory and mounts that; whatever happens to the file they came from
+// does not reach the mount, and the copy is gone with it.
+func TestMountImageBytes(t *testing.T) {
+	e := newEnv(t)
+	data, err := os.ReadFile(e.image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name            string
+		loop, noTmpfile bool
+	}{
+		{"file", false, false},
+		{"loop", true, false},
+		{"named", false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			resetFeatureCache(t)
+			if c.loop {
+				forceLoop(t)
+			}
+			if c.noTmpfile {
+				// As a filesystem without O_TMPFILE says.
+				savedOpen := openTmpfile
+				openTmpfile = func(string) (int, error) { return -1, unix.EOPNOTSUPP }
+				t.Cleanup(func() { openTmpfile = savedOpen })
+			}
+			o := e.opts("bytes-" + c.name)
+			o.Image = ImageBytes(e.image, slices.Clone(data))
+			m, err := Mount(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.State.Image != e.image || !m.State.ImageCopy || m.State.FileBacked == c.loop || m.State.Digest != "" {
+				t.Errorf("state: %+v", m.State)
+			}
+			if c.loop {
+				b, err := os.ReadFile("/sys/block/" + filepath.Base(m.State.LoopDevice) + "/loop/backing_file")
+				if got := strings.TrimSpace(string(b)); err != nil || !strings.HasPrefix(got, o.StateDir+"/") || !strings.HasSuffix(got, " (deleted)") {
+					t.Errorf("loop device %s backed by %q (%v), want a deleted file in %s", m.State.LoopDevice, got, err, o.StateDir)
+				}
+			}
+			// The source overwritten in place: the mount has its own copy.
+			if err := os.WriteFile(e.image, make([]byte, len(data)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.WriteFile(e.image, data, 0o644) })
+			unix.Fadvise(int(e.file.Fd()), 0, 0, unix.FADV_DONTNEED)
+			compareTree(t, e.src, m.Root(), false)
+			// Nothing named in the state directory but what Mount lists.
+			if names := dirNames(t, o.StateDir); strings.Join(names, " ") != "lower merged state.json upper work" {
+				t.Errorf("state directory holds %q", names)
+			}
+			if err := m.Unmount(); err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(e.image, data, 0o644)
+			assertNothingLeft(t, e, o.StateDir)
+			if c.loop {
+				files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+				for _, bf := range files {
+					if b, _ := os.ReadFile(bf); strings.HasPrefix(string(b), o.StateDir+"/") {
+						t.Errorf("loop device left: %s: %s", bf, b)
+					}
+				}
+			}
+		})
 	}
 }

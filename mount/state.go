@@ -17,7 +17,8 @@ const stateVersion = 1
 // State is what Mount recorded in <state dir>/state.json.
 type State struct {
 	Version        int       `json:"version"`
-	Image          string    `json:"image"`
+	Image          string    `json:"image"`               // where the image came from (the store's images/<digest>)
+	ImageCopy      bool      `json:"imageCopy,omitempty"` // mounted from a private copy of the verified bytes (ImageBytes)
 	Digest         string    `json:"digest,omitempty"`
 	ObjectsDir     string    `json:"objectsDir"`
 	StateDir       string    `json:"stateDir"`

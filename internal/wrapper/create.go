@@ -120,13 +120,19 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	if err := ensureImage(env, store, b, digest); err != nil {
 		return nil, err
 	}
-	img, err := store.ImagePath(digest)
+	// The image is opened once: checked through this descriptor and
+	// mounted from it (or from the bytes hashed), never by name again.
+	imgFile, err := store.OpenImage(digest)
 	if err != nil {
 		return nil, err
 	}
-	vmode, err := enforce(env, store, digest, img, verdict.Enforcement)
+	defer imgFile.Close()
+	img, vmode, err := enforce(env, store, digest, imgFile, verdict.Enforcement)
 	if err != nil {
 		return nil, err
+	}
+	if testHookAfterCheck != nil {
+		testHookAfterCheck(store, digest)
 	}
 	opts := mount.Options{
 		Image:      img,
@@ -146,7 +152,7 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	if errors.Is(err, mount.ErrOverlayNoVerity) && verdict.Enforcement == attest.EnforceMeasure {
 		// measure: without overlayfs verity=, every object is measured
 		// by ioctl before mounting instead.
-		if err := store.CheckImage(digest, composefs.CheckMeasure); err != nil {
+		if _, err := store.CheckImageFile(imgFile, digest, composefs.CheckMeasure); err != nil {
 			return nil, fmt.Errorf("composefs digest %s: %w", digest, err)
 		}
 		opts.Verity = mount.VerityOff
@@ -188,7 +194,8 @@ func loadPolicy(path string) (*attest.Policy, error) {
 
 // ensureImage makes sure the store has the image: if not, it imports the
 // bundle's root filesystem, which is only a source of bytes, and requires
-// that what it built is what was signed.
+// that what it built is what was signed before anything of it enters the
+// store.
 func ensureImage(env *runtimeEnv, store *composefs.Store, b *bundle.Bundle, digest string) error {
 	if store.HasImage(digest) {
 		return nil
@@ -207,47 +214,61 @@ func ensureImage(env *runtimeEnv, store *composefs.Store, b *bundle.Bundle, dige
 	if fi, err := os.Stat(rootfs); rootfs == "" || err != nil || !fi.IsDir() {
 		return fmt.Errorf("%w: composefs digest %s is not in the store %s and the bundle has no root filesystem to build it from", ErrNoImage, digest, store.Dir())
 	}
-	got, err := store.ImportTree(rootfs)
+	// Staged: a tree that is not the signed one (it can name any
+	// directory, and is read as root) leaves nothing in the store.
+	got, err := store.ImportTreeExpecting(rootfs, digest)
+	if errors.Is(err, composefs.ErrUnexpectedDigest) {
+		return fmt.Errorf("%w: bundle root filesystem %s has composefs digest %s, but the signed digest is %s", ErrDigestMismatch, rootfs, got, digest)
+	}
 	if err != nil {
 		return fmt.Errorf("importing bundle root filesystem %s: %w", rootfs, err)
-	}
-	if got != digest {
-		return fmt.Errorf("%w: bundle root filesystem %s has composefs digest %s, but the signed digest is %s", ErrDigestMismatch, rootfs, got, digest)
 	}
 	env.log.Info("imported bundle root filesystem", "rootfs", rootfs, "digest", digest)
 	return nil
 }
 
-// enforce checks the image at the policy's enforcement level and returns
-// how the overlay must be mounted.
-func enforce(env *runtimeEnv, store *composefs.Store, digest, img string, level attest.Enforcement) (mount.VerityMode, error) {
+// testHookAfterCheck runs between the check and the mount (tests: a store
+// writer swapping the image right then).
+var testHookAfterCheck func(store *composefs.Store, digest string)
+
+// enforce checks the image open as f at the policy's enforcement level and
+// returns what to mount and how the overlay must be mounted: exactly what
+// was checked, whatever happens to the store's file afterwards.
+func enforce(env *runtimeEnv, store *composefs.Store, digest string, f *os.File, level attest.Enforcement) (mount.Image, mount.VerityMode, error) {
+	name := f.Name() // the store's images/<digest>
 	switch level {
 	case attest.EnforceUserspace:
 		env.log.Warn("enforcement level userspace: hashing the image and its objects in userspace; the kernel does not check later reads", "digest", digest)
-		if err := store.CheckImage(digest, composefs.CheckHash); err != nil {
-			return mount.VerityOff, fmt.Errorf("composefs digest %s: %w", digest, err)
+		data, err := store.CheckImageFile(f, digest, composefs.CheckHash)
+		if err != nil {
+			return mount.Image{}, mount.VerityOff, fmt.Errorf("composefs digest %s: %w", digest, err)
 		}
-		return mount.VerityOff, nil
+		// Without fs-verity the file can be rewritten in place after
+		// the check: mount a private copy of the bytes that were hashed.
+		return mount.ImageBytes(name, data), mount.VerityOff, nil
 	case attest.EnforceMeasure, attest.EnforceRequire:
 		// The kernel computes the image's digest; the overlay is then
 		// mounted with verity=require (measure falls back to measuring
 		// every object when overlayfs lacks verity=, see prepareCreate).
-		if err := measureImage(img, digest); err != nil {
-			return mount.VerityOff, err
+		// fs-verity keeps the file's content from changing: mounting
+		// this file mounts what was measured.
+		if err := measureImage(f, name, digest); err != nil {
+			return mount.Image{}, mount.VerityOff, err
 		}
-		return mount.VerityRequire, nil
+		return mount.ImageFile(f), mount.VerityRequire, nil
 	}
-	return mount.VerityOff, fmt.Errorf("%w: unknown enforcement level %q", ErrEnforcement, level)
+	return mount.Image{}, mount.VerityOff, fmt.Errorf("%w: unknown enforcement level %q", ErrEnforcement, level)
 }
 
-// measureImage has the kernel compute the image's fs-verity digest.
-func measureImage(img, digest string) error {
-	_, got, err := verity.Measure(img)
+// measureImage has the kernel compute the fs-verity digest of the image
+// open as f (named name in messages).
+func measureImage(f *os.File, name, digest string) error {
+	_, got, err := verity.MeasureFile(f)
 	if err != nil {
-		return fmt.Errorf("composefs digest %s: image %s: %w", digest, img, err)
+		return fmt.Errorf("composefs digest %s: image %s: %w", digest, name, err)
 	}
 	if fmt.Sprintf("%x", got) != digest {
-		return fmt.Errorf("%w: image %s measures %x, but the signed digest is %s", ErrDigestMismatch, img, got, digest)
+		return fmt.Errorf("%w: image %s measures %x, but the signed digest is %s", ErrDigestMismatch, name, got, digest)
 	}
 	return nil
 }

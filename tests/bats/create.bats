@@ -146,6 +146,13 @@ setup() {
 }
 
 teardown() {
+	if [ -e "$BATS_TEST_TMPDIR/pubdir" ]; then
+		rm -rf --one-file-system "$(cat "$BATS_TEST_TMPDIR/pubdir")"
+	fi
+	if [ -e "$BATS_TEST_TMPDIR/racer" ]; then
+		touch "$BATS_TEST_TMPDIR/stop"
+		wait "$(cat "$BATS_TEST_TMPDIR/racer")" 2>/dev/null || true
+	fi
 	cleanup_containers
 	# A failed test must not leave mounts behind (bats could not remove its
 	# directory either).
@@ -393,6 +400,85 @@ cr_create_bounded() {
 	cr_assert_nothing_left
 }
 
+@test "root.path naming a root-only directory, any signed digest: refused, nothing of it in the store, which no other user can read" {
+	# The store in a directory other users can reach (bats's own are
+	# root's only), so that only the store's own modes keep them out.
+	pub=$(mktemp -d /tmp/cfs-bats-store.XXXXXX)
+	echo "$pub" >"$BATS_TEST_TMPDIR/pubdir"
+	chmod 0755 "$pub"
+	STORE=$pub/store
+	cr_config userspace reject
+	cr_annotate "$BUNDLE" "$SIGNED"
+	run "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid first)"
+	[ "$status" -eq 0 ]
+	listing() { (cd "$STORE" && find images objects provenance tmp ! -type d -printf '%p %s %l\n' | sort); }
+	before=$(listing)
+
+	# A directory only root may read, holding a 0600 secret.
+	host="$BATS_TEST_TMPDIR/host"
+	mkdir -m 0700 "$host"
+	secret="root:$(head -c 48 /dev/urandom | base64 -w0):19000:0:99999:7:::"
+	printf '%s\n' "$secret" >"$host/shadow"
+	chmod 0600 "$host/shadow"
+	other=$(printf '%064d' 7)
+	evil="$BATS_TEST_TMPDIR/evil"
+	cp -a "$TMPL" "$evil"
+	update_config "$evil" ".root.path = \"$host\""
+	cr_annotate "$evil" "$(cr_sign "$other")"
+	run --separate-stderr "$CFS_RUNTIME" create --bundle "$evil" "$(cid steal)"
+	[ "$status" -eq 1 ]
+	got=$("$CFS_RUNTIME" digest "$host")
+	[ "$stderr" = "cfs-runtime: composefs digest mismatch: bundle root filesystem $host has composefs digest $got, but the signed digest is $other" ]
+	# Nothing of the tree is left: not its image, not its objects.
+	[ "$(listing)" = "$before" ]
+	run grep -rlF "$secret" "$STORE"
+	[ "$status" -eq 1 ]
+	[ ! -e "$STORE/images/$got" ]
+	cr_assert_nothing_left
+
+	# The store is root's only: every directory 0700, and another user
+	# can neither list it nor read an image or an object.
+	[ -z "$(find "$STORE" -type d ! -perm 0700)" ]
+	obj=$(cr_object_of "$BUNDLE/rootfs/data/hello.txt")
+	[ -f "$obj" ]
+	for p in "$STORE" "$STORE/images" "$STORE/objects"; do
+		run setpriv --reuid=65534 --regid=65534 --clear-groups ls "$p"
+		[ "$status" -ne 0 ]
+	done
+	for f in "$STORE/images/$DIGEST" "$obj"; do
+		run setpriv --reuid=65534 --regid=65534 --clear-groups cat "$f"
+		[ "$status" -ne 0 ]
+		[[ "$output" == *"Permission denied"* ]]
+	done
+}
+
+@test "a signed image whose process runs as uid 1000 reads its files from the private store" {
+	# overlayfs reads its layers (the EROFS, the 0700 store's objects) with
+	# the mounter's credentials, and checks the image's own modes with the
+	# process's: uid 1000 reads the image's world-readable files and its
+	# own 0600 file, not root's 0600 file.
+	b="$BATS_TEST_TMPDIR/b1000"
+	cp -a "$TMPL" "$b"
+	printf 'mine, %0100d\n' 0 >"$b/rootfs/data/mine"
+	chown 1000:1000 "$b/rootfs/data/mine"
+	chmod 0600 "$b/rootfs/data/mine"
+	printf 'root only, %0100d\n' 0 >"$b/rootfs/data/roots"
+	chmod 0600 "$b/rootfs/data/roots"
+	digest=$("$CFS_RUNTIME" digest "$b/rootfs")
+	cr_annotate "$b" "$(cr_sign "$digest")"
+	update_config "$b" '.process.user = {"uid": 1000, "gid": 1000} | .process.args = ["sh", "-c", "id -u; cat /data/hello.txt /data/mine; cat /data/roots"]'
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$b" "$(cid uid1000)"
+	[ "$status" -eq 1 ] # the last cat
+	[ "${lines[0]}" = 1000 ]
+	[ "${lines[1]}" = "$HELLO" ]
+	[ "${lines[2]}" = "mine, $(printf '%0100d' 0)" ]
+	[ "${#lines[@]}" -eq 3 ]
+	[ "$stderr" = "cat: can't open '/data/roots': Permission denied" ]
+	grep -q "msg=mounted .*id=$(cid uid1000)" "$OWNLOG"
+	[ -z "$(find "$STORE" -type d ! -perm 0700)" ]
+	cr_assert_gone "$(cid uid1000)"
+}
+
 # --- userspace enforcement, end to end --------------------------------------
 
 @test "userspace: an object tampered in the store is refused before start, naming object and path" {
@@ -451,6 +537,60 @@ cr_create_bounded() {
 	[ "$status" -eq 1 ]
 	[ "$output" = "" ]
 	[ "$stderr" = "cfs-runtime: composefs digest $DIGEST: image $DIGEST: digest mismatch: content hashes to $bad" ]
+	cr_assert_nothing_left
+}
+
+@test "userspace: images swapped in the store while creates run never start the other image" {
+	# Image B, a tree whose /data/hello.txt differs, in the same store.
+	cp -a "$TMPL/rootfs" "$BATS_TEST_TMPDIR/rootfs-b"
+	echo "the other image" >"$BATS_TEST_TMPDIR/rootfs-b/data/hello.txt"
+	other=$("$CFS_RUNTIME" import --store "$STORE" "$BATS_TEST_TMPDIR/rootfs-b")
+	cr_annotate "$BUNDLE" "$SIGNED"
+	set_args "$BUNDLE" true
+	cp "$BUNDLE/config.json" "$BATS_TEST_TMPDIR/config.json.orig"
+	run "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid first)"
+	[ "$status" -eq 0 ]
+	obj_a=$(readlink -f "$STORE/images/$DIGEST")
+	obj_b=$(readlink -f "$STORE/images/$other")
+	cp "$obj_a" "$BATS_TEST_TMPDIR/a.cfs"
+	cp "$obj_b" "$BATS_TEST_TMPDIR/b.cfs"
+	# A store writer swaps the image file as fast as it can: B renamed
+	# over A and back, and A's file rewritten in place with B's bytes and
+	# back. (teardown stops it if the test fails early.)
+	(
+		while [ ! -e "$BATS_TEST_TMPDIR/stop" ]; do
+			cp "$BATS_TEST_TMPDIR/b.cfs" "$obj_a.b" && mv -f "$obj_a.b" "$obj_a"
+			cp "$BATS_TEST_TMPDIR/a.cfs" "$obj_a.a" && mv -f "$obj_a.a" "$obj_a"
+			cat "$BATS_TEST_TMPDIR/b.cfs" >"$obj_a"
+			cat "$BATS_TEST_TMPDIR/a.cfs" >"$obj_a"
+		done
+	) &
+	echo $! >"$BATS_TEST_TMPDIR/racer"
+	started=0 refused=0 wrong=0 failed=0
+	id=$(cid race)
+	for i in $(seq 40); do
+		cp "$BATS_TEST_TMPDIR/config.json.orig" "$BUNDLE/config.json"
+		if "$CFS_RUNTIME" create --bundle "$BUNDLE" "$id-$i" </dev/null >"$BATS_TEST_TMPDIR/err" 2>&1; then
+			started=$((started + 1))
+			got=$(cat "$STATE/$id-$i/merged/data/hello.txt")
+			[ "$got" = "$HELLO" ] || wrong=$((wrong + 1))
+			"$CFS_RUNTIME" delete "$id-$i"
+		elif grep -q "^cfs-runtime: composefs digest $DIGEST: image $DIGEST: digest mismatch: " "$BATS_TEST_TMPDIR/err"; then
+			# The check saw B's bytes (or half of them).
+			refused=$((refused + 1))
+		else
+			# Anything else: what was mounted is not what was checked
+			# (e.g. half-written bytes that are no EROFS image).
+			failed=$((failed + 1))
+			cat "$BATS_TEST_TMPDIR/err"
+		fi
+	done
+	touch "$BATS_TEST_TMPDIR/stop"
+	wait "$(cat "$BATS_TEST_TMPDIR/racer")"
+	echo "started $started (the other image: $wrong), refused by the check $refused, failed otherwise $failed"
+	[ "$wrong" -eq 0 ]
+	[ "$failed" -eq 0 ]
+	[ "$started" -gt 0 ]
 	cr_assert_nothing_left
 }
 
