@@ -27,4 +27,8 @@ var (
 	// ErrInsecurePolicy: the policy file, or a file or directory it relies
 	// on, can be changed by someone other than root.
 	ErrInsecurePolicy = errors.New("insecure trust policy")
+	// ErrDigestMismatch: what was measured, built or mounted is not the
+	// signed digest. Not returned by Verify: it is the verdict's digest
+	// that create and hook mode hold the root filesystem to.
+	ErrDigestMismatch = errors.New("composefs digest mismatch")
 )

@@ -53,8 +53,9 @@ var (
 	// that the hook can verify (not a mount, not an overlay, no
 	// verity=require, other lower layers, no measurable EROFS image).
 	ErrNotComposefs = errors.New("root filesystem is not a verifiable composefs mount")
-	// ErrDigestMismatch: the mounted image is not the one that was signed.
-	ErrDigestMismatch = errors.New("composefs digest mismatch")
+	// ErrDigestMismatch: the mounted image is not the one that was signed
+	// (the same error as create's).
+	ErrDigestMismatch = attest.ErrDigestMismatch
 )
 
 // Result is what a successful check found.

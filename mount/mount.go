@@ -128,6 +128,10 @@ func ImageBytes(name string, data []byte) Image { return Image{name: name, data:
 // Name is where the image came from.
 func (i Image) Name() string { return i.name }
 
+// Copied reports an image given as bytes (ImageBytes), which Mount
+// mounts from a private copy rather than from the file they came from.
+func (i Image) Copied() bool { return i.file == nil }
+
 // Options says what to mount where.
 type Options struct {
 	Image      Image      // the verified composefs image

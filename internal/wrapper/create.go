@@ -12,6 +12,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
+	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/cfs-runtime/cfs-runtime/mount"
@@ -39,8 +40,9 @@ func validID(id string) bool {
 }
 
 var (
-	// ErrDigestMismatch: the bundle's rootfs is not what was signed.
-	ErrDigestMismatch = errors.New("composefs digest mismatch")
+	// ErrDigestMismatch: the bundle's rootfs, or the store's image, is not
+	// what was signed (the same error as hook mode's).
+	ErrDigestMismatch = attest.ErrDigestMismatch
 	// ErrNoImage: the signed image is neither in the store nor buildable.
 	ErrNoImage = errors.New("composefs image not available")
 	// ErrEnforcement: the host cannot enforce the policy's level.
@@ -99,7 +101,7 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	digest := d.Hex()
 	env.log.Info("verified", "id", id, "verdict", verdict) // a Stringer: formatted only if logged
 
-	store, err := composefs.OpenStore(env.cfg.StoreDir)
+	store, err := env.openStore()
 	if err != nil {
 		return nil, err
 	}
@@ -110,11 +112,21 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		return nil, err
 	}
 	defer release()
-	if verdict.Enforcement != attest.EnforceUserspace && !store.HasImage(digest) {
+	return startVerified(env, store, b, verdict.Enforcement, digest, id)
+}
+
+// startVerified is the verify-then-mount decision for a signed digest: it
+// makes sure the store has the image (importing the bundle's root
+// filesystem, which must then have that digest), checks the image at the
+// enforcement level through one open file, mounts exactly what was checked
+// and points the bundle's root.path at the mount. A failure after the
+// mount unmounts it. It returns the undo for a failed hand-off.
+func startVerified(env *runtimeEnv, store imageStore, b *bundle.Bundle, level attest.Enforcement, digest, id string) (undo func(), err error) {
+	if level != attest.EnforceUserspace && !store.HasImage(digest) {
 		// Say what the host lacks before importing anything. (With the
 		// image in the store, measuring it below is proof enough.)
-		if err := verity.Probe(store.ObjectsDir()); err != nil {
-			return nil, fmt.Errorf("%w (enforcement %s) in store %s: %w", ErrEnforcement, verdict.Enforcement, store.Dir(), err)
+		if err := store.ProbeVerity(); err != nil {
+			return nil, fmt.Errorf("%w (enforcement %s) in store %s: %w", ErrEnforcement, level, store.Dir(), err)
 		}
 	}
 	if err := ensureImage(env, store, b, digest); err != nil {
@@ -127,12 +139,12 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		return nil, err
 	}
 	defer imgFile.Close()
-	img, vmode, err := enforce(env, store, digest, imgFile, verdict.Enforcement)
+	img, vmode, err := enforce(env, store, digest, imgFile, level)
 	if err != nil {
 		return nil, err
 	}
 	if testHookAfterCheck != nil {
-		testHookAfterCheck(store, digest)
+		testHookAfterCheck(digest)
 	}
 	opts := mount.Options{
 		Image:      img,
@@ -148,15 +160,15 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		Digest:   digest,
 		Logger:   env.log,
 	}
-	m, err := mount.Mount(opts)
-	if errors.Is(err, mount.ErrOverlayNoVerity) && verdict.Enforcement == attest.EnforceMeasure {
+	m, err := env.mount(opts)
+	if errors.Is(err, mount.ErrOverlayNoVerity) && level == attest.EnforceMeasure {
 		// measure: without overlayfs verity=, every object is measured
 		// by ioctl before mounting instead.
 		if _, err := store.CheckImageFile(imgFile, digest, composefs.CheckMeasure); err != nil {
 			return nil, fmt.Errorf("composefs digest %s: %w", digest, err)
 		}
 		opts.Verity = mount.VerityOff
-		m, err = mount.Mount(opts)
+		m, err = env.mount(opts)
 	}
 	if err != nil {
 		if errors.Is(err, mount.ErrOverlayNoVerity) {
@@ -169,7 +181,7 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 			env.log.Error("unmount after failed create", "id", id, "err", err)
 		}
 	}
-	if err := patchBundle(env, b, m.Root(), id); err != nil {
+	if err := env.patch(b, m.Root(), id); err != nil {
 		undo()
 		return nil, err
 	}
@@ -196,13 +208,13 @@ func loadPolicy(path string) (*attest.Policy, error) {
 // bundle's root filesystem, which is only a source of bytes, and requires
 // that what it built is what was signed before anything of it enters the
 // store.
-func ensureImage(env *runtimeEnv, store *composefs.Store, b *bundle.Bundle, digest string) error {
+func ensureImage(env *runtimeEnv, store imageStore, b *bundle.Bundle, digest string) error {
 	if store.HasImage(digest) {
 		return nil
 	}
 	// Concurrent creates of one new image import it once: the first holds
 	// this lock while importing, the others then find the image.
-	unlock, err := lockDigest(store, digest)
+	unlock, err := store.LockImport(digest)
 	if err != nil {
 		return err
 	}
@@ -229,12 +241,12 @@ func ensureImage(env *runtimeEnv, store *composefs.Store, b *bundle.Bundle, dige
 
 // testHookAfterCheck runs between the check and the mount (tests: a store
 // writer swapping the image right then).
-var testHookAfterCheck func(store *composefs.Store, digest string)
+var testHookAfterCheck func(digest string)
 
 // enforce checks the image open as f at the policy's enforcement level and
 // returns what to mount and how the overlay must be mounted: exactly what
 // was checked, whatever happens to the store's file afterwards.
-func enforce(env *runtimeEnv, store *composefs.Store, digest string, f *os.File, level attest.Enforcement) (mount.Image, mount.VerityMode, error) {
+func enforce(env *runtimeEnv, store imageStore, digest string, f *os.File, level attest.Enforcement) (mount.Image, mount.VerityMode, error) {
 	name := f.Name() // the store's images/<digest>
 	switch level {
 	case attest.EnforceUserspace:
@@ -252,7 +264,7 @@ func enforce(env *runtimeEnv, store *composefs.Store, digest string, f *os.File,
 		// every object when overlayfs lacks verity=, see prepareCreate).
 		// fs-verity keeps the file's content from changing: mounting
 		// this file mounts what was measured.
-		if err := measureImage(f, name, digest); err != nil {
+		if err := measureImage(env.measure, f, name, digest); err != nil {
 			return mount.Image{}, mount.VerityOff, err
 		}
 		return mount.ImageFile(f), mount.VerityRequire, nil
@@ -260,10 +272,10 @@ func enforce(env *runtimeEnv, store *composefs.Store, digest string, f *os.File,
 	return mount.Image{}, mount.VerityOff, fmt.Errorf("%w: unknown enforcement level %q", ErrEnforcement, level)
 }
 
-// measureImage has the kernel compute the fs-verity digest of the image
-// open as f (named name in messages).
-func measureImage(f *os.File, name, digest string) error {
-	_, got, err := verity.MeasureFile(f)
+// measureImage has the kernel compute (measure) the fs-verity digest of the
+// image open as f (named name in messages).
+func measureImage(measure measureFunc, f *os.File, name, digest string) error {
+	got, err := measure(f)
 	if err != nil {
 		return fmt.Errorf("composefs digest %s: image %s: %w", digest, name, err)
 	}
@@ -275,7 +287,7 @@ func measureImage(f *os.File, name, digest string) error {
 
 // patchBundle points root.path at the mount and adds a poststop hook that
 // unmounts it when the runtime destroys the container.
-func patchBundle(env *runtimeEnv, b *bundle.Bundle, root, id string) error {
+func patchBundle(cfg config.Config, b *bundle.Bundle, root, id string) error {
 	if err := b.SetRootPath(root); err != nil {
 		return err
 	}
@@ -284,8 +296,8 @@ func patchBundle(env *runtimeEnv, b *bundle.Bundle, root, id string) error {
 		return fmt.Errorf("finding cfs-runtime's own path: %w", err)
 	}
 	args := []string{"cfs-runtime"}
-	if env.cfg.Path != "" {
-		args = append(args, "--cfs-config", env.cfg.Path)
+	if cfg.Path != "" {
+		args = append(args, "--cfs-config", cfg.Path)
 	}
 	args = append(args, "cleanup", id)
 	isOurs := func(h specs.Hook) bool {
@@ -327,23 +339,4 @@ func lockDir(dir string) (func(), error) {
 		return nil, fmt.Errorf("locking bundle %s: %w", dir, err)
 	}
 	return func() { unix.Close(fd) }, nil
-}
-
-// lockDigest takes an exclusive lock for importing one digest into the
-// store (locks/<digest>, a file that stays; flock is released on close or
-// process exit, so a killed create never leaves it held).
-func lockDigest(store *composefs.Store, digest string) (func(), error) {
-	dir := filepath.Join(store.Dir(), "locks")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("import lock: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, digest), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("import lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("import lock %s: %w", f.Name(), err)
-	}
-	return func() { f.Close() }, nil
 }

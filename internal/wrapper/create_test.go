@@ -83,10 +83,10 @@ func newCreateFixture(t *testing.T, level attest.Enforcement) *createFixture {
 	if err := os.MkdirAll(filepath.Join(f.bundle, "rootfs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	f.env = &runtimeEnv{
+	f.env = withDefaults(&runtimeEnv{
 		cfg: config.Config{StoreDir: f.store.Dir(), StateDir: filepath.Join(dir, "state"), Policy: policy},
 		log: logging.Discard(),
-	}
+	})
 	return f
 }
 
@@ -178,7 +178,7 @@ func TestCreateMountsTheCheckedImage(t *testing.T) {
 	for i, s := range swaps {
 		t.Run(s.name, func(t *testing.T) {
 			swapped := false
-			testHookAfterCheck = func(store *composefs.Store, digest string) {
+			testHookAfterCheck = func(digest string) {
 				if digest != f.a {
 					t.Errorf("checked %s, want %s", digest, f.a)
 				}

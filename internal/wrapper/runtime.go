@@ -9,10 +9,12 @@ import (
 	"os/exec"
 	"time"
 
+	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/logging"
 	"github.com/cfs-runtime/cfs-runtime/internal/oci"
+	"github.com/cfs-runtime/cfs-runtime/mount"
 )
 
 // runtimeEnv is what a runtime subcommand needs besides its argv.
@@ -27,6 +29,13 @@ type runtimeEnv struct {
 	cfgErr  error
 	log     *slog.Logger
 	runtime oci.Runtime
+
+	// What create uses of the world (deps.go; withDefaults sets the real
+	// ones, tests fakes).
+	openStore func() (imageStore, error)
+	mount     func(mount.Options) (mounted, error)
+	measure   measureFunc
+	patch     func(b *bundle.Bundle, root, id string) error
 }
 
 // errRestore: runc and crun restore a checkpoint from the bundle's
@@ -99,7 +108,7 @@ func setupRuntime(inv *oci.Invocation) (*runtimeEnv, error) {
 		}
 		return nil, err
 	}
-	return &runtimeEnv{inv: inv, cfg: cfg, cfgErr: cfgErr, log: log, runtime: oci.NewRuntime(path)}, nil
+	return withDefaults(&runtimeEnv{inv: inv, cfg: cfg, cfgErr: cfgErr, log: log, runtime: oci.NewRuntime(path)}), nil
 }
 
 // wantsHelp: --help/-h, or no arguments at all (runc then prints its help
