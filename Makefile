@@ -14,13 +14,15 @@ LDFLAGS_BUILD := -s -w -X main.version=$(VERSION)
 
 all: build
 
-# bin/cfs-runtime is the runtime binary (main.go over internal/wrapper: only
-# what a runtime invocation needs, so that every runc call through it starts
-# fast); bin/cfs-runtime-tools (cmd/cfs-runtime-tools) holds every other
-# command, which cfs-runtime execs for its tools (fsck, import, sign, ...).
-# Install them together.
+# bin/cfs-runtime is the front every runtime call goes through (main.go
+# over internal/handoff: argv, configuration, exec; nothing else, so that
+# every runc call through it starts fast); it execs bin/cfs-runtime-mount
+# (cmd/cfs-runtime-mount over internal/wrapper) for create, run and delete,
+# and bin/cfs-runtime-tools (cmd/cfs-runtime-tools) for every other command
+# (fsck, import, sign, ...). Install them together.
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime .
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime-mount ./cmd/cfs-runtime-mount
 	CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime-tools ./cmd/cfs-runtime-tools
 	CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime-sigstore ./cmd/cfs-runtime-sigstore
 	CGO_ENABLED=0 go build -o bin/recvtty ./tests/tools/recvtty
@@ -31,6 +33,7 @@ deps:
 
 install: build man completion
 	install -D -m 0755 bin/cfs-runtime $(DESTDIR)$(BINDIR)/cfs-runtime
+	install -D -m 0755 bin/cfs-runtime-mount $(DESTDIR)$(BINDIR)/cfs-runtime-mount
 	install -D -m 0755 bin/cfs-runtime-tools $(DESTDIR)$(BINDIR)/cfs-runtime-tools
 	install -D -m 0755 bin/cfs-runtime-sigstore $(DESTDIR)$(BINDIR)/cfs-runtime-sigstore
 	install -d -m 0755 $(DESTDIR)$(CONFDIR)

@@ -5,8 +5,9 @@
 
 // Command cfs-runtime is an OCI runtime wrapper that starts containers only
 // from signed, fs-verity protected composefs images. It is invoked like
-// runc; see package internal/wrapper. Its tools are cfs-runtime-tools'
-// (cmd/cfs-runtime-tools).
+// runc: this front reads the call and hands it over (package
+// internal/handoff) to the runtime, to cfs-runtime-mount (create, run,
+// delete: cmd/cfs-runtime-mount) or to cfs-runtime-tools.
 //
 //go:debug updatemaxprocs=0
 package main
@@ -14,13 +15,13 @@ package main
 import (
 	"os"
 
-	"github.com/cfs-runtime/cfs-runtime/internal/wrapper"
+	"github.com/cfs-runtime/cfs-runtime/internal/handoff"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
 
 func main() {
-	wrapper.Version = version
-	os.Exit(wrapper.Main(os.Args[1:]))
+	handoff.Version = version
+	os.Exit(handoff.Main(os.Args[1:]))
 }

@@ -35,11 +35,13 @@ func TestNoHeavyDependencies(t *testing.T) {
 // binary must not link them.
 var toolsOnlyDeps = regexp.MustCompile(`/ociimage$|opencontainers/image-spec|opencontainers/go-digest|klauspost|progressbar|^net/http$|urfave/cli|^golang.org/x/sys/cpu$|^compress/`)
 
-// The runtime binary (bin/cfs-runtime) links none of the tools' packages;
-// cfs-runtime-tools does.
+// cfs-runtime-mount (create, run, delete) links none of the tools'
+// packages; cfs-runtime-tools does.
 func TestRuntimeBinaryDependencies(t *testing.T) {
-	if offenders := heavyPackages(t, toolsOnlyDeps, "."); len(offenders) > 0 {
-		t.Fatalf("cfs-runtime links %d packages only its tools need:\n%s", len(offenders), strings.Join(offenders, "\n"))
+	for _, bin := range []string{".", "./cmd/cfs-runtime-mount"} {
+		if offenders := heavyPackages(t, toolsOnlyDeps, bin); len(offenders) > 0 {
+			t.Fatalf("%s links %d packages only its tools need:\n%s", bin, len(offenders), strings.Join(offenders, "\n"))
+		}
 	}
 	if offenders := heavyPackages(t, toolsOnlyDeps, "./cmd/cfs-runtime-tools"); len(offenders) < 5 {
 		t.Fatalf("the check finds only %d tools-only packages in cfs-runtime-tools: %v", len(offenders), offenders)
@@ -95,4 +97,19 @@ func heavyPackages(t *testing.T, heavy *regexp.Regexp, target string, flags ...s
 		offenders = append(offenders, p.ImportPath+" (imported by "+strings.Join(by, ", ")+")")
 	}
 	return offenders
+}
+
+// verifierDeps are what only create, run and delete need: signatures,
+// the store, mounts, the kernel's fs-verity. The front, exec'd for every
+// runtime call, links none of them (it execs cfs-runtime-mount for those
+// calls).
+var verifierDeps = regexp.MustCompile(`/(attest|composefs|mount|verity|hooks|internal/wrapper|internal/bundle)$|^crypto/(x509|ecdsa|rsa|ed25519)$|^log/slog$|go-toml/v2$`)
+
+func TestFrontDependencies(t *testing.T) {
+	if offenders := heavyPackages(t, verifierDeps, "."); len(offenders) > 0 {
+		t.Fatalf("the cfs-runtime front links %d packages only cfs-runtime-mount needs:\n%s", len(offenders), strings.Join(offenders, "\n"))
+	}
+	if offenders := heavyPackages(t, verifierDeps, "./cmd/cfs-runtime-mount"); len(offenders) < 5 {
+		t.Fatalf("the check finds only %d of them in cfs-runtime-mount: %v", len(offenders), offenders)
+	}
 }

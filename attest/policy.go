@@ -15,8 +15,8 @@ import (
 	"syscall"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
-	"github.com/cfs-runtime/cfs-runtime/internal/plaintoml"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
+	"github.com/cfs-runtime/cfs-runtime/internal/tomlerr"
 	"github.com/pelletier/go-toml/v2"
 )
 
@@ -343,7 +343,7 @@ func LoadPolicy(path string, opts ...LoadOption) (*Policy, error) {
 	if !plain {
 		dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
 		if err := dec.Decode(&pf); err != nil {
-			return nil, fmt.Errorf("%w: %s", ErrPolicy, plaintoml.Describe(path, err))
+			return nil, fmt.Errorf("%w: %s", ErrPolicy, tomlerr.Describe(path, err))
 		}
 	}
 	l := &loader{path: path, data: data, check: cfg.check, deferParsing: cfg.deferParsing}

@@ -7,8 +7,8 @@ import (
 )
 
 // toolCommands are cfs-runtime's own subcommands: one file per command, as
-// in runc. The runtime binary knows them by name (wrapper.ToolsBinaryCommands
-// and wrapper.RuntimePathCommands, which TestToolsBinaryCommands keeps
+// in runc. The runtime binary knows them by name (handoff.ToolsBinaryCommands
+// and handoff.RuntimePathCommands, which TestToolsBinaryCommands keeps
 // equal to this list): add each new command in both places.
 var toolCommands = []*cli.Command{verityCommand, digestCommand, mkimageCommand, infoCommand, importCommand, sealCommand, signCommand, verifyCommand, policyCommand, cleanupCommand, hookCommand, completionCommand, fsckCommand, gcCommand, imagesCommand}
 

@@ -5,11 +5,11 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/cfs-runtime/cfs-runtime/internal/wrapper"
+	"github.com/cfs-runtime/cfs-runtime/internal/handoff"
 )
 
 // cfs-runtime hands exactly the commands it lacks to cfs-runtime-tools:
-// wrapper.ToolsBinaryCommands and wrapper.RuntimePathCommands together are
+// handoff.ToolsBinaryCommands and handoff.RuntimePathCommands together are
 // this binary's commands and aliases, with no overlap.
 func TestToolsBinaryCommands(t *testing.T) {
 	var all []string
@@ -20,11 +20,11 @@ func TestToolsBinaryCommands(t *testing.T) {
 		all = append(all, c.Name)
 		all = append(all, c.Aliases...)
 	}
-	split := append(append([]string{}, wrapper.ToolsBinaryCommands...), wrapper.RuntimePathCommands...)
+	split := append(append([]string{}, handoff.ToolsBinaryCommands...), handoff.RuntimePathCommands...)
 	slices.Sort(all)
 	slices.Sort(split)
 	if !slices.Equal(all, split) {
-		t.Fatalf("commands %v, but wrapper.ToolsBinaryCommands + RuntimePathCommands = %v", all, split)
+		t.Fatalf("commands %v, but handoff.ToolsBinaryCommands + RuntimePathCommands = %v", all, split)
 	}
 }
 

@@ -9,8 +9,9 @@ import (
 	"os"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/config/tomlconfig"
+	"github.com/cfs-runtime/cfs-runtime/internal/handoff"
 	"github.com/cfs-runtime/cfs-runtime/internal/oci"
-	"github.com/cfs-runtime/cfs-runtime/internal/wrapper"
 	"github.com/urfave/cli/v2"
 )
 
@@ -36,14 +37,14 @@ func main() {
 // this binary for --help).
 func runHelp(inv *oci.Invocation) int {
 	printOwnHelp()
-	cfg, _ := config.Salvage(config.PathFromEnv(inv.Own["cfs-config"]))
+	cfg, _ := tomlconfig.Salvage(config.PathFromEnv(inv.Own["cfs-config"]))
 	path, err := oci.Locate(cfg.Runtime, oci.DefaultRuntimes, "")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cfs-runtime:", err)
 		return 1
 	}
 	fmt.Printf("\nRuntime commands and options (%s):\n\n", path)
-	return wrapper.RunChild(path, inv.Args)
+	return handoff.RunChild(path, inv.Args)
 }
 
 // isTool reports whether name is one of cfs-runtime's own commands.
@@ -95,7 +96,7 @@ func runTool(inv *oci.Invocation) int {
 	app := newApp()
 	app.Metadata = map[string]any{"invocation": inv}
 	args := append([]string{"cfs-runtime", inv.Command}, inv.CommandArgs...)
-	return wrapper.ExitCode(app.Run(args))
+	return handoff.ExitCode(app.Run(args))
 }
 
 // invocation returns the runtime command line a tool was started with.
@@ -108,5 +109,5 @@ func invocation(c *cli.Context) *oci.Invocation {
 
 // loadConfig loads cfs-runtime's configuration for a tool command.
 func loadConfig(c *cli.Context) (config.Config, error) {
-	return config.Load(config.PathFromEnv(invocation(c).Own["cfs-config"]))
+	return tomlconfig.Load(config.PathFromEnv(invocation(c).Own["cfs-config"]))
 }

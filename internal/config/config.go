@@ -1,8 +1,11 @@
-// Package config loads cfs-runtime's own configuration file.
+// Package config loads cfs-runtime's own configuration file. It reads the
+// plain subset of TOML the file is written in (internal/plaintoml) and
+// links no TOML decoder: the cfs-runtime front, exec'd for every runtime
+// call, uses it as it is. Package tomlconfig adds go-toml for everything
+// else, errors included (a Decoder for Load and Salvage).
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -10,9 +13,7 @@ import (
 	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
-	"github.com/cfs-runtime/cfs-runtime/internal/plaintoml"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
-	"github.com/pelletier/go-toml/v2"
 )
 
 const (
@@ -23,8 +24,23 @@ const (
 	EnvPath = "CFS_RUNTIME_CONFIG"
 )
 
-// ErrInvalid marks a configuration file that cannot be used.
-var ErrInvalid = errors.New("invalid configuration")
+var (
+	// ErrInvalid marks a configuration file that cannot be used.
+	ErrInvalid = errors.New("invalid configuration")
+	// ErrNotPlain: the file is not in the plain subset of TOML and Load
+	// was given no Decoder for the rest.
+	ErrNotPlain = errors.New("configuration outside the plain subset of TOML")
+)
+
+// Decoder decodes what the plain path declines: with go-toml, in package
+// tomlconfig.
+type Decoder interface {
+	// Strict decodes data into c, refusing unknown keys, and words its
+	// errors "file:line: key k: problem".
+	Strict(path string, data []byte, c *Config) error
+	// Lenient decodes what it can, ignoring unknown keys.
+	Lenient(data []byte, c *Config) error
+}
 
 // Config is cfs-runtime's configuration. A missing file means defaults.
 type Config struct {
@@ -70,8 +86,9 @@ func PathFromEnv(override string) string {
 }
 
 // Load reads the configuration at path. A missing file yields the defaults;
-// an invalid one an error naming the file, the line and the key.
-func Load(path string) (Config, error) {
+// an invalid one an error naming the file, the line and the key. A file
+// outside the plain subset needs dec (nil: ErrNotPlain).
+func Load(path string, dec Decoder) (Config, error) {
 	c := Defaults()
 	data, err := rawfile.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -82,9 +99,11 @@ func Load(path string) (Config, error) {
 	}
 	c.Path = path
 	if !plainConfig(data, &c) {
-		dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
-		if err := dec.Decode(&c); err != nil {
-			return c, fmt.Errorf("%w: %s", ErrInvalid, plaintoml.Describe(path, err))
+		if dec == nil {
+			return c, fmt.Errorf("%w: %s", ErrNotPlain, path)
+		}
+		if err := dec.Strict(path, data, &c); err != nil {
+			return c, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 	}
 	if err := c.validate(data); err != nil {
@@ -128,16 +147,20 @@ func lineOf(data []byte, key string) int {
 // Commands that only reach a container the runtime already runs (state,
 // kill, exec, delete, the poststop cleanup) use it, so that a broken file
 // never strands running containers; create and run refuse on the error.
-func Salvage(path string) (Config, error) {
-	c, err := Load(path)
-	if err == nil {
-		return c, nil
+//
+// Without dec, a file outside the plain subset yields the defaults and an
+// error wrapping ErrNotPlain: the caller cannot tell a valid file from a
+// broken one and should hand the call to a program that links a Decoder.
+func Salvage(path string, dec Decoder) (Config, error) {
+	c, err := Load(path, dec)
+	if err == nil || errors.Is(err, ErrNotPlain) {
+		return c, err
 	}
 	best := Defaults()
 	best.Path = path
 	data, rerr := rawfile.ReadFile(path)
 	var raw Config
-	if rerr != nil || toml.NewDecoder(bytes.NewReader(data)).Decode(&raw) != nil {
+	if rerr != nil || dec == nil || dec.Lenient(data, &raw) != nil {
 		return best, err
 	}
 	for _, f := range []struct{ from, to *string }{

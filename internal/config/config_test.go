@@ -1,7 +1,9 @@
-package config
+package config_test
 
 import (
 	"errors"
+	"github.com/cfs-runtime/cfs-runtime/internal/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/config/tomlconfig"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,22 +21,22 @@ func write(t *testing.T, content string) string {
 }
 
 func TestMissingFileIsDefaults(t *testing.T) {
-	c, err := Load(filepath.Join(t.TempDir(), "none.toml"))
+	c, err := tomlconfig.Load(filepath.Join(t.TempDir(), "none.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c != Defaults() {
+	if c != config.Defaults() {
 		t.Errorf("got %+v, want defaults", c)
 	}
 }
 
 func TestLoad(t *testing.T) {
 	p := write(t, "# cfs\nruntime = \"/usr/sbin/runc\"\nstore_dir = \"/s\"\nlog_level = \"debug\"\n")
-	c, err := Load(p)
+	c, err := tomlconfig.Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Defaults()
+	want := config.Defaults()
 	want.Runtime, want.StoreDir, want.LogLevel, want.Path = "/usr/sbin/runc", "/s", "debug", p
 	if c != want {
 		t.Errorf("got %+v, want %+v", c, want)
@@ -51,9 +53,9 @@ func TestInvalid(t *testing.T) {
 	}
 	for _, tc := range tests {
 		p := write(t, tc.content)
-		_, err := Load(p)
-		if !errors.Is(err, ErrInvalid) {
-			t.Fatalf("%q: err = %v, want ErrInvalid", tc.content, err)
+		_, err := tomlconfig.Load(p)
+		if !errors.Is(err, config.ErrInvalid) {
+			t.Fatalf("%q: err = %v, want config.ErrInvalid", tc.content, err)
 		}
 		if !strings.Contains(err.Error(), p+tc.want) {
 			t.Errorf("%q: error %q does not contain %q", tc.content, err, p+tc.want)
@@ -65,12 +67,12 @@ func TestInvalid(t *testing.T) {
 }
 
 func TestPathFromEnv(t *testing.T) {
-	t.Setenv(EnvPath, "/env.toml")
-	if PathFromEnv("") != "/env.toml" || PathFromEnv("/o.toml") != "/o.toml" {
+	t.Setenv(config.EnvPath, "/env.toml")
+	if config.PathFromEnv("") != "/env.toml" || config.PathFromEnv("/o.toml") != "/o.toml" {
 		t.Error("env override")
 	}
-	t.Setenv(EnvPath, "")
-	if PathFromEnv("") != DefaultPath {
+	t.Setenv(config.EnvPath, "")
+	if config.PathFromEnv("") != config.DefaultPath {
 		t.Error("default")
 	}
 }
@@ -80,9 +82,28 @@ func TestPathFromEnv(t *testing.T) {
 // the system's texts for EACCES and ENOENT); the errno stays reachable.
 func TestUnreadableFileIsNamed(t *testing.T) {
 	dir := t.TempDir()
-	_, err := Load(dir)
+	_, err := tomlconfig.Load(dir)
 	want := "invalid configuration: configuration file " + dir + ": read: is a directory"
-	if err == nil || err.Error() != want || !errors.Is(err, ErrInvalid) || !errors.Is(err, syscall.EISDIR) {
+	if err == nil || err.Error() != want || !errors.Is(err, config.ErrInvalid) || !errors.Is(err, syscall.EISDIR) {
 		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}
+
+// Without a Decoder, a file outside the plain subset is neither loaded nor
+// refused: the front hands such calls to cfs-runtime-mount.
+func TestNotPlainWithoutDecoder(t *testing.T) {
+	p := write(t, "runtime = \"/usr/sbin/runc\"\n[extra]\nx = 1\n")
+	if _, err := config.Load(p, nil); !errors.Is(err, config.ErrNotPlain) {
+		t.Fatalf("Load: %v, want ErrNotPlain", err)
+	}
+	if c, err := config.Salvage(p, nil); !errors.Is(err, config.ErrNotPlain) || c.Runtime != "" {
+		t.Fatalf("Salvage: %+v, %v", c, err)
+	}
+	if _, err := tomlconfig.Load(p); !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "extra") {
+		t.Fatalf("tomlconfig.Load: %v", err)
+	}
+	plain := write(t, "runtime = \"/usr/sbin/runc\"\n")
+	if c, err := config.Load(plain, nil); err != nil || c.Runtime != "/usr/sbin/runc" {
+		t.Fatalf("plain: %+v, %v", c, err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/config/tomlconfig"
+	"github.com/cfs-runtime/cfs-runtime/internal/handoff"
 	"github.com/cfs-runtime/cfs-runtime/internal/logging"
 	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 	"github.com/cfs-runtime/cfs-runtime/mount"
@@ -28,14 +30,14 @@ const (
 func Cleanup(inv *oci.Invocation, args []string, afterExit *int, out io.Writer) error {
 	// Salvaged, never refused: cleanup only ever removes what create made,
 	// and a broken configuration must not leave mounts behind.
-	cfg, cfgErr := config.Salvage(config.PathFromEnv(inv.Own["cfs-config"]))
+	cfg, cfgErr := tomlconfig.Salvage(config.PathFromEnv(inv.Own["cfs-config"]))
 	if cfgErr != nil {
 		fmt.Fprintf(os.Stderr, "cfs-runtime: warning: %v (cleaning up with what could be read of it)\n", cfgErr)
 	}
 	log, closer, _ := logging.Open(cfg.LogFile, cfg.LogLevel)
 	defer closer.Close()
 	if len(args) > 1 {
-		return ExitError("cleanup: at most one container id", 2)
+		return handoff.ExitError("cleanup: at most one container id", 2)
 	}
 	if len(args) == 1 {
 		id := args[0]

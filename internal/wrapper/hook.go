@@ -7,7 +7,9 @@ import (
 
 	"github.com/cfs-runtime/cfs-runtime/hooks"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/config/tomlconfig"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
+	"github.com/cfs-runtime/cfs-runtime/internal/handoff"
 	"github.com/cfs-runtime/cfs-runtime/internal/logging"
 	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 )
@@ -24,9 +26,9 @@ import (
 func Hook(inv *oci.Invocation, args []string, stdin io.Reader) (err error) {
 	defer func() { err = fserr.Scrubbed(err) }()
 	if len(args) != 1 || args[0] != "createRuntime" {
-		return ExitError(fmt.Sprintf("hook: want the stage createRuntime, got %q (usage: cfs-runtime hook createRuntime <STATE)", strings.Join(args, " ")), 2)
+		return handoff.ExitError(fmt.Sprintf("hook: want the stage createRuntime, got %q (usage: cfs-runtime hook createRuntime <STATE)", strings.Join(args, " ")), 2)
 	}
-	cfg, err := config.Load(config.PathFromEnv(inv.Own["cfs-config"]))
+	cfg, err := tomlconfig.Load(config.PathFromEnv(inv.Own["cfs-config"]))
 	if err != nil {
 		return err
 	}

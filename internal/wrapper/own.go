@@ -6,20 +6,17 @@ import (
 	"io"
 	"os"
 
+	"github.com/cfs-runtime/cfs-runtime/internal/handoff"
 	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 )
 
-// The runtime binary runs two commands of its own, because they run along
+// cfs-runtime-mount runs two commands of its own, because they run along
 // with containers: cleanup (the poststop hook create injects, and the exit
-// watcher) and hook (OCI createRuntime hook mode). Every other command,
-// and the help of all of them, runs in cfs-runtime-tools (toolsbinary.go).
-// Their one flag is parsed with the standard library: urfave/cli's package
-// initialisation would cost every runtime call.
+// watcher) and hook (OCI createRuntime hook mode); their help is
+// cfs-runtime-tools'. Their one flag is parsed with the standard library:
+// urfave/cli's package initialisation would cost every container start.
 
-// RuntimePathCommands are the commands the runtime binary runs itself.
-var RuntimePathCommands = []string{"cleanup", "hook"}
-
-// ownCommand reports whether the runtime binary runs name itself.
+// ownCommand reports whether cfs-runtime-mount runs name itself.
 func ownCommand(name string) bool { return name == "cleanup" || name == "hook" }
 
 // runOwn runs cleanup or hook; their --help is cfs-runtime-tools'.
@@ -33,17 +30,17 @@ func runOwn(inv *oci.Invocation) int {
 	err := fs.Parse(inv.CommandArgs)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
-		return execToolsBinary(inv)
+		return handoff.Tools.Exec(inv)
 	case err != nil:
-		return ExitCode(ExitError(inv.Command+": "+err.Error(), 2))
+		return handoff.ExitCode(handoff.ExitError(inv.Command+": "+err.Error(), 2))
 	}
 	if inv.Command == "hook" {
-		return ExitCode(Hook(inv, fs.Args(), os.Stdin))
+		return handoff.ExitCode(Hook(inv, fs.Args(), os.Stdin))
 	}
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == AfterExitFlag })
 	if !set {
 		afterExit = nil
 	}
-	return ExitCode(Cleanup(inv, fs.Args(), afterExit, os.Stdout))
+	return handoff.ExitCode(Cleanup(inv, fs.Args(), afterExit, os.Stdout))
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
+	"github.com/cfs-runtime/cfs-runtime/internal/handoff"
 	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 	"github.com/cfs-runtime/cfs-runtime/internal/testutil"
 )
@@ -130,15 +131,11 @@ func TestRefusalsAreNotMisreadByPodman(t *testing.T) {
 			logFile := filepath.Join(t.TempDir(), "log.json")
 			inv := oci.Parse([]string{"--root", filepath.Join(dir, "runc"), "--log", logFile, "--log-format", "json", "create", "--bundle", b, "c1"})
 			env, err := setupRuntime(inv)
-			if err == nil && env.cfgErr != nil {
-				err = env.cfgErr
+			if err == nil && env.call.CfgErr != nil {
+				err = env.call.CfgErr
 			}
 			if err == nil {
-				var line *oci.Line
-				if line, err = oci.ParseLine(oci.Runc, inv.Args); err == nil {
-					env.start = line.Start
-					_, err = prepareCreate(env)
-				}
+				_, err = prepareCreate(env)
 			}
 			if err == nil {
 				t.Fatal("not refused")
@@ -173,7 +170,7 @@ func TestFailScrubsMisreadPhrases(t *testing.T) {
 	}
 }
 
-// failOutput runs fail(inv, err) and returns its stderr and the msg of the
+// failOutput runs handoff.Fail(inv, err) and returns its stderr and the msg of the
 // JSON line it logged to inv's --log file.
 func failOutput(t *testing.T, inv *oci.Invocation, err error) (string, string) {
 	t.Helper()
@@ -183,7 +180,7 @@ func failOutput(t *testing.T, inv *oci.Invocation, err error) (string, string) {
 	}
 	old := os.Stderr
 	os.Stderr = w
-	code := fail(inv, err)
+	code := handoff.Fail(inv, err)
 	os.Stderr = old
 	w.Close()
 	out, _ := io.ReadAll(r)

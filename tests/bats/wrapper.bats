@@ -30,24 +30,38 @@ both() {
 	cfs_status=$status cfs_output=$output
 }
 
-@test "a pass-through run reads its four files, starts no poller, then execs the runtime" {
-	# What cfs-runtime adds to each runc call is a benchmark target
-	# (tests/bench/wrapper.sh); this pins the I/O of the pass-through path:
-	# config.toml, the bundle (locked), config.json and the policy, read
-	# without os.File (whose first use starts Go's network poller). The
-	# signer's key is not read: no signature needs it.
-	command -v strace >/dev/null || skip "strace is not installed (tests/install-deps.sh installs it)"
+# trace_handoff ARGS...: strace of cfs-runtime ARGS up to the exec of the
+# runtime (/bin/true): $BATS_TEST_TMPDIR/before; $opened lists the files
+# it opened below $BATS_TEST_TMPDIR, $execs the programs it exec'd.
+trace_handoff() {
 	use_config 'runtime = "/bin/true"' 'log_file = ""'
-	run strace -f -qq -o "$BATS_TEST_TMPDIR/trace" -e trace=openat,epoll_create1,eventfd2,execve \
-		"$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid trace)"
+	run strace -f -qq -o "$BATS_TEST_TMPDIR/trace" -e trace=openat,epoll_create1,eventfd2,execve "$CFS_RUNTIME" "$@"
 	[ "$status" -eq 0 ]
-	# Everything before the runtime is exec'd.
 	awk '/execve\("\/bin\/true"/ {exit} {print}' "$BATS_TEST_TMPDIR/trace" >"$BATS_TEST_TMPDIR/before"
-	grep -q 'execve("'"$CFS_RUNTIME"'"' "$BATS_TEST_TMPDIR/before"
 	run grep -E 'epoll_create1|eventfd2' "$BATS_TEST_TMPDIR/before"
 	[ "$status" -eq 1 ]
 	opened=$(grep -o 'openat(AT_FDCWD, "'"$BATS_TEST_TMPDIR"'/[^"]*"' "$BATS_TEST_TMPDIR/before" | sed 's|.*"'"$BATS_TEST_TMPDIR"'/||; s|"$||')
-	[ "$opened" = $'config.toml\nbundle\nbundle/config.json\nkeys/allow.toml' ]
+	execs=$(grep -o 'execve("[^"]*"' "$BATS_TEST_TMPDIR/before" | sed 's|execve("||; s|"$||')
+}
+
+@test "state: the front reads config.toml, starts no poller, then execs the runtime" {
+	# What cfs-runtime adds to each runc call is a benchmark target
+	# (tests/bench/wrapper.sh); this pins the I/O of the pass-through path:
+	# config.toml, read without os.File (whose first use starts Go's
+	# network poller), and no other program of cfs-runtime's.
+	command -v strace >/dev/null || skip "strace is not installed (tests/install-deps.sh installs it)"
+	trace_handoff state "$(cid trace)"
+	[ "$opened" = "config.toml" ]
+	[ "$execs" = "$CFS_RUNTIME" ]
+}
+
+@test "an unsigned run: the front hands it to cfs-runtime-mount, which reads its four files" {
+	# cfs-runtime-mount: config.toml, the bundle (locked), config.json and
+	# the policy. The signer's key is not read: no signature needs it.
+	command -v strace >/dev/null || skip "strace is not installed (tests/install-deps.sh installs it)"
+	trace_handoff run --bundle "$BUNDLE" "$(cid trace)"
+	[ "$opened" = $'config.toml\nconfig.toml\nbundle\nbundle/config.json\nkeys/allow.toml' ]
+	[ "$execs" = "$CFS_RUNTIME"$'\n'"$(dirname "$CFS_RUNTIME")/cfs-runtime-mount" ]
 }
 
 @test "run passes the exit code through: sh -c 'exit 7' exits 7" {

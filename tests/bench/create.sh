@@ -22,7 +22,7 @@ make -s build >/dev/null
 # shellcheck source=tests/bench/lib.sh
 . tests/bench/lib.sh
 build_shim "$work/bare-shim" "$RUNC"
-install_bin bin/cfs-runtime "$work/cfs-runtime"
+install_runtime bin "$work"
 
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/k.key" 2>/dev/null
 openssl pkey -in "$work/k.key" -pubout -out "$work/k.pub"

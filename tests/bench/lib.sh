@@ -19,6 +19,14 @@ build_shim() {
 # not what they cost installed.
 install_bin() { install -m 0755 "$1" "$2"; }
 
+# install_runtime BINDIR DIR: cfs-runtime and cfs-runtime-mount, which it
+# execs for create, run and delete, from BINDIR into DIR (side by side, as
+# make install lays them out).
+install_runtime() {
+	install_bin "$1/cfs-runtime" "$2/cfs-runtime"
+	install_bin "$1/cfs-runtime-mount" "$2/cfs-runtime-mount"
+}
+
 # median: the median of the numbers on stdin (separated by blanks or lines).
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
@@ -36,6 +44,10 @@ build_ref() {
 	(cd "$1/src" && make -s build >/dev/null)
 	mkdir -p "$1/bin"
 	install_bin "$1/src/bin/cfs-runtime" "$1/bin/cfs-runtime"
+	# before the front split, cfs-runtime did create itself
+	if [ -x "$1/src/bin/cfs-runtime-mount" ]; then
+		install_bin "$1/src/bin/cfs-runtime-mount" "$1/bin/cfs-runtime-mount"
+	fi
 	git worktree remove --force "$1/src"
 	echo "$commit"
 }

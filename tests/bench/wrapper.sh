@@ -35,7 +35,7 @@ make -s build >/dev/null
 go build -o "$work/cyclebench" ./tests/bench/tools/cyclebench
 build_shim "$work/bare-shim" "$RUNC"
 build_shim "$work/bare-shim-noop" /bin/true
-install_bin bin/cfs-runtime "$work/cfs-runtime"
+install_runtime bin "$work"
 ref=$(build_ref "$work/ref")
 
 mkdir -p "$work/bundle/rootfs/bin"

@@ -303,7 +303,7 @@ BUILD_FAIL=""
 	cat "$W/build.log" >&2
 	die "building the guest tools failed"
 }
-if ! (cd "$REPO" && . "$VM_DIR/host-lib.sh" && vm_go build -o "$VM_ROOT/usr/local/bin/cfs-runtime" . && vm_go build -o "$VM_ROOT/usr/local/bin/cfs-runtime-tools" ./cmd/cfs-runtime-tools) >"$W/build-cfs.log" 2>&1; then
+if ! (cd "$REPO" && . "$VM_DIR/host-lib.sh" && vm_go build -o "$VM_ROOT/usr/local/bin/cfs-runtime" . && vm_go build -o "$VM_ROOT/usr/local/bin/cfs-runtime-mount" ./cmd/cfs-runtime-mount && vm_go build -o "$VM_ROOT/usr/local/bin/cfs-runtime-tools" ./cmd/cfs-runtime-tools) >"$W/build-cfs.log" 2>&1; then
 	sed 's/^/    | /' "$W/build-cfs.log" >&2
 	BUILD_FAIL="go build failed: $(grep -v '^#' "$W/build-cfs.log" | head -n 1 | cut -c1-200)"
 fi

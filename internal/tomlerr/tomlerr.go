@@ -1,4 +1,6 @@
-package plaintoml
+// Package tomlerr words go-toml's errors as "file:line: key k: problem",
+// for the configuration and the trust policy.
+package tomlerr
 
 import (
 	"errors"
@@ -55,3 +57,15 @@ func friendlyTOML(msg string) string {
 	}
 	return fmt.Sprintf("is a TOML %s, want %s", m[1], want)
 }
+
+// describedError is an error as Describe words it, still wrapping it.
+type describedError struct {
+	msg string
+	err error
+}
+
+func (e *describedError) Error() string { return e.msg }
+func (e *describedError) Unwrap() error { return e.err }
+
+// Error is err, worded by Describe.
+func Error(path string, err error) error { return &describedError{Describe(path, err), err} }

@@ -1,0 +1,168 @@
+// Package handoff is what every runtime call through cfs-runtime does
+// before anything else: read the command line with the runtime's own rules
+// (internal/oci), load the configuration, find the real runtime, and hand
+// the call over: to the runtime itself (state, kill, start, exec, ...), to
+// cfs-runtime-mount for what verifies or mounts (create, run, delete and
+// the commands that run along with containers) or to cfs-runtime-tools. It
+// links nothing else, because cfs-runtime, its front, is exec'd for every
+// runtime call. Failures are reported here, the way engines read them.
+package handoff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
+	"github.com/cfs-runtime/cfs-runtime/internal/runtimelog"
+)
+
+// Version is the version --version prints.
+var Version = "dev"
+
+// ErrRestore: runc and crun restore a checkpoint from the bundle's
+// config.json and an image of the processes' memory, which no signature
+// covers.
+var ErrRestore = errors.New("cfs-runtime does not restore checkpoints")
+
+// Call is a runtime invocation, read and located.
+type Call struct {
+	Inv *oci.Invocation
+	// Line is what the runtime makes of the command line.
+	Line *oci.Line
+	Cfg  config.Config
+	// CfgErr: the configuration file is broken and Cfg is what
+	// config.Salvage made of it.
+	CfgErr  error
+	Runtime oci.Runtime
+}
+
+// Read loads the configuration (salvaged when broken: the error is kept in
+// CfgErr; dec decodes what is outside the plain subset of TOML, see
+// config.Salvage), finds the runtime and reads the command line as it
+// will. A line the runtime would read differently from cfs-runtime, or one
+// cfs-runtime cannot read with certainty, is an error: refused, never
+// handed over.
+func Read(inv *oci.Invocation, dec config.Decoder) (*Call, error) {
+	cfg, cfgErr := config.Salvage(config.PathFromEnv(inv.Own["cfs-config"]), dec)
+	if errors.Is(cfgErr, config.ErrNotPlain) {
+		return nil, cfgErr
+	}
+	// /proc/self/exe names this executable for Locate's stat (what
+	// os.Executable would read, without resolving the link).
+	path, err := oci.Locate(cfg.Runtime, oci.DefaultRuntimes, "/proc/self/exe")
+	if err != nil {
+		if cfgErr != nil {
+			return nil, fmt.Errorf("%w; and with it: %w", cfgErr, err)
+		}
+		return nil, err
+	}
+	line, err := oci.ParseLine(oci.DialectOf(path), inv.Args)
+	if err != nil {
+		return nil, err
+	}
+	return &Call{Inv: inv, Line: line, Cfg: cfg, CfgErr: cfgErr, Runtime: oci.NewRuntime(path)}, nil
+}
+
+// RefuseRestore refuses restore, saying what to do.
+func RefuseRestore(inv *oci.Invocation) int {
+	return Fail(inv, fmt.Errorf("restore: %w: the checkpoint image is not a verified root filesystem; create the container anew", ErrRestore))
+}
+
+// Starts reports a line that starts a container (create, run, restore).
+func (c *Call) Starts() bool {
+	return c.Line.Command == "restore" || (c.Line.Start != nil && !c.Line.Start.Help)
+}
+
+// CheckConfig refuses a container start on a broken configuration, and
+// lets everything else through with a warning on stderr: a broken file
+// must not strand the containers that run.
+func (c *Call) CheckConfig() error {
+	if c.CfgErr == nil {
+		return nil
+	}
+	if c.Starts() {
+		return c.CfgErr
+	}
+	fmt.Fprintf(os.Stderr, "cfs-runtime: warning: %v (handing %q to %s anyway; create and run are refused until it is fixed)\n", c.CfgErr, c.Line.Command, c.Runtime.Path())
+	return nil
+}
+
+// Main is cfs-runtime, the front: it hands every call over and returns
+// only on failure, for --version, or when it refuses the call.
+func Main(args []string) int {
+	inv := oci.Parse(args)
+	switch {
+	case inv.Command == "cleanup" || inv.Command == "hook":
+		return Mount.Exec(inv)
+	case needsTools(inv):
+		return Tools.Exec(inv)
+	}
+	c, err := Read(inv, nil)
+	if errors.Is(err, config.ErrNotPlain) {
+		// A configuration the front cannot read without a TOML decoder
+		// (valid or not): cfs-runtime-mount reads it, and decides.
+		return Mount.Exec(inv)
+	}
+	if err != nil {
+		return Fail(inv, err)
+	}
+	switch {
+	case c.Line.Command == "restore":
+		return RefuseRestore(inv)
+	case c.Starts(), c.Line.Command == "delete":
+		// cfs-runtime-mount reads the call again, and decides.
+		return Mount.Exec(inv)
+	}
+	if err := c.CheckConfig(); err != nil {
+		return Fail(inv, err)
+	}
+	if inv.WantsVersion() {
+		fmt.Printf("cfs-runtime version %s\n", Version)
+		return RunChild(c.Runtime.Path(), inv.Args)
+	}
+	return Fail(inv, c.Runtime.Exec(inv.Args))
+}
+
+// WantsHelp: --help/-h, or no arguments at all (runc then prints its help
+// too); cfs-runtime adds its own commands before the runtime's help.
+func WantsHelp(inv *oci.Invocation) bool {
+	_, h := inv.Global["help"]
+	return h || len(inv.Args) == 0
+}
+
+// Fail reports cfs-runtime's own failure the way callers of a runtime read
+// it: one line in the runtime log (if --log was given), the same text on
+// stderr, exit status 1.
+func Fail(inv *oci.Invocation, err error) int {
+	// podman reads "no such file or directory" and the like as another
+	// failure than cfs-runtime's (see package fserr): the errno names say
+	// the same without being misread.
+	msg := "cfs-runtime: " + fserr.Scrub(err.Error())
+	// A log that cannot be written is not fatal: stderr still has it.
+	_ = runtimelog.AppendFailure(inv.LogFile(), inv.LogFormat(), msg, time.Now())
+	fmt.Fprintln(os.Stderr, msg)
+	return 1
+}
+
+// RunChild runs the runtime as a child (for --version and --help, where
+// cfs-runtime adds its own lines first) and returns its exit status.
+func RunChild(path string, args []string) int {
+	cmd := exec.CommandContext(context.Background(), path, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cfs-runtime:", err)
+		return 1
+	}
+	return 0
+}
