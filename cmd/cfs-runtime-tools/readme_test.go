@@ -20,10 +20,24 @@ import (
 // and policy.toml and every command must appear in it. A new sentinel error
 // or key fails this test until it is documented.
 
+// repoPath makes a name from the repository's root absolute. TestMain
+// changes to the root before go test starts logging what the tests open,
+// so a relative name would be checked against the package's directory
+// when go test decides whether a cached result still holds: an edited doc
+// would not run the tests again.
+func repoPath(t *testing.T, name string) string {
+	t.Helper()
+	path, err := filepath.Abs(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // readme returns README.md with table escapes (\|) undone.
 func readme(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile("README.md")
+	data, err := os.ReadFile(repoPath(t, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,11 +45,17 @@ func readme(t *testing.T) string {
 }
 
 // goFiles parses every non-test Go file of the module (test data, tests/
-// and hidden directories excluded) and calls fn for each.
+// and hidden directories excluded) and calls fn for each, with its path
+// from the repository's root.
 func goFiles(t *testing.T, fn func(path string, f *ast.File)) {
 	t.Helper()
 	fset := token.NewFileSet()
-	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+	root := repoPath(t, ".")
+	err := filepath.WalkDir(root, func(abs string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		path, err := filepath.Rel(root, abs)
 		if err != nil {
 			return err
 		}
@@ -49,7 +69,7 @@ func goFiles(t *testing.T, fn func(path string, f *ast.File)) {
 		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return nil
 		}
-		f, err := parser.ParseFile(fset, path, nil, 0)
+		f, err := parser.ParseFile(fset, abs, nil, 0)
 		if err != nil {
 			return err
 		}
