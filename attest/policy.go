@@ -222,12 +222,12 @@ type loadConfig struct {
 // DeferParsing checks, reads and parses the files a signer names
 // (certificates, CA, public key, trusted root) when a signature is checked
 // against that signer, not at load, as containers/image reads a policy's
-// keys. The runtime path uses it: they cost every create about 0.15 ms
-// (an ownership walk, a read, the key and the curve tables it needs),
-// also when the container carries no signature. A file that is missing,
-// insecure or unparsable refuses every signature checked against its
-// signer with the error a load would have returned; `cfs-runtime policy
-// check` loads everything.
+// keys. The runtime path uses it: loading them (an ownership walk, a read,
+// the key and the curve tables it needs) would cost every create, also
+// when the container carries no signature (docs/performance.md). A file
+// that is missing, insecure or unparsable refuses every signature checked
+// against its signer with the error a load would have returned;
+// `cfs-runtime policy check` loads everything.
 func DeferParsing() LoadOption { return func(l *loadConfig) { l.deferParsing = true } }
 
 // WithSigstoreCheck also has the cfs-runtime-sigstore helper fully parse

@@ -475,14 +475,14 @@ func skipSpace(data []byte, i int) int {
 }
 
 // Reading a config.json is on the path of every create, and decoding it
-// with encoding/json's reflection costs about 0.25 ms in a fresh process
-// (cold code and type caches), a quarter of all that cfs-runtime adds to a
-// pass-through `run`. decodeFast reads the two parts cfs-runtime needs
-// (root and annotations) from scanConfig's split instead. It handles the
-// plain case only: no escapes in the strings it decodes, values of the
-// types specs.Spec has. For anything else it reports false and Load decodes
-// with encoding/json, so results and errors are encoding/json's (and
-// runc's, which decodes with it too). FuzzDecodeFast holds the two equal.
+// with encoding/json's reflection is costly in a fresh process (cold code
+// and type caches; docs/performance.md says how costly). decodeFast reads
+// the two parts cfs-runtime needs (root and annotations) from scanConfig's
+// split instead. It handles the plain case only: no escapes in the strings
+// it decodes, values of the types specs.Spec has. For anything else it
+// reports false and Load decodes with encoding/json, so results and errors
+// are encoding/json's (and runc's, which decodes with it too).
+// FuzzDecodeFast holds the two equal.
 func decodeFast(data []byte) (doc map[string]json.RawMessage, view *View, ok bool) {
 	members, err := scanConfig(data)
 	if err != nil {

@@ -9,15 +9,15 @@ import (
 	"github.com/pelletier/go-toml/v2/unstable"
 )
 
-// Decoding a TOML file with go-toml's reflection costs about 0.12 ms in a
-// fresh process, and cfs-runtime decodes two (this configuration and the
-// trust policy) before every create: together more than a third of what
-// it adds to a pass-through `run`. go-toml's parser alone costs a tenth of
-// that. Decode walks the parser's expressions for the plain subset
-// of TOML these files are written in, and reports false for anything else
-// (and for any error): callers then decode with go-toml, whose results and
-// error messages stay authoritative. the callers' fuzz targets (config, attest) hold the two equal
-// wherever the plain path answers.
+// Decoding a TOML file with go-toml's reflection is costly in a fresh
+// process, and cfs-runtime decodes two (this configuration and the trust
+// policy) before every create; go-toml's parser alone costs a fraction of
+// it (docs/performance.md says how much). Decode walks the parser's
+// expressions for the plain subset of TOML these files are written in, and
+// reports false for anything else (and for any error): callers then decode
+// with go-toml, whose results and error messages stay authoritative. The
+// callers' fuzz targets (config, attest) hold the two equal wherever the
+// plain path answers.
 
 // Table holds a table's keys: string, int64, bool, or map[string]string
 // (an inline table of strings).
