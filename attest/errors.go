@@ -22,6 +22,9 @@ var (
 	// ErrBadSignature: the signer is trusted but the signature does not
 	// verify over this digest (signed another digest, or corrupted).
 	ErrBadSignature = errors.New("bad signature")
+	// ErrNoPolicy: the policy file does not exist. It is not a default:
+	// every signed or unsigned container is refused until it does.
+	ErrNoPolicy = errors.New("no trust policy")
 	// ErrPolicy: the policy file cannot be used.
 	ErrPolicy = errors.New("invalid trust policy")
 	// ErrInsecurePolicy: the policy file, or a file or directory it relies

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -332,6 +333,9 @@ func LoadPolicy(path string, opts ...LoadOption) (*Policy, error) {
 	if err := cfg.check(path); err != nil {
 		if errors.Is(err, ErrInsecurePolicy) {
 			return nil, fmt.Errorf("policy %s: %w", path, err)
+		}
+		if _, serr := os.Lstat(path); errors.Is(err, fs.ErrNotExist) && serr != nil {
+			return nil, fmt.Errorf("%w: %s does not exist; every container is refused until it does (see policy.toml.example, check it with `cfs-runtime policy check`)", ErrNoPolicy, path)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrPolicy, fserr.New("policy file", path, err))
 	}

@@ -107,7 +107,7 @@ func TestVerifyErrors(t *testing.T) {
 		{[]string{"verify", "--annotations", sigWriteFile(t, filepath.Join(f.dir, "bad.txt"), "a=b\nnot an annotation\n"), "--policy", f.policy}, 1, "bad.txt:2: not KEY=VALUE"},
 		{[]string{"verify", "--annotations", sigWriteFile(t, filepath.Join(f.dir, "dup.txt"), "a=b\na=c\n"), "--policy", f.policy}, 1, "dup.txt:2: annotation a given twice"},
 		{[]string{"verify", "--annotations", sigWriteFile(t, filepath.Join(f.dir, "bad.json"), `{"a": 1}`), "--policy", f.policy}, 1, "bad.json: not a JSON object of strings"},
-		{[]string{"verify", "--annotations", sigWriteFile(t, filepath.Join(f.dir, "ok.txt"), ""), "--policy", filepath.Join(f.dir, "nope.toml")}, 1, "verify: invalid trust policy: policy file " + f.dir + "/nope.toml does not exist"},
+		{[]string{"verify", "--annotations", sigWriteFile(t, filepath.Join(f.dir, "ok.txt"), ""), "--policy", filepath.Join(f.dir, "nope.toml")}, 1, "verify: no trust policy: " + f.dir + "/nope.toml does not exist; every container is refused until it does (see policy.toml.example, check it with `cfs-runtime policy check`)"},
 	} {
 		_, code, err := runAttestCLI(t, tc.args...)
 		if code != tc.code || err == nil || !strings.Contains(err.Error(), tc.msg) {

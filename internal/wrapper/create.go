@@ -3,7 +3,6 @@ package wrapper
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -79,7 +78,7 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	if other := bundleUser(env, b); other != "" && other != id {
 		return nil, fmt.Errorf("bundle %s is in use: its root.path is the composefs mount of container %q (one bundle directory serves one container at a time)", b.Dir, other)
 	}
-	policy, err := loadPolicy(env.cfg.Policy)
+	policy, err := attest.LoadPolicy(env.cfg.Policy, attest.DeferParsing())
 	if err != nil {
 		return nil, err
 	}
@@ -187,21 +186,6 @@ func startVerified(env *runtimeEnv, store imageStore, b *bundle.Bundle, level at
 	}
 	env.log.Info("mounted", "id", id, "root", m.Root(), "verity", opts.Verity.String())
 	return undo, nil
-}
-
-// loadPolicy loads the trust policy for create and hook mode. A missing
-// policy file is not a default: every container is refused until it exists.
-func loadPolicy(path string) (*attest.Policy, error) {
-	policy, err := attest.LoadPolicy(path, attest.DeferParsing())
-	if errors.Is(err, fs.ErrNotExist) {
-		if _, serr := os.Lstat(path); serr != nil {
-			return nil, fmt.Errorf("no trust policy: %s does not exist; every container is refused until it does (see policy.toml.example, check it with `cfs-runtime policy check`)", path)
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return policy, nil
 }
 
 // ensureImage makes sure the store has the image: if not, it imports the

@@ -2,6 +2,7 @@ package wrapper
 
 import (
 	"fmt"
+	"github.com/cfs-runtime/cfs-runtime/attest"
 	"io"
 	"strings"
 
@@ -34,7 +35,7 @@ func Hook(inv *oci.Invocation, args []string, stdin io.Reader) (err error) {
 	}
 	log, closer, _ := logging.Open(cfg.LogFile, cfg.LogLevel)
 	defer closer.Close()
-	policy, err := loadPolicy(cfg.Policy)
+	policy, err := attest.LoadPolicy(cfg.Policy, attest.DeferParsing())
 	if err != nil {
 		return err
 	}
