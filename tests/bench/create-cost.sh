@@ -34,6 +34,9 @@
 # On one guest CPU the exit watcher's start runs while create hands off,
 # so create's wall time in the guest includes most of the watcher's CPU
 # time; on a host with more CPUs it runs beside it.
+#
+# CFS_BENCH_PROFILE=1 adds a profile of one cycle (20-create-cost.sh);
+# with CFS_VM_KEEP=1 the traces stay on the kept data disk.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/go/bin:$PATH
@@ -138,3 +141,8 @@ for v in today ref; do
 		"$(verdict "$small <= 10 && $big <= 10")" "$(verdict "$(am "$v-small" cpu) <= 10 && $(am "$v-big" cpu) <= 10")" \
 		"$(x "$big / $small")" "$(verdict "$big / $small <= 1.1 && $big / $small >= 0.9")"
 done
+if [ -n "${CFS_BENCH_PROFILE:-}" ]; then
+	printf 'profile (tests/bench/tools/tracesum; guest ms under tracing, x %.4f for host speed):\n' "$scale"
+	sed -n 's/^profile /  /p' "$work/vm.out"
+	grep '^vm: kept' "$work/vm.err" || true
+fi

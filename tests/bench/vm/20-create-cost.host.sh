@@ -4,7 +4,8 @@
 # (b-NAME/) and, in the guest's /usr/local/lib/cfs-bench: the runtime
 # stand-in as runc, the bare shim exec'ing it, cyclecost, today's
 # cfs-runtime (today/, `make build`'s) and the one of $BENCH_REF (ref/,
-# default HEAD~1, built the same way; its commit in $VM_DATA/ref).
+# default HEAD~1, built the same way; its commit in $VM_DATA/ref). With
+# CFS_BENCH_PROFILE=1 also tracesum and strace.
 # shellcheck source=tests/bench/lib.sh
 . tests/bench/lib.sh
 # shellcheck source=tests/bench/vm/lib.host.sh
@@ -21,6 +22,10 @@ k=$(mktemp -d)
 build_ref "$k" >"$VM_DATA/ref"
 install_bin "$k/bin/cfs-runtime" "$L/ref/cfs-runtime"
 rm -rf "$k"
+if [ -n "${CFS_BENCH_PROFILE:-}" ]; then
+	vm_stage_bin "$(command -v strace)" /usr/local/bin/strace
+	vm_go build -o "$L/tracesum" ./tests/bench/tools/tracesum
+fi
 bench_vm_images
 for v in shim today-small today-big ref-small ref-big cal; do
 	mkdir -p "$VM_DATA/b-$v/rootfs"

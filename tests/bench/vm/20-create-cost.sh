@@ -49,5 +49,40 @@ else
 	fail cyclecost "$(tail -n 3 "$VM_WORK/cost.out")"
 fi
 info "$($L/cyclecost -calibrate)"
+
+# CFS_BENCH_PROFILE: one cycle of the shim and of today's binary on each
+# image, traced with ftrace (tracesum's events; trace-NAME.txt in $VM_DATA,
+# its summary as "profile NAME ..." lines, and cyclecost's figures of that
+# cycle as "profile NAME cyclecost ..."), and one under strace
+# (strace-today-small.txt).
+if [ -n "${CFS_BENCH_PROFILE:-}" ]; then
+	T=/sys/kernel/tracing
+	mount -t tracefs nodev $T
+	echo 0 >$T/tracing_on
+	echo 32768 >$T/buffer_size_kb
+	echo 1 >$T/options/record-tgid
+	echo 'p:pfin handle_mm_fault' >$T/kprobe_events
+	echo 'r:pfout handle_mm_fault' >>$T/kprobe_events
+	for e in sched/sched_switch sched/sched_process_fork sched/sched_process_exec sched/sched_process_exit \
+		raw_syscalls/sys_enter raw_syscalls/sys_exit kprobes/pfin kprobes/pfout; do
+		echo 1 >$T/events/$e/enable
+	done
+	for spec in "$shim" "$today_small" "$today_big"; do
+		v=${spec%%=*}
+		: >$T/trace
+		echo 1 >$T/tracing_on
+		cyclecost -rounds 1 -warmup 0 "$spec" >"$VM_WORK/p.out" 2>&1
+		echo 0 >$T/tracing_on
+		cat $T/trace >"$D/trace-$v.txt"
+		check "profile-$v" sh -c "$L/tracesum -marks <'$D/trace-$v.txt' >'$VM_WORK/p.sum'"
+		while IFS= read -r line; do info "profile $v $line"; done <"$VM_WORK/p.sum"
+		while read -r line; do info "profile $v cyclecost $line"; done <"$VM_WORK/p.out"
+	done
+	echo 0 >$T/events/enable
+	echo >$T/kprobe_events
+	umount $T
+	check profile-strace strace -f -tt -T -o "$D/strace-today-small.txt" \
+		$L/cyclecost -root $R -gone '/run/cfs-runtime/{id}' -rounds 1 -warmup 0 "$today_small"
+fi
 bench_clean
 check_output no-runtime-state-left "" ls -A $R
