@@ -5,7 +5,7 @@
 // sys_exit, and optionally the kprobe pair "pfin" / "pfout" on
 // handle_mm_fault's entry and return (page faults).
 //
-//	tracesum [-root COMM] [-marks] < trace
+//	tracesum [-root COMM] [-top N] [-marks] < trace
 //
 // On one CPU every moment belongs to exactly one task, so the time between
 // two events is charged to the task running then, to what it was doing:
@@ -21,8 +21,8 @@
 //
 //	ROLE PROGRAM pid=N start=MS end=MS cpu=MS user=MS faults=MS/N sys=MS [SYSCALL=MS/N ...]
 //
-// (times in ms from the first traced event; the five system calls that
-// took longest), then "total", "idle" and "other" lines. ROLE is guessed
+// (times in ms from the first traced event; the -top (5) system calls
+// that took longest), then "total", "idle" and "other" lines. ROLE is guessed
 // from the cycle's shape: the first cfs-runtime that execs the runtime is
 // "create", the second "delete", a cfs-runtime started by a cfs-runtime is
 // the "watcher", one started by the runtime a "hook".
@@ -130,6 +130,7 @@ func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
 func main() {
 	rootComm := flag.String("root", "cyclecost", "the program whose descendants are the cycle")
 	marks := flag.Bool("marks", false, "print the timeline of each cfs-runtime image")
+	topN := flag.Int("top", 5, "system calls listed per image")
 	flag.Parse()
 	tasks := map[int]*task{}       // by tid
 	cur := map[int]*image{}        // current image by tgid
@@ -333,7 +334,7 @@ func main() {
 		fmt.Printf("%s %s pid=%d start=%.3f end=%.3f cpu=%.3f user=%.3f faults=%.3f/%d sys=%.3f", role, im.prog, im.tgid,
 			im.start-first, im.end-first, cpu, im.user, im.fault, im.faults, sys)
 		for i, e := range top {
-			if i == 5 {
+			if i == *topN {
 				break
 			}
 			fmt.Printf(" %s=%.3f/%d", e.k, e.v, im.sysN[e.k])
