@@ -34,9 +34,9 @@ jq --arg r "$work/rootfs" '.process.terminal = false | .process.args = ["/bin/bu
 cyc() { echo "$1=cp $work/plain.json $work/$2/config.json ;; $3 create --bundle $work/$2 {id} ;; $3 delete {id}"; }
 "$work/cyclebench" -rounds "$ROUNDS" "$(cyc runc b-runc "$RUNC")" "$(cyc shim b-shim "$work/bare-shim")" >"$work/host.out"
 
-echo "booting the VM (tests/vm/run.sh with tests/bench/vm; a few minutes under TCG)"
+echo "booting the VM (tests/vm/run.sh create-require from tests/bench/vm; a few minutes under TCG)"
 CFS_VM_SCENARIOS=tests/bench/vm CFS_VM_TIMEOUT=${CFS_VM_TIMEOUT:-1800} CFS_VM_SCENARIO_TIMEOUT=1500 \
-	tests/vm/run.sh >"$work/vm.out" 2>"$work/vm.err" || {
+	tests/vm/run.sh create-require >"$work/vm.out" 2>"$work/vm.err" || {
 	cat "$work/vm.out"
 	tail -n 20 "$work/vm.err"
 	echo "the VM benchmark failed" >&2

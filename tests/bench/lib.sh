@@ -1,14 +1,22 @@
 # shellcheck shell=bash
 # Helpers shared by the benchmark scripts (sourced from the repository root).
 
-# build_shim OUT [RUNTIME]: the bare exec shim (tests/bench/tools/bareshim),
-# built like cfs-runtime (static, stripped), exec'ing RUNTIME (default runc),
-# and installed like it (see install_bin).
-build_shim() {
-	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.runtime=${2:-/usr/sbin/runc}" -o "$1.linked" ./tests/bench/tools/bareshim
+# build_tool OUT PACKAGE [LDFLAGS]: a benchmark tool built like cfs-runtime
+# (static, stripped) and installed like it (see install_bin).
+build_tool() {
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w ${3:-}" -o "$1.linked" "$2"
 	install_bin "$1.linked" "$1"
 	rm -f "$1.linked"
 }
+
+# build_shim OUT [RUNTIME]: the bare exec shim (tests/bench/tools/bareshim),
+# exec'ing RUNTIME (default runc).
+build_shim() { build_tool "$1" ./tests/bench/tools/bareshim "-X main.runtime=${2:-/usr/sbin/runc}"; }
+
+# build_noop OUT: the runtime stand-in (tests/bench/tools/nooprt). Name OUT
+# runc: cfs-runtime reads runc's state file to know whether the runtime
+# has a container.
+build_noop() { build_tool "$1" ./tests/bench/tools/nooprt; }
 
 # install_bin SRC DST: copy a binary the way make install (and a package
 # manager) does. Every binary a benchmark execs goes through this: the Go

@@ -4,32 +4,11 @@
 # image already in the store, against `runc create` + `delete` and a bare exec
 # shim, interleaved, medians over CFS_BENCH_ROUNDS (20). Prints INFO lines
 # "cyclebench NAME MEDIAN MIN MAX" (ms under TCG) for tests/bench/create-vm.sh.
-# shellcheck disable=SC1091 # written by the host hook
-. "$VM_DATA/digests"
+# shellcheck disable=SC1091 # staged by the host hook
+. /vm/bench-lib.sh
 D=$VM_DATA
-S=$D/store
 ROUNDS=${CFS_BENCH_ROUNDS:-20}
-mkdir -p /etc/cfs-runtime
-cat >/etc/cfs-runtime/bench.policy.toml <<-P
-	enforcement = "require"
-	unsigned = "reject"
-	[[signer]]
-	name = "bench"
-	public_key = "$D/keys/bench.pub"
-P
-cat >/etc/cfs-runtime/bench.toml <<-P
-	runtime = "/usr/sbin/runc"
-	store_dir = "$S"
-	state_dir = "/run/cfs-runtime"
-	log_file = ""
-	policy = "/etc/cfs-runtime/bench.policy.toml"
-P
-export CFS_RUNTIME_CONFIG=/etc/cfs-runtime/bench.toml
-
-# the host cannot enable fs-verity: the objects get it here
-check enable-verity sh -c "find '$S/objects' -type f | xargs vmtool enable"
-check_contains measure-small "$SMALL" vmtool measure "$S/images/$SMALL"
-check_contains measure-big "$BIG" vmtool measure "$S/images/$BIG"
+bench_setup /usr/sbin/runc
 
 cp "$D/cfg/small.json" "$D/b-small/config.json"
 check first-create cfs-runtime create --bundle "$D/b-small" first
@@ -47,4 +26,4 @@ if cyclebench -rounds "$ROUNDS" \
 else
 	fail cyclebench "$(tail -n 3 "$VM_WORK/bench.out")"
 fi
-check_contains no-mounts-left "mounts=0" sh -c "echo mounts=\$(grep -c ' /run/cfs-runtime/' /proc/self/mountinfo)"
+bench_clean
