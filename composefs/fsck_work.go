@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -195,7 +196,7 @@ func (run *fsckRun) readSmall(w *fsckWorker, fd int, o *fsckObj) (batched bool) 
 		run.flush(w)
 	}
 	start := len(w.arena)
-	n, err := preadFull(fd, w.arena[start:start+int(o.size)+1], 0)
+	n, err := rawfile.PreadFull(fd, w.arena[start:start+int(o.size)+1], 0)
 	if err != nil {
 		run.readFailed(o, run.objectPath(o), err)
 		return false
@@ -268,7 +269,7 @@ func (run *fsckRun) segment(w *fsckWorker, b *fsckBig, i int) {
 	if i == b.segs-1 {
 		want++ // a byte more: a file that grew is noticed
 	}
-	k, err := preadFull(b.fd, w.buf[:want], off)
+	k, err := rawfile.PreadFull(b.fd, w.buf[:want], off)
 	switch {
 	case err != nil:
 		b.fail(off+int64(k), err)
@@ -327,7 +328,7 @@ func (run *fsckRun) wrongSize(fd int, o *fsckObj, at int64) {
 	default:
 		// The right size, read short: the next read says why.
 		var b [1]byte
-		if _, err := preadFull(fd, b[:], at); err != nil {
+		if _, err := rawfile.PreadFull(fd, b[:], at); err != nil {
 			run.readFailed(o, run.objectPath(o), err)
 			return
 		}

@@ -209,6 +209,9 @@ func (img *Image) Header() Header { return img.hdr }
 // Size is the image size in bytes.
 func (img *Image) Size() int64 { return int64(len(img.data)) }
 
+// Bytes returns the image as it was parsed (not a copy: do not modify it).
+func (img *Image) Bytes() []byte { return img.data }
+
 // span returns data[off:off+n], or an error naming what was out of range:
 // what(nid), or what(nid, block) for a format with two verbs. The name
 // is only formatted for the error: the walk calls span several times for

@@ -31,10 +31,6 @@ var (
 	// ErrBadDigest is returned for a string that is not a SHA-256 digest
 	// in lower-case hex.
 	ErrBadDigest = errors.New("not a SHA-256 digest in lower-case hex")
-	// ErrSourceChanged is returned when a file changed while it was
-	// read: its size no longer matches what lstat said, or a second read
-	// gave another digest. Its image entry would not match its content.
-	ErrSourceChanged = errors.New("file changed while being read")
 )
 
 // Store is a content-addressed composefs object store:
@@ -412,7 +408,9 @@ func (s *Store) importTree(tree, want string, opts []Option) (string, error) {
 	defer done()
 	se.staging = want != ""
 
-	t, err := buildTree(tree, newOptions(opts), s.threads, se.storeContent)
+	// The store's threads, whatever WithThreads opts holds.
+	scan := append(opts[:len(opts):len(opts)], WithThreads(s.threads))
+	t, err := BuildTreeWith(tree, se.storeContent, scan...)
 	if err != nil {
 		return "", err
 	}
@@ -469,7 +467,7 @@ func (s *Store) ImportImage(path string) (string, error) {
 	}
 	defer done()
 	digest, err := se.writeImage(func(w io.Writer) error {
-		_, err := w.Write(img.data)
+		_, err := w.Write(img.Bytes())
 		return err
 	})
 	if err != nil {
@@ -562,7 +560,7 @@ func storeSyncDir(dir string) error {
 // bytes, whatever the source does meanwhile) and returns the digest.
 // Objects already in the store are checked, not rewritten; a file whose
 // content is already being stored by this import is only hashed.
-func (se *session) storeContent(w *scanWorker, fd int, path string, size int64) ([]byte, error) {
+func (se *session) storeContent(w *ContentWorker, fd int, path string, size int64) ([]byte, error) {
 	if !se.noReflink.Load() {
 		d, err := se.storeCloned(w, fd, path, size)
 		if d != nil || err != nil {
@@ -570,7 +568,7 @@ func (se *session) storeContent(w *scanWorker, fd int, path string, size int64) 
 		}
 	}
 	switch {
-	case size < int64(len(w.buf)):
+	case size < int64(len(w.Buffer())):
 		return se.storeWhole(w, fd, path, size)
 	case se.mostlyPresent():
 		return se.storeHashFirst(w, fd, path, size)
@@ -592,13 +590,13 @@ func (se *session) mostlyPresent() bool {
 // storeWhole stores a file that fits in the worker's buffer: one read,
 // the digest, then, unless the store has the object, one write into a
 // temporary file in the object's own directory.
-func (se *session) storeWhole(w *scanWorker, fd int, path string, size int64) ([]byte, error) {
-	p, _, err := w.readChunk(fd, path, size)
+func (se *session) storeWhole(w *ContentWorker, fd int, path string, size int64) ([]byte, error) {
+	p, _, err := w.ReadChunk(fd, path, size)
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(p)) != size {
-		return nil, sizeChanged(path, size, int64(len(p)))
+		return nil, SizeChanged(path, size, int64(len(p)))
 	}
 	return se.storeBuffer(w, p, path)
 }
@@ -607,7 +605,7 @@ func (se *session) storeWhole(w *scanWorker, fd int, path string, size int64) ([
 // pass: each chunk is hashed and written to a temporary file, which only
 // gets the object's name once the digest is known. Its directory is one of
 // the fan-out directories in turn, so that new inodes still spread.
-func (se *session) storeStreaming(w *scanWorker, fd int, path string, size int64) ([]byte, error) {
+func (se *session) storeStreaming(w *ContentWorker, fd int, path string, size int64) ([]byte, error) {
 	t, err := se.createTemp(se.spreadDir())
 	if err != nil {
 		return nil, err
@@ -616,7 +614,7 @@ func (se *session) storeStreaming(w *scanWorker, fd int, path string, size int64
 	if err := se.copyHashing(w, t, fd, path, size); err != nil {
 		return nil, err
 	}
-	d := w.h.Sum()
+	d := w.Sum()
 	final, first := se.claim(d)
 	if !first {
 		return d, nil
@@ -626,8 +624,8 @@ func (se *session) storeStreaming(w *scanWorker, fd int, path string, size int64
 
 // storeHashFirst hashes a big file, and copies it only if the store lacks
 // its object: the copy is hashed again, and must give the same digest.
-func (se *session) storeHashFirst(w *scanWorker, fd int, path string, size int64) ([]byte, error) {
-	d, err := digestContent(w, fd, path, size)
+func (se *session) storeHashFirst(w *ContentWorker, fd int, path string, size int64) ([]byte, error) {
+	d, err := w.Digest(fd, path, size)
 	if err != nil {
 		return nil, err
 	}
@@ -643,7 +641,7 @@ func (se *session) storeHashFirst(w *scanWorker, fd int, path string, size int64
 
 // copyObject copies the file open as fd (from its start) to the object
 // final, which must get the fs-verity digest want.
-func (se *session) copyObject(w *scanWorker, fd int, path string, want []byte, size int64, final string) error {
+func (se *session) copyObject(w *ContentWorker, fd int, path string, want []byte, size int64, final string) error {
 	if _, err := unix.Seek(fd, 0, io.SeekStart); err != nil {
 		return fmt.Errorf("store: %s: %w", path, err)
 	}
@@ -655,7 +653,7 @@ func (se *session) copyObject(w *scanWorker, fd int, path string, want []byte, s
 	if err := se.copyHashing(w, t, fd, path, size); err != nil {
 		return err
 	}
-	if got := w.h.Sum(); !bytes.Equal(got, want) {
+	if got := w.Sum(); !bytes.Equal(got, want) {
 		return fmt.Errorf("store: %s: %w (fs-verity digest now %x, was %x)", path, ErrSourceChanged, got, want)
 	}
 	return se.place(w, t, final, want, size)
@@ -663,15 +661,15 @@ func (se *session) copyObject(w *scanWorker, fd int, path string, want []byte, s
 
 // copyHashing copies size bytes from fd to t through the worker's buffer,
 // hashing them with the worker's hasher.
-func (se *session) copyHashing(w *scanWorker, t *tempObject, fd int, path string, size int64) error {
-	w.h.Reset()
+func (se *session) copyHashing(w *ContentWorker, t *tempObject, fd int, path string, size int64) error {
+	w.Reset()
 	remaining := size
 	for {
-		p, eof, err := w.readChunk(fd, path, remaining)
+		p, eof, err := w.ReadChunk(fd, path, remaining)
 		if err != nil {
 			return err
 		}
-		w.hashChunk(p)
+		w.Hash(p)
 		if err := t.write(p); err != nil {
 			return fmt.Errorf("store: writing the object of %s: %w", path, err)
 		}
@@ -681,7 +679,7 @@ func (se *session) copyHashing(w *scanWorker, t *tempObject, fd int, path string
 		}
 	}
 	if remaining != 0 {
-		return sizeChanged(path, size, size-remaining)
+		return SizeChanged(path, size, size-remaining)
 	}
 	return nil
 }
@@ -689,7 +687,7 @@ func (se *session) copyHashing(w *scanWorker, t *tempObject, fd int, path string
 // storeCloned shares the source's blocks with a new object (FICLONE) where
 // the filesystem can, and hashes the clone. It returns nil, nil when the
 // filesystem cannot, and remembers that.
-func (se *session) storeCloned(w *scanWorker, fd int, path string, size int64) ([]byte, error) {
+func (se *session) storeCloned(w *ContentWorker, fd int, path string, size int64) ([]byte, error) {
 	t, err := se.createTemp(se.spreadDir())
 	if err != nil {
 		return nil, err
@@ -703,7 +701,7 @@ func (se *session) storeCloned(w *scanWorker, fd int, path string, size int64) (
 		}
 		return nil, fmt.Errorf("store: cloning %s: %w", path, err)
 	}
-	d, err := digestContent(w, t.fd, path, size)
+	d, err := w.Digest(t.fd, path, size)
 	if err != nil {
 		return nil, err
 	}
@@ -731,7 +729,7 @@ func (se *session) claim(d []byte) (final string, first bool) {
 
 // found reports whether the store has a correct object final (a wrong one
 // is removed).
-func (se *session) found(w *scanWorker, final string, d []byte, size int64) (bool, error) {
+func (se *session) found(w *ContentWorker, final string, d []byte, size int64) (bool, error) {
 	ok, err := se.checkObject(final, d, uint64(size), w)
 	if ok {
 		se.present.Add(1)
@@ -825,9 +823,9 @@ func (t *tempObject) discard() {
 // checkObject reports whether a correct object is at path: a regular file
 // of the right size and fs-verity digest (the kernel's, when fs-verity is
 // enabled on it, else computed, with w's checker when w is not nil, so
-// that w.buf is left alone). A wrong object, e.g. one cut short by a power failure before the
+// that w's buffer is left alone). A wrong object, e.g. one cut short by a power failure before the
 // import that wrote it finished, is removed so that it gets written again.
-func (se *session) checkObject(path string, digest []byte, size uint64, w *scanWorker) (bool, error) {
+func (se *session) checkObject(path string, digest []byte, size uint64, w *ContentWorker) (bool, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	for err == unix.EINTR {
 		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
@@ -853,7 +851,7 @@ func (se *session) checkObject(path string, digest []byte, size uint64, w *scanW
 	return ok, nil
 }
 
-func (se *session) objectOK(fd int, path string, digest []byte, size uint64, w *scanWorker) (bool, error) {
+func (se *session) objectOK(fd int, path string, digest []byte, size uint64, w *ContentWorker) (bool, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return false, err
@@ -873,17 +871,16 @@ func (se *session) objectOK(fd int, path string, digest []byte, size uint64, w *
 			return bytes.Equal(d, digest), nil
 		}
 	}
-	var cw *scanWorker
+	var cw *ContentWorker
 	if w != nil {
-		cw = w.checker()
+		cw = w.Checker()
 	} else {
-		h, err := verity.NewHasher()
-		if err != nil {
+		var err error
+		if cw, err = NewContentWorker(); err != nil {
 			return false, err
 		}
-		cw = &scanWorker{h: h, buf: make([]byte, workerBuf)}
 	}
-	got, err := digestContent(cw, fd, path, int64(size))
+	got, err := cw.Digest(fd, path, int64(size))
 	if errors.Is(err, ErrSourceChanged) {
 		return false, nil // not the size it had a moment ago: not trusted
 	}
@@ -899,7 +896,7 @@ func (se *session) objectOK(fd int, path string, digest []byte, size uint64, w *
 // the name is taken (an object from before, or from a concurrent import),
 // the object there is checked: kept if correct, and t dropped (objects are
 // never rewritten), else removed and replaced by t.
-func (se *session) place(w *scanWorker, t *tempObject, final string, d []byte, size int64) error {
+func (se *session) place(w *ContentWorker, t *tempObject, final string, d []byte, size int64) error {
 	if err := se.seal(t); err != nil {
 		return err
 	}
@@ -938,7 +935,7 @@ func (se *session) publish() error {
 
 // link gives the sealed t the name final, or keeps a correct object
 // already there (see place).
-func (se *session) link(w *scanWorker, t *tempObject, final string, d []byte, size int64) error {
+func (se *session) link(w *ContentWorker, t *tempObject, final string, d []byte, size int64) error {
 	for range 3 {
 		err := t.link(final)
 		if err == nil {

@@ -319,7 +319,8 @@ func TestStoreFreshImportFindsObjects(t *testing.T) {
 		idx = append(idx, i)
 	}
 	// Sizes on both sides of the worker buffer: whole and streamed copies.
-	storeRandomTree(t, tree, 3, idx, func(i int) int { return 1000 + i*(workerBuf/20) })
+	buf := len(newContentWorker(t).Buffer())
+	storeRandomTree(t, tree, 3, idx, func(i int) int { return 1000 + i*(buf/20) })
 	want, err := BuildTree(tree)
 	if err != nil {
 		t.Fatal(err)
@@ -382,6 +383,16 @@ func mustSize(t *testing.T, p string) int64 {
 // TestStoreSourceChanged: content that does not match what the scan saw
 // (its lstat size, or the digest of a first read) is refused, and nothing
 // is left behind, on every path a file can take into the store.
+// newContentWorker returns a content worker outside a scan, as a stream
+// import uses.
+func newContentWorker(t *testing.T) *ContentWorker {
+	w, err := NewContentWorker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 func TestStoreSourceChanged(t *testing.T) {
 	s, err := OpenStore(t.TempDir())
 	if err != nil {
@@ -392,8 +403,10 @@ func TestStoreSourceChanged(t *testing.T) {
 	if err := os.WriteFile(small, bytes.Repeat([]byte("abc"), 1000), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	w := newContentWorker(t)
+	buf := len(w.Buffer())
 	big := filepath.Join(dir, "big") // streamed
-	if err := os.WriteFile(big, bytes.Repeat([]byte("abcdefg"), workerBuf), 0o644); err != nil {
+	if err := os.WriteFile(big, bytes.Repeat([]byte("abcdefg"), buf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	se, err := s.newSession()
@@ -401,11 +414,6 @@ func TestStoreSourceChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer se.close()
-	h, err := verity.NewHasher()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &scanWorker{h: h, buf: make([]byte, workerBuf)}
 	open := func(p string) int {
 		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -421,8 +429,8 @@ func TestStoreSourceChanged(t *testing.T) {
 	}{
 		{"small file grew", small, 2999},
 		{"small file shrank", small, 3001},
-		{"big file grew", big, 7*workerBuf - 1},
-		{"big file shrank", big, 7*workerBuf + 1},
+		{"big file grew", big, int64(7*buf - 1)},
+		{"big file shrank", big, int64(7*buf + 1)},
 	} {
 		if _, err := se.storeContent(w, open(c.path), c.path, c.size); !errors.Is(err, ErrSourceChanged) {
 			t.Errorf("%s: err = %v, want ErrSourceChanged", c.name, err)
@@ -432,7 +440,7 @@ func TestStoreSourceChanged(t *testing.T) {
 	// copy must have the digest of the first read.
 	stale := make([]byte, DigestSize)
 	final := filepath.Join(s.ObjectsDir(), ObjectPath(stale))
-	err = se.copyObject(w, open(big), big, stale, 7*workerBuf, final)
+	err = se.copyObject(w, open(big), big, stale, int64(7*buf), final)
 	if !errors.Is(err, ErrSourceChanged) {
 		t.Errorf("copy with another digest: err = %v, want ErrSourceChanged", err)
 	}
