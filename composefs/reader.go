@@ -738,11 +738,14 @@ func (img *Image) readDir(ri *rawInode, used bitmap) ([]dirent, error) {
 // hardlink, and a directory reached a second time is an error (a loop).
 func (img *Image) Walk(fn func(*Entry) error) error { return img.walk(fn, false) }
 
-// walk is Walk, or with lean the same walk and checks for a caller that
-// only wants the inodes (fsck, which finds paths again only for a report
-// of damage): the Entry's Path, Name and HardlinkOf are empty, the Inode
-// has no Payload and its Digest is a view of the image, and fn gets the
-// same *Entry every time (it must not keep it). Paths are then built only
+// WalkInodes is Walk, with every check, for a caller that only wants the
+// inodes (fsck, which finds paths again only for a report of damage): the
+// Entry's Path, Name and HardlinkOf are empty, the Inode has no Payload and
+// its Digest is a view of the image, and fn gets the same *Entry every time
+// (it must not keep it).
+func (img *Image) WalkInodes(fn func(*Entry) error) error { return img.walk(fn, true) }
+
+// walk is Walk, or with lean WalkInodes. A lean walk builds paths only
 // for an error.
 func (img *Image) walk(fn func(*Entry) error, lean bool) error {
 	w := walker{

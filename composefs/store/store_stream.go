@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 )
 
 // ErrShortStream is returned (wrapped) by StreamImport.PutObject when the
@@ -24,7 +26,7 @@ var ErrShortStream = errors.New("stream does not have the announced size")
 type StreamImport struct {
 	se   *session
 	done func()
-	w    *ContentWorker
+	w    *composefs.ContentWorker
 }
 
 // StreamStats counts the objects a StreamImport handled: written by it, or
@@ -39,7 +41,7 @@ func (s *Store) BeginStream() (*StreamImport, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := NewContentWorker()
+	w, err := composefs.NewContentWorker()
 	if err != nil {
 		done()
 		return nil, err
@@ -117,7 +119,7 @@ func (si *StreamImport) PutObject(r io.Reader, size int64) ([]byte, error) {
 // store has it already, write it to a temporary file in the object's own
 // directory and name it. (storeWhole, for a file read into w's buffer, is the
 // same after its read.)
-func (se *session) storeBuffer(w *ContentWorker, p []byte, name string) ([]byte, error) {
+func (se *session) storeBuffer(w *composefs.ContentWorker, p []byte, name string) ([]byte, error) {
 	w.Reset()
 	w.Hash(p)
 	d := w.Sum()

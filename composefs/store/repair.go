@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -376,7 +377,7 @@ func readChunks(w *repairWorker, r io.Reader, name string, size int64, write fun
 		n, err := io.ReadFull(r, p)
 		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-				return SizeChanged(name, size, size-remaining+int64(n))
+				return composefs.SizeChanged(name, size, size-remaining+int64(n))
 			}
 			return fmt.Errorf("reading %s: %w", name, err)
 		}
@@ -395,7 +396,7 @@ func readChunks(w *repairWorker, r io.Reader, name string, size int64, write fun
 // puts it in place of the damaged or missing object.
 func (rp *repairer) install(w *repairWorker, t *tempObject, hd string, size int64) error {
 	d, _ := hex.DecodeString(hd)
-	final := filepath.Join(rp.se.s.dir, "objects", ObjectPath(d))
+	final := filepath.Join(rp.se.s.dir, "objects", composefs.ObjectPath(d))
 	se := rp.se
 	if err := se.seal(t); err != nil {
 		return err
@@ -504,7 +505,7 @@ func (rp *repairer) protect(hd string) error {
 	if err != nil {
 		return err
 	}
-	p := filepath.Join(rp.se.s.dir, "objects", ObjectPath(d))
+	p := filepath.Join(rp.se.s.dir, "objects", composefs.ObjectPath(d))
 	if err := verity.Enable(p); err != nil && !errors.Is(err, verity.ErrAlreadyEnabled) {
 		return fmt.Errorf("store: %w", err)
 	}
