@@ -29,9 +29,16 @@
 // other default to 0) and WithThreads (digest and copy parallelism; never
 // changes the output).
 //
+// Tree.WriteComposefsRSImage and Tree.ComposefsRSDigest write another
+// format of the same tree: composefs-rs' legacy V2 (composefsrs_v2.go),
+// what `cfsctl --erofs-version 2` computes. composefs-rs' current V1 is
+// libcomposefs' format: WriteImage with WithMinVersion(1).
+//
 // Reading an image: ParseImage and ReadImageFile check its header and
 // superblock, Image.Walk checks and visits every inode, and WriteDump,
 // WriteLs and Objects print what composefs-info dump, ls and objects print.
+// AppendDumpLine and ParseDumpLine (dumpline.go) handle one dump line on
+// its own, for records of entries that form no tree (ociimage's layers).
 //
 // A Tree holds metadata only: regular files up to 64 bytes (5000 from a
 // dump) are inline, bigger ones are referenced by payload ("XX/YYYY...",
