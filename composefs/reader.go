@@ -209,6 +209,9 @@ func (img *Image) Header() Header { return img.hdr }
 // Size is the image size in bytes.
 func (img *Image) Size() int64 { return int64(len(img.data)) }
 
+// Bytes returns the image as it was parsed (not a copy: do not modify it).
+func (img *Image) Bytes() []byte { return img.data }
+
 // span returns data[off:off+n], or an error naming what was out of range:
 // what(nid), or what(nid, block) for a format with two verbs. The name
 // is only formatted for the error: the walk calls span several times for
@@ -735,11 +738,14 @@ func (img *Image) readDir(ri *rawInode, used bitmap) ([]dirent, error) {
 // hardlink, and a directory reached a second time is an error (a loop).
 func (img *Image) Walk(fn func(*Entry) error) error { return img.walk(fn, false) }
 
-// walk is Walk, or with lean the same walk and checks for a caller that
-// only wants the inodes (fsck, which finds paths again only for a report
-// of damage): the Entry's Path, Name and HardlinkOf are empty, the Inode
-// has no Payload and its Digest is a view of the image, and fn gets the
-// same *Entry every time (it must not keep it). Paths are then built only
+// WalkInodes is Walk, with every check, for a caller that only wants the
+// inodes (fsck, which finds paths again only for a report of damage): the
+// Entry's Path, Name and HardlinkOf are empty, the Inode has no Payload and
+// its Digest is a view of the image, and fn gets the same *Entry every time
+// (it must not keep it).
+func (img *Image) WalkInodes(fn func(*Entry) error) error { return img.walk(fn, true) }
+
+// walk is Walk, or with lean WalkInodes. A lean walk builds paths only
 // for an error.
 func (img *Image) walk(fn func(*Entry) error, lean bool) error {
 	w := walker{

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/testutil"
 )
 
 const readerVectorDir = "../testdata/vectors/out"
@@ -14,29 +16,12 @@ const readerVectorDir = "../testdata/vectors/out"
 // readerVectors lists the golden vectors (out/NN-name).
 func readerVectors(t testing.TB) []string {
 	t.Helper()
-	ents, err := os.ReadDir(readerVectorDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		if e.IsDir() {
-			names = append(names, e.Name())
-		}
-	}
-	if len(names) != 15 {
-		t.Fatalf("found %d vectors in %s, want 15", len(names), readerVectorDir)
-	}
-	return names
+	return testutil.Vectors(t, readerVectorDir)
 }
 
 func readerVectorFile(t testing.TB, name, file string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(readerVectorDir, name, file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testutil.VectorFile(t, readerVectorDir, name, file)
 }
 
 // TestReaderVectors: dump, ls and objects of every golden image equal

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -30,16 +31,26 @@ var ErrConflictingOptions = errors.New("conflicting options")
 // the inline bytes. A file whose size changes while it is read is an error
 // matching ErrSourceChanged: its image entry would not match its content.
 func BuildTree(dir string, opts ...Option) (*Tree, error) {
-	o := newOptions(opts)
-	return buildTree(dir, o, o.threads, digestContent)
+	return BuildTreeWith(dir, (*ContentWorker).Digest, opts...)
 }
 
-// contentFunc reads the content of one external regular file (size bytes
+// BuildTreeWith is BuildTree with content reading every regular file of
+// more than MaxInlineFromDir bytes, on the scan's WithThreads workers.
+func BuildTreeWith(dir string, content ContentFunc, opts ...Option) (*Tree, error) {
+	return buildTree(dir, newOptions(opts), content)
+}
+
+// ErrSourceChanged is returned when a file changed while it was read: its
+// size no longer matches what lstat said, or a second read gave another
+// digest. Its image entry would not match its content.
+var ErrSourceChanged = errors.New("file changed while being read")
+
+// ContentFunc reads the content of one external regular file (size bytes
 // according to the scan's lstat, open as fd) with the worker's buffer and
-// hasher and returns its fs-verity digest. BuildTree's only hashes; an
-// import's also stores the bytes it hashed (Store.ImportTree), so that each
-// file is read once.
-type contentFunc func(w *scanWorker, fd int, path string, size int64) ([]byte, error)
+// hasher and returns its fs-verity digest. BuildTree's only hashes
+// (ContentWorker.Digest); an import's also stores the bytes it hashed
+// (package composefs/store), so that each file is read once.
+type ContentFunc func(w *ContentWorker, fd int, path string, size int64) ([]byte, error)
 
 // Buffer sizes. A worker reads a file in chunks of workerBuf: big enough
 // that a chunk is hashed with few syscalls and, at the end of a scan, split
@@ -50,9 +61,8 @@ const (
 	listxattrSz = 64 << 10 // XATTR_LIST_MAX
 )
 
-// buildTree is BuildTree with threads content workers calling content for
-// every regular file of more than MaxInlineFromDir bytes.
-func buildTree(dir string, o options, threads int, content contentFunc) (*Tree, error) {
+// buildTree is BuildTreeWith with the options parsed.
+func buildTree(dir string, o options, content ContentFunc) (*Tree, error) {
 	if o.skipXattrs && o.userXattrs {
 		return nil, fmt.Errorf("%w: skip-xattrs and user-xattrs", ErrConflictingOptions)
 	}
@@ -60,8 +70,7 @@ func buildTree(dir string, o options, threads int, content contentFunc) (*Tree, 
 	s.names = make([]byte, listxattrSz)
 	s.link = make([]byte, MaxSymlinkLen+2)
 	s.dirent = make([]byte, 32<<10)
-	threads = max(threads, 1)
-	for range threads {
+	for range o.threads {
 		s.wg.Add(1)
 		go s.work()
 	}
@@ -93,7 +102,7 @@ type scanJob struct {
 // that the kernel does not walk every entry's full path.
 type scanner struct {
 	o       options
-	content contentFunc
+	content ContentFunc
 	jobs    chan scanJob
 	wg      sync.WaitGroup
 	scanned atomic.Bool // every job is queued
@@ -120,25 +129,46 @@ func (s *scanner) firstErr() error {
 	return s.err
 }
 
-// scanWorker is one content worker, with its own reusable hasher and
-// buffers: no allocation per file.
-type scanWorker struct {
+// ContentWorker is one content worker of a scan (or of an import outside
+// one), with its own reusable hasher and buffer: no allocation per file.
+// A ContentWorker is used by one goroutine at a time.
+type ContentWorker struct {
 	s     *scanner
 	h     *verity.Hasher
 	buf   []byte
-	names []byte      // listxattr
-	check *scanWorker // for reading objects while buf holds a file
+	names []byte         // listxattr
+	check *ContentWorker // for reading objects while buf holds a file
 }
 
-// checker returns a worker sharing w's hasher but not its buffer: the
-// store checks an existing object with it while w.buf still holds the
-// file that may have to be written.
-func (w *scanWorker) checker() *scanWorker {
+// NewContentWorker returns a worker outside any scan, e.g. for content
+// that arrives as a stream. It hashes big chunks on every core.
+func NewContentWorker() (*ContentWorker, error) {
+	h, err := verity.NewHasher()
+	if err != nil {
+		return nil, err
+	}
+	return &ContentWorker{h: h, buf: make([]byte, workerBuf)}, nil
+}
+
+// Checker returns a worker sharing w's hasher but not its buffer: the
+// store checks an existing object with it while w's buffer still holds
+// the file that may have to be written.
+func (w *ContentWorker) Checker() *ContentWorker {
 	if w.check == nil {
-		w.check = &scanWorker{s: w.s, h: w.h, buf: make([]byte, len(w.buf))}
+		w.check = &ContentWorker{s: w.s, h: w.h, buf: make([]byte, len(w.buf))}
 	}
 	return w.check
 }
+
+// Buffer returns the worker's buffer, which ReadChunk reads into: a file
+// smaller than it is read in one chunk.
+func (w *ContentWorker) Buffer() []byte { return w.buf }
+
+// Reset starts a new digest in the worker's hasher.
+func (w *ContentWorker) Reset() { w.h.Reset() }
+
+// Sum returns the fs-verity digest of what was hashed since Reset.
+func (w *ContentWorker) Sum() []byte { return w.h.Sum() }
 
 func (s *scanner) work() {
 	defer s.wg.Done()
@@ -149,7 +179,7 @@ func (s *scanner) work() {
 		}
 		return
 	}
-	w := &scanWorker{s: s, h: h, buf: make([]byte, workerBuf), names: make([]byte, listxattrSz)}
+	w := &ContentWorker{s: s, h: h, buf: make([]byte, workerBuf), names: make([]byte, listxattrSz)}
 	for j := range s.jobs {
 		if s.firstErr() != nil {
 			continue // drain
@@ -160,7 +190,7 @@ func (s *scanner) work() {
 	}
 }
 
-func (w *scanWorker) file(j scanJob) error {
+func (w *ContentWorker) file(j scanJob) error {
 	fd, err := w.s.open(unix.AT_FDCWD, j.path)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", j.path, err)
@@ -185,28 +215,29 @@ func (w *scanWorker) file(j scanJob) error {
 // spareCores is how many goroutines may hash one large chunk: 1 while
 // the scan keeps every worker busy, all cores once the queue has run dry
 // (the last, biggest files would otherwise be hashed on one core).
-func (w *scanWorker) spareCores() int {
+func (w *ContentWorker) spareCores() int {
 	if w.s == nil || w.s.scanned.Load() && len(w.s.jobs) == 0 {
 		return 0 // GOMAXPROCS
 	}
 	return 1
 }
 
-// hashChunk adds p to the worker's hasher.
-func (w *scanWorker) hashChunk(p []byte) {
+// Hash adds p to the worker's hasher.
+func (w *ContentWorker) Hash(p []byte) {
 	if len(p) >= 64<<10 {
 		w.h.SetConcurrency(w.spareCores())
 	}
 	w.h.Write(p)
 }
 
-// readChunk reads the next chunk of a file of which remaining bytes are
-// still expected, into w.buf. It asks for one byte more than remaining
-// when that fits, so that a file that grew is noticed without an extra
-// read at the end; a short read of a regular file means its end.
-func (w *scanWorker) readChunk(fd int, path string, remaining int64) (p []byte, eof bool, err error) {
+// ReadChunk reads the next chunk of a file of which remaining bytes are
+// still expected, into the worker's buffer. It asks for one byte more than
+// remaining when that fits, so that a file that grew is noticed without an
+// extra read at the end (ErrSourceChanged); a short read of a regular file
+// means its end.
+func (w *ContentWorker) ReadChunk(fd int, path string, remaining int64) (p []byte, eof bool, err error) {
 	want := int(min(int64(len(w.buf)), remaining+1))
-	n, err := readFull(fd, w.buf[:want])
+	n, err := rawfile.ReadFull(fd, w.buf[:want])
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s: %w", path, err)
 	}
@@ -216,65 +247,32 @@ func (w *scanWorker) readChunk(fd int, path string, remaining int64) (p []byte, 
 	return w.buf[:n], n < want, nil
 }
 
-// digestContent hashes a file of size bytes.
-func digestContent(w *scanWorker, fd int, path string, size int64) ([]byte, error) {
+// Digest hashes a file of size bytes, open as fd at its start, and returns
+// its fs-verity digest: the ContentFunc of BuildTree.
+func (w *ContentWorker) Digest(fd int, path string, size int64) ([]byte, error) {
 	w.h.Reset()
 	remaining := size
 	for {
-		p, eof, err := w.readChunk(fd, path, remaining)
+		p, eof, err := w.ReadChunk(fd, path, remaining)
 		if err != nil {
 			return nil, err
 		}
-		w.hashChunk(p)
+		w.Hash(p)
 		remaining -= int64(len(p))
 		if eof {
 			break
 		}
 	}
 	if remaining != 0 {
-		return nil, sizeChanged(path, size, size-remaining)
+		return nil, SizeChanged(path, size, size-remaining)
 	}
 	return w.h.Sum(), nil
 }
 
-func sizeChanged(path string, size, read int64) error {
+// SizeChanged returns the error, matching ErrSourceChanged, for a file of
+// size bytes of which only read bytes could be read.
+func SizeChanged(path string, size, read int64) error {
 	return fmt.Errorf("%w: %s: read %d bytes, its size was %d", ErrSourceChanged, path, read, size)
-}
-
-// readFull reads into p until it is full or the file ends.
-func readFull(fd int, p []byte) (int, error) {
-	// A regular file reads short only at its end.
-	return fill(p, true, func(b []byte, _ int) (int, error) { return unix.Read(fd, b) })
-}
-
-// preadFull reads into p from offset off until p is full, the file ends
-// or a read fails. (A read of a file with fs-verity stops short before a
-// block that fails its check; the next one fails with EIO.)
-func preadFull(fd int, p []byte, off int64) (int, error) {
-	return fill(p, false, func(b []byte, n int) (int, error) { return unix.Pread(fd, b, off+int64(n)) })
-}
-
-// fill calls read(p[n:], n) until p is full, read returns 0 or fails, or
-// (stopShort) a read returns less than asked.
-func fill(p []byte, stopShort bool, read func(b []byte, n int) (int, error)) (int, error) {
-	n := 0
-	for n < len(p) {
-		k, err := read(p[n:], n)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if k == 0 {
-			break
-		}
-		n += k
-		if stopShort && n < len(p) && k < len(p[n-k:]) {
-			break
-		}
-	}
-	return n, nil
 }
 
 // open opens a regular file for reading without following a symlink
@@ -495,12 +493,12 @@ func (s *scanner) readSmall(dirfd int, name, p string, n *Node) error {
 	}
 	defer unix.Close(fd)
 	var buf [MaxInlineFromDir + 1]byte
-	k, err := readFull(fd, buf[:n.Size+1])
+	k, err := rawfile.ReadFull(fd, buf[:n.Size+1])
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", p, err)
 	}
 	if uint64(k) != n.Size {
-		return sizeChanged(p, int64(n.Size), int64(k))
+		return SizeChanged(p, int64(n.Size), int64(k))
 	}
 	n.Content = bytes.Clone(buf[:k])
 	if !s.o.skipXattrs {

@@ -27,18 +27,9 @@ type vector struct {
 
 func vectors(t *testing.T) []vector {
 	t.Helper()
-	ents, err := os.ReadDir(filepath.Join(vectorsDir, "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var vs []vector
-	for _, e := range ents {
-		if e.IsDir() {
-			vs = append(vs, vector{e.Name(), filepath.Join(vectorsDir, "out", e.Name())})
-		}
-	}
-	if len(vs) != 15 {
-		t.Fatalf("found %d vectors, want 15", len(vs))
+	for _, name := range testutil.Vectors(t, readerVectorDir) {
+		vs = append(vs, vector{name, filepath.Join(readerVectorDir, name)})
 	}
 	return vs
 }

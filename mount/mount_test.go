@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
@@ -804,7 +805,7 @@ func TestImageOnTmpfs(t *testing.T) {
 // the name.
 func TestMountFromStore(t *testing.T) {
 	e := newEnv(t)
-	s, err := composefs.OpenStore(filepath.Join(t.TempDir(), "store"))
+	s, err := store.Open(filepath.Join(t.TempDir(), "store"))
 	if err != nil {
 		t.Fatal(err)
 	}

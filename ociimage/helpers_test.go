@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 )
 
 func ref(t *testing.T, s string) Ref {
@@ -20,9 +21,9 @@ func ref(t *testing.T, s string) Ref {
 	return r
 }
 
-func openStore(t *testing.T) *composefs.Store {
+func openStore(t *testing.T) *store.Store {
 	t.Helper()
-	s, err := composefs.OpenStore(filepath.Join(t.TempDir(), "store"))
+	s, err := store.Open(filepath.Join(t.TempDir(), "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func dumpDigest(t *testing.T, dump string, opts ...composefs.Option) string {
 }
 
 // imageDump is composefs-info dump of an image in the store.
-func imageDump(t *testing.T, s *composefs.Store, d string) string {
+func imageDump(t *testing.T, s *store.Store, d string) string {
 	t.Helper()
 	p, err := s.ImagePath(d)
 	if err != nil {
@@ -63,7 +64,7 @@ func imageDump(t *testing.T, s *composefs.Store, d string) string {
 }
 
 // countObjects counts the files under the store's objects/.
-func countObjects(t *testing.T, s *composefs.Store) int {
+func countObjects(t *testing.T, s *store.Store) int {
 	t.Helper()
 	n := 0
 	filepath.WalkDir(s.ObjectsDir(), func(p string, d os.DirEntry, err error) error {

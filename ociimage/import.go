@@ -12,6 +12,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 )
 
 // Canonicalization rules: how an image's layers become a composefs tree
@@ -106,7 +107,7 @@ type Result struct {
 	Layers   []LayerResult
 	// Stats counts the objects written to, or found in, the store (layers
 	// that were read only).
-	Stats composefs.StreamStats
+	Stats store.StreamStats
 }
 
 // Processed is how many layers were read (not reused from records).
@@ -137,13 +138,13 @@ func newRun(l *Layout, img *Image, opts Options) *layerRun {
 
 // layer applies layer i: from its record (if store is not nil and has a
 // usable one whose objects are all present), else by reading it into sink.
-func (r *layerRun) layer(i int, store *composefs.Store, sink objectSink) error {
+func (r *layerRun) layer(i int, st *store.Store, sink objectSink) error {
 	diffID := r.img.Config.RootFS.DiffIDs[i]
 	what := fmt.Sprintf("layer %d/%d %s", i+1, len(r.img.Manifest.Layers), diffID)
 	var entries []entry
 	reused := false
-	if store != nil {
-		recorded, missing, err := loadRecord(store, diffID)
+	if st != nil {
+		recorded, missing, err := loadRecord(st, diffID)
 		switch {
 		case err == nil && missing == 0:
 			entries, reused = recorded, true
@@ -209,7 +210,7 @@ func (r *layerRun) tree() (*composefs.Tree, error) {
 // to the image are written, all under the store's import lock (gc waits).
 // A layout that fails a check leaves no image (objects already placed are
 // complete and verified; gc removes them if nothing uses them).
-func Import(store *composefs.Store, ref Ref, opts Options) (*Result, error) {
+func Import(st *store.Store, ref Ref, opts Options) (*Result, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
@@ -218,14 +219,14 @@ func Import(store *composefs.Store, ref Ref, opts Options) (*Result, error) {
 		return nil, err
 	}
 	defer l.Close()
-	si, err := store.BeginStream()
+	si, err := st.BeginStream()
 	if err != nil {
 		return nil, err
 	}
 	defer si.Close()
 	r := newRun(l, img, opts)
 	for i := range img.Manifest.Layers {
-		if err := r.layer(i, store, si); err != nil {
+		if err := r.layer(i, st, si); err != nil {
 			return nil, err
 		}
 	}
@@ -239,7 +240,7 @@ func Import(store *composefs.Store, ref Ref, opts Options) (*Result, error) {
 	}
 	// Provenance before the image appears (as every import records it):
 	// fsck never finds the image without its sources.
-	if err := store.SetProvenance(d, mergeSources(store, d, r.provenance(t))); err != nil {
+	if err := st.SetProvenance(d, mergeSources(st, d, r.provenance(t))); err != nil {
 		return nil, fmt.Errorf("%s: provenance: %w", ref, err)
 	}
 	if err := si.Commit(d); err != nil {
@@ -249,7 +250,7 @@ func Import(store *composefs.Store, ref Ref, opts Options) (*Result, error) {
 	// Records only once their objects are durable (Commit's syncfs): a
 	// record is trusted to mean "these objects are in the store".
 	for i, entries := range r.fresh {
-		if err := writeRecord(store, img.Config.RootFS.DiffIDs[i], entries); err != nil {
+		if err := writeRecord(st, img.Config.RootFS.DiffIDs[i], entries); err != nil {
 			return nil, err
 		}
 	}
@@ -257,7 +258,7 @@ func Import(store *composefs.Store, ref Ref, opts Options) (*Result, error) {
 	if res.RefName == "" {
 		res.RefName = refName(ref, img)
 	}
-	if err := store.SetRef(res.RefName, d); err != nil {
+	if err := st.SetRef(res.RefName, d); err != nil {
 		return nil, fmt.Errorf("%s: ref %q: %w", ref, res.RefName, err)
 	}
 	return res, nil
@@ -281,13 +282,13 @@ const maxRefName = 200
 
 // provenance lists, per layer, the image's objects its files provided
 // (Ref: the layer's diff_id; Layout: where it was read).
-func (r *layerRun) provenance(t *composefs.Tree) []composefs.Source {
+func (r *layerRun) provenance(t *composefs.Tree) []store.Source {
 	inImage := map[string]struct{}{}
 	t.WalkObjects(func(o composefs.Object) error {
 		inImage[string(o.Digest)] = struct{}{}
 		return nil
 	})
-	srcs := make([]composefs.Source, 0, len(r.all))
+	srcs := make([]store.Source, 0, len(r.all))
 	for i, entries := range r.all {
 		seen := map[string]struct{}{}
 		objs := []string{}
@@ -302,8 +303,8 @@ func (r *layerRun) provenance(t *composefs.Tree) []composefs.Source {
 			}
 		}
 		slices.Sort(objs)
-		srcs = append(srcs, composefs.Source{
-			Kind:    composefs.SourceOCILayer,
+		srcs = append(srcs, store.Source{
+			Kind:    store.SourceOCILayer,
 			Ref:     r.img.Config.RootFS.DiffIDs[i].String(),
 			Layout:  r.l.ref.String(),
 			Objects: objs,
@@ -315,13 +316,13 @@ func (r *layerRun) provenance(t *composefs.Tree) []composefs.Source {
 // mergeSources adds to srcs the sources recorded before for the image
 // that are not among them (the same image imported from another layout,
 // or as a tree): every place that can provide its objects stays known.
-func mergeSources(store *composefs.Store, image string, srcs []composefs.Source) []composefs.Source {
-	old, err := store.Provenance(image)
+func mergeSources(st *store.Store, image string, srcs []store.Source) []store.Source {
+	old, err := st.Provenance(image)
 	if err != nil {
 		return srcs
 	}
 	for _, o := range old {
-		if !slices.ContainsFunc(srcs, func(s composefs.Source) bool {
+		if !slices.ContainsFunc(srcs, func(s store.Source) bool {
 			return s.Kind == o.Kind && s.Ref == o.Ref && s.Layout == o.Layout
 		}) {
 			srcs = append(srcs, o)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	ot "github.com/cfs-runtime/cfs-runtime/ociimage/ocitest"
 )
 
@@ -138,7 +139,7 @@ func TestImportMergesLayers(t *testing.T) {
 	// provide tool's bytes); layer 3: new.
 	wantObjs := [][]string{{ot.VerityHex(t, tool)}, {ot.VerityHex(t, passwd2)}, {ot.VerityHex(t, newBin)}}
 	for i, src := range srcs {
-		if src.Kind != composefs.SourceOCILayer || src.Ref != res.Layers[i].DiffID.String() || src.Layout != "oci:"+dir+":v1" ||
+		if src.Kind != store.SourceOCILayer || src.Ref != res.Layers[i].DiffID.String() || src.Layout != "oci:"+dir+":v1" ||
 			strings.Join(src.Objects, ",") != strings.Join(wantObjs[i], ",") {
 			t.Errorf("source %d: %+v, want objects %v", i, src, wantObjs[i])
 		}

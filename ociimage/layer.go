@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -34,7 +35,7 @@ const (
 )
 
 // objectSink takes the content of a regular file stored outside the image
-// and returns its fs-verity digest: a store (composefs.StreamImport) or
+// and returns its fs-verity digest: a store (store.StreamImport) or
 // just a hasher (hashSink) when only the digest is wanted.
 type objectSink interface {
 	PutObject(r io.Reader, size int64) ([]byte, error)
@@ -61,7 +62,7 @@ func (s *hashSink) PutObject(r io.Reader, size int64) ([]byte, error) {
 		return nil, err
 	}
 	if n != size {
-		return nil, fmt.Errorf("%w: %d bytes, the entry says %d", composefs.ErrShortStream, n, size)
+		return nil, fmt.Errorf("%w: %d bytes, the entry says %d", store.ErrShortStream, n, size)
 	}
 	return s.h.Sum(), nil
 }

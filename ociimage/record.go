@@ -13,6 +13,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/atomicfile"
 )
 
@@ -45,8 +46,8 @@ const (
 // again, and the record rewritten).
 var errBadRecord = errors.New("unusable layer record")
 
-func recordPath(store *composefs.Store, diffID digest.Digest) string {
-	return filepath.Join(store.Dir(), layersDir, diffID.Encoded())
+func recordPath(st *store.Store, diffID digest.Digest) string {
+	return filepath.Join(st.Dir(), layersDir, diffID.Encoded())
 }
 
 func encodeRecord(diffID digest.Digest, entries []entry) []byte {
@@ -96,8 +97,8 @@ func decodeRecord(data []byte, diffID digest.Digest) ([]entry, error) {
 // loadRecord returns the recorded entries of a layer whose objects are all
 // in the store. missing is set when the record exists but lacks objects
 // (removed by gc): the layer must be read again.
-func loadRecord(store *composefs.Store, diffID digest.Digest) (entries []entry, missing int, err error) {
-	data, err := os.ReadFile(recordPath(store, diffID))
+func loadRecord(st *store.Store, diffID digest.Digest) (entries []entry, missing int, err error) {
+	data, err := os.ReadFile(recordPath(st, diffID))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -105,17 +106,17 @@ func loadRecord(store *composefs.Store, diffID digest.Digest) (entries []entry, 
 		return nil, 0, err
 	}
 	for _, e := range entries {
-		if e.node.Digest != nil && !store.HasObject(hex.EncodeToString(e.node.Digest), e.node.Size) {
+		if e.node.Digest != nil && !st.HasObject(hex.EncodeToString(e.node.Digest), e.node.Size) {
 			missing++
 		}
 	}
 	return entries, missing, nil
 }
 
-func writeRecord(store *composefs.Store, diffID digest.Digest, entries []entry) error {
-	dir := filepath.Join(store.Dir(), layersDir)
+func writeRecord(st *store.Store, diffID digest.Digest, entries []entry) error {
+	dir := filepath.Join(st.Dir(), layersDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("layer record: %w", err)
 	}
-	return atomicfile.WriteFile(recordPath(store, diffID), encodeRecord(diffID, entries), 0o600)
+	return atomicfile.WriteFile(recordPath(st, diffID), encodeRecord(diffID, entries), 0o600)
 }

@@ -11,6 +11,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 )
 
 // NewSource opens layers of the image an OCI layout reference names
@@ -19,7 +20,7 @@ import (
 // provenance records them; nil: every layer). The layout is read when
 // Files is called; each layer's blob is checked against its digest and
 // diff_id as it is read.
-func NewSource(layout string, layers []string) (composefs.ObjectSource, error) {
+func NewSource(layout string, layers []string) (store.ObjectSource, error) {
 	ref, err := ParseRef(layout)
 	if err != nil {
 		return nil, err
@@ -56,7 +57,7 @@ func (s *layerSource) String() string {
 // Files offers the layers' regular files, one layer after the other (a
 // tar stream is read in order). Whiteout markers and hardlinks carry no
 // content and are not offered.
-func (s *layerSource) Files(ctx context.Context, want func(int64) bool, fn func(composefs.SourceFile) error) error {
+func (s *layerSource) Files(ctx context.Context, want func(int64) bool, fn func(store.SourceFile) error) error {
 	l, img, err := openImage(s.ref)
 	if err != nil {
 		return err
@@ -71,7 +72,7 @@ func (s *layerSource) Files(ctx context.Context, want func(int64) bool, fn func(
 			if e.link != "" || n.Type() != composefs.ModeRegular || strings.HasPrefix(path.Base(e.path), whiteoutPrefix) || !want(int64(n.Size)) {
 				return nil
 			}
-			return fn(composefs.SourceFile{Name: fmt.Sprintf("layer %d %s", i+1, e.path), Size: int64(n.Size), Content: content})
+			return fn(store.SourceFile{Name: fmt.Sprintf("layer %d %s", i+1, e.path), Size: int64(n.Size), Content: content})
 		})
 		if err != nil {
 			return err

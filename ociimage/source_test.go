@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	ot "github.com/cfs-runtime/cfs-runtime/ociimage/ocitest"
 )
 
@@ -28,7 +28,7 @@ func TestSource(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got []string
-		err = src.Files(context.Background(), want, func(f composefs.SourceFile) error {
+		err = src.Files(context.Background(), want, func(f store.SourceFile) error {
 			b, err := io.ReadAll(f.Content)
 			if err != nil || int64(len(b)) != f.Size {
 				t.Errorf("%s: %d bytes of %d, %v", f.Name, len(b), f.Size, err)

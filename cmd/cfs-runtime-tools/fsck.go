@@ -13,7 +13,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/decompress"
 	"github.com/cfs-runtime/cfs-runtime/ociimage"
 	"github.com/schollz/progressbar/v3"
@@ -71,14 +71,14 @@ images are then checked again and the exit status says what is left.`,
 
 // fsckOutput is the --json document.
 type fsckOutput struct {
-	Images []composefs.FsckImage `json:"images"`
+	Images []store.FsckImage `json:"images"`
 	// Repair is set with --repair when something needed repair; Images
 	// are then the state after it.
 	Repair *fsckRepair `json:"repair,omitempty"`
 }
 
 type fsckRepair struct {
-	composefs.RepairReport
+	store.RepairReport
 	Errors []string `json:"errors"`
 }
 
@@ -108,7 +108,7 @@ func fsckAction(c *cli.Context) error {
 		}
 	}
 	// Sources are opened before anything is checked: a typo fails fast.
-	var sources []composefs.ObjectSource
+	var sources []store.ObjectSource
 	for _, arg := range c.StringSlice("source") {
 		src, err := openSourceArg(arg)
 		if err != nil {
@@ -123,15 +123,15 @@ func fsckAction(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
 	defer stop()
 
-	var opts []composefs.FsckOption
+	var opts []store.FsckOption
 	if c.IsSet("threads") {
-		opts = append(opts, composefs.WithFsckThreads(c.Int("threads")))
+		opts = append(opts, store.WithFsckThreads(c.Int("threads")))
 	}
 	if c.Bool("userspace") {
-		opts = append(opts, composefs.WithUserspace())
+		opts = append(opts, store.WithUserspace())
 	}
 	bar := newFsckBar(c.App.ErrWriter)
-	reports, err := s.Fsck(ctx, digests, append(opts, composefs.WithFsckProgress(bar.progress))...)
+	reports, err := s.Fsck(ctx, digests, append(opts, store.WithFsckProgress(bar.progress))...)
 	bar.finish()
 	if err != nil {
 		return cli.Exit("fsck: "+err.Error(), fsckExitError)
@@ -145,18 +145,18 @@ func fsckAction(c *cli.Context) error {
 			// Check again what was damaged: the report is the state now.
 			var again []string
 			for _, r := range reports {
-				if r.Status == composefs.FsckDamaged {
+				if r.Status == store.FsckDamaged {
 					again = append(again, r.Image)
 				}
 			}
 			bar = newFsckBar(c.App.ErrWriter)
-			after, err := s.Fsck(ctx, again, append(opts, composefs.WithFsckProgress(bar.progress))...)
+			after, err := s.Fsck(ctx, again, append(opts, store.WithFsckProgress(bar.progress))...)
 			bar.finish()
 			if err != nil {
 				return cli.Exit("fsck: "+err.Error(), fsckExitError)
 			}
 			for _, a := range after {
-				i := slices.IndexFunc(out.Images, func(r composefs.FsckImage) bool { return r.Image == a.Image })
+				i := slices.IndexFunc(out.Images, func(r store.FsckImage) bool { return r.Image == a.Image })
 				out.Images[i] = a
 			}
 		}
@@ -173,9 +173,9 @@ func fsckAction(c *cli.Context) error {
 	code := fsckExitClean
 	for _, r := range out.Images {
 		switch r.Status {
-		case composefs.FsckError:
+		case store.FsckError:
 			code = fsckExitError
-		case composefs.FsckDamaged:
+		case store.FsckDamaged:
 			code = max(code, fsckExitDamaged)
 		}
 	}
@@ -195,7 +195,7 @@ func hexDigest(d string) (string, error) {
 
 // openSourceArg opens a --source: an OCI image (all its layers), a
 // directory tree or a tar file.
-func openSourceArg(arg string) (composefs.ObjectSource, error) {
+func openSourceArg(arg string) (store.ObjectSource, error) {
 	if strings.HasPrefix(arg, "oci:") || strings.HasPrefix(arg, "oci-archive:") {
 		return ociSources(arg, nil)
 	}
@@ -204,21 +204,21 @@ func openSourceArg(arg string) (composefs.ObjectSource, error) {
 		return nil, err
 	}
 	if fi.IsDir() {
-		return composefs.NewTreeSource(arg), nil
+		return store.NewTreeSource(arg), nil
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, errors.New("neither a directory nor a tar file")
 	}
-	return composefs.NewTarSource(arg, decompress.Reader), nil
+	return store.NewTarSource(arg, decompress.Reader), nil
 }
 
 // fsckRepairImages repairs the damaged images among reports: from sources,
 // or else from the sources their provenance records name. It returns nil
 // when nothing needed repair. Messages about what it reads go to stderr.
-func fsckRepairImages(ctx context.Context, c *cli.Context, s *composefs.Store, reports []composefs.FsckImage, sources []composefs.ObjectSource) (*fsckRepair, error) {
-	var damaged []composefs.FsckImage
+func fsckRepairImages(ctx context.Context, c *cli.Context, s *store.Store, reports []store.FsckImage, sources []store.ObjectSource) (*fsckRepair, error) {
+	var damaged []store.FsckImage
 	for _, r := range reports {
-		if r.Status == composefs.FsckDamaged {
+		if r.Status == store.FsckDamaged {
 			damaged = append(damaged, r)
 		}
 	}
@@ -239,7 +239,7 @@ func fsckRepairImages(ctx context.Context, c *cli.Context, s *composefs.Store, r
 	r, err := s.Repair(ctx, damaged, sources)
 	rep.RepairReport = r
 	if err != nil {
-		if !errors.Is(err, composefs.ErrUnresolved) && !errors.Is(err, composefs.ErrSourceFailed) {
+		if !errors.Is(err, store.ErrUnresolved) && !errors.Is(err, store.ErrSourceFailed) {
 			return nil, err
 		}
 		rep.Errors = append(rep.Errors, err.Error())
@@ -256,8 +256,8 @@ func fsckRepairImages(ctx context.Context, c *cli.Context, s *composefs.Store, r
 
 // planSources says which recorded sources the repair reads and opens
 // them; sources it cannot open are reported (in rep too) and skipped.
-func planSources(errw io.Writer, plan composefs.RepairPlan, rep *fsckRepair) ([]composefs.ObjectSource, error) {
-	var sources []composefs.ObjectSource
+func planSources(errw io.Writer, plan store.RepairPlan, rep *fsckRepair) ([]store.ObjectSource, error) {
+	var sources []store.ObjectSource
 	fail := func(msg string) {
 		rep.Errors = append(rep.Errors, msg)
 		fmt.Fprintf(errw, "cfs-runtime: fsck: %s\n", msg)
@@ -271,7 +271,7 @@ func planSources(errw io.Writer, plan composefs.RepairPlan, rep *fsckRepair) ([]
 	var order []string
 	for _, ps := range plan.Sources {
 		switch ps.Kind {
-		case composefs.SourceOCILayer:
+		case store.SourceOCILayer:
 			if _, ok := layouts[ps.Layout]; !ok {
 				order = append(order, ps.Layout)
 			}
@@ -280,7 +280,7 @@ func planSources(errw io.Writer, plan composefs.RepairPlan, rep *fsckRepair) ([]
 			continue
 		}
 		fmt.Fprintf(errw, "fsck: repair needs %s %s (%d objects)\n", ps.Kind, ps.Ref, len(ps.Objects))
-		src, err := composefs.OpenSource(ps.Source)
+		src, err := store.OpenSource(ps.Source)
 		if err != nil {
 			fail(err.Error())
 			continue
@@ -302,9 +302,9 @@ func planSources(errw io.Writer, plan composefs.RepairPlan, rep *fsckRepair) ([]
 func printFsck(w io.Writer, out fsckOutput) {
 	for _, r := range out.Images {
 		switch r.Status {
-		case composefs.FsckClean:
+		case store.FsckClean:
 			fmt.Fprintf(w, "%s: clean (%d objects, %s)\n", r.Image, r.Objects, humanSize(r.Bytes))
-		case composefs.FsckError:
+		case store.FsckError:
 			fmt.Fprintf(w, "%s: could not be checked: %s\n", r.Image, r.Error)
 		default:
 			if o := r.ImageObject; o != nil {
@@ -320,7 +320,7 @@ func printFsck(w io.Writer, out fsckOutput) {
 		}
 		for _, l := range []struct {
 			what string
-			objs []composefs.FsckObject
+			objs []store.FsckObject
 		}{{"missing", r.Missing}, {"corrupt", r.Corrupt}, {"no fs-verity", r.Unprotected}} {
 			for _, o := range l.objs {
 				problem := ""

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 	"github.com/urfave/cli/v2"
 )
@@ -188,12 +188,12 @@ func TestFsckRepairNoProvenance(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", exitCode(err), out)
 	}
 	// With a layer record, the layers and their layout are named.
-	s, err := composefs.OpenStore(e.store)
+	s, err := store.Open(e.store)
 	if err != nil {
 		t.Fatal(err)
 	}
 	layer := "sha256:" + strings.Repeat("1", 64)
-	if err := s.SetProvenance(img, []composefs.Source{{Kind: composefs.SourceOCILayer, Ref: layer, Layout: "oci:/srv/img:v1", Objects: []string{db}}}); err != nil {
+	if err := s.SetProvenance(img, []store.Source{{Kind: store.SourceOCILayer, Ref: layer, Layout: "oci:/srv/img:v1", Objects: []string{db}}}); err != nil {
 		t.Fatal(err)
 	}
 	out, err = runInfo(t, "fsck", "--repair", img)

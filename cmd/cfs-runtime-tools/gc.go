@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/urfave/cli/v2"
 )
 
@@ -49,9 +49,9 @@ func gcAction(c *cli.Context) error {
 		}
 		return ds, nil
 	}
-	opts := []composefs.GCOption{composefs.WithInUse(inUse)}
+	opts := []store.GCOption{store.WithInUse(inUse)}
 	if c.Bool("dry-run") {
-		opts = append(opts, composefs.WithGCDryRun())
+		opts = append(opts, store.WithGCDryRun())
 	}
 	rep, err := s.GC(opts...)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/mount"
 	"github.com/moby/sys/mountinfo"
@@ -55,12 +55,12 @@ var imagesCommand = &cli.Command{
 }
 
 func storeFlag() cli.Flag {
-	return &cli.StringFlag{Name: "store", Usage: "object store directory (default: store_dir of the configuration, " + composefs.DefaultStoreDir + ")", TakesFile: true}
+	return &cli.StringFlag{Name: "store", Usage: "object store directory (default: store_dir of the configuration, " + store.DefaultDir + ")", TakesFile: true}
 }
 
 // openStore opens the store of --store or of the configuration, which it
 // also returns (for state_dir).
-func openStore(c *cli.Context) (*composefs.Store, config.Config, error) {
+func openStore(c *cli.Context) (*store.Store, config.Config, error) {
 	cfg, err := loadConfig(c)
 	if err != nil {
 		return nil, cfg, err
@@ -76,7 +76,7 @@ func openStore(c *cli.Context) (*composefs.Store, config.Config, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, cfg, fmt.Errorf("store %s: %w", dir, cmp.Or(err, errors.New("not a directory")))
 	}
-	s, err := composefs.OpenStore(dir)
+	s, err := store.Open(dir)
 	return s, cfg, err
 }
 
@@ -97,7 +97,7 @@ func imagesAction(c *cli.Context) error {
 		return fmt.Errorf("images: %w", err)
 	}
 	type row struct {
-		composefs.ImageInfo
+		store.ImageInfo
 		Containers []string `json:"containers"`
 		InUse      bool     `json:"inUse"`
 	}
@@ -199,7 +199,7 @@ func untagAction(c *cli.Context) error {
 // A state directory without readable mount state that has something
 // mounted in it is an error: which image it uses cannot be told (a
 // directory with nothing mounted is a leftover and is ignored).
-func containersByImage(stateDir string, s *composefs.Store) (map[string][]string, error) {
+func containersByImage(stateDir string, s *store.Store) (map[string][]string, error) {
 	ents, err := os.ReadDir(stateDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string][]string{}, nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/ociimage"
 	"github.com/urfave/cli/v2"
 )
@@ -42,7 +43,7 @@ var importCommand = &cli.Command{
 // OCI options.
 func importFlags() []cli.Flag {
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "store", Usage: "object store directory (default: store_dir of the configuration, " + composefs.DefaultStoreDir + ")", TakesFile: true},
+		&cli.StringFlag{Name: "store", Usage: "object store directory (default: store_dir of the configuration, " + store.DefaultDir + ")", TakesFile: true},
 	}
 	for _, f := range composefsFlags() {
 		if f.Names()[0] != "from-file" {
@@ -117,11 +118,11 @@ func importAction(c *cli.Context) error {
 		}
 		dir = cfg.StoreDir
 	}
-	var sopts []composefs.StoreOption
+	var sopts []store.Option
 	if c.IsSet("threads") {
-		sopts = append(sopts, composefs.WithStoreThreads(c.Int("threads")))
+		sopts = append(sopts, store.WithThreads(c.Int("threads")))
 	}
-	s, err := composefs.OpenStore(dir, sopts...)
+	s, err := store.Open(dir, sopts...)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
@@ -139,7 +140,7 @@ func importAction(c *cli.Context) error {
 }
 
 // importOCI imports an OCI image, reporting each layer on stderr.
-func importOCI(c *cli.Context, s *composefs.Store, arg string, opts ociimage.Options) (string, error) {
+func importOCI(c *cli.Context, s *store.Store, arg string, opts ociimage.Options) (string, error) {
 	ref, err := ociimage.ParseRef(arg)
 	if err != nil {
 		return "", err

@@ -1,5 +1,5 @@
-// Package rawfile reads whole files and appends to logs with plain system
-// calls.
+// Package rawfile reads whole files, fills buffers from descriptors and
+// appends to logs with plain system calls.
 //
 // cfs-runtime runs in front of every runtime call, and the first os.File a
 // Go process opens starts runtime machinery that such a short-lived
@@ -140,6 +140,44 @@ func openFlags(name string, flags int) (int, error) {
 			return fd, err
 		}
 	}
+}
+
+// ReadFull reads from fd into p until p is full, the file ends or a read
+// returns less than asked (a regular file reads short only at its end), and
+// returns how many bytes it read. Reaching the end is not an error.
+func ReadFull(fd int, p []byte) (int, error) {
+	return fill(p, true, func(b []byte, _ int) (int, error) { return unix.Read(fd, b) })
+}
+
+// PreadFull reads into p from offset off until p is full, the file ends
+// or a read fails, and returns how many bytes it read. (A read of a file
+// with fs-verity stops short before a block that fails its check; the next
+// one fails with EIO.)
+func PreadFull(fd int, p []byte, off int64) (int, error) {
+	return fill(p, false, func(b []byte, n int) (int, error) { return unix.Pread(fd, b, off+int64(n)) })
+}
+
+// fill calls read(p[n:], n) until p is full, read returns 0 or fails, or
+// (stopShort) a read returns less than asked.
+func fill(p []byte, stopShort bool, read func(b []byte, n int) (int, error)) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := read(p[n:], n)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if k == 0 {
+			break
+		}
+		n += k
+		if stopShort && n < len(p) && k < len(p[n-k:]) {
+			break
+		}
+	}
+	return n, nil
 }
 
 // Appender is a file opened for appending (a log): each Write is one

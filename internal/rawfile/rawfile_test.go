@@ -166,3 +166,49 @@ func TestReadRegular(t *testing.T) {
 		t.Errorf("socket: %v", err)
 	}
 }
+
+// ReadFull stops at a short read (a regular file's end, or what a pipe has
+// so far); PreadFull reads on from its offset until p is full or the end.
+func TestReadFull(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte("0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 16)
+	for _, c := range []struct {
+		name string
+		read func() (int, error)
+		want string
+	}{
+		{"ReadFull 4", func() (int, error) { return ReadFull(fd, buf[:4]) }, "0123"},
+		{"ReadFull to the end", func() (int, error) { return ReadFull(fd, buf) }, "456789"},
+		{"ReadFull at the end", func() (int, error) { return ReadFull(fd, buf) }, ""},
+		{"PreadFull 3 at 7", func() (int, error) { return PreadFull(fd, buf[:3], 7) }, "789"},
+		{"PreadFull to the end", func() (int, error) { return PreadFull(fd, buf, 2) }, "23456789"},
+	} {
+		n, err := c.read()
+		if err != nil || string(buf[:n]) != c.want {
+			t.Errorf("%s: %q, %v; want %q", c.name, buf[:n], err, c.want)
+		}
+	}
+	var pipe [2]int
+	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pipe[0])
+	defer unix.Close(pipe[1])
+	if _, err := unix.Write(pipe[1], []byte("ab")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ReadFull(pipe[0], buf); err != nil || string(buf[:n]) != "ab" {
+		t.Errorf("pipe: %q, %v; want \"ab\" without waiting for more", buf[:n], err)
+	}
+	if _, err := PreadFull(pipe[0], buf, 0); err != unix.ESPIPE {
+		t.Errorf("PreadFull of a pipe: %v, want ESPIPE", err)
+	}
+}

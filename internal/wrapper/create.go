@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
-	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
@@ -100,18 +100,18 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	digest := d.Hex()
 	env.log.Info("verified", "id", id, "verdict", verdict) // a Stringer: formatted only if logged
 
-	store, err := env.openStore()
+	st, err := env.openStore()
 	if err != nil {
 		return nil, err
 	}
 	// Until the mount state below records the digest, nothing else marks
 	// the image as in use: hold the store so that gc waits.
-	release, err := store.Hold()
+	release, err := st.Hold()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	return startVerified(env, store, b, verdict.Enforcement, digest, id)
+	return startVerified(env, st, b, verdict.Enforcement, digest, id)
 }
 
 // startVerified is the verify-then-mount decision for a signed digest: it
@@ -120,25 +120,25 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 // enforcement level through one open file, mounts exactly what was checked
 // and points the bundle's root.path at the mount. A failure after the
 // mount unmounts it. It returns the undo for a failed hand-off.
-func startVerified(env *runtimeEnv, store imageStore, b *bundle.Bundle, level attest.Enforcement, digest, id string) (undo func(), err error) {
-	if level != attest.EnforceUserspace && !store.HasImage(digest) {
+func startVerified(env *runtimeEnv, st imageStore, b *bundle.Bundle, level attest.Enforcement, digest, id string) (undo func(), err error) {
+	if level != attest.EnforceUserspace && !st.HasImage(digest) {
 		// Say what the host lacks before importing anything. (With the
 		// image in the store, measuring it below is proof enough.)
-		if err := store.ProbeVerity(); err != nil {
-			return nil, fmt.Errorf("%w (enforcement %s) in store %s: %w", ErrEnforcement, level, store.Dir(), err)
+		if err := st.ProbeVerity(); err != nil {
+			return nil, fmt.Errorf("%w (enforcement %s) in store %s: %w", ErrEnforcement, level, st.Dir(), err)
 		}
 	}
-	if err := ensureImage(env, store, b, digest); err != nil {
+	if err := ensureImage(env, st, b, digest); err != nil {
 		return nil, err
 	}
 	// The image is opened once: checked through this descriptor and
 	// mounted from it (or from the bytes hashed), never by name again.
-	imgFile, err := store.OpenImage(digest)
+	imgFile, err := st.OpenImage(digest)
 	if err != nil {
 		return nil, err
 	}
 	defer imgFile.Close()
-	img, vmode, err := enforce(env, store, digest, imgFile, level)
+	img, vmode, err := enforce(env, st, digest, imgFile, level)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +147,7 @@ func startVerified(env *runtimeEnv, store imageStore, b *bundle.Bundle, level at
 	}
 	opts := mount.Options{
 		Image:      img,
-		ObjectsDir: store.ObjectsDir(),
+		ObjectsDir: st.ObjectsDir(),
 		StateDir:   filepath.Join(env.cfg.StateDir, id),
 		// Always with an upper layer, also for root.readonly: runc creates
 		// the mount points of the bundle's mounts (/etc/hostname,
@@ -163,7 +163,7 @@ func startVerified(env *runtimeEnv, store imageStore, b *bundle.Bundle, level at
 	if errors.Is(err, mount.ErrOverlayNoVerity) && level == attest.EnforceMeasure {
 		// measure: without overlayfs verity=, every object is measured
 		// by ioctl before mounting instead.
-		if _, err := store.CheckImageFile(imgFile, digest, composefs.CheckMeasure); err != nil {
+		if _, err := st.CheckImageFile(imgFile, digest, store.CheckMeasure); err != nil {
 			return nil, fmt.Errorf("composefs digest %s: %w", digest, err)
 		}
 		opts.Verity = mount.VerityOff
@@ -192,28 +192,28 @@ func startVerified(env *runtimeEnv, store imageStore, b *bundle.Bundle, level at
 // bundle's root filesystem, which is only a source of bytes, and requires
 // that what it built is what was signed before anything of it enters the
 // store.
-func ensureImage(env *runtimeEnv, store imageStore, b *bundle.Bundle, digest string) error {
-	if store.HasImage(digest) {
+func ensureImage(env *runtimeEnv, st imageStore, b *bundle.Bundle, digest string) error {
+	if st.HasImage(digest) {
 		return nil
 	}
 	// Concurrent creates of one new image import it once: the first holds
 	// this lock while importing, the others then find the image.
-	unlock, err := store.LockImport(digest)
+	unlock, err := st.LockImport(digest)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if store.HasImage(digest) {
+	if st.HasImage(digest) {
 		return nil
 	}
 	rootfs := b.RootPath()
 	if fi, err := os.Stat(rootfs); rootfs == "" || err != nil || !fi.IsDir() {
-		return fmt.Errorf("%w: composefs digest %s is not in the store %s and the bundle has no root filesystem to build it from", ErrNoImage, digest, store.Dir())
+		return fmt.Errorf("%w: composefs digest %s is not in the store %s and the bundle has no root filesystem to build it from", ErrNoImage, digest, st.Dir())
 	}
 	// Staged: a tree that is not the signed one (it can name any
 	// directory, and is read as root) leaves nothing in the store.
-	got, err := store.ImportTreeExpecting(rootfs, digest)
-	if errors.Is(err, composefs.ErrUnexpectedDigest) {
+	got, err := st.ImportTreeExpecting(rootfs, digest)
+	if errors.Is(err, store.ErrUnexpectedDigest) {
 		return fmt.Errorf("%w: bundle root filesystem %s has composefs digest %s, but the signed digest is %s", ErrDigestMismatch, rootfs, got, digest)
 	}
 	if err != nil {
@@ -230,12 +230,12 @@ var testHookAfterCheck func(digest string)
 // enforce checks the image open as f at the policy's enforcement level and
 // returns what to mount and how the overlay must be mounted: exactly what
 // was checked, whatever happens to the store's file afterwards.
-func enforce(env *runtimeEnv, store imageStore, digest string, f *os.File, level attest.Enforcement) (mount.Image, mount.VerityMode, error) {
+func enforce(env *runtimeEnv, st imageStore, digest string, f *os.File, level attest.Enforcement) (mount.Image, mount.VerityMode, error) {
 	name := f.Name() // the store's images/<digest>
 	switch level {
 	case attest.EnforceUserspace:
 		env.log.Warn("enforcement level userspace: hashing the image and its objects in userspace; the kernel does not check later reads", "digest", digest)
-		data, err := store.CheckImageFile(f, digest, composefs.CheckHash)
+		data, err := st.CheckImageFile(f, digest, store.CheckHash)
 		if err != nil {
 			return mount.Image{}, mount.VerityOff, fmt.Errorf("composefs digest %s: %w", digest, err)
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/logging"
 	"github.com/cfs-runtime/cfs-runtime/internal/oci"
@@ -31,7 +32,7 @@ import (
 // bundle whose annotations carry A's signed digest.
 type createFixture struct {
 	dir, bundle string
-	store       *composefs.Store
+	store       *store.Store
 	a, b        string // digests
 	env         *runtimeEnv
 	key         *ecdsa.PrivateKey
@@ -47,7 +48,7 @@ func newCreateFixture(t *testing.T, level attest.Enforcement) *createFixture {
 	}
 	f := &createFixture{dir: dir, bundle: filepath.Join(dir, "bundle")}
 	var err error
-	if f.store, err = composefs.OpenStore(filepath.Join(dir, "store")); err != nil {
+	if f.store, err = store.Open(filepath.Join(dir, "store")); err != nil {
 		t.Fatal(err)
 	}
 	tree := func(name string) string {

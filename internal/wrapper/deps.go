@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/mount"
 	"github.com/cfs-runtime/cfs-runtime/verity"
@@ -29,10 +29,10 @@ type imageStore interface {
 	// LockImport serialises the import of one digest.
 	LockImport(digest string) (unlock func(), err error)
 	// ImportTreeExpecting imports tree only if it has the digest want
-	// (composefs.ErrUnexpectedDigest otherwise, with the tree's digest).
+	// (store.ErrUnexpectedDigest otherwise, with the tree's digest).
 	ImportTreeExpecting(tree, want string) (string, error)
 	OpenImage(digest string) (*os.File, error)
-	CheckImageFile(f *os.File, digest string, mode composefs.CheckMode) ([]byte, error)
+	CheckImageFile(f *os.File, digest string, mode store.CheckMode) ([]byte, error)
 }
 
 // mounted is a mounted composefs root.
@@ -49,7 +49,7 @@ type measureFunc func(*os.File) ([]byte, error)
 func withDefaults(env *runtimeEnv) *runtimeEnv {
 	if env.openStore == nil {
 		env.openStore = func() (imageStore, error) {
-			s, err := composefs.OpenStore(env.cfg.StoreDir)
+			s, err := store.Open(env.cfg.StoreDir)
 			if err != nil {
 				return nil, err
 			}
@@ -78,7 +78,7 @@ func withDefaults(env *runtimeEnv) *runtimeEnv {
 }
 
 // storeOnDisk is the composefs store with what create adds to it.
-type storeOnDisk struct{ *composefs.Store }
+type storeOnDisk struct{ *store.Store }
 
 func (s storeOnDisk) ProbeVerity() error { return verity.Probe(s.ObjectsDir()) }
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
-	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/hooks"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
@@ -61,7 +61,7 @@ type fakeStore struct {
 	state   storeState
 	images  map[string]bool
 	imports int
-	checks  []composefs.CheckMode
+	checks  []store.CheckMode
 	locked  bool
 }
 
@@ -87,7 +87,7 @@ func (s *fakeStore) ImportTreeExpecting(tree, want string) (string, error) {
 	}
 	s.imports++
 	if s.state == mismatching {
-		return other, fmt.Errorf("%w: %s", composefs.ErrUnexpectedDigest, other)
+		return other, fmt.Errorf("%w: %s", store.ErrUnexpectedDigest, other)
 	}
 	s.images[want] = true
 	return want, nil
@@ -100,9 +100,9 @@ func (s *fakeStore) OpenImage(digest string) (*os.File, error) {
 	return os.Open(filepath.Join(s.dir, "image"))
 }
 
-func (s *fakeStore) CheckImageFile(f *os.File, digest string, mode composefs.CheckMode) ([]byte, error) {
+func (s *fakeStore) CheckImageFile(f *os.File, digest string, mode store.CheckMode) ([]byte, error) {
 	s.checks = append(s.checks, mode)
-	if mode == composefs.CheckMeasure && s.kernel == noVerity {
+	if mode == store.CheckMeasure && s.kernel == noVerity {
 		return nil, errors.New("object has no fs-verity")
 	}
 	return []byte("image bytes"), nil
@@ -191,12 +191,12 @@ func newVerifiedFixture(t *testing.T, k kernel, s storeState, measured string, p
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := &fakeStore{dir: dir, kernel: k, state: s, images: map[string]bool{signed: s == present}}
+	st := &fakeStore{dir: dir, kernel: k, state: s, images: map[string]bool{signed: s == present}}
 	m := &fakeMount{kernel: k}
 	env := &runtimeEnv{
 		cfg:       config.Config{StateDir: filepath.Join(dir, "state")},
 		log:       logging.Discard(),
-		openStore: func() (imageStore, error) { return store, nil },
+		openStore: func() (imageStore, error) { return st, nil },
 		mount:     m.mount,
 		measure: func(*os.File) ([]byte, error) {
 			if k == noVerity {
@@ -206,7 +206,7 @@ func newVerifiedFixture(t *testing.T, k kernel, s storeState, measured string, p
 		},
 		patch: func(*bundle.Bundle, string, string) error { return patchErr },
 	}
-	return env, store, m, b
+	return env, st, m, b
 }
 
 // hexBytes is the raw digest the kernel would measure for hex digest h.
@@ -225,11 +225,11 @@ func TestStartVerified(t *testing.T) {
 		for _, k := range []kernel{fullVerity, noVerity, noOverlayVerity} {
 			for _, s := range []storeState{present, importable, mismatching, unavailable} {
 				t.Run(fmt.Sprintf("%s/%s/%s", level, k, s), func(t *testing.T) {
-					env, store, m, b := newVerifiedFixture(t, k, s, hexBytes(t, signed), nil)
+					env, st, m, b := newVerifiedFixture(t, k, s, hexBytes(t, signed), nil)
 					w := expect(level, k, s)
-					undo, err := startVerified(env, store, b, level, signed, "c1")
-					if store.imports != w.imports {
-						t.Errorf("imports: %d, want %d", store.imports, w.imports)
+					undo, err := startVerified(env, st, b, level, signed, "c1")
+					if st.imports != w.imports {
+						t.Errorf("imports: %d, want %d", st.imports, w.imports)
 					}
 					if w.fails {
 						if err == nil {
@@ -255,7 +255,7 @@ func TestStartVerified(t *testing.T) {
 					}
 					// What is mounted is what was checked: the hashed bytes at
 					// userspace, the measured open file otherwise.
-					if got := o.Image.Name(); got != filepath.Join(store.dir, "image") {
+					if got := o.Image.Name(); got != filepath.Join(st.dir, "image") {
 						t.Errorf("mounted %q", got)
 					}
 					if o.Image.Copied() != w.fromBytes {
@@ -264,12 +264,12 @@ func TestStartVerified(t *testing.T) {
 					if o.StateDir != filepath.Join(env.cfg.StateDir, "c1") || o.Digest != signed {
 						t.Errorf("state %s digest %s", o.StateDir, o.Digest)
 					}
-					wantChecks := map[attest.Enforcement][]composefs.CheckMode{attest.EnforceUserspace: {composefs.CheckHash}}[level]
+					wantChecks := map[attest.Enforcement][]store.CheckMode{attest.EnforceUserspace: {store.CheckHash}}[level]
 					if level == attest.EnforceMeasure && k == noOverlayVerity {
-						wantChecks = []composefs.CheckMode{composefs.CheckMeasure}
+						wantChecks = []store.CheckMode{store.CheckMeasure}
 					}
-					if fmt.Sprint(store.checks) != fmt.Sprint(wantChecks) {
-						t.Errorf("checks %v, want %v", store.checks, wantChecks)
+					if fmt.Sprint(st.checks) != fmt.Sprint(wantChecks) {
+						t.Errorf("checks %v, want %v", st.checks, wantChecks)
 					}
 					if undo == nil {
 						t.Fatal("no undo for the hand-off")
@@ -288,8 +288,8 @@ func TestStartVerified(t *testing.T) {
 // store writer replaced it) is refused, naming both.
 func TestStartVerifiedMeasuresTheSignedDigest(t *testing.T) {
 	for _, level := range []attest.Enforcement{attest.EnforceMeasure, attest.EnforceRequire} {
-		env, store, m, b := newVerifiedFixture(t, fullVerity, present, hexBytes(t, other), nil)
-		_, err := startVerified(env, store, b, level, signed, "c1")
+		env, st, m, b := newVerifiedFixture(t, fullVerity, present, hexBytes(t, other), nil)
+		_, err := startVerified(env, st, b, level, signed, "c1")
 		if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), other) || !strings.Contains(err.Error(), signed) {
 			t.Fatalf("%s: %v, want a digest mismatch naming both digests", level, err)
 		}
@@ -304,8 +304,8 @@ func TestStartVerifiedMeasuresTheSignedDigest(t *testing.T) {
 func TestStartVerifiedUndoesTheMount(t *testing.T) {
 	patchErr := errors.New("writing config.json: no space left")
 	for _, level := range []attest.Enforcement{attest.EnforceUserspace, attest.EnforceRequire} {
-		env, store, m, b := newVerifiedFixture(t, fullVerity, present, hexBytes(t, signed), patchErr)
-		undo, err := startVerified(env, store, b, level, signed, "c1")
+		env, st, m, b := newVerifiedFixture(t, fullVerity, present, hexBytes(t, signed), patchErr)
+		undo, err := startVerified(env, st, b, level, signed, "c1")
 		if !errors.Is(err, patchErr) || undo != nil {
 			t.Fatalf("%s: %v, want the patch error and no undo", level, err)
 		}

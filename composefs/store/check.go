@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -97,10 +98,10 @@ func (s *Store) imageObject(digest string, d []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("image %s: %w", digest, err)
 	}
-	if want := filepath.Join("..", "objects", ObjectPath(d)); target != want {
+	if want := filepath.Join("..", "objects", composefs.ObjectPath(d)); target != want {
 		return "", fmt.Errorf("image %s: images/%s links to %s, not to its object %s", digest, digest, target, want)
 	}
-	return filepath.Join(s.dir, "objects", ObjectPath(d)), nil
+	return filepath.Join(s.dir, "objects", composefs.ObjectPath(d)), nil
 }
 
 // CheckImageFile verifies f, the image with the given digest as OpenImage
@@ -135,7 +136,7 @@ func (s *Store) CheckImageFile(f *os.File, digest string, mode CheckMode) ([]byt
 			return nil, fmt.Errorf("image %s: %w: content hashes to %x", digest, ErrCorrupt, got)
 		}
 	}
-	img, err := ParseImage(data)
+	img, err := composefs.ParseImage(data)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", digest, err)
 	}
@@ -161,15 +162,15 @@ func readFile(f *os.File) ([]byte, error) {
 }
 
 // checkObjects verifies every object img references, by mode.
-func (s *Store) checkObjects(img *Image, mode CheckMode) error {
+func (s *Store) checkObjects(img *composefs.Image, mode CheckMode) error {
 	// One check per distinct object; remember one path that uses it.
 	users := map[string]string{}
 	var paths []string
-	err := img.Walk(func(e *Entry) error {
+	err := img.Walk(func(e *composefs.Entry) error {
 		if e.Inode.Digest == nil || e.HardlinkOf != "" {
 			return nil
 		}
-		p := filepath.Join(s.dir, "objects", ObjectPath(e.Inode.Digest))
+		p := filepath.Join(s.dir, "objects", composefs.ObjectPath(e.Inode.Digest))
 		if _, seen := users[p]; !seen {
 			users[p] = e.Path
 			paths = append(paths, p)

@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"errors"

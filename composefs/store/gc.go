@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"encoding/hex"
@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 )
 
 // ErrKeptUnreadable is returned by GC when an image it must keep cannot be
@@ -103,7 +105,7 @@ func (s *Store) GC(opts ...GCOption) (GCReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("gc: %w", err)
 	}
-	reachable := map[[DigestSize]byte]bool{}
+	reachable := map[[composefs.DigestSize]byte]bool{}
 	layers := map[string]bool{} // hex of kept layers
 	for _, d := range images {
 		if !keep[d] {
@@ -148,16 +150,16 @@ func (s *Store) GC(opts ...GCOption) (GCReport, error) {
 // markImage marks the image object of d, every object it uses and every
 // object its provenance lists as reachable, and notes the OCI layers its
 // provenance names.
-func (s *Store) markImage(d string, reachable map[[DigestSize]byte]bool, layers map[string]bool) error {
+func (s *Store) markImage(d string, reachable map[[composefs.DigestSize]byte]bool, layers map[string]bool) error {
 	b, _ := hex.DecodeString(d)
-	reachable[[DigestSize]byte(b)] = true
-	img, err := ReadImageFile(filepath.Join(s.dir, "objects", ObjectPath(b)))
+	reachable[[composefs.DigestSize]byte(b)] = true
+	img, err := composefs.ReadImageFile(filepath.Join(s.dir, "objects", composefs.ObjectPath(b)))
 	if err != nil {
 		return err
 	}
-	err = img.Walk(func(e *Entry) error {
+	err = img.Walk(func(e *composefs.Entry) error {
 		if e.Inode.Digest != nil {
-			reachable[[DigestSize]byte(e.Inode.Digest)] = true
+			reachable[[composefs.DigestSize]byte(e.Inode.Digest)] = true
 		}
 		return nil
 	})
@@ -177,7 +179,7 @@ func (s *Store) markImage(d string, reachable map[[DigestSize]byte]bool, layers 
 		}
 		for _, o := range src.Objects {
 			if ob, err := parseDigest(o); err == nil {
-				reachable[[DigestSize]byte(ob)] = true
+				reachable[[composefs.DigestSize]byte(ob)] = true
 			}
 		}
 	}
@@ -187,7 +189,7 @@ func (s *Store) markImage(d string, reachable map[[DigestSize]byte]bool, layers 
 // sweepObjects removes everything under objects/XX/ that is not a
 // reachable object: unused objects and leftovers (an interrupted repair's
 // temporary names).
-func (s *Store) sweepObjects(reachable map[[DigestSize]byte]bool, rep *GCReport) error {
+func (s *Store) sweepObjects(reachable map[[composefs.DigestSize]byte]bool, rep *GCReport) error {
 	objs := filepath.Join(s.dir, "objects")
 	for i := range 256 {
 		fan := hex.EncodeToString([]byte{byte(i)})
@@ -200,7 +202,7 @@ func (s *Store) sweepObjects(reachable map[[DigestSize]byte]bool, rep *GCReport)
 			return fmt.Errorf("gc: %w", err)
 		}
 		for _, e := range ents {
-			if d, err := hex.DecodeString(fan + e.Name()); err == nil && len(d) == DigestSize && reachable[[DigestSize]byte(d)] {
+			if d, err := hex.DecodeString(fan + e.Name()); err == nil && len(d) == composefs.DigestSize && reachable[[composefs.DigestSize]byte(d)] {
 				continue
 			}
 			p := filepath.Join(dir, e.Name())
@@ -236,7 +238,7 @@ func (s *Store) sweepProvenance(kept func(string) bool, rep *GCReport) error {
 // start with the hex digest of a layer a kept image's provenance names.
 func (s *Store) sweepLayers(layers map[string]bool, rep *GCReport) error {
 	return s.sweepDir("layers", rep.DryRun, func(name string) bool {
-		return len(name) >= 2*DigestSize && layers[name[:2*DigestSize]]
+		return len(name) >= 2*composefs.DigestSize && layers[name[:2*composefs.DigestSize]]
 	}, func(name string) { rep.Layers = append(rep.Layers, name) })
 }
 
@@ -301,13 +303,13 @@ func (s *Store) Images() ([]ImageInfo, error) {
 		}
 		slices.Sort(info.Refs)
 		b, _ := hex.DecodeString(d)
-		img, err := ReadImageFile(filepath.Join(s.dir, "objects", ObjectPath(b)))
+		img, err := composefs.ReadImageFile(filepath.Join(s.dir, "objects", composefs.ObjectPath(b)))
 		if err == nil {
 			info.Size = img.Size()
-			seen := map[[DigestSize]byte]bool{}
-			err = img.Walk(func(e *Entry) error {
-				if e.Inode.Digest != nil && !seen[[DigestSize]byte(e.Inode.Digest)] {
-					seen[[DigestSize]byte(e.Inode.Digest)] = true
+			seen := map[[composefs.DigestSize]byte]bool{}
+			err = img.Walk(func(e *composefs.Entry) error {
+				if e.Inode.Digest != nil && !seen[[composefs.DigestSize]byte(e.Inode.Digest)] {
+					seen[[composefs.DigestSize]byte(e.Inode.Digest)] = true
 					info.Objects++
 					info.Size += int64(e.Inode.Size)
 				}

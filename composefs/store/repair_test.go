@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"archive/tar"
@@ -246,7 +246,7 @@ func TestImportRecordsProvenance(t *testing.T) {
 		t.Errorf("import of a relative path recorded %+v", got)
 	}
 	// An image file import records the file.
-	s2, err := OpenStore(filepath.Join(t.TempDir(), "s2"))
+	s2, err := Open(filepath.Join(t.TempDir(), "s2"))
 	if err != nil {
 		t.Fatal(err)
 	}

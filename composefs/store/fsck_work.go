@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -138,7 +140,7 @@ func newFsckWorker() (*fsckWorker, error) {
 // (checked by the last one). It reports whether it was left.
 func (run *fsckRun) object(w *fsckWorker, o *fsckObj) (later bool) {
 	// Opened by name in its fan-out directory: one name to look up.
-	var name [2*DigestSize - 2]byte
+	var name [2*composefs.DigestSize - 2]byte
 	hex.Encode(name[:], o.digest[1:])
 	fd, err := run.open(run.fanout[o.digest[0]], string(name[:]))
 	if err != nil {
@@ -195,7 +197,7 @@ func (run *fsckRun) readSmall(w *fsckWorker, fd int, o *fsckObj) (batched bool) 
 		run.flush(w)
 	}
 	start := len(w.arena)
-	n, err := preadFull(fd, w.arena[start:start+int(o.size)+1], 0)
+	n, err := rawfile.PreadFull(fd, w.arena[start:start+int(o.size)+1], 0)
 	if err != nil {
 		run.readFailed(o, run.objectPath(o), err)
 		return false
@@ -217,7 +219,7 @@ func (run *fsckRun) flush(w *fsckWorker) {
 	}
 	w.sums = w.batch.Digests(w.conts, w.sums[:0])
 	for i, o := range w.objs {
-		if got := w.sums[i*DigestSize : (i+1)*DigestSize]; !bytes.Equal(got, o.digest[:]) {
+		if got := w.sums[i*composefs.DigestSize : (i+1)*composefs.DigestSize]; !bytes.Equal(got, o.digest[:]) {
 			o.state, o.problem = objCorrupt, fmt.Sprintf("content hashes to %x", got)
 		}
 		run.checked(o.size)
@@ -250,10 +252,10 @@ func (run *fsckRun) split(fd int, o *fsckObj) {
 	segs := int((o.size + fsckSegment - 1) / fsckSegment)
 	blocks := (o.size + verity.DefaultBlockSize - 1) / verity.DefaultBlockSize
 	var leaves []byte
-	if p, _ := leavesPool.Get().(*[]byte); p != nil && int64(cap(*p)) >= blocks*DigestSize {
-		leaves = (*p)[:blocks*DigestSize]
+	if p, _ := leavesPool.Get().(*[]byte); p != nil && int64(cap(*p)) >= blocks*composefs.DigestSize {
+		leaves = (*p)[:blocks*composefs.DigestSize]
 	} else {
-		leaves = make([]byte, blocks*DigestSize)
+		leaves = make([]byte, blocks*composefs.DigestSize)
 	}
 	b := &fsckBig{o: o, fd: fd, segs: segs, leaves: leaves, errAt: -1}
 	b.left.Store(int32(segs))
@@ -268,15 +270,15 @@ func (run *fsckRun) segment(w *fsckWorker, b *fsckBig, i int) {
 	if i == b.segs-1 {
 		want++ // a byte more: a file that grew is noticed
 	}
-	k, err := preadFull(b.fd, w.buf[:want], off)
+	k, err := rawfile.PreadFull(b.fd, w.buf[:want], off)
 	switch {
 	case err != nil:
 		b.fail(off+int64(k), err)
 	case int64(k) != n:
 		b.fail(off+int64(k), errShort)
 	default:
-		lo := off / verity.DefaultBlockSize * DigestSize
-		hi := min(int64(len(b.leaves)), lo+fsckSegment/verity.DefaultBlockSize*DigestSize)
+		lo := off / verity.DefaultBlockSize * composefs.DigestSize
+		hi := min(int64(len(b.leaves)), lo+fsckSegment/verity.DefaultBlockSize*composefs.DigestSize)
 		w.h.HashLeaves(w.buf[:n], b.leaves[lo:lo:hi])
 	}
 	run.checked(n)
@@ -327,7 +329,7 @@ func (run *fsckRun) wrongSize(fd int, o *fsckObj, at int64) {
 	default:
 		// The right size, read short: the next read says why.
 		var b [1]byte
-		if _, err := preadFull(fd, b[:], at); err != nil {
+		if _, err := rawfile.PreadFull(fd, b[:], at); err != nil {
 			run.readFailed(o, run.objectPath(o), err)
 			return
 		}
@@ -336,7 +338,7 @@ func (run *fsckRun) wrongSize(fd int, o *fsckObj, at int64) {
 }
 
 func (run *fsckRun) objectPath(o *fsckObj) string {
-	return filepath.Join(run.s.dir, "objects", ObjectPath(o.digest[:]))
+	return filepath.Join(run.s.dir, "objects", composefs.ObjectPath(o.digest[:]))
 }
 
 // open opens an object read-only: without following a symlink, without

@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/internal/testutil"
 )
 
@@ -78,7 +79,7 @@ func storeFilesContaining(t *testing.T, s *Store, secret []byte) []string {
 // treeDigest is the digest of tree's image, computed without a store.
 func treeDigest(t *testing.T, tree string) string {
 	t.Helper()
-	tr, err := BuildTree(tree)
+	tr, err := composefs.BuildTree(tree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func TestImportTreeExpectingMismatchLeavesNothing(t *testing.T) {
 	testutil.RequiresRoot(t)
 	for _, named := range []bool{false, true} {
 		t.Run(fmt.Sprintf("named-temporaries=%v", named), func(t *testing.T) {
-			s, err := OpenStore(filepath.Join(t.TempDir(), "store"), WithStoreThreads(2))
+			s, err := Open(filepath.Join(t.TempDir(), "store"), WithThreads(2))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -167,7 +168,7 @@ func TestImportTreeExpectingMismatchLeavesNothing(t *testing.T) {
 func TestStoreIsPrivate(t *testing.T) {
 	testutil.RequiresRoot(t)
 	dir := filepath.Join(t.TempDir(), "store")
-	s, err := OpenStore(dir)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestStoreIsPrivate(t *testing.T) {
 		}
 	}
 	objs := storeObjects(t, s)
-	if _, err := OpenStore(dir); err != nil {
+	if _, err := Open(dir); err != nil {
 		t.Fatal(err)
 	}
 	check("old store opened", 0o644)

@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 )
 
 // gcStore holds three images imported from trees that share the objects
@@ -187,7 +189,7 @@ func TestGCConcurrentImport(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(tree, "new"), []byte(strings.Repeat("n", 500)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		want, err := BuildTree(tree)
+		want, err := composefs.BuildTree(tree)
 		if err != nil {
 			t.Fatal(err)
 		}

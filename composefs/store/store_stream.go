@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"errors"
@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/cfs-runtime/cfs-runtime/verity"
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 )
 
 // ErrShortStream is returned (wrapped) by StreamImport.PutObject when the
@@ -26,7 +26,7 @@ var ErrShortStream = errors.New("stream does not have the announced size")
 type StreamImport struct {
 	se   *session
 	done func()
-	w    *scanWorker
+	w    *composefs.ContentWorker
 }
 
 // StreamStats counts the objects a StreamImport handled: written by it, or
@@ -41,12 +41,12 @@ func (s *Store) BeginStream() (*StreamImport, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := verity.NewHasher()
+	w, err := composefs.NewContentWorker()
 	if err != nil {
 		done()
 		return nil, err
 	}
-	return &StreamImport{se: se, done: done, w: &scanWorker{h: h, buf: make([]byte, workerBuf)}}, nil
+	return &StreamImport{se: se, done: done, w: w}, nil
 }
 
 // Close ends the import (removing its temporary files) and releases the
@@ -73,9 +73,9 @@ func (si *StreamImport) PutObject(r io.Reader, size int64) ([]byte, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("store: %w: size %d", ErrShortStream, size)
 	}
-	se, w := si.se, si.w
-	if size <= int64(len(w.buf)) {
-		p := w.buf[:size]
+	se, w, buf := si.se, si.w, si.w.Buffer()
+	if size <= int64(len(buf)) {
+		p := buf[:size]
 		if err := readExact(r, p); err != nil {
 			return nil, err
 		}
@@ -91,13 +91,13 @@ func (si *StreamImport) PutObject(r io.Reader, size int64) ([]byte, error) {
 		return nil, err
 	}
 	defer t.discard()
-	w.h.Reset()
+	w.Reset()
 	for remaining := size; remaining > 0; {
-		p := w.buf[:min(remaining, int64(len(w.buf)))]
+		p := buf[:min(remaining, int64(len(buf)))]
 		if err := readExact(r, p); err != nil {
 			return nil, err
 		}
-		w.hashChunk(p)
+		w.Hash(p)
 		if err := t.write(p); err != nil {
 			return nil, fmt.Errorf("store: writing object: %w", err)
 		}
@@ -106,7 +106,7 @@ func (si *StreamImport) PutObject(r io.Reader, size int64) ([]byte, error) {
 	if err := expectEOF(r); err != nil {
 		return nil, err
 	}
-	d := w.h.Sum()
+	d := w.Sum()
 	final, first := se.claim(d)
 	if !first {
 		return d, nil
@@ -117,12 +117,12 @@ func (si *StreamImport) PutObject(r io.Reader, size int64) ([]byte, error) {
 // storeBuffer stores the content p (of a file named name in messages),
 // which fits in a worker's buffer: hash it, and unless this import or the
 // store has it already, write it to a temporary file in the object's own
-// directory and name it. (storeWhole, for a file read into w.buf, is the
+// directory and name it. (storeWhole, for a file read into w's buffer, is the
 // same after its read.)
-func (se *session) storeBuffer(w *scanWorker, p []byte, name string) ([]byte, error) {
-	w.h.Reset()
-	w.hashChunk(p)
-	d := w.h.Sum()
+func (se *session) storeBuffer(w *composefs.ContentWorker, p []byte, name string) ([]byte, error) {
+	w.Reset()
+	w.Hash(p)
+	d := w.Sum()
 	final, first := se.claim(d)
 	if !first {
 		return d, nil

@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -72,7 +73,7 @@ func fsckStore(t *testing.T) (*Store, string, string, map[string]string) {
 // importInto imports tree into a new store.
 func importInto(t *testing.T, tree string) (*Store, string) {
 	t.Helper()
-	s, err := OpenStore(filepath.Join(t.TempDir(), "store"))
+	s, err := Open(filepath.Join(t.TempDir(), "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func importInto(t *testing.T, tree string) (*Store, string) {
 
 func objPath(s *Store, d string) string {
 	b, _ := hex.DecodeString(d)
-	return filepath.Join(s.ObjectsDir(), ObjectPath(b))
+	return filepath.Join(s.ObjectsDir(), composefs.ObjectPath(b))
 }
 
 func fsck1(t *testing.T, s *Store, image string, opts ...FsckOption) FsckImage {

@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -141,7 +142,7 @@ func (s *Store) Fsck(ctx context.Context, images []string, opts ...FsckOption) (
 	}
 	defer lock.Close()
 
-	run := &fsckRun{s: s, c: c, objs: map[[DigestSize]byte]*fsckObj{}}
+	run := &fsckRun{s: s, c: c, objs: map[[composefs.DigestSize]byte]*fsckObj{}}
 	if err := run.start(ctx); err != nil {
 		return nil, err
 	}
@@ -179,7 +180,7 @@ const (
 )
 
 type fsckObj struct {
-	digest  [DigestSize]byte
+	digest  [composefs.DigestSize]byte
 	size    int64
 	state   objState
 	problem string
@@ -193,14 +194,14 @@ type fsckUse struct {
 }
 
 type fsckImage struct {
-	img  *Image
+	img  *composefs.Image
 	uses []*fsckUse // in order of first use
 }
 
 type fsckRun struct {
 	s    *Store
 	c    fsckConfig
-	objs map[[DigestSize]byte]*fsckObj // every object seen, checked once
+	objs map[[composefs.DigestSize]byte]*fsckObj // every object seen, checked once
 
 	queue       fsckQueue
 	wg          sync.WaitGroup
@@ -239,7 +240,7 @@ func (run *fsckRun) image(digest string, r *FsckImage) (*fsckImage, error) {
 		}
 		return nil, nil
 	}
-	img, err := ParseImage(data)
+	img, err := composefs.ParseImage(data)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", digest, err)
 	}
@@ -249,12 +250,12 @@ func (run *fsckRun) image(digest string, r *FsckImage) (*fsckImage, error) {
 	var found []*fsckObj
 	// The lean walk: the paths are looked up again (by report) only
 	// for the objects that turn out damaged.
-	err = img.walk(func(e *Entry) error {
+	err = img.WalkInodes(func(e *composefs.Entry) error {
 		d := e.Inode.Digest
-		if d == nil || e.Inode.Type() != ModeRegular {
+		if d == nil || e.Inode.Type() != composefs.ModeRegular {
 			return nil
 		}
-		k := [DigestSize]byte(d)
+		k := [composefs.DigestSize]byte(d)
 		o := run.objs[k]
 		if o == nil {
 			o = &fsckObj{digest: k, size: int64(e.Inode.Size)}
@@ -270,7 +271,7 @@ func (run *fsckRun) image(digest string, r *FsckImage) (*fsckImage, error) {
 			fi.uses = append(fi.uses, &fsckUse{o: o})
 		}
 		return nil
-	}, true)
+	})
 	run.queue.push(found) // also after an error: every object in run.objs is queued
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", digest, err)
@@ -391,7 +392,7 @@ func (run *fsckRun) verityPossible() bool {
 // of them, in image order), by walking the image again: a clean check
 // builds no path at all.
 func (fi *fsckImage) paths() error {
-	damaged := map[[DigestSize]byte]*fsckUse{}
+	damaged := map[[composefs.DigestSize]byte]*fsckUse{}
 	for _, u := range fi.uses {
 		if s := u.o.state; s != objOK && s != objFailed {
 			damaged[u.o.digest] = u
@@ -401,9 +402,9 @@ func (fi *fsckImage) paths() error {
 	if len(damaged) == 0 {
 		return nil
 	}
-	return fi.img.Walk(func(e *Entry) error {
-		if d := e.Inode.Digest; d != nil && e.Inode.Type() == ModeRegular {
-			if u := damaged[[DigestSize]byte(d)]; u != nil {
+	return fi.img.Walk(func(e *composefs.Entry) error {
+		if d := e.Inode.Digest; d != nil && e.Inode.Type() == composefs.ModeRegular {
+			if u := damaged[[composefs.DigestSize]byte(d)]; u != nil {
 				u.paths = append(u.paths, e.Path)
 			}
 		}

@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"archive/tar"
@@ -15,6 +15,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 )
 
 // ErrUnsupportedSource is returned by OpenSource for a recorded source
@@ -99,7 +101,7 @@ func (t *treeSource) file(p string, want func(int64) bool, fn func(SourceFile) e
 // BuildImage writes the composefs image of the tree, as an import with
 // default options builds it.
 func (t *treeSource) BuildImage(ctx context.Context, w io.Writer) error {
-	tr, err := BuildTree(t.dir)
+	tr, err := composefs.BuildTree(t.dir)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -198,7 +199,7 @@ func sortedSet(l []string) []string {
 
 type repairer struct {
 	se      *session
-	workers sync.Pool // *scanWorker: fn may run on several goroutines
+	workers sync.Pool // *repairWorker: fn may run on several goroutines
 
 	mu    sync.Mutex
 	needs map[string]*need
@@ -219,14 +220,26 @@ func (rp *repairer) remaining(images bool) int {
 	return n
 }
 
-func (rp *repairer) worker() *scanWorker {
-	if w, ok := rp.workers.Get().(*scanWorker); ok {
+func (rp *repairer) worker() *repairWorker {
+	if w, ok := rp.workers.Get().(*repairWorker); ok {
 		return w
 	}
 	h, _ := verity.NewHasher() // default parameters cannot fail
 	h.SetConcurrency(1)
-	return &scanWorker{h: h, buf: make([]byte, workerBuf)}
+	return &repairWorker{h: h, buf: make([]byte, repairBuf)}
 }
+
+// repairWorker is the hasher and buffer of one goroutine reading a
+// source. Sources may run fn on several goroutines at once: each hashes on
+// its own core.
+type repairWorker struct {
+	h   *verity.Hasher
+	buf []byte
+}
+
+// repairBuf is the size of the chunks sources are read in, as an import
+// reads files.
+const repairBuf = 256 << 10
 
 // needed reports whether d is still needed.
 func (rp *repairer) needed(d []byte) bool {
@@ -341,12 +354,12 @@ func (rp *repairer) file(src ObjectSource, f SourceFile) error {
 }
 
 // hashReader hashes size bytes of r with w's hasher.
-func hashReader(w *scanWorker, r io.Reader, name string, size int64) error {
+func hashReader(w *repairWorker, r io.Reader, name string, size int64) error {
 	return readChunks(w, r, name, size, nil)
 }
 
 // copyReader copies size bytes of r into t, hashing them with w's hasher.
-func copyReader(w *scanWorker, t *tempObject, r io.Reader, name string, size int64) error {
+func copyReader(w *repairWorker, t *tempObject, r io.Reader, name string, size int64) error {
 	return readChunks(w, r, name, size, func(p []byte) error {
 		if err := t.write(p); err != nil {
 			return storeError{fmt.Errorf("store: writing the object of %s: %w", name, err)}
@@ -357,14 +370,14 @@ func copyReader(w *scanWorker, t *tempObject, r io.Reader, name string, size int
 
 // readChunks reads exactly size bytes of r through w.buf, hashing each
 // chunk and passing it to write (if not nil).
-func readChunks(w *scanWorker, r io.Reader, name string, size int64, write func([]byte) error) error {
+func readChunks(w *repairWorker, r io.Reader, name string, size int64, write func([]byte) error) error {
 	remaining := size
 	for remaining > 0 {
 		p := w.buf[:min(int64(len(w.buf)), remaining)]
 		n, err := io.ReadFull(r, p)
 		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-				return sizeChanged(name, size, size-remaining+int64(n))
+				return composefs.SizeChanged(name, size, size-remaining+int64(n))
 			}
 			return fmt.Errorf("reading %s: %w", name, err)
 		}
@@ -381,9 +394,9 @@ func readChunks(w *scanWorker, r io.Reader, name string, size int64, write func(
 
 // install seals the temporary object t, of digest hd, verifies it and
 // puts it in place of the damaged or missing object.
-func (rp *repairer) install(w *scanWorker, t *tempObject, hd string, size int64) error {
+func (rp *repairer) install(w *repairWorker, t *tempObject, hd string, size int64) error {
 	d, _ := hex.DecodeString(hd)
-	final := filepath.Join(rp.se.s.dir, "objects", ObjectPath(d))
+	final := filepath.Join(rp.se.s.dir, "objects", composefs.ObjectPath(d))
 	se := rp.se
 	if err := se.seal(t); err != nil {
 		return err
@@ -418,7 +431,7 @@ func (rp *repairer) install(w *scanWorker, t *tempObject, hd string, size int64)
 
 // verifyTemp checks that the sealed temporary object has digest d: the
 // kernel's measurement where fs-verity is on, else its bytes hashed again.
-func verifyTemp(w *scanWorker, t *tempObject, d []byte, size int64) error {
+func verifyTemp(w *repairWorker, t *tempObject, d []byte, size int64) error {
 	if t.ro != nil {
 		alg, got, err := verity.MeasureFile(t.ro)
 		if err != nil {
@@ -492,7 +505,7 @@ func (rp *repairer) protect(hd string) error {
 	if err != nil {
 		return err
 	}
-	p := filepath.Join(rp.se.s.dir, "objects", ObjectPath(d))
+	p := filepath.Join(rp.se.s.dir, "objects", composefs.ObjectPath(d))
 	if err := verity.Enable(p); err != nil && !errors.Is(err, verity.ErrAlreadyEnabled) {
 		return fmt.Errorf("store: %w", err)
 	}

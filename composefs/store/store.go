@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"bytes"
@@ -18,11 +18,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
-// DefaultStoreDir is where cfs-runtime keeps images and objects.
-const DefaultStoreDir = "/var/lib/cfs-runtime"
+// DefaultDir is where cfs-runtime keeps images and objects.
+const DefaultDir = "/var/lib/cfs-runtime"
 
 // Store errors.
 var (
@@ -31,10 +32,6 @@ var (
 	// ErrBadDigest is returned for a string that is not a SHA-256 digest
 	// in lower-case hex.
 	ErrBadDigest = errors.New("not a SHA-256 digest in lower-case hex")
-	// ErrSourceChanged is returned when a file changed while it was
-	// read: its size no longer matches what lstat said, or a second read
-	// gave another digest. Its image entry would not match its content.
-	ErrSourceChanged = errors.New("file changed while being read")
 )
 
 // Store is a content-addressed composefs object store:
@@ -73,13 +70,13 @@ type Store struct {
 // storeDirMode is the mode of every directory of the store: root's only.
 const storeDirMode = 0o700
 
-// StoreOption configures a Store.
-type StoreOption func(*Store)
+// Option configures a Store.
+type Option func(*Store)
 
-// WithStoreThreads sets how many files an import reads, hashes, copies
+// WithThreads sets how many files an import reads, hashes, copies
 // and verifies in parallel (default GOMAXPROCS). It takes the place of
-// WithThreads for ImportTree.
-func WithStoreThreads(n int) StoreOption {
+// composefs.WithThreads for ImportTree.
+func WithThreads(n int) Option {
 	return func(s *Store) {
 		if n > 0 {
 			s.threads = n
@@ -87,11 +84,11 @@ func WithStoreThreads(n int) StoreOption {
 	}
 }
 
-// OpenStore opens the store at dir, creating its layout if needed. Every
+// Open opens the store at dir, creating its layout if needed. Every
 // directory is made 0700; those of a store made before (0755) are
 // tightened: the top-level ones whenever they are found open to others, the
 // fan-out directories under objects/ along with objects/ itself.
-func OpenStore(dir string, opts ...StoreOption) (*Store, error) {
+func Open(dir string, opts ...Option) (*Store, error) {
 	s := &Store{dir: dir, threads: runtime.GOMAXPROCS(0)}
 	for _, o := range opts {
 		o(s)
@@ -189,7 +186,7 @@ func (s *Store) ObjectsDir() string { return filepath.Join(s.dir, "objects") }
 // parseDigest checks a hex digest.
 func parseDigest(digest string) ([]byte, error) {
 	b, err := hex.DecodeString(digest)
-	if err != nil || len(b) != DigestSize || strings.ToLower(digest) != digest {
+	if err != nil || len(b) != composefs.DigestSize || strings.ToLower(digest) != digest {
 		return nil, fmt.Errorf("%w: %q", ErrBadDigest, digest)
 	}
 	return b, nil
@@ -202,7 +199,7 @@ func (s *Store) ObjectPath(digest string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(s.dir, "objects", ObjectPath(d)), nil
+	return filepath.Join(s.dir, "objects", composefs.ObjectPath(d)), nil
 }
 
 // ImagePath returns the path of an imported image (images/DIGEST), or an
@@ -263,7 +260,7 @@ type session struct {
 	// Objects of this import: claimed by the first file with that
 	// content; found correct in the store; written.
 	mu               sync.Mutex
-	claimed          map[[DigestSize]byte]struct{}
+	claimed          map[[composefs.DigestSize]byte]struct{}
 	present, created atomic.Int64
 
 	// staging: new objects are linked into the session directory
@@ -300,7 +297,7 @@ func (s *Store) newSession() (*session, error) {
 		os.Remove(hidden)
 		return nil, fmt.Errorf("store: lock %s: %w", hidden, err)
 	}
-	se := &session{s: s, dir: filepath.Join(tmp, id), lock: f, claimed: map[[DigestSize]byte]struct{}{}}
+	se := &session{s: s, dir: filepath.Join(tmp, id), lock: f, claimed: map[[composefs.DigestSize]byte]struct{}{}}
 	if err := os.Rename(hidden, se.dir+".lock"); err != nil {
 		f.Close()
 		os.Remove(hidden)
@@ -375,12 +372,12 @@ func (se *session) verityEnabled() bool {
 // to and the image itself into the store, and returns the image's digest
 // (hex). When it returns successfully, everything is durable.
 //
-// Each file is read once: the scan's workers (WithStoreThreads of them)
+// Each file is read once: the scan's workers (WithThreads of them)
 // hash the bytes they copy into the file's object, so that the digest in
 // the image is always the digest of the stored bytes. A file whose size
 // no longer matches the scan's lstat fails the import with
-// ErrSourceChanged.
-func (s *Store) ImportTree(tree string, opts ...Option) (string, error) {
+// composefs.ErrSourceChanged.
+func (s *Store) ImportTree(tree string, opts ...composefs.Option) (string, error) {
 	return s.importTree(tree, "", opts)
 }
 
@@ -396,7 +393,7 @@ var ErrUnexpectedDigest = errors.New("the image has another digest than expected
 // ErrUnexpectedDigest, and nothing of the tree is left in the store: as
 // root, an import reads any file, and the store must not become a copy of
 // files that their owner did not mean to share.
-func (s *Store) ImportTreeExpecting(tree, want string, opts ...Option) (string, error) {
+func (s *Store) ImportTreeExpecting(tree, want string, opts ...composefs.Option) (string, error) {
 	if _, err := parseDigest(want); err != nil {
 		return "", err
 	}
@@ -404,7 +401,7 @@ func (s *Store) ImportTreeExpecting(tree, want string, opts ...Option) (string, 
 }
 
 // importTree imports tree; with want set, staged (see ImportTreeExpecting).
-func (s *Store) importTree(tree, want string, opts []Option) (string, error) {
+func (s *Store) importTree(tree, want string, opts []composefs.Option) (string, error) {
 	se, done, err := s.beginImport()
 	if err != nil {
 		return "", err
@@ -412,7 +409,9 @@ func (s *Store) importTree(tree, want string, opts []Option) (string, error) {
 	defer done()
 	se.staging = want != ""
 
-	t, err := buildTree(tree, newOptions(opts), s.threads, se.storeContent)
+	// The store's threads, whatever composefs.WithThreads opts holds.
+	scan := append(opts[:len(opts):len(opts)], composefs.WithThreads(s.threads))
+	t, err := composefs.BuildTreeWith(tree, se.storeContent, scan...)
 	if err != nil {
 		return "", err
 	}
@@ -452,15 +451,15 @@ func (s *Store) beginImport() (se *session, done func(), err error) {
 
 // ImportImage puts an existing composefs image file (e.g. made by
 // mkcomposefs) into the store and returns its digest. The objects it
-// refers to are not copied: Image.MissingObjects(s.ObjectsDir()) lists the
-// ones still missing.
+// refers to are not copied: composefs.Image.MissingObjects(s.ObjectsDir())
+// lists the ones still missing.
 func (s *Store) ImportImage(path string) (string, error) {
-	img, err := ReadImageFile(path)
+	img, err := composefs.ReadImageFile(path)
 	if err != nil {
 		return "", err
 	}
 	// The store only holds images the reader accepts.
-	if err := img.Walk(func(*Entry) error { return nil }); err != nil {
+	if err := img.Walk(func(*composefs.Entry) error { return nil }); err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	se, done, err := s.beginImport()
@@ -469,7 +468,7 @@ func (s *Store) ImportImage(path string) (string, error) {
 	}
 	defer done()
 	digest, err := se.writeImage(func(w io.Writer) error {
-		_, err := w.Write(img.data)
+		_, err := w.Write(img.Bytes())
 		return err
 	})
 	if err != nil {
@@ -498,7 +497,7 @@ func (se *session) writeImage(write func(io.Writer) error) (string, error) {
 		return "", fmt.Errorf("store: writing image: %w", err)
 	}
 	d := h.Sum()
-	final := filepath.Join(se.s.dir, "objects", ObjectPath(d))
+	final := filepath.Join(se.s.dir, "objects", composefs.ObjectPath(d))
 	if err := se.place(nil, t, final, d, int64(n)); err != nil {
 		return "", err
 	}
@@ -529,7 +528,7 @@ func (se *session) commit(digest string) error {
 	if err := unix.Syncfs(int(root.Fd())); err != nil {
 		return fmt.Errorf("store: syncfs: %w", err)
 	}
-	target := filepath.Join("..", "objects", ObjectPath(d))
+	target := filepath.Join("..", "objects", composefs.ObjectPath(d))
 	images := filepath.Join(s.dir, "images")
 	if cur, err := os.Readlink(filepath.Join(images, digest)); err == nil && cur == target {
 		return nil // imported before: nothing to rewrite
@@ -562,7 +561,7 @@ func storeSyncDir(dir string) error {
 // bytes, whatever the source does meanwhile) and returns the digest.
 // Objects already in the store are checked, not rewritten; a file whose
 // content is already being stored by this import is only hashed.
-func (se *session) storeContent(w *scanWorker, fd int, path string, size int64) ([]byte, error) {
+func (se *session) storeContent(w *composefs.ContentWorker, fd int, path string, size int64) ([]byte, error) {
 	if !se.noReflink.Load() {
 		d, err := se.storeCloned(w, fd, path, size)
 		if d != nil || err != nil {
@@ -570,7 +569,7 @@ func (se *session) storeContent(w *scanWorker, fd int, path string, size int64) 
 		}
 	}
 	switch {
-	case size < int64(len(w.buf)):
+	case size < int64(len(w.Buffer())):
 		return se.storeWhole(w, fd, path, size)
 	case se.mostlyPresent():
 		return se.storeHashFirst(w, fd, path, size)
@@ -592,13 +591,13 @@ func (se *session) mostlyPresent() bool {
 // storeWhole stores a file that fits in the worker's buffer: one read,
 // the digest, then, unless the store has the object, one write into a
 // temporary file in the object's own directory.
-func (se *session) storeWhole(w *scanWorker, fd int, path string, size int64) ([]byte, error) {
-	p, _, err := w.readChunk(fd, path, size)
+func (se *session) storeWhole(w *composefs.ContentWorker, fd int, path string, size int64) ([]byte, error) {
+	p, _, err := w.ReadChunk(fd, path, size)
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(p)) != size {
-		return nil, sizeChanged(path, size, int64(len(p)))
+		return nil, composefs.SizeChanged(path, size, int64(len(p)))
 	}
 	return se.storeBuffer(w, p, path)
 }
@@ -607,7 +606,7 @@ func (se *session) storeWhole(w *scanWorker, fd int, path string, size int64) ([
 // pass: each chunk is hashed and written to a temporary file, which only
 // gets the object's name once the digest is known. Its directory is one of
 // the fan-out directories in turn, so that new inodes still spread.
-func (se *session) storeStreaming(w *scanWorker, fd int, path string, size int64) ([]byte, error) {
+func (se *session) storeStreaming(w *composefs.ContentWorker, fd int, path string, size int64) ([]byte, error) {
 	t, err := se.createTemp(se.spreadDir())
 	if err != nil {
 		return nil, err
@@ -616,7 +615,7 @@ func (se *session) storeStreaming(w *scanWorker, fd int, path string, size int64
 	if err := se.copyHashing(w, t, fd, path, size); err != nil {
 		return nil, err
 	}
-	d := w.h.Sum()
+	d := w.Sum()
 	final, first := se.claim(d)
 	if !first {
 		return d, nil
@@ -626,8 +625,8 @@ func (se *session) storeStreaming(w *scanWorker, fd int, path string, size int64
 
 // storeHashFirst hashes a big file, and copies it only if the store lacks
 // its object: the copy is hashed again, and must give the same digest.
-func (se *session) storeHashFirst(w *scanWorker, fd int, path string, size int64) ([]byte, error) {
-	d, err := digestContent(w, fd, path, size)
+func (se *session) storeHashFirst(w *composefs.ContentWorker, fd int, path string, size int64) ([]byte, error) {
+	d, err := w.Digest(fd, path, size)
 	if err != nil {
 		return nil, err
 	}
@@ -643,7 +642,7 @@ func (se *session) storeHashFirst(w *scanWorker, fd int, path string, size int64
 
 // copyObject copies the file open as fd (from its start) to the object
 // final, which must get the fs-verity digest want.
-func (se *session) copyObject(w *scanWorker, fd int, path string, want []byte, size int64, final string) error {
+func (se *session) copyObject(w *composefs.ContentWorker, fd int, path string, want []byte, size int64, final string) error {
 	if _, err := unix.Seek(fd, 0, io.SeekStart); err != nil {
 		return fmt.Errorf("store: %s: %w", path, err)
 	}
@@ -655,23 +654,23 @@ func (se *session) copyObject(w *scanWorker, fd int, path string, want []byte, s
 	if err := se.copyHashing(w, t, fd, path, size); err != nil {
 		return err
 	}
-	if got := w.h.Sum(); !bytes.Equal(got, want) {
-		return fmt.Errorf("store: %s: %w (fs-verity digest now %x, was %x)", path, ErrSourceChanged, got, want)
+	if got := w.Sum(); !bytes.Equal(got, want) {
+		return fmt.Errorf("store: %s: %w (fs-verity digest now %x, was %x)", path, composefs.ErrSourceChanged, got, want)
 	}
 	return se.place(w, t, final, want, size)
 }
 
 // copyHashing copies size bytes from fd to t through the worker's buffer,
 // hashing them with the worker's hasher.
-func (se *session) copyHashing(w *scanWorker, t *tempObject, fd int, path string, size int64) error {
-	w.h.Reset()
+func (se *session) copyHashing(w *composefs.ContentWorker, t *tempObject, fd int, path string, size int64) error {
+	w.Reset()
 	remaining := size
 	for {
-		p, eof, err := w.readChunk(fd, path, remaining)
+		p, eof, err := w.ReadChunk(fd, path, remaining)
 		if err != nil {
 			return err
 		}
-		w.hashChunk(p)
+		w.Hash(p)
 		if err := t.write(p); err != nil {
 			return fmt.Errorf("store: writing the object of %s: %w", path, err)
 		}
@@ -681,7 +680,7 @@ func (se *session) copyHashing(w *scanWorker, t *tempObject, fd int, path string
 		}
 	}
 	if remaining != 0 {
-		return sizeChanged(path, size, size-remaining)
+		return composefs.SizeChanged(path, size, size-remaining)
 	}
 	return nil
 }
@@ -689,7 +688,7 @@ func (se *session) copyHashing(w *scanWorker, t *tempObject, fd int, path string
 // storeCloned shares the source's blocks with a new object (FICLONE) where
 // the filesystem can, and hashes the clone. It returns nil, nil when the
 // filesystem cannot, and remembers that.
-func (se *session) storeCloned(w *scanWorker, fd int, path string, size int64) ([]byte, error) {
+func (se *session) storeCloned(w *composefs.ContentWorker, fd int, path string, size int64) ([]byte, error) {
 	t, err := se.createTemp(se.spreadDir())
 	if err != nil {
 		return nil, err
@@ -703,7 +702,7 @@ func (se *session) storeCloned(w *scanWorker, fd int, path string, size int64) (
 		}
 		return nil, fmt.Errorf("store: cloning %s: %w", path, err)
 	}
-	d, err := digestContent(w, t.fd, path, size)
+	d, err := w.Digest(t.fd, path, size)
 	if err != nil {
 		return nil, err
 	}
@@ -718,7 +717,7 @@ func (se *session) storeCloned(w *scanWorker, fd int, path string, size int64) (
 // of the import with that content: identical files share one object,
 // stored once.
 func (se *session) claim(d []byte) (final string, first bool) {
-	k := [DigestSize]byte(d)
+	k := [composefs.DigestSize]byte(d)
 	se.mu.Lock()
 	_, dup := se.claimed[k]
 	se.claimed[k] = struct{}{}
@@ -726,12 +725,12 @@ func (se *session) claim(d []byte) (final string, first bool) {
 	if dup {
 		return "", false
 	}
-	return filepath.Join(se.s.dir, "objects", ObjectPath(d)), true
+	return filepath.Join(se.s.dir, "objects", composefs.ObjectPath(d)), true
 }
 
 // found reports whether the store has a correct object final (a wrong one
 // is removed).
-func (se *session) found(w *scanWorker, final string, d []byte, size int64) (bool, error) {
+func (se *session) found(w *composefs.ContentWorker, final string, d []byte, size int64) (bool, error) {
 	ok, err := se.checkObject(final, d, uint64(size), w)
 	if ok {
 		se.present.Add(1)
@@ -825,9 +824,9 @@ func (t *tempObject) discard() {
 // checkObject reports whether a correct object is at path: a regular file
 // of the right size and fs-verity digest (the kernel's, when fs-verity is
 // enabled on it, else computed, with w's checker when w is not nil, so
-// that w.buf is left alone). A wrong object, e.g. one cut short by a power failure before the
+// that w's buffer is left alone). A wrong object, e.g. one cut short by a power failure before the
 // import that wrote it finished, is removed so that it gets written again.
-func (se *session) checkObject(path string, digest []byte, size uint64, w *scanWorker) (bool, error) {
+func (se *session) checkObject(path string, digest []byte, size uint64, w *composefs.ContentWorker) (bool, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	for err == unix.EINTR {
 		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
@@ -853,7 +852,7 @@ func (se *session) checkObject(path string, digest []byte, size uint64, w *scanW
 	return ok, nil
 }
 
-func (se *session) objectOK(fd int, path string, digest []byte, size uint64, w *scanWorker) (bool, error) {
+func (se *session) objectOK(fd int, path string, digest []byte, size uint64, w *composefs.ContentWorker) (bool, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return false, err
@@ -873,18 +872,17 @@ func (se *session) objectOK(fd int, path string, digest []byte, size uint64, w *
 			return bytes.Equal(d, digest), nil
 		}
 	}
-	var cw *scanWorker
+	var cw *composefs.ContentWorker
 	if w != nil {
-		cw = w.checker()
+		cw = w.Checker()
 	} else {
-		h, err := verity.NewHasher()
-		if err != nil {
+		var err error
+		if cw, err = composefs.NewContentWorker(); err != nil {
 			return false, err
 		}
-		cw = &scanWorker{h: h, buf: make([]byte, workerBuf)}
 	}
-	got, err := digestContent(cw, fd, path, int64(size))
-	if errors.Is(err, ErrSourceChanged) {
+	got, err := cw.Digest(fd, path, int64(size))
+	if errors.Is(err, composefs.ErrSourceChanged) {
 		return false, nil // not the size it had a moment ago: not trusted
 	}
 	if err != nil {
@@ -899,7 +897,7 @@ func (se *session) objectOK(fd int, path string, digest []byte, size uint64, w *
 // the name is taken (an object from before, or from a concurrent import),
 // the object there is checked: kept if correct, and t dropped (objects are
 // never rewritten), else removed and replaced by t.
-func (se *session) place(w *scanWorker, t *tempObject, final string, d []byte, size int64) error {
+func (se *session) place(w *composefs.ContentWorker, t *tempObject, final string, d []byte, size int64) error {
 	if err := se.seal(t); err != nil {
 		return err
 	}
@@ -938,7 +936,7 @@ func (se *session) publish() error {
 
 // link gives the sealed t the name final, or keeps a correct object
 // already there (see place).
-func (se *session) link(w *scanWorker, t *tempObject, final string, d []byte, size int64) error {
+func (se *session) link(w *composefs.ContentWorker, t *tempObject, final string, d []byte, size int64) error {
 	for range 3 {
 		err := t.link(final)
 		if err == nil {

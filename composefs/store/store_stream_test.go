@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ func verityHex(t *testing.T, b []byte) string {
 }
 
 func TestStreamImport(t *testing.T) {
-	s, err := OpenStore(filepath.Join(t.TempDir(), "store"))
+	s, err := Open(filepath.Join(t.TempDir(), "store"))
 	if err != nil {
 		t.Fatal(err)
 	}

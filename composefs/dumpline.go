@@ -5,8 +5,9 @@ import (
 	"strings"
 )
 
-// One composefs-dump(5) line at a time, for records that list entries
-// without forming a tree (an OCI layer's entries, whose parents and
+// One composefs-dump(5) line at a time, in the format of dump.go and
+// dumpparse.go, for records that list entries without forming a tree
+// (ociimage's layer records: an OCI layer's entries, whose parents and
 // hardlink targets may live in other layers).
 
 // AppendDumpLine appends the composefs-dump(5) line (with its newline) of n

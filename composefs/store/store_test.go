@@ -1,4 +1,4 @@
-package composefs
+package store
 
 import (
 	"bytes"
@@ -19,9 +19,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/internal/testutil"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
+
+// vectorOut holds the golden vectors' images, digests and object lists.
+const vectorOut = "../../testdata/vectors/out"
 
 // storeVectorTree recreates a vector's tree from its recipe (needs root:
 // mknod, chown, trusted.* xattrs).
@@ -36,7 +40,7 @@ func storeVectorTree(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("sh", "-c", `set -e; umask 022; . ./lib.sh; . "recipes/$1.sh"`, "sh", name)
-	cmd.Dir = "../testdata/vectors"
+	cmd.Dir = filepath.Dir(vectorOut)
 	cmd.Env = append(os.Environ(), "T="+tree)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("recipe %s: %v\n%s", name, err, out)
@@ -104,7 +108,7 @@ func storeVerify(t *testing.T, s *Store, wantClean bool) int {
 
 // storeCheckImage checks images/DIGEST and that the image needs nothing
 // the store lacks.
-func storeCheckImage(t *testing.T, s *Store, digest string) *Image {
+func storeCheckImage(t *testing.T, s *Store, digest string) *composefs.Image {
 	t.Helper()
 	p, err := s.ImagePath(digest)
 	if err != nil {
@@ -117,7 +121,7 @@ func storeCheckImage(t *testing.T, s *Store, digest string) *Image {
 	if want := "../objects/" + digest[:2] + "/" + digest[2:]; target != want {
 		t.Errorf("images/%s -> %s, want %s", digest, target, want)
 	}
-	img, err := ReadImageFile(p)
+	img, err := composefs.ReadImageFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,10 +139,10 @@ func storeCheckImage(t *testing.T, s *Store, digest string) *Image {
 // bytes and the objects equal mkcomposefs' (store-list.txt), plus the
 // image itself as an object.
 func TestStoreImportVectors(t *testing.T) {
-	for _, name := range readerVectors(t) {
+	for _, name := range testutil.Vectors(t, vectorOut) {
 		t.Run(name, func(t *testing.T) {
 			tree := storeVectorTree(t, name)
-			s, err := OpenStore(t.TempDir())
+			s, err := Open(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -146,7 +150,7 @@ func TestStoreImportVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := strings.TrimSpace(string(readerVectorFile(t, name, "digest.txt"))); digest != want {
+			if want := strings.TrimSpace(string(testutil.VectorFile(t, vectorOut, name, "digest.txt"))); digest != want {
 				t.Fatalf("digest %s, want %s", digest, want)
 			}
 			p, _ := s.ImagePath(digest)
@@ -154,7 +158,7 @@ func TestStoreImportVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantSum := strings.Fields(string(readerVectorFile(t, name, "image.sha256")))[0]
+			wantSum := strings.Fields(string(testutil.VectorFile(t, vectorOut, name, "image.sha256")))[0]
 			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != wantSum {
 				t.Errorf("stored image sha256 %x, want %s", sum, wantSum)
 			}
@@ -166,7 +170,7 @@ func TestStoreImportVectors(t *testing.T) {
 					got = append(got, l)
 				}
 			}
-			want := strings.Fields(string(readerVectorFile(t, name, "store-list.txt")))
+			want := strings.Fields(string(testutil.VectorFile(t, vectorOut, name, "store-list.txt")))
 			var wantLines []string
 			for i := 0; i+1 < len(want); i += 2 {
 				wantLines = append(wantLines, want[i]+" "+want[i+1])
@@ -211,7 +215,7 @@ func storeSnapshot(t *testing.T, dir string) map[string]storeFileID {
 // in place and rewrites nothing (same inodes, mtimes and ctimes).
 func TestStoreImportTwice(t *testing.T) {
 	tree := storeVectorTree(t, "03-small-files")
-	s, err := OpenStore(t.TempDir())
+	s, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +250,7 @@ func TestStoreImportTwice(t *testing.T) {
 // named files in the session directory, with the same result.
 func TestStoreNamedTemps(t *testing.T) {
 	tree := storeVectorTree(t, "05-large-files")
-	s, err := OpenStore(t.TempDir())
+	s, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +259,7 @@ func TestStoreNamedTemps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := strings.TrimSpace(string(readerVectorFile(t, "05-large-files", "digest.txt"))); digest != want {
+	if want := strings.TrimSpace(string(testutil.VectorFile(t, vectorOut, "05-large-files", "digest.txt"))); digest != want {
 		t.Fatalf("digest %s, want %s", digest, want)
 	}
 	storeCheckImage(t, s, digest)
@@ -268,7 +272,7 @@ func TestStoreNamedTemps(t *testing.T) {
 // name (e.g. cut short by a power failure) is replaced by the next import.
 func TestStoreRepairsBadObject(t *testing.T) {
 	tree := storeVectorTree(t, "04-block-sizes")
-	s, err := OpenStore(t.TempDir())
+	s, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,15 +323,16 @@ func TestStoreFreshImportFindsObjects(t *testing.T) {
 		idx = append(idx, i)
 	}
 	// Sizes on both sides of the worker buffer: whole and streamed copies.
-	storeRandomTree(t, tree, 3, idx, func(i int) int { return 1000 + i*(workerBuf/20) })
-	want, err := BuildTree(tree)
+	buf := len(newContentWorker(t).Buffer())
+	storeRandomTree(t, tree, 3, idx, func(i int) int { return 1000 + i*(buf/20) })
+	want, err := composefs.BuildTree(tree)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The files scanned last (d16/f0016, copied whole, and d16/f0033,
 	// streamed) have objects before the import: a correct one and, of the
 	// same size, a wrong one.
-	s, err := OpenStore(t.TempDir(), WithStoreThreads(1))
+	s, err := Open(t.TempDir(), WithThreads(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,8 +387,18 @@ func mustSize(t *testing.T, p string) int64 {
 // TestStoreSourceChanged: content that does not match what the scan saw
 // (its lstat size, or the digest of a first read) is refused, and nothing
 // is left behind, on every path a file can take into the store.
+// newContentWorker returns a content worker outside a scan, as a stream
+// import uses.
+func newContentWorker(t *testing.T) *composefs.ContentWorker {
+	w, err := composefs.NewContentWorker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 func TestStoreSourceChanged(t *testing.T) {
-	s, err := OpenStore(t.TempDir())
+	s, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,8 +407,10 @@ func TestStoreSourceChanged(t *testing.T) {
 	if err := os.WriteFile(small, bytes.Repeat([]byte("abc"), 1000), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	w := newContentWorker(t)
+	buf := len(w.Buffer())
 	big := filepath.Join(dir, "big") // streamed
-	if err := os.WriteFile(big, bytes.Repeat([]byte("abcdefg"), workerBuf), 0o644); err != nil {
+	if err := os.WriteFile(big, bytes.Repeat([]byte("abcdefg"), buf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	se, err := s.newSession()
@@ -401,11 +418,6 @@ func TestStoreSourceChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer se.close()
-	h, err := verity.NewHasher()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &scanWorker{h: h, buf: make([]byte, workerBuf)}
 	open := func(p string) int {
 		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -421,19 +433,19 @@ func TestStoreSourceChanged(t *testing.T) {
 	}{
 		{"small file grew", small, 2999},
 		{"small file shrank", small, 3001},
-		{"big file grew", big, 7*workerBuf - 1},
-		{"big file shrank", big, 7*workerBuf + 1},
+		{"big file grew", big, int64(7*buf - 1)},
+		{"big file shrank", big, int64(7*buf + 1)},
 	} {
-		if _, err := se.storeContent(w, open(c.path), c.path, c.size); !errors.Is(err, ErrSourceChanged) {
+		if _, err := se.storeContent(w, open(c.path), c.path, c.size); !errors.Is(err, composefs.ErrSourceChanged) {
 			t.Errorf("%s: err = %v, want ErrSourceChanged", c.name, err)
 		}
 	}
 	// A re-import hashes big files first and copies them if missing: the
 	// copy must have the digest of the first read.
-	stale := make([]byte, DigestSize)
-	final := filepath.Join(s.ObjectsDir(), ObjectPath(stale))
-	err = se.copyObject(w, open(big), big, stale, 7*workerBuf, final)
-	if !errors.Is(err, ErrSourceChanged) {
+	stale := make([]byte, composefs.DigestSize)
+	final := filepath.Join(s.ObjectsDir(), composefs.ObjectPath(stale))
+	err = se.copyObject(w, open(big), big, stale, int64(7*buf), final)
+	if !errors.Is(err, composefs.ErrSourceChanged) {
 		t.Errorf("copy with another digest: err = %v, want ErrSourceChanged", err)
 	}
 	se.close()
@@ -443,16 +455,16 @@ func TestStoreSourceChanged(t *testing.T) {
 }
 
 func TestStoreImportImage(t *testing.T) {
-	s, err := OpenStore(t.TempDir())
+	s, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := filepath.Join(readerVectorDir, "03-small-files", "image.cfs")
+	img := filepath.Join(vectorOut, "03-small-files", "image.cfs")
 	digest, err := s.ImportImage(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := strings.TrimSpace(string(readerVectorFile(t, "03-small-files", "digest.txt"))); digest != want {
+	if want := strings.TrimSpace(string(testutil.VectorFile(t, vectorOut, "03-small-files", "digest.txt"))); digest != want {
 		t.Fatalf("digest %s, want %s", digest, want)
 	}
 	if !s.HasImage(digest) || s.HasImage(strings.Repeat("0", 64)) {
@@ -462,7 +474,7 @@ func TestStoreImportImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	i, err := ReadImageFile(p)
+	i, err := composefs.ReadImageFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -470,7 +482,7 @@ func TestStoreImportImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.Join(missing, "\n")+"\n", string(readerVectorFile(t, "03-small-files", "objects.txt")); got != want {
+	if got, want := strings.Join(missing, "\n")+"\n", string(testutil.VectorFile(t, vectorOut, "03-small-files", "objects.txt")); got != want {
 		t.Errorf("missing objects %q, want %q", got, want)
 	}
 	if _, err := s.ImagePath(strings.Repeat("a", 64)); !errors.Is(err, ErrNotFound) {
@@ -489,7 +501,7 @@ func TestStoreImportImage(t *testing.T) {
 	data[1024] ^= 1
 	bad := filepath.Join(t.TempDir(), "bad.cfs")
 	os.WriteFile(bad, data, 0o644)
-	if _, err := s.ImportImage(bad); !errors.Is(err, ErrInvalidImage) {
+	if _, err := s.ImportImage(bad); !errors.Is(err, composefs.ErrInvalidImage) {
 		t.Errorf("ImportImage of a corrupt image: %v", err)
 	}
 }
@@ -519,7 +531,7 @@ func TestStoreHelperProcess(t *testing.T) {
 	if os.Getenv("CFS_STORE_HELPER") != "1" {
 		t.Skip("helper process for other tests")
 	}
-	s, err := OpenStore(os.Getenv("CFS_STORE_DIR"))
+	s, err := Open(os.Getenv("CFS_STORE_DIR"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
@@ -551,7 +563,7 @@ func TestStoreKilledImport(t *testing.T) {
 	// ~150 MiB in 600 files of 4 KiB..512 KiB.
 	storeRandomTree(t, tree, 1, idx, func(i int) int { return 4096 + (i*7919)%(512<<10) })
 	dir := t.TempDir()
-	s, err := OpenStore(dir)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -591,7 +603,7 @@ func TestStoreKilledImport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := Digest(tree)
+	want, err := composefs.Digest(tree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -653,7 +665,7 @@ func TestStoreConcurrentImports(t *testing.T) {
 		cmds = append(cmds, cmd)
 		outs = append(outs, &out)
 	}
-	s, err := OpenStore(dir)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -662,7 +674,7 @@ func TestStoreConcurrentImports(t *testing.T) {
 			t.Fatalf("import %d: %v\n%s", k, err, outs[k])
 		}
 		digest := strings.TrimSpace(outs[k].String())
-		want, err := Digest(trees[k])
+		want, err := composefs.Digest(trees[k])
 		if err != nil {
 			t.Fatal(err)
 		}
