@@ -10,11 +10,11 @@
 package attest
 
 import (
-	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
 
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -84,123 +84,26 @@ func (k SignatureKind) String() string {
 
 var signatureKinds = []SignatureKind{PKCS7Signature, CosignSignature, SigstoreBundle}
 
-// Digest is a composefs digest: the fs-verity digest of the composefs
-// (EROFS) image, with the parameters it was computed with.
-type Digest struct {
-	Algorithm verity.Algorithm
-	// BlockSize is the Merkle tree block size: 4096 or 65536.
-	BlockSize int
-	Value     []byte
-}
+// Digest is a composefs digest (package composefs owns the type, its
+// syntax and its parsing).
+type Digest = composefs.ImageDigest
 
-// Name is the sealing spec's short form, e.g. "fsverity-sha256-12".
-func (d Digest) Name() string {
-	return fmt.Sprintf("fsverity-%s-%d", d.Algorithm, log2(d.BlockSize))
-}
-
-// AnnotationKey is the annotation that carries the digest.
-func (d Digest) AnnotationKey() string { return "composefs.merged.erofs.v1." + d.Name() }
-
-// Hex is the lowercase hex digest, the annotation's value.
-func (d Digest) Hex() string { return hex.EncodeToString(d.Value) }
-
-// String is "sha256:<hex>" for 4096-byte blocks (as `fsverity digest` prints
-// it) and "fsverity-sha256-16:<hex>" otherwise.
-func (d Digest) String() string {
-	if d.BlockSize == verity.DefaultBlockSize {
-		return d.Algorithm.String() + ":" + d.Hex()
-	}
-	return d.Name() + ":" + d.Hex()
-}
-
-// Message returns the bytes every signature covers: struct
-// fsverity_formatted_digest ("FSVerity", algorithm, size, digest).
-func (d Digest) Message() []byte { return verity.FormattedDigest(d.Algorithm, d.Value) }
-
-// VerityOptions returns the options that compute this kind of digest with
-// package verity.
-func (d Digest) VerityOptions() []verity.Option {
-	return []verity.Option{verity.WithAlgorithm(d.Algorithm), verity.WithBlockSize(d.BlockSize)}
-}
-
-func log2(n int) int {
-	l := 0
-	for n > 1 {
-		n >>= 1
-		l++
-	}
-	return l
-}
-
-// ParseAlgorithm parses a sealing-spec algorithm name such as
-// "fsverity-sha256-12" (the "fsverity-" prefix is optional) into the hash
-// algorithm and the Merkle tree block size.
+// ParseAlgorithm parses a sealing-spec algorithm name (composefs.ParseAlgorithm).
 func ParseAlgorithm(name string) (verity.Algorithm, int, error) {
-	return parseAlgorithm(name)
+	return composefs.ParseAlgorithm(name)
 }
+
+// ParseDigest parses a digest given on a command line (composefs.ParseDigest).
+func ParseDigest(s string) (Digest, error) { return composefs.ParseDigest(s) }
 
 func parseAlgorithm(name string) (verity.Algorithm, int, error) {
-	rest := strings.TrimPrefix(name, "fsverity-")
-	alg, bits, ok := strings.Cut(rest, "-")
-	if !ok {
-		return 0, 0, fmt.Errorf("unknown fs-verity algorithm %q (want fsverity-{sha256|sha512}-{12|16})", clip(name))
-	}
-	var a verity.Algorithm
-	switch alg {
-	case "sha256":
-		a = verity.SHA256
-	case "sha512":
-		a = verity.SHA512
-	default:
-		return 0, 0, fmt.Errorf("unknown fs-verity algorithm %q: hash %q is not sha256 or sha512", clip(name), clip(alg))
-	}
-	switch bits {
-	case "12":
-		return a, 4096, nil
-	case "16":
-		return a, 65536, nil
-	}
-	return 0, 0, fmt.Errorf("unknown fs-verity algorithm %q: block size 2^%s is not 2^12 or 2^16", clip(name), clip(bits))
-}
-
-// ParseDigest parses a digest given on a command line: "sha256:<hex>",
-// "sha512:<hex>", "fsverity-sha256-16:<hex>" or bare hex (SHA-256 or SHA-512
-// by length, 4096-byte blocks).
-func ParseDigest(s string) (Digest, error) {
-	name, hexval, ok := strings.Cut(s, ":")
-	if !ok {
-		hexval = s
-		name = "fsverity-sha256-12"
-		if len(s) == 2*verity.SHA512.Size() {
-			name = "fsverity-sha512-12"
-		}
-	} else if name == "sha256" || name == "sha512" {
-		name = "fsverity-" + name + "-12"
-	}
-	alg, bs, err := parseAlgorithm(name)
-	if err != nil {
-		return Digest{}, err
-	}
-	return parseDigestValue(alg, bs, hexval)
+	return composefs.ParseAlgorithm(name)
 }
 
 func parseDigestValue(alg verity.Algorithm, bs int, s string) (Digest, error) {
-	d := Digest{Algorithm: alg, BlockSize: bs}
-	want := 2 * alg.Size()
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return d, fmt.Errorf("digest %q is not lowercase hex (byte %d is %q)", clip(s), i, c)
-		}
-	}
-	if len(s) != want {
-		return d, fmt.Errorf("digest %q has %d hex digits, %s needs %d", clip(s), len(s), d.Name(), want)
-	}
-	d.Value, _ = hex.DecodeString(s)
-	return d, nil
+	return composefs.ParseDigestValue(alg, bs, s)
 }
 
-// clip shortens untrusted text for an error message.
 func clip(s string) string {
 	if len(s) > 80 {
 		return s[:77] + "..."

@@ -4,9 +4,12 @@ package mount
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/atomicfile"
@@ -57,4 +60,52 @@ func ReadState(stateDir string) (State, error) {
 		return st, fmt.Errorf("mount state %s: %w", filepath.Join(stateDir, stateName), err)
 	}
 	return st, nil
+}
+
+// ContainerOf returns the id of the container whose composefs root root
+// is, when root is the mount point Mount made under the state directory
+// parent (parent/ID/merged) and that container's state directory exists.
+func ContainerOf(parent, root string) (id string, ok bool) {
+	rel, err := filepath.Rel(parent, root)
+	if err != nil {
+		return "", false
+	}
+	id, rest, found := strings.Cut(rel, string(filepath.Separator))
+	if !found || rest != mergedName || id == "" || id == "." || id == ".." || strings.ContainsRune(id, filepath.Separator) {
+		return "", false
+	}
+	if fi, err := os.Stat(filepath.Join(parent, id)); err != nil || !fi.IsDir() {
+		return "", false
+	}
+	return id, true
+}
+
+// ContainerState is a container's state directory under a parent.
+type ContainerState struct {
+	ID string
+	// State is what Mount recorded; Err why it cannot be read.
+	State State
+	Err   error
+}
+
+// States lists the container state directories under parent (what Mount
+// made for each container), with their recorded State. A missing parent
+// has none.
+func States(parent string) ([]ContainerState, error) {
+	ents, err := os.ReadDir(parent)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("container state: %w", err)
+	}
+	var out []ContainerState
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		st, err := ReadState(filepath.Join(parent, e.Name()))
+		out = append(out, ContainerState{ID: e.Name(), State: st, Err: err})
+	}
+	return out, nil
 }

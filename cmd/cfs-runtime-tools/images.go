@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -163,7 +162,7 @@ func tagAction(c *cli.Context) error {
 	if err := s.SetRef(name, digest); err != nil {
 		return fmt.Errorf("images tag: %w", err)
 	}
-	if !s.HasImage(digest) {
+	if _, err := s.ImagePath(digest); err != nil {
 		// Allowed on purpose: a digest can be kept before its image is
 		// imported (e.g. by the create that imports it).
 		fmt.Fprintf(c.App.ErrWriter, "cfs-runtime: note: image %s is not in the store %s yet; gc keeps it once it is imported\n", digest, s.Dir())
@@ -200,40 +199,32 @@ func untagAction(c *cli.Context) error {
 // mounted in it is an error: which image it uses cannot be told (a
 // directory with nothing mounted is a leftover and is ignored).
 func containersByImage(stateDir string, s *store.Store) (map[string][]string, error) {
-	ents, err := os.ReadDir(stateDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string][]string{}, nil
-	}
+	states, err := mount.States(stateDir)
 	if err != nil {
-		return nil, fmt.Errorf("container state: %w", err)
+		return nil, err
 	}
 	users := map[string][]string{}
-	for _, e := range ents {
-		id := e.Name()
-		if !e.IsDir() || strings.HasPrefix(id, ".") {
-			continue
-		}
-		dir := filepath.Join(stateDir, id)
-		st, err := mount.ReadState(dir)
-		if err != nil {
+	for _, c := range states {
+		if c.Err != nil {
 			// Being mounted right now (create holds the store lock
 			// meanwhile, so not while gc runs) or mounted and its state
 			// lost: either way, which image it uses is unknown.
+			dir := filepath.Join(stateDir, c.ID)
 			mounted, merr := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 			if merr != nil {
-				return nil, fmt.Errorf("container %s: %w", id, merr)
+				return nil, fmt.Errorf("container %s: %w", c.ID, merr)
 			}
 			if len(mounted) > 0 {
-				return nil, fmt.Errorf("container %s: %s has mounts but no readable mount state, so which image it uses is unknown (being created right now? otherwise remove it with `cfs-runtime cleanup %s`)", id, dir, id)
+				return nil, fmt.Errorf("container %s: %s has mounts but no readable mount state, so which image it uses is unknown (being created right now? otherwise remove it with `cfs-runtime cleanup %s`)", c.ID, dir, c.ID)
 			}
 			continue // a leftover directory
 		}
-		d := st.Digest
-		if d == "" && filepath.Dir(st.Image) == filepath.Join(s.Dir(), "images") {
-			d = filepath.Base(st.Image) // state from before digests were recorded
+		d := c.State.Digest
+		if d == "" {
+			d, _ = s.ImageDigest(c.State.Image) // state from before digests were recorded
 		}
 		if d != "" {
-			users[d] = append(users[d], id)
+			users[d] = append(users[d], c.ID)
 		}
 	}
 	return users, nil

@@ -41,7 +41,7 @@ var (
 // CheckImage verifies the image with the given digest and every object it
 // references, by mode. It returns the first problem found, naming the
 // object and a path inside the image that uses it.
-func (s *Store) CheckImage(digest string, mode CheckMode) error {
+func (s *Store) CheckImage(digest composefs.ImageDigest, mode CheckMode) error {
 	f, err := s.OpenImage(digest)
 	if err != nil {
 		return err
@@ -58,11 +58,12 @@ func (s *Store) CheckImage(digest string, mode CheckMode) error {
 // never the name again: between a check and a mount, a name can be
 // pointed at other bytes (a rename over it), an open file cannot. The
 // file's Name is images/DIGEST in the store, the image's name.
-func (s *Store) OpenImage(digest string) (*os.File, error) {
-	d, err := parseDigest(digest)
+func (s *Store) OpenImage(id composefs.ImageDigest) (*os.File, error) {
+	digest, err := name(id)
 	if err != nil {
 		return nil, err
 	}
+	d := id.Value
 	path, err := s.imageObject(digest, d)
 	if err != nil {
 		return nil, err
@@ -112,11 +113,12 @@ func (s *Store) imageObject(digest string, d []byte) (string, error) {
 // rewritten in place afterwards, so mount the returned bytes, not f. At
 // CheckMeasure the kernel measured f, whose content fs-verity keeps from
 // ever changing: mounting f itself mounts what was measured.
-func (s *Store) CheckImageFile(f *os.File, digest string, mode CheckMode) ([]byte, error) {
-	want, err := parseDigest(digest)
+func (s *Store) CheckImageFile(f *os.File, id composefs.ImageDigest, mode CheckMode) ([]byte, error) {
+	digest, err := name(id)
 	if err != nil {
 		return nil, err
 	}
+	want := id.Value
 	if mode == CheckMeasure {
 		if err := measureFile(f, want); err != nil {
 			return nil, fmt.Errorf("image %s: %w", digest, err)

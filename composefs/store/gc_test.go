@@ -85,7 +85,7 @@ func TestGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(storeObjects(t, s), before) || !s.HasImage(g.unused) {
+	if !reflect.DeepEqual(storeObjects(t, s), before) || !s.HasImage(id(t, g.unused)) {
 		t.Fatal("dry run removed something")
 	}
 	rep, err := s.GC(inUse)
@@ -106,7 +106,7 @@ func TestGC(t *testing.T) {
 	if !reflect.DeepEqual(dry, want) {
 		t.Errorf("dry run report %+v\nwant %+v", dry, want)
 	}
-	if s.HasImage(g.unused) || exists(objPath(s, g.unused)) || exists(leftover) {
+	if s.HasImage(id(t, g.unused)) || exists(objPath(s, g.unused)) || exists(leftover) {
 		t.Error("the unused image is still there")
 	}
 	for _, d := range g.own {
@@ -160,7 +160,7 @@ func TestGCKeptUnreadable(t *testing.T) {
 	if !errors.Is(err, ErrKeptUnreadable) || !strings.Contains(err.Error(), "gc: image "+g.refd+": ") {
 		t.Fatalf("gc with a kept image gone: %v", err)
 	}
-	if !reflect.DeepEqual(storeObjects(t, s), before) || !s.HasImage(g.unused) {
+	if !reflect.DeepEqual(storeObjects(t, s), before) || !s.HasImage(id(t, g.unused)) {
 		t.Error("gc removed something")
 	}
 }
@@ -172,7 +172,7 @@ func TestGCInUseError(t *testing.T) {
 	if _, err := g.s.GC(WithInUse(func() ([]string, error) { return nil, boom })); !errors.Is(err, boom) {
 		t.Fatalf("gc: %v", err)
 	}
-	if !g.s.HasImage(g.unused) {
+	if !g.s.HasImage(id(t, g.unused)) {
 		t.Error("gc removed an image")
 	}
 }
@@ -235,7 +235,7 @@ func TestGCConcurrentImport(t *testing.T) {
 		if _, err := s.GC(); err != nil {
 			t.Fatal(err)
 		}
-		if s.HasImage(first) {
+		if s.HasImage(id(t, first)) {
 			t.Errorf("round %d: the unreferenced image survived gc", round)
 		}
 		if rep := fsck1(t, s, second); rep.Status != FsckClean {
@@ -258,7 +258,7 @@ func TestGCWaitsForHold(t *testing.T) {
 		t.Fatalf("gc ran while the store was held: %v", err)
 	default:
 	}
-	if !g.s.HasImage(g.unused) {
+	if !g.s.HasImage(id(t, g.unused)) {
 		t.Fatal("gc removed an image while the store was held")
 	}
 	// A check holds it shared as well, alongside the hold.
@@ -269,7 +269,7 @@ func TestGCWaitsForHold(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if g.s.HasImage(g.unused) {
+	if g.s.HasImage(id(t, g.unused)) {
 		t.Error("gc did not remove the unused image once released")
 	}
 }

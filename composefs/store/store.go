@@ -218,10 +218,70 @@ func (s *Store) ImagePath(digest string) (string, error) {
 	return link, nil
 }
 
+// ImageDigest returns the digest (hex) of the image at path when path is
+// one of this store's images (images/DIGEST), as mount state records it.
+func (s *Store) ImageDigest(path string) (string, bool) {
+	if filepath.Dir(path) != filepath.Join(s.dir, "images") {
+		return "", false
+	}
+	d := filepath.Base(path)
+	if _, err := parseDigest(d); err != nil {
+		return "", false
+	}
+	return d, true
+}
+
+// ErrUnsupportedDigest: the store holds fsverity-sha256-12 images only.
+var ErrUnsupportedDigest = errors.New("the store holds fsverity-sha256-12 images only")
+
+// name checks that the store can hold an image of digest d (this is the
+// one place that says which) and returns its name in the store: the
+// lowercase hex of images/DIGEST and objects/XX/....
+func name(d composefs.ImageDigest) (string, error) {
+	if d.Algorithm != verity.SHA256 || d.BlockSize != verity.DefaultBlockSize || len(d.Value) != composefs.DigestSize {
+		return "", fmt.Errorf("composefs digest %s: %w", d, ErrUnsupportedDigest)
+	}
+	return d.Hex(), nil
+}
+
+// Supports reports (nil) whether the store can hold an image of digest d.
+func Supports(d composefs.ImageDigest) error {
+	_, err := name(d)
+	return err
+}
+
 // HasImage reports whether an image with that digest was imported.
-func (s *Store) HasImage(digest string) bool {
-	_, err := s.ImagePath(digest)
+func (s *Store) HasImage(d composefs.ImageDigest) bool {
+	n, err := name(d)
+	if err != nil {
+		return false
+	}
+	_, err = s.ImagePath(n)
 	return err == nil
+}
+
+// LockImport takes an exclusive lock for importing the image of digest d
+// (locks/DIGEST, a file that stays; flock is released on close or process
+// exit, so a killed import never leaves it held): concurrent creates of
+// one new image import it once.
+func (s *Store) LockImport(d composefs.ImageDigest) (unlock func(), err error) {
+	n, err := name(d)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(s.dir, "locks")
+	if err := os.MkdirAll(dir, storeDirMode); err != nil {
+		return nil, fmt.Errorf("import lock: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, n), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("import lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("import lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // lockStore takes the store lock: shared for imports (they may run
@@ -393,11 +453,14 @@ var ErrUnexpectedDigest = errors.New("the image has another digest than expected
 // ErrUnexpectedDigest, and nothing of the tree is left in the store: as
 // root, an import reads any file, and the store must not become a copy of
 // files that their owner did not mean to share.
-func (s *Store) ImportTreeExpecting(tree, want string, opts ...composefs.Option) (string, error) {
-	if _, err := parseDigest(want); err != nil {
-		return "", err
+func (s *Store) ImportTreeExpecting(tree string, want composefs.ImageDigest, opts ...composefs.Option) (composefs.ImageDigest, error) {
+	n, err := name(want)
+	if err != nil {
+		return composefs.ImageDigest{}, err
 	}
-	return s.importTree(tree, want, opts)
+	got, err := s.importTree(tree, n, opts)
+	d, _ := composefs.ParseDigestValue(verity.SHA256, verity.DefaultBlockSize, got)
+	return d, err
 }
 
 // importTree imports tree; with want set, staged (see ImportTreeExpecting).

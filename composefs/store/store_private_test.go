@@ -126,7 +126,8 @@ func TestImportTreeExpectingMismatchLeavesNothing(t *testing.T) {
 			big := bytes.Repeat(secret, 3<<20/len(secret))
 			os.WriteFile(filepath.Join(host, "big"), big, 0o600)
 			os.WriteFile(filepath.Join(host, "shared"), shared, 0o600)
-			got, err := s.ImportTreeExpecting(host, want)
+			gotID, err := s.ImportTreeExpecting(host, id(t, want))
+			got := gotID.Hex()
 			if !errors.Is(err, ErrUnexpectedDigest) || got != treeDigest(t, host) || got == want {
 				t.Fatalf("ImportTreeExpecting = %s, %v; want the tree's digest %s and ErrUnexpectedDigest", got, err, treeDigest(t, host))
 			}
@@ -139,7 +140,7 @@ func TestImportTreeExpectingMismatchLeavesNothing(t *testing.T) {
 			if files := storeFilesContaining(t, s, secret); len(files) > 0 {
 				t.Errorf("the secret is in the store: %q", files)
 			}
-			if s.HasImage(got) {
+			if s.HasImage(gotID) {
 				t.Errorf("image %s in the store", got)
 			}
 			if _, err := s.Provenance(got); !errors.Is(err, ErrNoProvenance) {
@@ -147,11 +148,11 @@ func TestImportTreeExpectingMismatchLeavesNothing(t *testing.T) {
 			}
 
 			// The digest it does have: imported, as ImportTree would.
-			if d, err := s.ImportTreeExpecting(host, got); err != nil || d != got {
+			if d, err := s.ImportTreeExpecting(host, gotID); err != nil || d.Hex() != got {
 				t.Fatalf("ImportTreeExpecting(own digest) = %s, %v", d, err)
 			}
-			if !s.HasImage(got) || s.CheckImage(got, CheckHash) != nil {
-				t.Errorf("image %s not imported completely: %v", got, s.CheckImage(got, CheckHash))
+			if !s.HasImage(gotID) || s.CheckImage(gotID, CheckHash) != nil {
+				t.Errorf("image %s not imported completely: %v", got, s.CheckImage(gotID, CheckHash))
 			}
 			storeVerify(t, s, true)
 			if files := storeFilesContaining(t, s, secret); len(files) != 2 {
@@ -230,7 +231,7 @@ func TestStoreIsPrivate(t *testing.T) {
 	if got := storeObjects(t, s); !slices.Equal(got, objs) {
 		t.Errorf("objects changed: %q, were %q", got, objs)
 	}
-	if err := s.CheckImage(digest, CheckHash); err != nil {
+	if err := s.CheckImage(id(t, digest), CheckHash); err != nil {
 		t.Error(err)
 	}
 }

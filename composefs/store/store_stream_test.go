@@ -67,10 +67,10 @@ func TestStreamImport(t *testing.T) {
 		}
 	}
 	d, err := si.WriteImage(func(w io.Writer) error { _, err := w.Write([]byte("not an image")); return err })
-	if err != nil || s.HasImage(d) {
-		t.Fatalf("write image: %s, %v; visible before commit: %v", d, err, s.HasImage(d))
+	if err != nil || s.HasImage(id(t, d)) {
+		t.Fatalf("write image: %s, %v; visible before commit: %v", d, err, s.HasImage(id(t, d)))
 	}
-	if err := si.Commit(d); err != nil || !s.HasImage(d) {
+	if err := si.Commit(d); err != nil || !s.HasImage(id(t, d)) {
 		t.Fatalf("commit: %v", err)
 	}
 }

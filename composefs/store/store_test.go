@@ -467,7 +467,7 @@ func TestStoreImportImage(t *testing.T) {
 	if want := strings.TrimSpace(string(testutil.VectorFile(t, vectorOut, "03-small-files", "digest.txt"))); digest != want {
 		t.Fatalf("digest %s, want %s", digest, want)
 	}
-	if !s.HasImage(digest) || s.HasImage(strings.Repeat("0", 64)) {
+	if !s.HasImage(id(t, digest)) || s.HasImage(id(t, strings.Repeat("0", 64))) {
 		t.Fatal("HasImage wrong")
 	}
 	p, err := s.ImagePath(digest)
@@ -686,4 +686,14 @@ func TestStoreConcurrentImports(t *testing.T) {
 	if got, want := storeVerify(t, s, true), len(unique)+n; got != want {
 		t.Fatalf("%d objects, want %d (%d distinct files, %d images)", got, want, len(unique), n)
 	}
+}
+
+// id is the composefs digest of a store image named by its hex digest.
+func id(t testing.TB, hex string) composefs.ImageDigest {
+	t.Helper()
+	d, err := composefs.ParseDigestValue(verity.SHA256, verity.DefaultBlockSize, hex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -1,21 +1,21 @@
 package wrapper
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/cfs-runtime/cfs-runtime/mount"
-	"github.com/cfs-runtime/cfs-runtime/verity"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -93,11 +93,10 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	if !validID(id) {
 		return nil, fmt.Errorf("invalid container id %q", id)
 	}
-	d := verdict.Digest
-	if d.Algorithm != verity.SHA256 || d.BlockSize != verity.DefaultBlockSize {
-		return nil, fmt.Errorf("%w: composefs digest %s: the store holds fsverity-sha256-12 images only", ErrNoImage, d)
+	d := *verdict.Digest
+	if err := store.Supports(d); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoImage, err)
 	}
-	digest := d.Hex()
 	env.log.Info("verified", "id", id, "verdict", verdict) // a Stringer: formatted only if logged
 
 	st, err := env.openStore()
@@ -111,7 +110,7 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		return nil, err
 	}
 	defer release()
-	return startVerified(env, st, b, verdict.Enforcement, digest, id)
+	return startVerified(env, st, b, verdict.Enforcement, d, id)
 }
 
 // startVerified is the verify-then-mount decision for a signed digest: it
@@ -120,30 +119,30 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 // enforcement level through one open file, mounts exactly what was checked
 // and points the bundle's root.path at the mount. A failure after the
 // mount unmounts it. It returns the undo for a failed hand-off.
-func startVerified(env *runtimeEnv, st imageStore, b *bundle.Bundle, level attest.Enforcement, digest, id string) (undo func(), err error) {
-	if level != attest.EnforceUserspace && !st.HasImage(digest) {
+func startVerified(env *runtimeEnv, st imageStore, b *bundle.Bundle, level attest.Enforcement, d composefs.ImageDigest, id string) (undo func(), err error) {
+	if level != attest.EnforceUserspace && !st.HasImage(d) {
 		// Say what the host lacks before importing anything. (With the
 		// image in the store, measuring it below is proof enough.)
 		if err := st.ProbeVerity(); err != nil {
 			return nil, fmt.Errorf("%w (enforcement %s) in store %s: %w", ErrEnforcement, level, st.Dir(), err)
 		}
 	}
-	if err := ensureImage(env, st, b, digest); err != nil {
+	if err := ensureImage(env, st, b, d); err != nil {
 		return nil, err
 	}
 	// The image is opened once: checked through this descriptor and
 	// mounted from it (or from the bytes hashed), never by name again.
-	imgFile, err := st.OpenImage(digest)
+	imgFile, err := st.OpenImage(d)
 	if err != nil {
 		return nil, err
 	}
 	defer imgFile.Close()
-	img, vmode, err := enforce(env, st, digest, imgFile, level)
+	img, vmode, err := enforce(env, st, d, imgFile, level)
 	if err != nil {
 		return nil, err
 	}
 	if testHookAfterCheck != nil {
-		testHookAfterCheck(digest)
+		testHookAfterCheck(d)
 	}
 	opts := mount.Options{
 		Image:      img,
@@ -156,15 +155,15 @@ func startVerified(env *runtimeEnv, st imageStore, b *bundle.Bundle, level attes
 		// contain them (a CRI sandbox's root is always read-only).
 		ReadOnly: false,
 		Verity:   vmode,
-		Digest:   digest,
+		Digest:   d.Hex(),
 		Logger:   env.log,
 	}
 	m, err := env.mount(opts)
 	if errors.Is(err, mount.ErrOverlayNoVerity) && level == attest.EnforceMeasure {
 		// measure: without overlayfs verity=, every object is measured
 		// by ioctl before mounting instead.
-		if _, err := st.CheckImageFile(imgFile, digest, store.CheckMeasure); err != nil {
-			return nil, fmt.Errorf("composefs digest %s: %w", digest, err)
+		if _, err := st.CheckImageFile(imgFile, d, store.CheckMeasure); err != nil {
+			return nil, fmt.Errorf("composefs digest %s: %w", d.Hex(), err)
 		}
 		opts.Verity = mount.VerityOff
 		m, err = env.mount(opts)
@@ -192,52 +191,52 @@ func startVerified(env *runtimeEnv, st imageStore, b *bundle.Bundle, level attes
 // bundle's root filesystem, which is only a source of bytes, and requires
 // that what it built is what was signed before anything of it enters the
 // store.
-func ensureImage(env *runtimeEnv, st imageStore, b *bundle.Bundle, digest string) error {
-	if st.HasImage(digest) {
+func ensureImage(env *runtimeEnv, st imageStore, b *bundle.Bundle, d composefs.ImageDigest) error {
+	if st.HasImage(d) {
 		return nil
 	}
 	// Concurrent creates of one new image import it once: the first holds
 	// this lock while importing, the others then find the image.
-	unlock, err := st.LockImport(digest)
+	unlock, err := st.LockImport(d)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if st.HasImage(digest) {
+	if st.HasImage(d) {
 		return nil
 	}
 	rootfs := b.RootPath()
 	if fi, err := os.Stat(rootfs); rootfs == "" || err != nil || !fi.IsDir() {
-		return fmt.Errorf("%w: composefs digest %s is not in the store %s and the bundle has no root filesystem to build it from", ErrNoImage, digest, st.Dir())
+		return fmt.Errorf("%w: composefs digest %s is not in the store %s and the bundle has no root filesystem to build it from", ErrNoImage, d.Hex(), st.Dir())
 	}
 	// Staged: a tree that is not the signed one (it can name any
 	// directory, and is read as root) leaves nothing in the store.
-	got, err := st.ImportTreeExpecting(rootfs, digest)
+	got, err := st.ImportTreeExpecting(rootfs, d)
 	if errors.Is(err, store.ErrUnexpectedDigest) {
-		return fmt.Errorf("%w: bundle root filesystem %s has composefs digest %s, but the signed digest is %s", ErrDigestMismatch, rootfs, got, digest)
+		return fmt.Errorf("%w: bundle root filesystem %s has composefs digest %s, but the signed digest is %s", ErrDigestMismatch, rootfs, got.Hex(), d.Hex())
 	}
 	if err != nil {
 		return fmt.Errorf("importing bundle root filesystem %s: %w", rootfs, err)
 	}
-	env.log.Info("imported bundle root filesystem", "rootfs", rootfs, "digest", digest)
+	env.log.Info("imported bundle root filesystem", "rootfs", rootfs, "digest", d.Hex())
 	return nil
 }
 
 // testHookAfterCheck runs between the check and the mount (tests: a store
 // writer swapping the image right then).
-var testHookAfterCheck func(digest string)
+var testHookAfterCheck func(d composefs.ImageDigest)
 
 // enforce checks the image open as f at the policy's enforcement level and
 // returns what to mount and how the overlay must be mounted: exactly what
 // was checked, whatever happens to the store's file afterwards.
-func enforce(env *runtimeEnv, st imageStore, digest string, f *os.File, level attest.Enforcement) (mount.Image, mount.VerityMode, error) {
+func enforce(env *runtimeEnv, st imageStore, d composefs.ImageDigest, f *os.File, level attest.Enforcement) (mount.Image, mount.VerityMode, error) {
 	name := f.Name() // the store's images/<digest>
 	switch level {
 	case attest.EnforceUserspace:
-		env.log.Warn("enforcement level userspace: hashing the image and its objects in userspace; the kernel does not check later reads", "digest", digest)
-		data, err := st.CheckImageFile(f, digest, store.CheckHash)
+		env.log.Warn("enforcement level userspace: hashing the image and its objects in userspace; the kernel does not check later reads", "digest", d.Hex())
+		data, err := st.CheckImageFile(f, d, store.CheckHash)
 		if err != nil {
-			return mount.Image{}, mount.VerityOff, fmt.Errorf("composefs digest %s: %w", digest, err)
+			return mount.Image{}, mount.VerityOff, fmt.Errorf("composefs digest %s: %w", d.Hex(), err)
 		}
 		// Without fs-verity the file can be rewritten in place after
 		// the check: mount a private copy of the bytes that were hashed.
@@ -248,7 +247,7 @@ func enforce(env *runtimeEnv, st imageStore, digest string, f *os.File, level at
 		// every object when overlayfs lacks verity=, see prepareCreate).
 		// fs-verity keeps the file's content from changing: mounting
 		// this file mounts what was measured.
-		if err := measureImage(env.measure, f, name, digest); err != nil {
+		if err := measureImage(env.measure, f, name, d); err != nil {
 			return mount.Image{}, mount.VerityOff, err
 		}
 		return mount.ImageFile(f), mount.VerityRequire, nil
@@ -258,13 +257,13 @@ func enforce(env *runtimeEnv, st imageStore, digest string, f *os.File, level at
 
 // measureImage has the kernel compute (measure) the fs-verity digest of the
 // image open as f (named name in messages).
-func measureImage(measure measureFunc, f *os.File, name, digest string) error {
+func measureImage(measure measureFunc, f *os.File, name string, d composefs.ImageDigest) error {
 	got, err := measure(f)
 	if err != nil {
-		return fmt.Errorf("composefs digest %s: image %s: %w", digest, name, err)
+		return fmt.Errorf("composefs digest %s: image %s: %w", d.Hex(), name, err)
 	}
-	if fmt.Sprintf("%x", got) != digest {
-		return fmt.Errorf("%w: image %s measures %x, but the signed digest is %s", ErrDigestMismatch, name, got, digest)
+	if !bytes.Equal(got, d.Value) {
+		return fmt.Errorf("%w: image %s measures %x, but the signed digest is %s", ErrDigestMismatch, name, got, d.Hex())
 	}
 	return nil
 }
@@ -296,19 +295,10 @@ func patchBundle(cfg config.Config, b *bundle.Bundle, root, id string) error {
 // bundleUser returns the id of the container whose live composefs mount the
 // bundle's root.path points at, "" if none.
 func bundleUser(env *runtimeEnv, b *bundle.Bundle) string {
-	root := b.RootPath()
-	rel, err := filepath.Rel(env.cfg.StateDir, root)
-	if err != nil {
-		return ""
+	if id, ok := mount.ContainerOf(env.cfg.StateDir, b.RootPath()); ok && validID(id) {
+		return id
 	}
-	other, rest, ok := strings.Cut(rel, string(filepath.Separator))
-	if !ok || rest != "merged" || !validID(other) {
-		return ""
-	}
-	if _, err := os.Stat(filepath.Join(env.cfg.StateDir, other)); err != nil {
-		return ""
-	}
-	return other
+	return ""
 }
 
 // lockDir takes an exclusive flock on a directory. The fd is close-on-exec,

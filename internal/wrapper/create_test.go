@@ -179,9 +179,9 @@ func TestCreateMountsTheCheckedImage(t *testing.T) {
 	for i, s := range swaps {
 		t.Run(s.name, func(t *testing.T) {
 			swapped := false
-			testHookAfterCheck = func(digest string) {
-				if digest != f.a {
-					t.Errorf("checked %s, want %s", digest, f.a)
+			testHookAfterCheck = func(d composefs.ImageDigest) {
+				if d.Hex() != f.a {
+					t.Errorf("checked %s, want %s", d.Hex(), f.a)
 				}
 				if err := s.swap(); err != nil {
 					t.Fatal(err)

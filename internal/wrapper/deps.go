@@ -1,15 +1,13 @@
 package wrapper
 
 import (
-	"fmt"
 	"os"
-	"path/filepath"
 
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/mount"
 	"github.com/cfs-runtime/cfs-runtime/verity"
-	"golang.org/x/sys/unix"
 )
 
 // What the verify-then-mount decision (startVerified) uses of the world,
@@ -22,17 +20,17 @@ type imageStore interface {
 	Dir() string
 	ObjectsDir() string
 	Hold() (release func(), err error)
-	HasImage(digest string) bool
+	HasImage(d composefs.ImageDigest) bool
 	// ProbeVerity says what the store's filesystem and the kernel lack
 	// for fs-verity (nil: they have it).
 	ProbeVerity() error
 	// LockImport serialises the import of one digest.
-	LockImport(digest string) (unlock func(), err error)
+	LockImport(d composefs.ImageDigest) (unlock func(), err error)
 	// ImportTreeExpecting imports tree only if it has the digest want
 	// (store.ErrUnexpectedDigest otherwise, with the tree's digest).
-	ImportTreeExpecting(tree, want string) (string, error)
-	OpenImage(digest string) (*os.File, error)
-	CheckImageFile(f *os.File, digest string, mode store.CheckMode) ([]byte, error)
+	ImportTreeExpecting(tree string, want composefs.ImageDigest) (composefs.ImageDigest, error)
+	OpenImage(d composefs.ImageDigest) (*os.File, error)
+	CheckImageFile(f *os.File, d composefs.ImageDigest, mode store.CheckMode) ([]byte, error)
 }
 
 // mounted is a mounted composefs root.
@@ -77,30 +75,11 @@ func withDefaults(env *runtimeEnv) *runtimeEnv {
 	return env
 }
 
-// storeOnDisk is the composefs store with what create adds to it.
+// storeOnDisk is the store, with the kernel probe create needs.
 type storeOnDisk struct{ *store.Store }
 
 func (s storeOnDisk) ProbeVerity() error { return verity.Probe(s.ObjectsDir()) }
 
-func (s storeOnDisk) ImportTreeExpecting(tree, want string) (string, error) {
+func (s storeOnDisk) ImportTreeExpecting(tree string, want composefs.ImageDigest) (composefs.ImageDigest, error) {
 	return s.Store.ImportTreeExpecting(tree, want)
-}
-
-// LockImport takes an exclusive lock for importing one digest into the
-// store (locks/<digest>, a file that stays; flock is released on close or
-// process exit, so a killed create never leaves it held).
-func (s storeOnDisk) LockImport(digest string) (func(), error) {
-	dir := filepath.Join(s.Dir(), "locks")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("import lock: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, digest), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("import lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("import lock %s: %w", f.Name(), err)
-	}
-	return func() { f.Close() }, nil
 }

@@ -10,12 +10,14 @@ import (
 	"testing"
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/hooks"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/logging"
 	"github.com/cfs-runtime/cfs-runtime/mount"
+	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
 // The verify-then-mount decision (startVerified) over fakes: every
@@ -26,6 +28,15 @@ const (
 	signed = "aa00000000000000000000000000000000000000000000000000000000000000"
 	other  = "bb00000000000000000000000000000000000000000000000000000000000000"
 )
+
+// digestOf is the composefs digest of hex h (fsverity-sha256-12).
+func digestOf(h string) composefs.ImageDigest {
+	d, err := composefs.ParseDigestValue(verity.SHA256, verity.DefaultBlockSize, h)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
 
 // kernel is what the host can do.
 type kernel int
@@ -65,11 +76,11 @@ type fakeStore struct {
 	locked  bool
 }
 
-func (s *fakeStore) Dir() string                 { return s.dir }
-func (s *fakeStore) ObjectsDir() string          { return filepath.Join(s.dir, "objects") }
-func (s *fakeStore) Hold() (func(), error)       { return func() {}, nil }
-func (s *fakeStore) HasImage(digest string) bool { return s.images[digest] }
-func (s *fakeStore) LockImport(string) (func(), error) {
+func (s *fakeStore) Dir() string                           { return s.dir }
+func (s *fakeStore) ObjectsDir() string                    { return filepath.Join(s.dir, "objects") }
+func (s *fakeStore) Hold() (func(), error)                 { return func() {}, nil }
+func (s *fakeStore) HasImage(d composefs.ImageDigest) bool { return s.images[d.Hex()] }
+func (s *fakeStore) LockImport(composefs.ImageDigest) (func(), error) {
 	s.locked = true
 	return func() { s.locked = false }, nil
 }
@@ -81,26 +92,26 @@ func (s *fakeStore) ProbeVerity() error {
 	return nil
 }
 
-func (s *fakeStore) ImportTreeExpecting(tree, want string) (string, error) {
+func (s *fakeStore) ImportTreeExpecting(tree string, want composefs.ImageDigest) (composefs.ImageDigest, error) {
 	if !s.locked {
-		return "", errors.New("import without the import lock")
+		return composefs.ImageDigest{}, errors.New("import without the import lock")
 	}
 	s.imports++
 	if s.state == mismatching {
-		return other, fmt.Errorf("%w: %s", store.ErrUnexpectedDigest, other)
+		return digestOf(other), fmt.Errorf("%w: %s", store.ErrUnexpectedDigest, other)
 	}
-	s.images[want] = true
+	s.images[want.Hex()] = true
 	return want, nil
 }
 
-func (s *fakeStore) OpenImage(digest string) (*os.File, error) {
-	if !s.images[digest] {
-		return nil, fmt.Errorf("image %s: not in the store", digest)
+func (s *fakeStore) OpenImage(d composefs.ImageDigest) (*os.File, error) {
+	if !s.images[d.Hex()] {
+		return nil, fmt.Errorf("image %s: not in the store", d.Hex())
 	}
 	return os.Open(filepath.Join(s.dir, "image"))
 }
 
-func (s *fakeStore) CheckImageFile(f *os.File, digest string, mode store.CheckMode) ([]byte, error) {
+func (s *fakeStore) CheckImageFile(f *os.File, d composefs.ImageDigest, mode store.CheckMode) ([]byte, error) {
 	s.checks = append(s.checks, mode)
 	if mode == store.CheckMeasure && s.kernel == noVerity {
 		return nil, errors.New("object has no fs-verity")
@@ -227,7 +238,7 @@ func TestStartVerified(t *testing.T) {
 				t.Run(fmt.Sprintf("%s/%s/%s", level, k, s), func(t *testing.T) {
 					env, st, m, b := newVerifiedFixture(t, k, s, hexBytes(t, signed), nil)
 					w := expect(level, k, s)
-					undo, err := startVerified(env, st, b, level, signed, "c1")
+					undo, err := startVerified(env, st, b, level, digestOf(signed), "c1")
 					if st.imports != w.imports {
 						t.Errorf("imports: %d, want %d", st.imports, w.imports)
 					}
@@ -289,7 +300,7 @@ func TestStartVerified(t *testing.T) {
 func TestStartVerifiedMeasuresTheSignedDigest(t *testing.T) {
 	for _, level := range []attest.Enforcement{attest.EnforceMeasure, attest.EnforceRequire} {
 		env, st, m, b := newVerifiedFixture(t, fullVerity, present, hexBytes(t, other), nil)
-		_, err := startVerified(env, st, b, level, signed, "c1")
+		_, err := startVerified(env, st, b, level, digestOf(signed), "c1")
 		if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), other) || !strings.Contains(err.Error(), signed) {
 			t.Fatalf("%s: %v, want a digest mismatch naming both digests", level, err)
 		}
@@ -305,7 +316,7 @@ func TestStartVerifiedUndoesTheMount(t *testing.T) {
 	patchErr := errors.New("writing config.json: no space left")
 	for _, level := range []attest.Enforcement{attest.EnforceUserspace, attest.EnforceRequire} {
 		env, st, m, b := newVerifiedFixture(t, fullVerity, present, hexBytes(t, signed), patchErr)
-		undo, err := startVerified(env, st, b, level, signed, "c1")
+		undo, err := startVerified(env, st, b, level, digestOf(signed), "c1")
 		if !errors.Is(err, patchErr) || undo != nil {
 			t.Fatalf("%s: %v, want the patch error and no undo", level, err)
 		}
