@@ -65,7 +65,20 @@ type Store struct {
 	verityOnce sync.Once
 	verityOK   bool
 	noTmpfile  bool // tests: use named temporary files as without O_TMPFILE
+
+	// fanout makes the 256 objects/XX directories: at Open, or before the
+	// first import with WithLazyFanout.
+	lazyFanout bool
+	fanoutOnce sync.Once
+	fanoutErr  error
+	tightened  bool
 }
+
+// WithLazyFanout makes Open skip the 256 objects/XX directories until the
+// first import needs them: what create uses, which opens the store for
+// every container and imports only when the image is missing (256 mkdir
+// per create otherwise).
+func WithLazyFanout() Option { return func(s *Store) { s.lazyFanout = true } }
 
 // storeDirMode is the mode of every directory of the store: root's only.
 const storeDirMode = 0o700
@@ -121,6 +134,23 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	// the objects, over the block groups (chattr +T) instead of crowding
 	// one group. Best effort: other filesystems ignore or refuse it.
 	setTopdir(filepath.Join(dir, "objects"))
+	s.tightened = tightened
+	if !s.lazyFanout {
+		if err := s.fanout(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// fanout makes the 256 objects/XX directories (once per Store).
+func (s *Store) fanout() error {
+	s.fanoutOnce.Do(func() { s.fanoutErr = s.makeFanout() })
+	return s.fanoutErr
+}
+
+func (s *Store) makeFanout() error {
+	dir, tightened := s.dir, s.tightened
 	// All 256 fan-out directories up front: no MkdirAll per object and no
 	// directory creation racing between concurrent imports.
 	objs := filepath.Join(dir, "objects")
@@ -134,10 +164,10 @@ func Open(dir string, opts ...Option) (*Store, error) {
 			}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("store: %w", err)
+			return fmt.Errorf("store: %w", err)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // makePrivate gives the existing directory p (or the one a symlink there
@@ -500,6 +530,9 @@ func (s *Store) importTree(tree, want string, opts []composefs.Option) (string, 
 // beginImport takes the shared store lock (imports run together; gc takes
 // it exclusively) and opens an import session. done ends both.
 func (s *Store) beginImport() (se *session, done func(), err error) {
+	if err := s.fanout(); err != nil {
+		return nil, nil, err
+	}
 	lock, err := s.lockStore(unix.LOCK_SH)
 	if err != nil {
 		return nil, nil, err

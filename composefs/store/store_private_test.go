@@ -235,3 +235,28 @@ func TestStoreIsPrivate(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A store opened for create (WithLazyFanout) makes no objects/XX until an
+// import needs them; then an import works as with Open.
+func TestLazyFanout(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	s, err := Open(dir, WithLazyFanout())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "objects")); len(ents) != 0 {
+		t.Fatalf("objects/ holds %d entries before any import", len(ents))
+	}
+	tree := t.TempDir()
+	os.WriteFile(filepath.Join(tree, "f"), bytes.Repeat([]byte("an object "), 20), 0o644)
+	d, err := s.ImportTree(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "objects")); len(ents) != 256 {
+		t.Fatalf("objects/ holds %d entries after an import, want 256", len(ents))
+	}
+	if err := s.CheckImage(id(t, d), CheckHash); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -47,7 +47,7 @@ type measureFunc func(*os.File) ([]byte, error)
 func withDefaults(env *runtimeEnv) *runtimeEnv {
 	if env.openStore == nil {
 		env.openStore = func() (imageStore, error) {
-			s, err := store.Open(env.cfg.StoreDir)
+			s, err := store.Open(env.cfg.StoreDir, store.WithLazyFanout())
 			if err != nil {
 				return nil, err
 			}
