@@ -51,7 +51,7 @@ fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/digest-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-(cd "$ROOT" && "$GO" build -o "$WORK/cfs-runtime" .)
+(cd "$ROOT" && "$GO" build -o "$WORK/cfs-runtime" ./cmd/cfs-runtime-tools) # the tools, as cfs-runtime runs them
 
 files=$(find "$TREE" -xdev -type f | wc -l)
 mib=$(du -sxm "$TREE" | cut -f1)

@@ -45,7 +45,7 @@ fi
 
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/fsck-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-(cd "$ROOT" && "$GO" build -o "$WORK/cfs-runtime" .)
+(cd "$ROOT" && "$GO" build -o "$WORK/cfs-runtime" ./cmd/cfs-runtime-tools) # the tools, as cfs-runtime runs them
 CFS=$WORK/cfs-runtime
 
 # The reference: crypto/sha256 on one core, in bytes per second.

@@ -65,7 +65,7 @@ exec 9>&-
 
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/import-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-(cd "$ROOT" && "$GO" build -o "$WORK/cfs-runtime" .)
+(cd "$ROOT" && "$GO" build -o "$WORK/cfs-runtime" ./cmd/cfs-runtime-tools) # the tools, as cfs-runtime runs them
 CFS=$WORK/cfs-runtime
 
 [ -x /usr/bin/time ] || { echo "import bench: GNU time (/usr/bin/time) is required" >&2; exit 1; }

@@ -33,7 +33,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/verity-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
 echo "verity bench: building in $WORK" >&2
-(cd "$ROOT" && "$GO" build -o "$WORK/cfs-runtime" .)
+(cd "$ROOT" && "$GO" build -o "$WORK/cfs-runtime" ./cmd/cfs-runtime-tools) # the tools, as cfs-runtime runs them
 
 # A stdlib-only helper: the crypto/sha256 reference rates and the test data.
 mkdir "$WORK/helper"
