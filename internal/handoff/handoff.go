@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
@@ -115,9 +117,16 @@ func Main(args []string) int {
 	switch {
 	case c.Line.Command == "restore":
 		return RefuseRestore(inv)
-	case c.Starts(), c.Line.Command == "delete":
+	case c.Starts():
 		// cfs-runtime-mount reads the call again, and decides.
 		return Mount.Exec(inv)
+	case c.Line.Command == "delete":
+		// Only a container with a composefs mount needs cfs-runtime-mount
+		// (its state directory exists): others, unsigned ones, are the
+		// runtime's alone.
+		if _, _, dir := DeleteTarget(inv, c.Cfg.StateDir); dir != "" {
+			return Mount.Exec(inv)
+		}
 	}
 	if err := c.CheckConfig(); err != nil {
 		return Fail(inv, err)
@@ -127,6 +136,28 @@ func Main(args []string) int {
 		return RunChild(c.Runtime.Path(), inv.Args)
 	}
 	return Fail(inv, c.Runtime.Exec(inv.Args))
+}
+
+// DeleteTarget reads a delete command line: the container id, whether
+// --force was given, and the container's composefs state directory under
+// stateDir ("" when it has none: nothing of cfs-runtime's to remove).
+func DeleteTarget(inv *oci.Invocation, stateDir string) (id string, force bool, dir string) {
+	for _, a := range inv.CommandArgs {
+		switch {
+		case a == "-f" || a == "--force" || a == "-force" || a == "--force=true":
+			force = true
+		case !strings.HasPrefix(a, "-") && id == "":
+			id = a
+		}
+	}
+	if !oci.ValidID(id) {
+		return id, force, ""
+	}
+	dir = filepath.Join(stateDir, id)
+	if _, err := os.Stat(dir); err != nil {
+		return id, force, ""
+	}
+	return id, force, dir
 }
 
 // WantsHelp: --help/-h, or no arguments at all (runc then prints its help

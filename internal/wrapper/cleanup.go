@@ -41,7 +41,7 @@ func Cleanup(inv *oci.Invocation, args []string, afterExit *int, out io.Writer) 
 	}
 	if len(args) == 1 {
 		id := args[0]
-		if !validID(id) {
+		if !oci.ValidID(id) {
 			return fmt.Errorf("cleanup: invalid container id %q", id)
 		}
 		if afterExit != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,24 +20,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
-
-// validID is runc's rule for container ids (^[\w+\-.]+$); the id names a
-// state directory, so nothing else may reach the file system. (Not a
-// regexp: compiling one costs every runtime call at start-up.)
-func validID(id string) bool {
-	if id == "" {
-		return false
-	}
-	for _, c := range []byte(id) {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '_', c == '+', c == '-', c == '.':
-		default:
-			return false
-		}
-	}
-	return true
-}
 
 var (
 	// ErrDigestMismatch: the bundle's rootfs, or the store's image, is not
@@ -90,7 +73,7 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		env.log.Warn("starting unverified container", "id", id, "bundle", b.Dir, "verdict", verdict) // a Stringer: formatted only if logged
 		return nil, nil
 	}
-	if !validID(id) {
+	if !oci.ValidID(id) {
 		return nil, fmt.Errorf("invalid container id %q", id)
 	}
 	d := *verdict.Digest
@@ -295,7 +278,7 @@ func patchBundle(cfg config.Config, b *bundle.Bundle, root, id string) error {
 // bundleUser returns the id of the container whose live composefs mount the
 // bundle's root.path points at, "" if none.
 func bundleUser(env *runtimeEnv, b *bundle.Bundle) string {
-	if id, ok := mount.ContainerOf(env.cfg.StateDir, b.RootPath()); ok && validID(id) {
+	if id, ok := mount.ContainerOf(env.cfg.StateDir, b.RootPath()); ok && oci.ValidID(id) {
 		return id
 	}
 	return ""

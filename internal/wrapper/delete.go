@@ -1,10 +1,7 @@
 package wrapper
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
-
+	"github.com/cfs-runtime/cfs-runtime/internal/handoff"
 	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 	"github.com/cfs-runtime/cfs-runtime/mount"
 )
@@ -19,20 +16,8 @@ import (
 // hook could be registered) is unmounted here. Failures are logged, never
 // fatal: the poststop hook and `cfs-runtime cleanup` try again.
 func beforeDelete(env *runtimeEnv) {
-	id, force := "", false
-	for _, a := range env.inv.CommandArgs {
-		switch {
-		case a == "-f" || a == "--force" || a == "-force" || a == "--force=true":
-			force = true
-		case !strings.HasPrefix(a, "-") && id == "":
-			id = a
-		}
-	}
-	if id == "" || !validID(id) {
-		return
-	}
-	dir := filepath.Join(env.cfg.StateDir, id)
-	if _, err := os.Stat(dir); err != nil {
+	id, force, dir := handoff.DeleteTarget(env.inv, env.cfg.StateDir)
+	if dir == "" {
 		return
 	}
 	if !force && oci.Knows(env.runtime.Path(), env.inv, id) {

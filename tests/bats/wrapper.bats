@@ -55,6 +55,17 @@ trace_handoff() {
 	[ "$execs" = "$CFS_RUNTIME" ]
 }
 
+@test "delete: the front execs the runtime itself unless the container has a composefs mount" {
+	command -v strace >/dev/null || skip "strace is not installed (tests/install-deps.sh installs it)"
+	trace_handoff delete "$(cid trace)"
+	[ "$opened" = "config.toml" ]
+	[ "$execs" = "$CFS_RUNTIME" ]
+	mkdir -p "$BATS_TEST_TMPDIR/state/$(cid trace)" # what create leaves for a signed container
+	run strace -f -qq -o "$BATS_TEST_TMPDIR/trace" -e trace=execve "$CFS_RUNTIME" delete "$(cid trace)"
+	[ "$status" -eq 0 ]
+	grep -q 'execve("'"$(dirname "$CFS_RUNTIME")"'/cfs-runtime-mount"' "$BATS_TEST_TMPDIR/trace"
+}
+
 @test "an unsigned run: the front hands it to cfs-runtime-mount, which reads its four files" {
 	# cfs-runtime-mount: config.toml, the bundle (locked), config.json and
 	# the policy. The signer's key is not read: no signature needs it.
