@@ -36,3 +36,17 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// urfave/cli's refusals of a command line are usage errors: exit 2.
+func TestUsageErrorsExit2(t *testing.T) {
+	for _, args := range [][]string{
+		{"sign", "/dev/null"},             // Required flag "key" not set
+		{"sign", "--bogus", "x"},          // flag provided but not defined
+		{"digest", "--threads"},           // flag needs an argument
+		{"digest", "--threads", "x", "."}, // invalid value
+	} {
+		if _, stderr, code := runSplit(t, args...); code != 2 {
+			t.Errorf("%q: exit %d, want 2 (%s)", args, code, stderr)
+		}
+	}
+}

@@ -56,7 +56,7 @@ func runSplit(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	app := newApp()
 	var out, errOut bytes.Buffer
 	app.Writer, app.ErrWriter = &out, &errOut
-	err := app.Run(append([]string{"cfs-runtime"}, args...))
+	err := usageError(app.Run(append([]string{"cfs-runtime"}, args...)))
 	if err != nil {
 		code = 1
 		var ec cli.ExitCoder

@@ -77,7 +77,7 @@ func TestSealCommand(t *testing.T) {
 		{[]string{"--key", key, dir}, 2, "seal: want exactly one oci:DIR[:NAME] argument"},
 		{[]string{"--key", key, "--format", "xml", ref}, 2, `seal: unknown --format "xml"`},
 		{[]string{"--key", filepath.Join(keys, "none"), ref}, 1, "seal: open " + filepath.Join(keys, "none") + ": no such file or directory"},
-		{[]string{ref}, 1, `Required flag "key" not set`},
+		{[]string{ref}, 2, `Required flag "key" not set`},
 	} {
 		_, errOut, code := runSplit(t, append([]string{"seal"}, c.args...)...)
 		if code != c.code || !strings.Contains(errOut, c.want) {

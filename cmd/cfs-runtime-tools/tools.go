@@ -5,8 +5,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/config/tomlconfig"
@@ -96,7 +98,24 @@ func runTool(inv *oci.Invocation) int {
 	app := newApp()
 	app.Metadata = map[string]any{"invocation": inv}
 	args := append([]string{"cfs-runtime", inv.Command}, inv.CommandArgs...)
-	return handoff.ExitCode(app.Run(args))
+	return handoff.ExitCode(usageError(app.Run(args)))
+}
+
+// usageError gives urfave/cli's own refusals of a command line (a required
+// flag missing, an unknown flag, a flag without its value or with a bad
+// one) exit status 2, as every other usage error of cfs-runtime and runc.
+func usageError(err error) error {
+	var ec cli.ExitCoder
+	if err == nil || errors.As(err, &ec) {
+		return err
+	}
+	msg := err.Error()
+	for _, p := range []string{"Required flag", "flag provided but not defined", "flag needs an argument", "invalid value", "invalid boolean"} {
+		if strings.HasPrefix(msg, p) {
+			return handoff.ExitError(msg, 2)
+		}
+	}
+	return err
 }
 
 // invocation returns the runtime command line a tool was started with.
