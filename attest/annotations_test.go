@@ -68,6 +68,8 @@ func TestParseAnnotationsRefusals(t *testing.T) {
 		{"sha256 length under sha512 key", map[string]string{"composefs.merged.erofs.v1.fsverity-sha512-12": hex64}, ErrMalformed,
 			"has 64 hex digits, fsverity-sha512-12 needs 128"},
 		{"empty digest", map[string]string{k256: ""}, ErrMalformed, "has 0 hex digits"},
+		{"sha256: prefix in the value", map[string]string{k256: "sha256:" + hex64}, ErrMalformed,
+			`has the prefix "sha256:": the value is the bare lowercase hex digest (` + hex64 + `), as ` + "`cfs-runtime sign --format annotations`" + ` prints it`},
 		{"whitespace", map[string]string{k256: hex64 + "\n"}, ErrMalformed, `is not lowercase hex (byte 64 is '\n')`},
 		{"unknown hash", map[string]string{"composefs.merged.erofs.v1.fsverity-sha1-12": hex64}, ErrMalformed,
 			`malformed annotation "composefs.merged.erofs.v1.fsverity-sha1-12": unknown fs-verity algorithm "sha1-12": hash "sha1" is not sha256 or sha512`},

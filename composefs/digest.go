@@ -101,6 +101,11 @@ func ParseDigest(s string) (ImageDigest, error) {
 func ParseDigestValue(alg verity.Algorithm, bs int, s string) (ImageDigest, error) {
 	d := ImageDigest{Algorithm: alg, BlockSize: bs}
 	want := 2 * alg.Size()
+	if prefix, bare, ok := strings.Cut(s, ":"); ok {
+		// "sha256:HEX" is how digests are printed and given on command
+		// lines; an annotation's value is the hex alone.
+		return d, fmt.Errorf("digest %q has the prefix %q: the value is the bare lowercase hex digest (%s), as `cfs-runtime sign --format annotations` prints it", clip(s), clip(prefix+":"), clip(bare))
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
