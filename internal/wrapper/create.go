@@ -196,7 +196,7 @@ func ensureImage(env *runtimeEnv, st imageStore, b *bundle.Bundle, d composefs.I
 	// directory, and is read as root) leaves nothing in the store.
 	got, err := st.ImportTreeExpecting(rootfs, d)
 	if errors.Is(err, store.ErrUnexpectedDigest) {
-		return fmt.Errorf("%w: bundle root filesystem %s has composefs digest %s, but the signed digest is %s", ErrDigestMismatch, rootfs, got.Hex(), d.Hex())
+		return fmt.Errorf("%w: bundle root filesystem %s has composefs digest %s, but the signed digest is %s, which is not in the store %s: import the signed tree (cfs-runtime import --store %s TREE) or the sealed image (cfs-runtime import oci:DIR) first", ErrDigestMismatch, rootfs, got.Hex(), d.Hex(), st.Dir(), st.Dir())
 	}
 	if err != nil {
 		return fmt.Errorf("importing bundle root filesystem %s: %w", rootfs, err)

@@ -279,7 +279,7 @@ func TestCreateImportOfAnotherTreeLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("composefs digest mismatch: bundle root filesystem %s has composefs digest %x, but the signed digest is %s", host, got, signed)
+	want := fmt.Sprintf("composefs digest mismatch: bundle root filesystem %s has composefs digest %x, but the signed digest is %s, which is not in the store %s: import the signed tree (cfs-runtime import --store %s TREE) or the sealed image (cfs-runtime import oci:DIR) first", host, got, signed, f.store.Dir(), f.store.Dir())
 	if !errors.Is(cerr, ErrDigestMismatch) || cerr.Error() != want {
 		t.Errorf("create: %v\nwant %s", cerr, want)
 	}

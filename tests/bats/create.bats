@@ -335,7 +335,7 @@ teardown() {
 	run --separate-stderr "$CFS_RUNTIME" --log "$log" --log-format json create --bundle "$BUNDLE" "$id"
 	[ "$status" -eq 1 ]
 	[ "$output" = "" ]
-	[ "$stderr" = "cfs-runtime: composefs digest mismatch: bundle root filesystem $BUNDLE/rootfs has composefs digest $got, but the signed digest is $DIGEST" ]
+	[ "$stderr" = "cfs-runtime: composefs digest mismatch: bundle root filesystem $BUNDLE/rootfs has composefs digest $got, but the signed digest is $DIGEST, which is not in the store $STORE: import the signed tree (cfs-runtime import --store $STORE TREE) or the sealed image (cfs-runtime import oci:DIR) first" ]
 	cr_json_log "$log" "$stderr"
 	[ ! -e "$STORE/images/$DIGEST" ]
 	cr_assert_nothing_left
@@ -428,7 +428,7 @@ cr_create_bounded() {
 	run --separate-stderr "$CFS_RUNTIME" create --bundle "$evil" "$(cid steal)"
 	[ "$status" -eq 1 ]
 	got=$("$CFS_RUNTIME" digest "$host")
-	[ "$stderr" = "cfs-runtime: composefs digest mismatch: bundle root filesystem $host has composefs digest $got, but the signed digest is $other" ]
+	[ "$stderr" = "cfs-runtime: composefs digest mismatch: bundle root filesystem $host has composefs digest $got, but the signed digest is $other, which is not in the store $STORE: import the signed tree (cfs-runtime import --store $STORE TREE) or the sealed image (cfs-runtime import oci:DIR) first" ]
 	# Nothing of the tree is left: not its image, not its objects.
 	[ "$(listing)" = "$before" ]
 	run grep -rlF "$secret" "$STORE"

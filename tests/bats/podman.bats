@@ -406,7 +406,7 @@ wait_state() {
 	run -126 --separate-stderr cfs_podman run --rm "${ULIMITS[@]}" $("$CFS_RUNTIME" sign --key "$KEYS/good.key" "$DIGEST") "$IMAGE" true
 	echo "$stderr"
 	[ "$output" = "" ]
-	[[ "$stderr" == "$(refusal "composefs digest mismatch: bundle root filesystem /var/lib/containers/storage/overlay/")"*"/merged has composefs digest "*", but the signed digest is $DIGEST" ]]
+	[[ "$stderr" == "$(refusal "composefs digest mismatch: bundle root filesystem /var/lib/containers/storage/overlay/")"*"/merged has composefs digest "*", but the signed digest is $DIGEST, which is not in the store "*": import the signed tree (cfs-runtime import --store "*" TREE) or the sealed image (cfs-runtime import oci:DIR) first" ]]
 	[ ! -e "$store/images/$DIGEST" ]
 	[ -z "$(pm_leftovers)" ]
 }
