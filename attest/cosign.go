@@ -123,3 +123,20 @@ func SignCosign(d Digest, key crypto.Signer) ([]byte, error) {
 	}
 	return sig, nil
 }
+
+// cosignShape refuses a cosign signature that no key could have made: not
+// an ECDSA signature (ASN.1 SEQUENCE of r and s, nothing after it), nor
+// the 64 bytes of an Ed25519 one, nor the 256, 384 or 512 bytes of an RSA
+// one. A truncated or corrupted annotation is then reported as such,
+// instead of as a signature by another key.
+func cosignShape(key string, sig []byte) error {
+	var ecdsaSig struct{ R, S *big.Int }
+	if rest, err := asn1.Unmarshal(sig, &ecdsaSig); err == nil && len(rest) == 0 {
+		return nil
+	}
+	switch len(sig) {
+	case ed25519.SignatureSize, 256, 384, 512:
+		return nil
+	}
+	return fmt.Errorf("%w %s: %d bytes are neither an ECDSA (ASN.1) nor an Ed25519 or RSA signature: truncated or corrupted; pass the value `cfs-runtime sign` printed", ErrMalformed, key, len(sig))
+}

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/asn1"
 	"fmt"
+	"github.com/cfs-runtime/cfs-runtime/internal/testutil"
 	"math/big"
 	"os"
 	"os/exec"
@@ -304,5 +305,30 @@ func TestCosignMatchesSigstoreVerifiers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A cosign signature cut short (or otherwise not the shape any key makes)
+// is refused as malformed, before any signer is tried: not as a signature
+// by another key. Whole signatures of every key type pass the shape check.
+func TestCosignTruncatedIsMalformed(t *testing.T) {
+	testutil.RequiresRoot(t) // the policy must be root's
+	d, _ := ParseDigest(hex64)
+	for _, alg := range []string{"ec", "ec384", "ed25519", "rsa"} {
+		dir := t.TempDir()
+		key := filepath.Join(dir, "k.key")
+		genKey(t, key, alg)
+		p := policyFrom(t, dir, fmt.Sprintf("[[signer]]\nname = \"k\"\npublic_key = %q\n", pubKey(t, key)))
+		signer, err := LoadPrivateKey([]byte(readFile(t, key)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, err := SignCosign(d, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustVerify(t, cosignAnnotations(d, b64(sig)), p)
+		_, err = Verify(cosignAnnotations(d, b64(sig[:len(sig)-7])), p)
+		wantErr(t, err, ErrMalformed, fmt.Sprintf("malformed annotation %s.cosign: %d bytes are neither an ECDSA (ASN.1) nor an Ed25519 or RSA signature: truncated or corrupted", d.AnnotationKey(), len(sig)-7))
 	}
 }

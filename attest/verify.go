@@ -141,6 +141,9 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 		if cos, err = decodeBase64(a.Key+CosignSuffix, s); err != nil {
 			return fail(err)
 		}
+		if err := cosignShape(a.Key+CosignSuffix, cos); err != nil {
+			return fail(err)
+		}
 	}
 	if s, ok := a.Signatures[SigstoreBundle]; ok {
 		if bun, err = parseBundle(a.Key+BundleSuffix, s); err != nil {
