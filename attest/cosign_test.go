@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/asn1"
+	"encoding/base64"
 	"fmt"
 	"github.com/cfs-runtime/cfs-runtime/internal/testutil"
 	"math/big"
@@ -118,9 +119,21 @@ func TestCosignSignBlob(t *testing.T) {
 		_, err := Verify(cosignAnnotations(d, "%"+sig[1:]), p)
 		wantErr(t, err, ErrMalformed, prefix+"malformed annotation composefs.merged.erofs.v1.fsverity-sha256-12.cosign: corrupted base64 at byte 0")
 	})
-	t.Run("truncated signature", func(t *testing.T) {
-		_, err := Verify(cosignAnnotations(d, sig[:len(sig)-8]+"AAAAAAAA"), p)
+	raw, err := base64.StdEncoding.DecodeString(sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("corrupted signature", func(t *testing.T) {
+		// Still shaped like an ECDSA signature (its last byte flipped):
+		// it does not verify.
+		bad := append([]byte{}, raw...)
+		bad[len(bad)-1] ^= 0x55
+		_, err := Verify(cosignAnnotations(d, b64(bad)), p)
 		wantErr(t, err, ErrUntrusted, "cosign signature does not verify")
+	})
+	t.Run("truncated signature", func(t *testing.T) {
+		_, err := Verify(cosignAnnotations(d, b64(raw[:len(raw)/2])), p)
+		wantErr(t, err, ErrMalformed, "are neither an ECDSA (ASN.1) nor an Ed25519 or RSA signature: truncated or corrupted")
 	})
 	t.Run("no public_key signer", func(t *testing.T) {
 		_, cert := keyPair(t, t.TempDir(), "x", "ec")
@@ -328,7 +341,11 @@ func TestCosignTruncatedIsMalformed(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustVerify(t, cosignAnnotations(d, b64(sig)), p)
-		_, err = Verify(cosignAnnotations(d, b64(sig[:len(sig)-7])), p)
-		wantErr(t, err, ErrMalformed, fmt.Sprintf("malformed annotation %s.cosign: %d bytes are neither an ECDSA (ASN.1) nor an Ed25519 or RSA signature: truncated or corrupted", d.AnnotationKey(), len(sig)-7))
+		// Cut to half: cut by a few bytes, an ECDSA signature can land
+		// on the 64 bytes of an Ed25519 one, which then reads as a
+		// signature by another key.
+		cut := sig[:len(sig)/2]
+		_, err = Verify(cosignAnnotations(d, b64(cut)), p)
+		wantErr(t, err, ErrMalformed, fmt.Sprintf("malformed annotation %s.cosign: %d bytes are neither an ECDSA (ASN.1) nor an Ed25519 or RSA signature: truncated or corrupted", d.AnnotationKey(), len(cut)))
 	}
 }
