@@ -258,7 +258,13 @@ func Import(st *store.Store, ref Ref, opts Options) (*Result, error) {
 	if res.RefName == "" {
 		res.RefName = refName(ref, img)
 	}
-	if err := st.SetRef(res.RefName, d); err != nil {
+	// The source as the user named it (with the image's name from the
+	// index when none was given), whatever the ref is named.
+	src := ref
+	if src.Tag == "" && img.Name != "" {
+		src.Tag = img.Name
+	}
+	if err := st.SetRef(res.RefName, d, store.RefSource{Kind: ref.Transport, Ref: src.String()}); err != nil {
 		return nil, fmt.Errorf("%s: ref %q: %w", ref, res.RefName, err)
 	}
 	return res, nil

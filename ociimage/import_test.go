@@ -130,6 +130,9 @@ func TestImportMergesLayers(t *testing.T) {
 	if err != nil || refs["oci:"+dir+":v1"] != res.Digest {
 		t.Fatalf("refs %v, %v", refs, err)
 	}
+	if r, err := s.LookupRef("oci:" + dir + ":v1"); err != nil || r.Source.Kind != store.RefKindOCI || r.Source.Ref != "oci:"+dir+":v1" || r.Source.Created.IsZero() {
+		t.Fatalf("ref source %+v, %v", r, err)
+	}
 	srcs, err := s.Provenance(res.Digest)
 	if err != nil || len(srcs) != 3 {
 		t.Fatalf("provenance %+v, %v", srcs, err)

@@ -36,8 +36,10 @@ var ociSources = ociimage.NewSource
 var fsckCommand = &cli.Command{
 	Name:      "fsck",
 	Usage:     "verify images and every object they use completely; restore what is missing or corrupt",
-	ArgsUsage: "DIGEST...|--all",
-	Description: `Checks each image: the image object against its digest, then every object
+	ArgsUsage: "IMAGE...|--all",
+	Description: `IMAGE is a digest (sha256:HEX or HEX), a ref name (cfs-runtime images) or
+a digest prefix of at least 4 hex digits that only one image's digest starts
+with. Checks each image: the image object against its digest, then every object
 it uses: present, of the size the image records, of the fs-verity digest the
 image records (the kernel measures objects that have fs-verity and reads them
 in full from the disk, so a corrupted block is found; other objects are hashed
@@ -86,21 +88,22 @@ func fsckAction(c *cli.Context) error {
 	digests := c.Args().Slice()
 	switch {
 	case c.Bool("all") && len(digests) > 0:
-		return cli.Exit("fsck: give DIGEST arguments or --all, not both", fsckExitError)
+		return cli.Exit("fsck: give IMAGE arguments or --all, not both", fsckExitError)
 	case !c.Bool("all") && len(digests) == 0:
-		return cli.Exit("fsck: no image given (usage: cfs-runtime fsck [--repair [--source SRC]...] DIGEST...|--all)", fsckExitError)
+		return cli.Exit("fsck: no image given (usage: cfs-runtime fsck [--repair [--source SRC]...] IMAGE...|--all)", fsckExitError)
 	case c.IsSet("source") && !c.Bool("repair"):
 		return cli.Exit("fsck: --source is only for --repair", fsckExitError)
-	}
-	for i, d := range digests {
-		digests[i] = strings.TrimPrefix(d, "sha256:")
-		if _, err := hexDigest(digests[i]); err != nil {
-			return cli.Exit("fsck: "+err.Error(), fsckExitError)
-		}
 	}
 	s, _, err := openStore(c)
 	if err != nil {
 		return cli.Exit("fsck: "+err.Error(), fsckExitError)
+	}
+	// A whole digest as it is (an image not in the store is reported as
+	// such), else a ref name or a unique digest prefix.
+	for i, arg := range digests {
+		if digests[i], _, err = resolveImage(s, arg); err != nil {
+			return cli.Exit("fsck: "+err.Error(), fsckExitError)
+		}
 	}
 	if c.Bool("all") {
 		if digests, err = s.ImageDigests(); err != nil {
@@ -183,14 +186,6 @@ func fsckAction(c *cli.Context) error {
 		return cli.Exit("", code)
 	}
 	return nil
-}
-
-// hexDigest checks a digest argument.
-func hexDigest(d string) (string, error) {
-	if len(d) != 64 || strings.Trim(d, "0123456789abcdef") != "" {
-		return "", fmt.Errorf("%q is not an image digest (64 lower-case hex digits, optionally prefixed sha256:)", d)
-	}
-	return d, nil
 }
 
 // openSourceArg opens a --source: an OCI image (all its layers), a

@@ -152,9 +152,10 @@ func TestFsckCommandErrors(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"fsck"}, 2, "fsck: no image given (usage: cfs-runtime fsck [--repair [--source SRC]...] DIGEST...|--all)"},
-		{[]string{"fsck", "--all", img}, 2, "fsck: give DIGEST arguments or --all, not both"},
-		{[]string{"fsck", "xyz"}, 2, `fsck: "xyz" is not an image digest (64 lower-case hex digits, optionally prefixed sha256:)`},
+		{[]string{"fsck"}, 2, "fsck: no image given (usage: cfs-runtime fsck [--repair [--source SRC]...] IMAGE...|--all)"},
+		{[]string{"fsck", "--all", img}, 2, "fsck: give IMAGE arguments or --all, not both"},
+		{[]string{"fsck", "xyz"}, 2, `fsck: no ref named "xyz", and it is not a digest or a digest prefix (at least 4 lower-case hex digits)`},
+		{[]string{"fsck", "0000"}, 2, `fsck: no ref or image "0000": not in the store`},
 		{[]string{"fsck", "--source", e.tree, img}, 2, "fsck: --source is only for --repair"},
 		{[]string{"fsck", "--repair", "--source", "oci:/srv/x", img}, 2, "fsck: --source oci:/srv/x: oci:/srv/x: stat /srv/x: no such file or directory"},
 		{[]string{"fsck", "--repair", "--source", "/nonexistent", img}, 2, "fsck: --source /nonexistent: stat /nonexistent: no such file or directory"},

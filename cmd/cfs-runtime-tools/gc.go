@@ -38,18 +38,7 @@ func gcAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
 	}
-	inUse := func() ([]string, error) {
-		users, err := containersByImage(cfg.StateDir, s)
-		if err != nil {
-			return nil, err
-		}
-		ds := make([]string, 0, len(users))
-		for d := range users {
-			ds = append(ds, d)
-		}
-		return ds, nil
-	}
-	opts := []store.GCOption{store.WithInUse(inUse)}
+	opts := []store.GCOption{store.WithInUse(imagesInUse(cfg.StateDir, s))}
 	if c.Bool("dry-run") {
 		opts = append(opts, store.WithGCDryRun())
 	}
@@ -76,4 +65,20 @@ func gcAction(c *cli.Context) error {
 	fmt.Fprintf(w, "%s %d images, %d objects (%s), %d provenance records, %d layer records; kept %d images\n",
 		verb, len(rep.Images), rep.Objects, humanSize(rep.Bytes), rep.Provenance, len(rep.Layers), len(rep.Kept))
 	return nil
+}
+
+// imagesInUse returns store.WithInUse's function: the digests of the
+// images containers' composefs mounts use (mount state under stateDir).
+func imagesInUse(stateDir string, s *store.Store) func() ([]string, error) {
+	return func() ([]string, error) {
+		users, err := containersByImage(stateDir, s)
+		if err != nil {
+			return nil, err
+		}
+		ds := make([]string, 0, len(users))
+		for d := range users {
+			ds = append(ds, d)
+		}
+		return ds, nil
+	}
 }

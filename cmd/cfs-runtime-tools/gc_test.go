@@ -45,8 +45,21 @@ func TestGCCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every import keeps its image by the tree's ref: gc removes nothing.
 	out, err := runInfo(t, "gc", "--dry-run")
-	want := "would remove image " + gone + "\nwould remove 1 images, 2 objects (" + humanSize(fi.Size()+3000) + "), 1 provenance records, 0 layer records; kept 2 images\n"
+	if want := "would remove 0 images, 0 objects (0 B), 0 provenance records, 0 layer records; kept 3 images\n"; err != nil || out != want {
+		t.Fatalf("gc --dry-run with every import's ref: %v\n%s\nwant\n%s", err, out, want)
+	}
+	// Untagging leaves "used" kept by its container, "gone" by nothing.
+	out, err = runInfo(t, "images", "rm", t2, gone[:8])
+	want := "removed ref " + t2 + " (image " + used + ")\nremoved ref " + t3 + " (image " + gone + ")\n" +
+		"image " + used + " is still kept by container ctr1\n" +
+		"gc would now remove 1 images, 2 objects (" + humanSize(fi.Size()+3000) + ")\n"
+	if err != nil || out != want {
+		t.Fatalf("images rm: %v\n%s\nwant\n%s", err, out, want)
+	}
+	out, err = runInfo(t, "gc", "--dry-run")
+	want = "would remove image " + gone + "\nwould remove 1 images, 2 objects (" + humanSize(fi.Size()+3000) + "), 1 provenance records, 0 layer records; kept 2 images\n"
 	if err != nil || out != want {
 		t.Fatalf("gc --dry-run: %v\n%s\nwant\n%s", err, out, want)
 	}

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
@@ -22,14 +24,20 @@ import (
 // name (refs).
 var imagesCommand = &cli.Command{
 	Name:      "images",
-	Usage:     "list the composefs images of the store; tag or untag them (gc keeps tagged images)",
+	Usage:     "list the composefs images of the store; tag them or remove their refs (gc keeps images a ref names)",
 	ArgsUsage: " ",
 	Description: "Lists every image of the store: digest, size (the image and the distinct\n" +
-		"objects it uses), object count, the refs (names) that keep it from gc and the\n" +
+		"objects it uses), object count, the refs (names) that keep it from gc, the source\n" +
+		"and time of its newest ref (what it was last imported from, and when) and the\n" +
 		"containers whose root filesystem it is (from the mount state under state_dir).\n" +
-		"`images tag DIGEST NAME` makes NAME refer to DIGEST (replacing what NAME named);\n" +
+		"Every import makes a ref named after its source (the tree's absolute path,\n" +
+		"oci:/DIR:NAME, ...) or --ref NAME.\n" +
+		"`images tag IMAGE NAME` makes NAME refer to IMAGE (replacing what NAME named);\n" +
 		"gc keeps every image a ref names and removes images no ref names and no\n" +
-		"container uses. `images untag NAME` removes a ref.",
+		"container uses. `images rm REF|IMAGE...` removes a ref, or every ref of an image,\n" +
+		"and says what gc would then free (`images untag NAME` removes a ref by name only).\n" +
+		"IMAGE is a digest (sha256:HEX or HEX), or a digest prefix of at least 4 hex\n" +
+		"digits that only one image's digest starts with.",
 	Flags: []cli.Flag{
 		storeFlag(),
 		&cli.BoolFlag{Name: "json", Usage: "print a JSON array"},
@@ -37,8 +45,8 @@ var imagesCommand = &cli.Command{
 	Subcommands: []*cli.Command{
 		{
 			Name:      "tag",
-			Usage:     "make NAME refer to the image DIGEST: gc keeps it",
-			ArgsUsage: "DIGEST NAME",
+			Usage:     "make NAME refer to the image IMAGE (a digest or a unique digest prefix): gc keeps it",
+			ArgsUsage: "IMAGE NAME",
 			Flags:     []cli.Flag{storeFlag()},
 			Action:    tagAction,
 		},
@@ -48,6 +56,13 @@ var imagesCommand = &cli.Command{
 			ArgsUsage: "NAME...",
 			Flags:     []cli.Flag{storeFlag()},
 			Action:    untagAction,
+		},
+		{
+			Name:      "rm",
+			Usage:     "remove the ref REF, or every ref of the image IMAGE (a digest or a unique digest prefix); say what gc would then free",
+			ArgsUsage: "REF|IMAGE...",
+			Flags:     []cli.Flag{storeFlag()},
+			Action:    rmAction,
 		},
 	},
 	Action: imagesAction,
@@ -81,7 +96,7 @@ func openStore(c *cli.Context) (*store.Store, config.Config, error) {
 
 func imagesAction(c *cli.Context) error {
 	if c.NArg() > 0 {
-		return cli.Exit(fmt.Sprintf("images: unknown command %q (want tag or untag; `cfs-runtime images` alone lists)", c.Args().First()), 2)
+		return cli.Exit(fmt.Sprintf("images: unknown command %q (want tag, untag or rm; `cfs-runtime images` alone lists)", c.Args().First()), 2)
 	}
 	s, cfg, err := openStore(c)
 	if err != nil {
@@ -114,7 +129,7 @@ func imagesAction(c *cli.Context) error {
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "DIGEST\tSIZE\tOBJECTS\tREFS\tIN USE")
+	fmt.Fprintln(tw, "DIGEST\tSIZE\tOBJECTS\tREFS\tSOURCE\tCREATED\tIN USE")
 	for _, r := range rows {
 		use := "no"
 		if r.InUse {
@@ -128,7 +143,11 @@ func imagesAction(c *cli.Context) error {
 		if r.Error != "" {
 			objs = "? (" + r.Error + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Digest, humanSize(r.Size), objs, refs, use)
+		source, created := "-", "-"
+		if r.Created != nil {
+			source, created = r.Source, r.Created.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Digest, humanSize(r.Size), objs, refs, source, created, use)
 	}
 	return tw.Flush()
 }
@@ -152,14 +171,18 @@ func humanSize(n int64) string {
 
 func tagAction(c *cli.Context) error {
 	if c.NArg() != 2 {
-		return cli.Exit("images tag: want DIGEST NAME (usage: cfs-runtime images tag DIGEST NAME)", 2)
+		return cli.Exit("images tag: want IMAGE NAME (usage: cfs-runtime images tag IMAGE NAME)", 2)
 	}
-	digest, name := strings.TrimPrefix(c.Args().Get(0), "sha256:"), c.Args().Get(1)
+	arg, name := c.Args().Get(0), c.Args().Get(1)
 	s, _, err := openStore(c)
 	if err != nil {
 		return fmt.Errorf("images tag: %w", err)
 	}
-	if err := s.SetRef(name, digest); err != nil {
+	digest, err := resolveDigest(s, arg)
+	if err != nil {
+		return fmt.Errorf("images tag: %w", err)
+	}
+	if err := s.SetRef(name, digest, store.RefSource{Kind: store.RefKindTag}); err != nil {
 		return fmt.Errorf("images tag: %w", err)
 	}
 	if _, err := s.ImagePath(digest); err != nil {
@@ -170,6 +193,32 @@ func tagAction(c *cli.Context) error {
 	return nil
 }
 
+// resolveDigest turns an IMAGE argument into a digest: a whole digest
+// (HEX or sha256:HEX) as it is, whether or not the store has the image,
+// else a digest prefix only one of the store's digests starts with. Ref
+// names are not taken: where a command takes REF|IMAGE, resolveImage.
+func resolveDigest(s *store.Store, arg string) (string, error) {
+	h := strings.TrimPrefix(arg, "sha256:")
+	if len(h) == 64 && strings.Trim(h, "0123456789abcdef") == "" {
+		return h, nil
+	}
+	d, err := s.ResolvePrefix(h)
+	if errors.Is(err, store.ErrBadPrefix) {
+		return "", fmt.Errorf("%q is %w", arg, store.ErrBadPrefix)
+	}
+	return d, err
+}
+
+// resolveImage turns a REF|IMAGE argument into a digest: a whole digest as
+// it is, else a ref name, else a unique digest prefix (store.Resolve).
+func resolveImage(s *store.Store, arg string) (string, *store.Ref, error) {
+	h := strings.TrimPrefix(arg, "sha256:")
+	if len(h) == 64 && strings.Trim(h, "0123456789abcdef") == "" {
+		return h, nil, nil
+	}
+	return s.Resolve(arg)
+}
+
 func untagAction(c *cli.Context) error {
 	if c.NArg() == 0 {
 		return cli.Exit("images untag: want at least one NAME (usage: cfs-runtime images untag NAME...)", 2)
@@ -178,18 +227,96 @@ func untagAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("images untag: %w", err)
 	}
-	refs, err := s.Refs()
-	if err != nil {
-		return fmt.Errorf("images untag: %w", err)
-	}
 	for _, name := range c.Args().Slice() {
-		if _, ok := refs[name]; !ok {
-			return fmt.Errorf("images untag: no ref named %q in the store %s", name, s.Dir())
-		}
-		if err := s.DeleteRef(name); err != nil {
+		if _, err := s.RemoveRef(name); err != nil {
+			if errors.Is(err, store.ErrNoRef) {
+				return fmt.Errorf("images untag: no ref named %q in the store %s", name, s.Dir())
+			}
 			return fmt.Errorf("images untag: %w", err)
 		}
 	}
+	return nil
+}
+
+// rmAction removes refs: REF by name, IMAGE (digest or prefix) all of its
+// refs. Every argument is resolved before anything is removed. It then
+// says, per image, what still keeps it, and what gc would free.
+func rmAction(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return cli.Exit("images rm: want at least one REF or IMAGE (usage: cfs-runtime images rm REF|IMAGE...)", 2)
+	}
+	s, cfg, err := openStore(c)
+	if err != nil {
+		return fmt.Errorf("images rm: %w", err)
+	}
+	refs, err := s.ListRefs()
+	if err != nil {
+		return fmt.Errorf("images rm: %w", err)
+	}
+	var names, images []string // refs to remove; images they named
+	for _, arg := range c.Args().Slice() {
+		d, ref, err := resolveImage(s, arg)
+		if err != nil {
+			return fmt.Errorf("images rm: %w", err)
+		}
+		if !slices.Contains(images, d) {
+			images = append(images, d)
+		}
+		if ref != nil {
+			names = append(names, ref.Name)
+			continue
+		}
+		n := len(names)
+		for _, r := range refs {
+			if r.Digest == d {
+				names = append(names, r.Name)
+			}
+		}
+		if len(names) == n {
+			fmt.Fprintf(c.App.Writer, "image %s has no ref\n", d)
+		}
+	}
+	w := c.App.Writer
+	for _, name := range names {
+		r, err := s.RemoveRef(name)
+		if errors.Is(err, store.ErrNoRef) {
+			continue // named twice, or removed meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("images rm: %w", err)
+		}
+		fmt.Fprintf(w, "removed ref %s (image %s)\n", r.Name, r.Digest)
+	}
+	// What keeps each image now.
+	left, err := s.Refs()
+	if err != nil {
+		return fmt.Errorf("images rm: %w", err)
+	}
+	users, err := containersByImage(cfg.StateDir, s)
+	if err != nil {
+		return fmt.Errorf("images rm: %w", err)
+	}
+	for _, d := range images {
+		var keep []string
+		for name, ld := range left {
+			if ld == d {
+				keep = append(keep, "ref "+name)
+			}
+		}
+		slices.Sort(keep)
+		for _, id := range users[d] {
+			keep = append(keep, "container "+id)
+		}
+		if len(keep) > 0 {
+			fmt.Fprintf(w, "image %s is still kept by %s\n", d, strings.Join(keep, ", "))
+		}
+	}
+	rep, err := s.GC(store.WithGCDryRun(), store.WithInUse(imagesInUse(cfg.StateDir, s)))
+	if err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "cfs-runtime: note: what gc would free is unknown: %v\n", err)
+		return nil
+	}
+	fmt.Fprintf(w, "gc would now remove %d images, %d objects (%s)\n", len(rep.Images), rep.Objects, humanSize(rep.Bytes))
 	return nil
 }
 

@@ -20,7 +20,9 @@ var importCommand = &cli.Command{
 		"reflinks) every file stored outside the image into STORE/objects/XX/YYYY... (named\n" +
 		"by fs-verity digest, verified, fs-verity enabled where the filesystem supports\n" +
 		"it), stores the image itself the same way, links it as STORE/images/DIGEST and\n" +
-		"prints DIGEST.\n\n" +
+		"prints DIGEST. The image is kept as the store ref named after the TREE's absolute\n" +
+		"path (or --ref NAME): gc keeps it until `cfs-runtime images rm` removes the ref.\n" +
+		"Importing the tree again moves its ref to what the tree holds then.\n\n" +
 		"For an OCI image layout (oci:DIR as skopeo, podman save --format oci-dir and umoci\n" +
 		"write it; oci-archive:FILE for its tar form): NAME is the index's\n" +
 		"org.opencontainers.image.ref.name (podman save: the full image name), and may be\n" +
@@ -31,9 +33,10 @@ var importCommand = &cli.Command{
 		"tar streams: nothing is unpacked, file contents go into the store as they stream\n" +
 		"by. Each layer is recorded in STORE/layers/, keyed by diff_id: a layer imported\n" +
 		"before is not read again (one line per layer on stderr says which). The image is\n" +
-		"kept as the store ref oci:/ABS/DIR:NAME and its provenance (the layers its objects\n" +
-		"came from) is recorded for fsck. --canonical composefs-rs applies composefs-rs'\n" +
-		"OCI rules instead (see cfs-runtime-seal(8)); seal and import must use the same.\n\n" +
+		"kept as the store ref oci:/ABS/DIR:NAME (or --ref NAME) and its provenance (the\n" +
+		"layers its objects came from) is recorded for fsck. --canonical composefs-rs\n" +
+		"applies composefs-rs' OCI rules instead (see cfs-runtime-seal(8)); seal and import\n" +
+		"must use the same.\n\n" +
 		"Everything is durable when it returns. Concurrent imports are safe.",
 	Flags:  importFlags(),
 	Action: importAction,
@@ -44,6 +47,7 @@ var importCommand = &cli.Command{
 func importFlags() []cli.Flag {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "store", Usage: "object store directory (default: store_dir of the configuration, " + store.DefaultDir + ")", TakesFile: true},
+		&cli.StringFlag{Name: "ref", Usage: "keep the image as the store ref `NAME` (default: the TREE's absolute path, or oci:/ABS/DIR:NAME)"},
 	}
 	for _, f := range composefsFlags() {
 		if f.Names()[0] != "from-file" {
@@ -130,7 +134,7 @@ func importAction(c *cli.Context) error {
 	if oci {
 		digest, err = importOCI(c, s, arg, ociOpts)
 	} else {
-		digest, err = s.ImportTree(arg, opts...)
+		digest, err = s.ImportTreeAs(arg, c.String("ref"), opts...)
 	}
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
@@ -146,6 +150,7 @@ func importOCI(c *cli.Context, s *store.Store, arg string, opts ociimage.Options
 		return "", err
 	}
 	opts.Log = c.App.ErrWriter
+	opts.RefName = c.String("ref")
 	res, err := ociimage.Import(s, ref, opts)
 	if err != nil {
 		return "", err

@@ -10,7 +10,10 @@
 //     check of an image and its objects before it is mounted (OpenImage,
 //     CheckImageFile);
 //   - provenance and refs: where an image's objects came from, and the
-//     images kept by name (SetProvenance, SetRef);
+//     images kept by name with what each was imported from (SetProvenance;
+//     SetRef, LookupRef, ListRefs, RemoveRef, ImportTreeAs), and the
+//     lookup of what a user typed: a ref name, a digest or a unique digest
+//     prefix (Resolve, ResolvePrefix);
 //   - fsck, repair and gc: the check of every stored byte, the restoring
 //     of damaged objects from their sources, and the removal of what no
 //     ref or running container keeps (Fsck, Repair, GC);

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -276,9 +277,25 @@ type ImageInfo struct {
 	Size    int64    `json:"size"`
 	Objects int      `json:"objects"`
 	Refs    []string `json:"refs"`
+	// RefSources are the refs naming the image with what each was
+	// imported from, sorted by name.
+	RefSources []Ref `json:"refSources"`
+	// Source and Created are those of the newest ref (what the image was
+	// last imported as); empty and nil without one.
+	Source  string     `json:"source"`
+	Created *time.Time `json:"created,omitempty"`
 	// Error says why the image could not be read (then Size is the image
 	// object's size at most and Objects 0).
 	Error string `json:"error,omitempty"`
+}
+
+// SourceString says what a ref's image came from: its source reference,
+// or the kind alone where there is none (a tag).
+func (r Ref) SourceString() string {
+	if r.Source.Ref != "" {
+		return r.Source.Ref
+	}
+	return r.Source.Kind
 }
 
 // Images describes every image in the store, in digest order.
@@ -287,21 +304,25 @@ func (s *Store) Images() ([]ImageInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	refs, err := s.Refs()
+	refs, err := s.ListRefs()
 	if err != nil {
 		return nil, err
 	}
-	byImage := map[string][]string{}
-	for name, d := range refs {
-		byImage[d] = append(byImage[d], name)
+	byImage := map[string][]Ref{}
+	for _, r := range refs {
+		byImage[r.Digest] = append(byImage[r.Digest], r)
 	}
 	infos := make([]ImageInfo, 0, len(ds))
 	for _, d := range ds {
-		info := ImageInfo{Digest: d, Refs: byImage[d]}
-		if info.Refs == nil {
-			info.Refs = []string{}
+		info := ImageInfo{Digest: d, Refs: []string{}, RefSources: []Ref{}}
+		for _, r := range byImage[d] { // sorted by name
+			info.Refs = append(info.Refs, r.Name)
+			info.RefSources = append(info.RefSources, r)
+			if info.Created == nil || r.Source.Created.After(*info.Created) {
+				t := r.Source.Created
+				info.Created, info.Source = &t, r.SourceString()
+			}
 		}
-		slices.Sort(info.Refs)
 		b, _ := hex.DecodeString(d)
 		img, err := composefs.ReadImageFile(filepath.Join(s.dir, "objects", composefs.ObjectPath(b)))
 		if err == nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 )
@@ -40,7 +41,7 @@ func newGCStore(t *testing.T) gcStore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetRef("keep", refd); err != nil {
+	if err := s.SetRef("keep", refd, RefSource{Kind: RefKindTag}); err != nil {
 		t.Fatal(err)
 	}
 	return gcStore{s: s, refd: refd, used: used, unused: unused, shared: shared, own: own}
@@ -198,7 +199,7 @@ func TestGCConcurrentImport(t *testing.T) {
 			t.Fatal(err)
 		}
 		second := hex.EncodeToString(d)
-		if err := s.SetRef("second", second); err != nil {
+		if err := s.SetRef("second", second, RefSource{Kind: RefKindTag}); err != nil {
 			t.Fatal(err)
 		}
 		var wg sync.WaitGroup
@@ -277,8 +278,15 @@ func TestGCWaitsForHold(t *testing.T) {
 func TestImages(t *testing.T) {
 	g := newGCStore(t)
 	s := g.s
-	if err := s.SetRef("also", g.refd); err != nil {
+	// Newer than "keep" (set now): its source is the image's.
+	created := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	also := RefSource{Kind: RefKindTree, Ref: "/srv/also", Created: created}
+	if err := s.SetRef("also", g.refd, also); err != nil {
 		t.Fatal(err)
+	}
+	keep, err := s.LookupRef("keep")
+	if err != nil || keep.Source.Kind != RefKindTag || time.Since(keep.Source.Created) > time.Minute {
+		t.Fatalf("ref keep: %+v, %v", keep, err)
 	}
 	infos, err := s.Images()
 	if err != nil {
@@ -289,11 +297,12 @@ func TestImages(t *testing.T) {
 		byDigest[in.Digest] = in
 	}
 	objs := int64(300 + 5000 + 100000 + 1<<20 + 5)
-	want := ImageInfo{Digest: g.refd, Size: fileSizeOr0(objPath(s, g.refd)) + objs, Objects: 4, Refs: []string{"also", "keep"}}
+	want := ImageInfo{Digest: g.refd, Size: fileSizeOr0(objPath(s, g.refd)) + objs, Objects: 4, Refs: []string{"also", "keep"},
+		RefSources: []Ref{{Name: "also", Digest: g.refd, Source: also}, keep}, Source: "/srv/also", Created: &created}
 	if got := byDigest[g.refd]; !reflect.DeepEqual(got, want) {
 		t.Errorf("images: %+v, want %+v", got, want)
 	}
-	want = ImageInfo{Digest: g.used, Size: fileSizeOr0(objPath(s, g.used)) + objs + 1000, Objects: 5, Refs: []string{}}
+	want = ImageInfo{Digest: g.used, Size: fileSizeOr0(objPath(s, g.used)) + objs + 1000, Objects: 5, Refs: []string{}, RefSources: []Ref{}}
 	if got := byDigest[g.used]; !reflect.DeepEqual(got, want) {
 		t.Errorf("images: %+v, want %+v", got, want)
 	}

@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/atomicfile"
 )
@@ -19,7 +17,7 @@ import (
 // Store metadata besides objects and images:
 //
 //	provenance/DIGEST.json  where an image's objects came from (Provenance)
-//	refs/NAME               an image kept by name: the file holds its digest
+//	refs/NAME               an image kept by name (refs.go)
 //	layers/HEX...           per-OCI-layer records (owned by the OCI importer);
 //	                        gc removes those no kept image's provenance names
 //
@@ -102,80 +100,6 @@ func (s *Store) Provenance(image string) ([]Source, error) {
 		return nil, fmt.Errorf("%s: record is for image %q", p, rec.Image)
 	}
 	return rec.Sources, nil
-}
-
-// ErrBadRefName is returned for a ref name that is empty, too long or
-// starts with a dot.
-var ErrBadRefName = errors.New("invalid image ref name")
-
-// refFile maps a ref name (e.g. "oci:/srv/img:latest" or "busybox") to a
-// file name: path-escaped so that any name is one file under refs/.
-func refFile(name string) (string, error) {
-	if name == "" || len(name) > 200 || strings.HasPrefix(name, ".") {
-		return "", fmt.Errorf("%w: %q", ErrBadRefName, name)
-	}
-	return url.PathEscape(name), nil
-}
-
-// SetRef makes name refer to the image digest (replacing what it named):
-// gc keeps the image while a ref names it.
-func (s *Store) SetRef(name, digest string) error {
-	if _, err := parseDigest(digest); err != nil {
-		return err
-	}
-	f, err := refFile(name)
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join(s.dir, "refs")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("refs: %w", err)
-	}
-	return atomicfile.WriteFile(filepath.Join(dir, f), []byte(digest+"\n"), 0o600)
-}
-
-// DeleteRef removes a ref; removing one that does not exist is not an error.
-func (s *Store) DeleteRef(name string) error {
-	f, err := refFile(name)
-	if err != nil {
-		return err
-	}
-	err = os.Remove(filepath.Join(s.dir, "refs", f))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
-}
-
-// Refs returns every ref: name → image digest.
-func (s *Store) Refs() (map[string]string, error) {
-	ents, err := os.ReadDir(filepath.Join(s.dir, "refs"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]string{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	refs := make(map[string]string, len(ents))
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".") { // atomicfile temporaries
-			continue
-		}
-		name, err := url.PathUnescape(e.Name())
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(s.dir, "refs", e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		d := strings.TrimSpace(string(data))
-		if _, err := parseDigest(d); err != nil {
-			return nil, fmt.Errorf("ref %q: %w", name, err)
-		}
-		refs[name] = d
-	}
-	return refs, nil
 }
 
 // recordSource records, before the import's commit, that every object of

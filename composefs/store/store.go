@@ -468,7 +468,27 @@ func (se *session) verityEnabled() bool {
 // no longer matches the scan's lstat fails the import with
 // composefs.ErrSourceChanged.
 func (s *Store) ImportTree(tree string, opts ...composefs.Option) (string, error) {
-	return s.importTree(tree, "", opts)
+	return s.importTree(tree, "", nil, opts)
+}
+
+// ImportTreeAs is ImportTree that also makes the ref name (the tree's
+// absolute path when "") refer to the image, with a RefKindTree source,
+// before it releases the store lock: a gc waiting for the lock never
+// finds the image without its ref.
+func (s *Store) ImportTreeAs(tree, name string, opts ...composefs.Option) (string, error) {
+	abs, err := filepath.Abs(tree)
+	if err != nil {
+		return "", fmt.Errorf("store: %w", err)
+	}
+	ref := &Ref{Name: name, Source: RefSource{Kind: RefKindTree, Ref: abs}}
+	if ref.Name == "" {
+		ref.Name = abs
+	}
+	// A bad name fails before anything is imported.
+	if _, err := refFile(ref.Name); err != nil {
+		return "", err
+	}
+	return s.importTree(tree, "", ref, opts)
 }
 
 // ErrUnexpectedDigest is returned by ImportTreeExpecting for a tree whose
@@ -488,13 +508,14 @@ func (s *Store) ImportTreeExpecting(tree string, want composefs.ImageDigest, opt
 	if err != nil {
 		return composefs.ImageDigest{}, err
 	}
-	got, err := s.importTree(tree, n, opts)
+	got, err := s.importTree(tree, n, nil, opts)
 	d, _ := composefs.ParseDigestValue(verity.SHA256, verity.DefaultBlockSize, got)
 	return d, err
 }
 
-// importTree imports tree; with want set, staged (see ImportTreeExpecting).
-func (s *Store) importTree(tree, want string, opts []composefs.Option) (string, error) {
+// importTree imports tree; with want set, staged (see ImportTreeExpecting);
+// with ref set, kept by that ref (see ImportTreeAs).
+func (s *Store) importTree(tree, want string, ref *Ref, opts []composefs.Option) (string, error) {
 	se, done, err := s.beginImport()
 	if err != nil {
 		return "", err
@@ -524,7 +545,15 @@ func (s *Store) importTree(tree, want string, opts []composefs.Option) (string, 
 	if err := se.recordSource(digest, SourceTree, tree); err != nil {
 		return "", err
 	}
-	return digest, se.commit(digest)
+	if err := se.commit(digest); err != nil {
+		return "", err
+	}
+	if ref != nil {
+		if err := s.SetRef(ref.Name, digest, ref.Source); err != nil {
+			return digest, fmt.Errorf("store: image %s imported, but its ref: %w", digest, err)
+		}
+	}
+	return digest, nil
 }
 
 // beginImport takes the shared store lock (imports run together; gc takes

@@ -179,7 +179,7 @@ func TestStoreIsPrivate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetRef("name", digest); err != nil {
+	if err := s.SetRef("name", digest, RefSource{Kind: RefKindTag}); err != nil {
 		t.Fatal(err)
 	}
 	os.MkdirAll(filepath.Join(dir, "locks"), 0o700)

@@ -161,7 +161,7 @@ fk_damage() {
 @test "fsck: usage errors exit 2" {
 	run --separate-stderr "$CFS_RUNTIME" fsck --store "$STORE"
 	[ "$status" -eq 2 ]
-	[ "$stderr" = "cfs-runtime: fsck: no image given (usage: cfs-runtime fsck [--repair [--source SRC]...] DIGEST...|--all)" ]
+	[ "$stderr" = "cfs-runtime: fsck: no image given (usage: cfs-runtime fsck [--repair [--source SRC]...] IMAGE...|--all)" ]
 	run --separate-stderr "$CFS_RUNTIME" fsck --store "$STORE" --source "$TREE" "$(printf '%064d' 0)"
 	[ "$status" -eq 2 ]
 	[ "$stderr" = "cfs-runtime: fsck: --source is only for --repair" ]
@@ -193,11 +193,14 @@ gc_signed_bundle() {
 	head -c 7000 /dev/urandom >"$BATS_TEST_TMPDIR/other/data/unique"
 	UNUSED=$("$CFS_RUNTIME" import "$BATS_TEST_TMPDIR/other")
 	UNIQUE=$(fk_digest "$BATS_TEST_TMPDIR/other/data/unique")
+	# Every import keeps its image by a ref named after the tree: remove
+	# the other tree's.
+	"$CFS_RUNTIME" images rm "$BATS_TEST_TMPDIR/other" >/dev/null
 
 	run "$CFS_RUNTIME" images --json
 	[ "$status" -eq 0 ]
 	[ "$(jq -c --arg d "$BDIGEST" '.[] | select(.digest == $d) | [.refs, .containers, .inUse]' <<<"$output")" = "[[],[\"$id\"],true]" ]
-	[ "$(jq -c --arg d "$TAGGED" '.[] | select(.digest == $d) | [.refs, .containers, .inUse]' <<<"$output")" = '[["base:1"],[],false]' ]
+	[ "$(jq -c --arg d "$TAGGED" '.[] | select(.digest == $d) | [.refs, .containers, .inUse]' <<<"$output")" = "[[\"$TREE\",\"base:1\"],[],false]" ]
 	[ "$(jq -c --arg d "$UNUSED" '.[] | select(.digest == $d) | [.refs, .objects, .inUse]' <<<"$output")" = '[[],1,false]' ]
 
 	run --separate-stderr "$CFS_RUNTIME" gc
@@ -226,15 +229,19 @@ gc_signed_bundle() {
 	[ "$status" -eq 0 ]
 	[ "$output" = "$(sed -n 1p <<<"$output")" ] # one image left
 	[[ "$output" == "$TAGGED: clean ("* ]]
-	# Untagged, it goes too, and the store is empty.
+	# Untagged, it stays while the import's ref keeps it; then it goes
+	# too, and the store is empty.
 	"$CFS_RUNTIME" images untag base:1
+	run "$CFS_RUNTIME" gc
+	[[ "$output" == "removed 0 images, "* ]]
+	"$CFS_RUNTIME" images rm "$TREE" >/dev/null
 	"$CFS_RUNTIME" gc
 	[ -z "$(ls -A "$STORE/images")" ]
 	[ -z "$(find "$STORE/objects" -type f)" ]
 }
 
 @test "an import running during gc loses nothing" {
-	# The first import is unreferenced: gc removes it and its objects. The
+	# The first import's ref is removed: gc removes it and its objects. The
 	# second imports the same files and more while gc runs in a loop; a ref
 	# set before it exists keeps it. Without the store lock the second
 	# import could find an object present that gc then removes.
@@ -242,6 +249,7 @@ gc_signed_bundle() {
 	for round in 1 2 3; do
 		STORE="$BATS_TEST_TMPDIR/store-$round"
 		FIRST=$("$CFS_RUNTIME" import --store "$STORE" "$TREE")
+		"$CFS_RUNTIME" images rm --store "$STORE" "$TREE" >/dev/null
 		cp -a "$TREE" "$BATS_TEST_TMPDIR/tree2-$round"
 		for i in $(seq 300); do
 			printf 'file %04d of round %d %0100d\n' "$i" "$round" 0 >"$BATS_TEST_TMPDIR/tree2-$round/data/f$i"
