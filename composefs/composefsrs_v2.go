@@ -182,10 +182,7 @@ func (c *rsCollector) push(in *rsInode) int {
 	// Extra xattrs come first (push_inode), then the file's own, sorted
 	// by name, trusted.overlay.* escaped.
 	if in.digest != nil {
-		mc := make([]byte, 4+DigestSize)
-		mc[1] = byte(len(mc))
-		mc[3] = fsverityHashAlgSHA256
-		copy(mc[4:], in.digest)
+		mc, _ := metacopy(n, in.digest) // leaf checked the digest's size
 		in.xattrs.add(xattrMetacopy, mc)
 		in.xattrs.add(xattrRedirect, []byte("/"+ObjectPath(in.digest)))
 	}
@@ -219,7 +216,7 @@ func (c *rsCollector) leaf(n *Node) (int, error) {
 				return 0, fmt.Errorf("%w: %s: inline content of %d bytes for size %d", ErrInvalidTree, n.Path(), len(n.Content), n.Size)
 			}
 			in.inline, in.size = n.Content, n.Size
-		case len(n.Digest) == DigestSize:
+		case len(n.Digest) == DigestSize || len(n.Digest) == SHA512DigestSize:
 			in.digest, in.size = n.Digest, n.Size
 		default:
 			return 0, fmt.Errorf("%w: %s: a file stored outside the image needs its fs-verity digest", ErrInvalidTree, n.Path())

@@ -197,8 +197,8 @@ func (p *dumpParser) line(line string) error {
 	}
 	if digest != nil {
 		d, err := hex.DecodeString(string(digest))
-		if err != nil || len(d) != DigestSize {
-			return fmt.Errorf("DIGEST %q: not %d hex digits", digest, 2*DigestSize)
+		if _, ok := DigestAlgorithm(d); err != nil || !ok {
+			return fmt.Errorf("DIGEST %q: not %d (SHA-256) or %d (SHA-512) hex digits", digest, 2*DigestSize, 2*SHA512DigestSize)
 		}
 		n.Digest = d
 	}

@@ -544,9 +544,9 @@ func (ri *rawInode) applyXattr(xn xattrName, value []byte) error {
 		}
 		return nil
 	case xn.is(xattrMetacopy):
-		if isReg && len(value) == metacopyDigestLength {
+		if isReg && metacopyOK(value) {
 			if ri.lean {
-				ri.Digest = value[metacopyHeaderSize:metacopyDigestLength:metacopyDigestLength]
+				ri.Digest = value[metacopyHeaderSize:len(value):len(value)]
 			} else {
 				ri.Digest = append([]byte(nil), value[metacopyHeaderSize:]...)
 			}
@@ -929,4 +929,18 @@ func (w *walker) dir(ri *rawInode, path, name string, parent uint64, depth int) 
 // file turned back into 0:0 by its xattr) is a user file and stays.
 func isRealWhiteout(ri *rawInode) bool {
 	return ri.diskType == ModeChar && ri.iu == 0
+}
+
+// metacopyOK reports whether a metacopy xattr value carries a digest: a
+// SHA-256 one of DigestSize bytes or a SHA-512 one of SHA512DigestSize.
+// (A value of another length is a metacopy without digest, as overlayfs
+// reads it.)
+func metacopyOK(v []byte) bool {
+	switch len(v) {
+	case metacopyDigestLength:
+		return true
+	case metacopyHeaderSize + SHA512DigestSize:
+		return v[3] == fsverityHashAlgSHA512
+	}
+	return false
 }

@@ -141,9 +141,10 @@ type ContentWorker struct {
 }
 
 // NewContentWorker returns a worker outside any scan, e.g. for content
-// that arrives as a stream. It hashes big chunks on every core.
-func NewContentWorker() (*ContentWorker, error) {
-	h, err := verity.NewHasher()
+// that arrives as a stream. It hashes big chunks on every core, with the
+// fs-verity parameters opts (default SHA-256, 4096-byte blocks).
+func NewContentWorker(opts ...verity.Option) (*ContentWorker, error) {
+	h, err := verity.NewHasher(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +173,7 @@ func (w *ContentWorker) Sum() []byte { return w.h.Sum() }
 
 func (s *scanner) work() {
 	defer s.wg.Done()
-	h, err := verity.NewHasher()
+	h, err := verity.NewHasher(verity.WithAlgorithm(s.o.hash))
 	if err != nil {
 		s.setErr(err)
 		for range s.jobs {

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+
+	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
 // File type bits of Node.Mode (the st_mode S_IF* values).
@@ -40,7 +42,22 @@ const (
 	MaxXattrValueLen = 65535
 	// DigestSize is the size of a SHA-256 fs-verity digest.
 	DigestSize = 32
+	// SHA512DigestSize is the size of a SHA-512 fs-verity digest (the
+	// default of composefs-rs' cfsctl and of bootc).
+	SHA512DigestSize = 64
 )
+
+// DigestAlgorithm returns the fs-verity algorithm of a file digest by its
+// size: SHA-256 (DigestSize) or SHA-512 (SHA512DigestSize).
+func DigestAlgorithm(d []byte) (verity.Algorithm, bool) {
+	switch len(d) {
+	case DigestSize:
+		return verity.SHA256, true
+	case SHA512DigestSize:
+		return verity.SHA512, true
+	}
+	return 0, false
+}
 
 // ErrInvalidTree is returned (wrapped) when a tree cannot be written as a
 // composefs image.
@@ -246,10 +263,11 @@ type options struct {
 	versionSet  bool
 	minVersion  int
 	maxVersion  int
+	hash        verity.Algorithm
 }
 
 func newOptions(opts []Option) options {
-	o := options{threads: runtime.GOMAXPROCS(0)}
+	o := options{threads: runtime.GOMAXPROCS(0), hash: verity.SHA256}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -261,6 +279,13 @@ func newOptions(opts []Option) options {
 	}
 	return o
 }
+
+// WithHash sets the fs-verity hash algorithm of the file digests a scan
+// computes and of the image digest (Tree.Digest): verity.SHA256, the
+// default and mkcomposefs' only one, or verity.SHA512 (cfsctl --hash
+// sha512, bootc's default). The image format is the same; the overlay
+// metacopy xattrs then hold SHA-512 digests.
+func WithHash(a verity.Algorithm) Option { return func(o *options) { o.hash = a } }
 
 // WithUseEpoch sets every mtime to 0 (mkcomposefs --use-epoch).
 func WithUseEpoch() Option { return func(o *options) { o.useEpoch = true } }

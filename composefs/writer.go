@@ -58,8 +58,23 @@ const (
 	xattrACLAccess        = "system.posix_acl_access"
 	xattrACLDefault       = "system.posix_acl_default"
 	xattrSELinux          = "security.selinux"
-	fsverityHashAlgSHA256 = 1
+	fsverityHashAlgSHA512 = 2
 )
+
+// metacopy returns the overlay metacopy xattr of a file of fs-verity
+// digest d (struct ovl_metacopy: version 0, length, flags 0, the digest's
+// FS_VERITY_HASH_ALG_*, the digest).
+func metacopy(n *Node, d []byte) ([]byte, error) {
+	alg, ok := DigestAlgorithm(d)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s: digest of %d bytes", ErrInvalidTree, n.Path(), len(d))
+	}
+	mc := make([]byte, 4+len(d))
+	mc[1] = byte(len(mc))
+	mc[3] = byte(alg)
+	copy(mc[4:], d)
+	return mc, nil
+}
 
 // ErrVersion is returned for an unsupported format version range.
 var ErrVersion = errors.New("unsupported composefs format version")
@@ -165,10 +180,11 @@ func (t *Tree) WriteImage(w io.Writer, opts ...Option) error {
 	return bw.Flush()
 }
 
-// Digest returns the composefs digest of t: the fs-verity SHA-256 digest of
-// the image WriteImage would write, computed without keeping the image.
+// Digest returns the composefs digest of t: the fs-verity digest (SHA-256,
+// or WithHash's) of the image WriteImage would write, computed without
+// keeping the image.
 func (t *Tree) Digest(opts ...Option) ([]byte, error) {
-	h, err := verity.NewHasher()
+	h, err := verity.NewHasher(verity.WithAlgorithm(newOptions(opts).hash))
 	if err != nil {
 		return nil, err
 	}
@@ -324,13 +340,10 @@ func (wr *writer) build(n *Node, parent *wInode) (*wInode, error) {
 	if typ == ModeRegular && n.Size > 0 && in.content == nil {
 		var mc []byte
 		if n.Digest != nil {
-			if len(n.Digest) != DigestSize {
-				return nil, fmt.Errorf("%w: %s: digest of %d bytes", ErrInvalidTree, n.Path(), len(n.Digest))
+			var err error
+			if mc, err = metacopy(n, n.Digest); err != nil {
+				return nil, err
 			}
-			mc = make([]byte, 4+DigestSize)
-			mc[1] = byte(len(mc))
-			mc[3] = fsverityHashAlgSHA256
-			copy(mc[4:], n.Digest)
 		} else {
 			mc = []byte{}
 		}
