@@ -176,7 +176,7 @@ func TestResolvePrefix(t *testing.T) {
 		{a[:6], "", a[:6] + " matches 2 images; give more hex digits"},
 		{img[:1] + "000", "", img[:1] + "000 matches 2 images; give more hex digits"},
 		{img[:3], "", `"` + img[:3] + `" is not a digest or a digest prefix (at least 4 lower-case hex digits)`},
-		{strings.ToUpper(img[:8]), "", `"` + strings.ToUpper(img[:8]) + `" is not a digest or a digest prefix (at least 4 lower-case hex digits)`},
+		{"ABCDEF01", "", `"ABCDEF01" is not a digest or a digest prefix (at least 4 lower-case hex digits)`},
 		{"zzzz", "", `"zzzz" is not a digest or a digest prefix (at least 4 lower-case hex digits)`},
 	} {
 		got, err := s.ResolvePrefix(tc.in)
