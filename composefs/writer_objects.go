@@ -154,7 +154,12 @@ func copyObject(src, storeDir, payload string) (created bool, err error) {
 		return false, fmt.Errorf("digest store: %w", err)
 	}
 	// Best effort, as mkcomposefs: not every filesystem supports fs-verity.
-	_ = verity.Enable(tmp.Name())
+	// With the algorithm of the digest the object is named by.
+	alg := verity.SHA256
+	if len(payload) == 2*SHA512DigestSize+1 { // "XX/" and 126 digits
+		alg = verity.SHA512
+	}
+	_ = verity.Enable(tmp.Name(), verity.WithAlgorithm(alg))
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return false, fmt.Errorf("digest store: %w", err)
 	}

@@ -25,7 +25,8 @@ import (
 // env is one test's image, object store and state root.
 type env struct {
 	src, image, objects, root string
-	file                      *os.File // the image, open (closed by the test's cleanup)
+	file                      *os.File           // the image, open (closed by the test's cleanup)
+	treeOpts                  []composefs.Option // the tree's (objectOf builds it again)
 }
 
 // newEnv builds a composefs image of a generated tree with the composefs
@@ -40,6 +41,13 @@ func newEnv(t testing.TB) *env {
 // under store ("": the test's temporary directory); the state root is
 // always in the test's temporary directory.
 func newEnvIn(t testing.TB, store string) *env {
+	t.Helper()
+	return newEnvWith(t, store)
+}
+
+// newEnvWith is newEnvIn with the tree built with opts (e.g.
+// composefs.WithHash(verity.SHA512)).
+func newEnvWith(t testing.TB, store string, opts ...composefs.Option) *env {
 	t.Helper()
 	testutil.RequiresRoot(t)
 	resetFeatureCache(t)
@@ -59,7 +67,8 @@ func newEnvIn(t testing.TB, store string) *env {
 		root:    filepath.Join(base, "run cfs"), // a space: mountinfo escapes it as \040
 	}
 	genTree(t, e.src)
-	tree, err := composefs.BuildTree(e.src)
+	e.treeOpts = opts
+	tree, err := composefs.BuildTree(e.src, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +407,7 @@ func newLogger() (*slog.Logger, *logBuffer) {
 // objectOf returns the object path of a file in e.src.
 func (e *env) objectOf(t *testing.T, rel string) string {
 	t.Helper()
-	tree, err := composefs.BuildTree(e.src)
+	tree, err := composefs.BuildTree(e.src, e.treeOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}

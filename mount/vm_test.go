@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -116,14 +117,7 @@ func TestVMMountVerityRequireTampered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Unmount()
-	for _, n := range []string{"big", "page"} {
-		if _, err := os.ReadFile(filepath.Join(m.Root(), n)); !errors.Is(err, unix.EIO) {
-			t.Errorf("%s: %v, want EIO", n, err)
-		}
-	}
-	if b, err := os.ReadFile(filepath.Join(m.Root(), "dup1")); err != nil || len(b) != 300 {
-		t.Errorf("untouched object: %d %v", len(b), err)
-	}
+	assertTamperedRefused(t, m.Root())
 	// A missing object is ENOENT, with verity=require as without.
 	if err := os.Remove(e.objectOf(t, "ext65")); err != nil {
 		t.Fatal(err)
@@ -206,4 +200,82 @@ func TestVMMountCycles(t *testing.T) {
 		assertNothingLeft(t, e, filepath.Join(e.root, fmt.Sprintf("cycle%d", i)))
 	}
 	t.Logf("200 cycles in %v", time.Since(start).Round(time.Millisecond))
+}
+
+// A SHA-512 image (composefs.WithHash, as import --hash sha512 makes it):
+// overlayfs checks every object against the SHA-512 digest in its
+// metacopy xattr. An object with other content, and one with the right
+// content but SHA-256 fs-verity, are refused with EIO.
+func TestVMMountVerityRequireSHA512(t *testing.T) {
+	dir := os.Getenv("CFS_MOUNT_TEST_DIR")
+	if dir == "" {
+		t.Fatal("CFS_MOUNT_TEST_DIR is not set (a directory on ext4 with the verity feature)")
+	}
+	e := newEnvWith(t, dir, composefs.WithHash(verity.SHA512))
+	big, page := e.objectOf(t, "big"), e.objectOf(t, "page")
+	f, err := os.Open(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alg, _, err := verity.MeasureFile(f)
+	f.Close()
+	if err != nil || alg != verity.SHA512 {
+		t.Fatalf("object %s: fs-verity %s, %v; want sha512", big, alg, err)
+	}
+	o := e.opts("sha512")
+	o.Verity = VerityRequire
+	m, err := Mount(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := compareTree(t, e.src, m.Root(), false); n != 27 {
+		t.Errorf("compared %d entries, want 27", n)
+	}
+	if err := m.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	// Attacks: other content with its own SHA-512 fs-verity; the right
+	// content with SHA-256 fs-verity.
+	pageData, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{big, page} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(big, []byte(strings.Repeat("evil", 1000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := verity.Enable(big, verity.WithAlgorithm(verity.SHA512)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(page, pageData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := verity.Enable(page); err != nil {
+		t.Fatal(err)
+	}
+	o = e.opts("sha512-tampered")
+	o.Verity = VerityRequire
+	if m, err = Mount(o); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Unmount()
+	assertTamperedRefused(t, m.Root())
+}
+
+// assertTamperedRefused: big and page of the tree mounted at root read as
+// EIO (their objects were tampered with), dup1 still reads.
+func assertTamperedRefused(t *testing.T, root string) {
+	t.Helper()
+	for _, n := range []string{"big", "page"} {
+		if _, err := os.ReadFile(filepath.Join(root, n)); !errors.Is(err, unix.EIO) {
+			t.Errorf("%s: %v, want EIO", n, err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "dup1")); err != nil || len(b) != 300 {
+		t.Errorf("untouched object: %d %v", len(b), err)
+	}
 }

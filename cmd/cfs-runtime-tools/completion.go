@@ -56,6 +56,9 @@ var flagValues = map[string][]string{
 	"seal --canonical":   {"oci", "composefs-rs"},
 	"import --canonical": {"oci", "composefs-rs"},
 	"verity --hash-alg":  {"sha256", "sha512"},
+	"import --hash":      {"sha256", "sha512"},
+	"digest --hash":      {"sha256", "sha512"},
+	"mkimage --hash":     {"sha256", "sha512"},
 }
 
 // argValues are the fixed values of a command's first argument.

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/verity"
 	"github.com/urfave/cli/v2"
 )
 
@@ -34,12 +35,29 @@ func composefsFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "user-xattrs", Usage: "only store user.* xattrs"},
 		&cli.BoolFlag{Name: "skip-devices", Usage: "don't store device nodes"},
 		&cli.IntFlag{Name: "threads", Usage: "number of files hashed (and copied) in parallel", DefaultText: "number of CPUs"},
+		&cli.StringFlag{Name: "hash", Value: "sha256", Usage: "fs-verity hash `ALGORITHM` of the file digests and of the image digest: sha256 (mkcomposefs) or sha512 (cfsctl --hash sha512, bootc)"},
+	}
+}
+
+// hashAlgorithm reads --hash; errors are usage errors.
+func hashAlgorithm(c *cli.Context) (verity.Algorithm, error) {
+	switch h := c.String("hash"); h {
+	case "", "sha256":
+		return verity.SHA256, nil
+	case "sha512":
+		return verity.SHA512, nil
+	default:
+		return 0, fmt.Errorf("unknown --hash %q (want sha256 or sha512)", h)
 	}
 }
 
 // composefsOptions turns the flags into options; errors are usage errors.
 func composefsOptions(c *cli.Context) ([]composefs.Option, error) {
-	var opts []composefs.Option
+	alg, err := hashAlgorithm(c)
+	if err != nil {
+		return nil, err
+	}
+	opts := []composefs.Option{composefs.WithHash(alg)}
 	for _, v := range []string{"min-version", "max-version"} {
 		if c.IsSet(v) && (c.Int(v) < 0 || c.Int(v) > composefs.MaxVersion) {
 			return nil, fmt.Errorf("invalid --%s %d (supported: 0..%d)", v, c.Int(v), composefs.MaxVersion)

@@ -194,12 +194,12 @@ func tagAction(c *cli.Context) error {
 }
 
 // resolveDigest turns an IMAGE argument into a digest: a whole digest
-// (HEX or sha256:HEX) as it is, whether or not the store has the image,
+// (HEX, sha256:HEX or sha512:HEX) as it is, whether or not the store has the image,
 // else a digest prefix only one of the store's digests starts with. Ref
 // names are not taken: where a command takes REF|IMAGE, resolveImage.
 func resolveDigest(s *store.Store, arg string) (string, error) {
-	h := strings.TrimPrefix(arg, "sha256:")
-	if len(h) == 64 && strings.Trim(h, "0123456789abcdef") == "" {
+	h, whole := wholeDigest(arg)
+	if whole {
 		return h, nil
 	}
 	d, err := s.ResolvePrefix(h)
@@ -212,11 +212,20 @@ func resolveDigest(s *store.Store, arg string) (string, error) {
 // resolveImage turns a REF|IMAGE argument into a digest: a whole digest as
 // it is, else a ref name, else a unique digest prefix (store.Resolve).
 func resolveImage(s *store.Store, arg string) (string, *store.Ref, error) {
-	h := strings.TrimPrefix(arg, "sha256:")
-	if len(h) == 64 && strings.Trim(h, "0123456789abcdef") == "" {
+	if h, whole := wholeDigest(arg); whole {
 		return h, nil, nil
 	}
 	return s.Resolve(arg)
+}
+
+// wholeDigest strips "sha256:" or "sha512:" from arg and reports whether
+// the rest is a whole SHA-256 or SHA-512 digest in lower-case hex.
+func wholeDigest(arg string) (string, bool) {
+	h := arg
+	for _, p := range []string{"sha256:", "sha512:"} {
+		h = strings.TrimPrefix(h, p)
+	}
+	return h, (len(h) == 64 || len(h) == 128) && strings.Trim(h, "0123456789abcdef") == ""
 }
 
 func untagAction(c *cli.Context) error {

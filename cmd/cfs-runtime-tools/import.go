@@ -22,7 +22,10 @@ var importCommand = &cli.Command{
 		"it), stores the image itself the same way, links it as STORE/images/DIGEST and\n" +
 		"prints DIGEST. The image is kept as the store ref named after the TREE's absolute\n" +
 		"path (or --ref NAME): gc keeps it until `cfs-runtime images rm` removes the ref.\n" +
-		"Importing the tree again moves its ref to what the tree holds then.\n\n" +
+		"Importing the tree again moves its ref to what the tree holds then. With --hash\n" +
+		"sha512 every object and the image are named by their SHA-512 fs-verity digest\n" +
+		"(the image is an fsverity-sha512-12 one, as `cfsctl --hash sha512` and bootc make\n" +
+		"them; the digest has 128 hex digits).\n\n" +
 		"For an OCI image layout (oci:DIR as skopeo, podman save --format oci-dir and umoci\n" +
 		"write it; oci-archive:FILE for its tar form): NAME is the index's\n" +
 		"org.opencontainers.image.ref.name (podman save: the full image name), and may be\n" +
@@ -92,8 +95,11 @@ func importAction(c *cli.Context) error {
 	if oci {
 		// The tree options describe a directory scan; an OCI image has
 		// its own rules (--canonical).
+		if c.IsSet("hash") && c.String("hash") != "sha256" {
+			return cli.Exit("import: --hash "+c.String("hash")+" applies to a TREE: OCI images are imported with SHA-256 fs-verity", 2)
+		}
 		for _, f := range composefsFlags() {
-			if n := f.Names()[0]; n != "threads" && n != "from-file" && c.IsSet(n) {
+			if n := f.Names()[0]; n != "threads" && n != "from-file" && n != "hash" && c.IsSet(n) {
 				return cli.Exit(fmt.Sprintf("import: --%s applies to a TREE, not to an OCI image (see --canonical)", n), 2)
 			}
 		}
@@ -123,6 +129,9 @@ func importAction(c *cli.Context) error {
 		dir = cfg.StoreDir
 	}
 	var sopts []store.Option
+	if alg, err := hashAlgorithm(c); err == nil {
+		sopts = append(sopts, store.WithHash(alg)) // (checked by composefsOptions)
+	}
 	if c.IsSet("threads") {
 		sopts = append(sopts, store.WithThreads(c.Int("threads")))
 	}

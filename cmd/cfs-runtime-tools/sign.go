@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 	"github.com/urfave/cli/v2"
 )
@@ -38,7 +39,7 @@ var signCommand = &cli.Command{
 		&cli.StringFlag{Name: "format", Value: "podman", Usage: "output: podman, json or annotations"},
 		&cli.StringFlag{Name: "algorithm", Usage: "fs-verity `ALGORITHM` of an IMAGE or TREE digest (fsverity-{sha256|sha512}-{12|16})", DefaultText: "fsverity-sha256-12"},
 		&cli.StringFlag{Name: "message-out", Usage: "also write the signed bytes (struct fsverity_formatted_digest) to `FILE`, to sign with other tools"},
-	}, composefsFlags()...),
+	}, signTreeFlags()...),
 	Action: signAction,
 }
 
@@ -100,6 +101,9 @@ func signTarget(c *cli.Context, arg string) (attest.Digest, error) {
 		if err != nil {
 			return d, cli.Exit("sign: "+err.Error(), 2)
 		}
+		// The files' digests with the image's algorithm, as import
+		// --hash stores them.
+		opts = append(opts, composefs.WithHash(alg))
 		t, err := loadTree(c, arg, opts)
 		if err != nil {
 			return d, fmt.Errorf("sign: %w", err)
@@ -166,4 +170,16 @@ func writeAnnotations(w io.Writer, ann map[string]string, format string) error {
 	}
 	_, err := fmt.Fprintln(w, strings.Join(flags, " "))
 	return err
+}
+
+// signTreeFlags are the composefs flags of a TREE but --hash: --algorithm
+// says which.
+func signTreeFlags() []cli.Flag {
+	var out []cli.Flag
+	for _, f := range composefsFlags() {
+		if f.Names()[0] != "hash" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -129,7 +129,7 @@ func (s *Store) CheckImageFile(f *os.File, id composefs.ImageDigest, mode CheckM
 		return nil, fmt.Errorf("image %s: %w", digest, err)
 	}
 	if mode != CheckMeasure {
-		h, err := verity.NewHasher()
+		h, err := verity.NewHasher(verity.WithAlgorithm(id.Algorithm))
 		if err != nil {
 			return nil, err
 		}
@@ -193,17 +193,32 @@ func (s *Store) checkObjects(img *composefs.Image, mode CheckMode) error {
 		}
 		return nil
 	}
-	return verity.DigestFiles(context.Background(), paths, func(fd verity.FileDigest) error {
-		switch {
-		case errors.Is(fd.Err, os.ErrNotExist):
-			return describe(fd.Path, ErrMissingObject)
-		case fd.Err != nil:
-			return describe(fd.Path, fd.Err)
-		case !bytes.Equal(fd.Digest, digestOfObjectPath(fd.Path)):
-			return describe(fd.Path, fmt.Errorf("%w: content hashes to %x", ErrCorrupt, fd.Digest))
+	// Hashed with each object's own algorithm (by its digest's size).
+	byAlg := map[verity.Algorithm][]string{}
+	for _, p := range paths {
+		alg, _ := composefs.DigestAlgorithm(digestOfObjectPath(p))
+		byAlg[alg] = append(byAlg[alg], p)
+	}
+	for _, alg := range []verity.Algorithm{verity.SHA256, verity.SHA512} {
+		if len(byAlg[alg]) == 0 {
+			continue
 		}
-		return nil
-	})
+		err := verity.DigestFiles(context.Background(), byAlg[alg], func(fd verity.FileDigest) error {
+			switch {
+			case errors.Is(fd.Err, os.ErrNotExist):
+				return describe(fd.Path, ErrMissingObject)
+			case fd.Err != nil:
+				return describe(fd.Path, fd.Err)
+			case !bytes.Equal(fd.Digest, digestOfObjectPath(fd.Path)):
+				return describe(fd.Path, fmt.Errorf("%w: content hashes to %x", ErrCorrupt, fd.Digest))
+			}
+			return nil
+		}, verity.WithAlgorithm(alg))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // measureObject has the kernel measure the object at path against want.
@@ -225,8 +240,8 @@ func measureFile(f *os.File, want []byte) error {
 	if err != nil {
 		return err
 	}
-	if alg != verity.SHA256 {
-		return fmt.Errorf("%w: fs-verity uses %s, not sha256", ErrCorrupt, alg)
+	if walg, _ := composefs.DigestAlgorithm(want); alg != walg {
+		return fmt.Errorf("%w: fs-verity uses %s, not %s", ErrCorrupt, alg, walg)
 	}
 	if !bytes.Equal(got, want) {
 		return fmt.Errorf("%w: content hashes to %x", ErrCorrupt, got)

@@ -2,7 +2,8 @@
 // composefs images, with fs-verity:
 //
 //   - objects: file contents and images under objects/XX/YYYY..., named by
-//     their fs-verity digest, written complete or not at all and sealed
+//     their fs-verity digest (SHA-256, or SHA-512 for the images of a
+//     store opened WithHash(verity.SHA512)), written complete or not at all and sealed
 //     with fs-verity where the filesystem has it (Open, Store);
 //   - images: imports of a directory tree, an image file or, through
 //     StreamImport, streamed contents such as an OCI layer's

@@ -142,7 +142,7 @@ func (s *Store) Fsck(ctx context.Context, images []string, opts ...FsckOption) (
 	}
 	defer lock.Close()
 
-	run := &fsckRun{s: s, c: c, objs: map[[composefs.DigestSize]byte]*fsckObj{}}
+	run := &fsckRun{s: s, c: c, objs: map[string]*fsckObj{}}
 	if err := run.start(ctx); err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ const (
 )
 
 type fsckObj struct {
-	digest  [composefs.DigestSize]byte
+	digest  []byte // SHA-256 or SHA-512 (by its size)
 	size    int64
 	state   objState
 	problem string
@@ -201,7 +201,7 @@ type fsckImage struct {
 type fsckRun struct {
 	s    *Store
 	c    fsckConfig
-	objs map[[composefs.DigestSize]byte]*fsckObj // every object seen, checked once
+	objs map[string]*fsckObj // every object seen (by binary digest), checked once
 
 	queue       fsckQueue
 	wg          sync.WaitGroup
@@ -226,8 +226,7 @@ func (run *fsckRun) image(digest string, r *FsckImage) (*fsckImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &fsckObj{size: -1}
-	copy(o.digest[:], want)
+	o := &fsckObj{size: -1, digest: want}
 	data := run.checkImageObject(path, o)
 	switch o.state {
 	case objFailed:
@@ -255,10 +254,10 @@ func (run *fsckRun) image(digest string, r *FsckImage) (*fsckImage, error) {
 		if d == nil || e.Inode.Type() != composefs.ModeRegular {
 			return nil
 		}
-		k := [composefs.DigestSize]byte(d)
-		o := run.objs[k]
+		o := run.objs[string(d)]
 		if o == nil {
-			o = &fsckObj{digest: k, size: int64(e.Inode.Size)}
+			k := string(d)
+			o = &fsckObj{digest: []byte(k), size: int64(e.Inode.Size)}
 			run.objs[k] = o
 			run.total.Add(o.size)
 			if found = append(found, o); len(found) == fsckQueueGroup {
@@ -314,7 +313,8 @@ func (run *fsckRun) checkImageObject(path string, o *fsckObj) []byte {
 	data := buf.Bytes()
 	o.size = int64(len(data))
 	if !measured || run.c.userspace {
-		h, err := verity.NewHasher()
+		alg, _ := composefs.DigestAlgorithm(o.digest)
+		h, err := verity.NewHasher(verity.WithAlgorithm(alg))
 		if err != nil {
 			o.state, o.problem = objFailed, err.Error()
 			return nil
@@ -355,8 +355,8 @@ func (run *fsckRun) measure(f *os.File, o *fsckObj) bool {
 	default:
 		return false // hash it instead
 	}
-	if alg != verity.SHA256 {
-		o.state, o.problem = objCorrupt, fmt.Sprintf("fs-verity uses %s, not sha256", alg)
+	if want, _ := composefs.DigestAlgorithm(o.digest); alg != want {
+		o.state, o.problem = objCorrupt, fmt.Sprintf("fs-verity uses %s, not %s", alg, want)
 		return true
 	}
 	if !bytes.Equal(d, o.digest[:]) {
@@ -392,10 +392,10 @@ func (run *fsckRun) verityPossible() bool {
 // of them, in image order), by walking the image again: a clean check
 // builds no path at all.
 func (fi *fsckImage) paths() error {
-	damaged := map[[composefs.DigestSize]byte]*fsckUse{}
+	damaged := map[string]*fsckUse{}
 	for _, u := range fi.uses {
 		if s := u.o.state; s != objOK && s != objFailed {
-			damaged[u.o.digest] = u
+			damaged[string(u.o.digest)] = u
 			u.paths = []string{}
 		}
 	}
@@ -404,7 +404,7 @@ func (fi *fsckImage) paths() error {
 	}
 	return fi.img.Walk(func(e *composefs.Entry) error {
 		if d := e.Inode.Digest; d != nil && e.Inode.Type() == composefs.ModeRegular {
-			if u := damaged[[composefs.DigestSize]byte(d)]; u != nil {
+			if u := damaged[string(d)]; u != nil {
 				u.paths = append(u.paths, e.Path)
 			}
 		}

@@ -115,6 +115,7 @@ func (run *fsckRun) checked(n int64) {
 // allocated per object.
 type fsckWorker struct {
 	h     *verity.Hasher // segments of big objects
+	other *verity.Hasher // objects of another algorithm (hashWhole)
 	buf   []byte         // a segment and the byte after it
 	batch *verity.Batch  // small objects
 	arena []byte         // the batched objects' content
@@ -140,9 +141,9 @@ func newFsckWorker() (*fsckWorker, error) {
 // (checked by the last one). It reports whether it was left.
 func (run *fsckRun) object(w *fsckWorker, o *fsckObj) (later bool) {
 	// Opened by name in its fan-out directory: one name to look up.
-	var name [2*composefs.DigestSize - 2]byte
-	hex.Encode(name[:], o.digest[1:])
-	fd, err := run.open(run.fanout[o.digest[0]], string(name[:]))
+	var name [2*composefs.SHA512DigestSize - 2]byte
+	n := hex.Encode(name[:], o.digest[1:])
+	fd, err := run.open(run.fanout[o.digest[0]], string(name[:n]))
 	if err != nil {
 		run.openFailed(o, run.objectPath(o), err)
 		return false
@@ -154,6 +155,10 @@ func (run *fsckRun) object(w *fsckWorker, o *fsckObj) (later bool) {
 	case o.state != objOK && o.state != objUnprotected:
 	case measured && !run.c.userspace:
 		run.readThrough(w, fd, o)
+	case len(o.digest) != composefs.DigestSize:
+		// SHA-512: hashed whole by this worker (the batches and
+		// segments are SHA-256's).
+		run.hashWhole(w, fd, o)
 	case o.size <= fsckBatchMax:
 		later = run.readSmall(w, fd, o)
 	default:
@@ -162,6 +167,45 @@ func (run *fsckRun) object(w *fsckWorker, o *fsckObj) (later bool) {
 	}
 	unix.Close(fd)
 	return later
+}
+
+// hashWhole hashes the object o, open as fd, with its digest's algorithm,
+// reading one byte more than its size: a wrong size is looked at then.
+func (run *fsckRun) hashWhole(w *fsckWorker, fd int, o *fsckObj) {
+	alg, _ := composefs.DigestAlgorithm(o.digest)
+	if w.other == nil || w.other.Params().Algorithm != alg {
+		h, err := verity.NewHasher(verity.WithAlgorithm(alg))
+		if err != nil {
+			o.state, o.problem = objFailed, err.Error()
+			return
+		}
+		w.other = h
+	}
+	w.other.Reset()
+	var off int64
+	for {
+		n, err := rawfile.PreadFull(fd, w.buf, off)
+		if err != nil {
+			run.readFailed(o, run.objectPath(o), err)
+			return
+		}
+		if off+int64(n) > o.size {
+			run.wrongSize(fd, o, off+int64(n))
+			return
+		}
+		w.other.Write(w.buf[:n])
+		off += int64(n)
+		if n < len(w.buf) {
+			break
+		}
+	}
+	if off != o.size {
+		run.wrongSize(fd, o, off)
+		return
+	}
+	if got := w.other.Sum(); !bytes.Equal(got, o.digest) {
+		o.state, o.problem = objCorrupt, fmt.Sprintf("content hashes to %x", got)
+	}
 }
 
 // readThrough reads an object whose digest (and so size) the kernel has

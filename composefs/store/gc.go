@@ -106,8 +106,8 @@ func (s *Store) GC(opts ...GCOption) (GCReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("gc: %w", err)
 	}
-	reachable := map[[composefs.DigestSize]byte]bool{}
-	layers := map[string]bool{} // hex of kept layers
+	reachable := map[string]bool{} // binary digests
+	layers := map[string]bool{}    // hex of kept layers
 	for _, d := range images {
 		if !keep[d] {
 			rep.Images = append(rep.Images, d)
@@ -151,16 +151,16 @@ func (s *Store) GC(opts ...GCOption) (GCReport, error) {
 // markImage marks the image object of d, every object it uses and every
 // object its provenance lists as reachable, and notes the OCI layers its
 // provenance names.
-func (s *Store) markImage(d string, reachable map[[composefs.DigestSize]byte]bool, layers map[string]bool) error {
+func (s *Store) markImage(d string, reachable map[string]bool, layers map[string]bool) error {
 	b, _ := hex.DecodeString(d)
-	reachable[[composefs.DigestSize]byte(b)] = true
+	reachable[string(b)] = true
 	img, err := composefs.ReadImageFile(filepath.Join(s.dir, "objects", composefs.ObjectPath(b)))
 	if err != nil {
 		return err
 	}
 	err = img.Walk(func(e *composefs.Entry) error {
 		if e.Inode.Digest != nil {
-			reachable[[composefs.DigestSize]byte(e.Inode.Digest)] = true
+			reachable[string(e.Inode.Digest)] = true
 		}
 		return nil
 	})
@@ -180,7 +180,7 @@ func (s *Store) markImage(d string, reachable map[[composefs.DigestSize]byte]boo
 		}
 		for _, o := range src.Objects {
 			if ob, err := parseDigest(o); err == nil {
-				reachable[[composefs.DigestSize]byte(ob)] = true
+				reachable[string(ob)] = true
 			}
 		}
 	}
@@ -190,7 +190,7 @@ func (s *Store) markImage(d string, reachable map[[composefs.DigestSize]byte]boo
 // sweepObjects removes everything under objects/XX/ that is not a
 // reachable object: unused objects and leftovers (an interrupted repair's
 // temporary names).
-func (s *Store) sweepObjects(reachable map[[composefs.DigestSize]byte]bool, rep *GCReport) error {
+func (s *Store) sweepObjects(reachable map[string]bool, rep *GCReport) error {
 	objs := filepath.Join(s.dir, "objects")
 	for i := range 256 {
 		fan := hex.EncodeToString([]byte{byte(i)})
@@ -203,7 +203,7 @@ func (s *Store) sweepObjects(reachable map[[composefs.DigestSize]byte]bool, rep 
 			return fmt.Errorf("gc: %w", err)
 		}
 		for _, e := range ents {
-			if d, err := hex.DecodeString(fan + e.Name()); err == nil && len(d) == composefs.DigestSize && reachable[[composefs.DigestSize]byte(d)] {
+			if d, err := hex.DecodeString(fan + e.Name()); err == nil && reachable[string(d)] {
 				continue
 			}
 			p := filepath.Join(dir, e.Name())
@@ -327,10 +327,10 @@ func (s *Store) Images() ([]ImageInfo, error) {
 		img, err := composefs.ReadImageFile(filepath.Join(s.dir, "objects", composefs.ObjectPath(b)))
 		if err == nil {
 			info.Size = img.Size()
-			seen := map[[composefs.DigestSize]byte]bool{}
+			seen := map[string]bool{}
 			err = img.Walk(func(e *composefs.Entry) error {
-				if e.Inode.Digest != nil && !seen[[composefs.DigestSize]byte(e.Inode.Digest)] {
-					seen[[composefs.DigestSize]byte(e.Inode.Digest)] = true
+				if e.Inode.Digest != nil && !seen[string(e.Inode.Digest)] {
+					seen[string(e.Inode.Digest)] = true
 					info.Objects++
 					info.Size += int64(e.Inode.Size)
 				}

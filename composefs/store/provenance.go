@@ -115,7 +115,7 @@ func (se *session) recordSource(image, kind, path string) error {
 	se.mu.Lock()
 	objs := make([]string, 0, len(se.claimed)+1)
 	for d := range se.claimed {
-		objs = append(objs, hex.EncodeToString(d[:]))
+		objs = append(objs, hex.EncodeToString([]byte(d)))
 	}
 	se.mu.Unlock()
 	objs = append(objs, image)

@@ -131,6 +131,9 @@ func (s *Store) Repair(ctx context.Context, reports []FsckImage, sources []Objec
 	}
 	defer done()
 	rp := &repairer{se: se, needs: needs, rep: &rep}
+	for d := range needs {
+		rp.sha512 = rp.sha512 || len(d) == 2*composefs.SHA512DigestSize
+	}
 	for _, d := range sortedSet(unprotected) {
 		if _, ok := needs[d]; ok {
 			continue
@@ -201,6 +204,8 @@ type repairer struct {
 	se      *session
 	workers sync.Pool // *repairWorker: fn may run on several goroutines
 
+	sha512 bool // some needed objects are SHA-512 ones: hash sources with both
+
 	mu    sync.Mutex
 	needs map[string]*need
 	sizes map[int64]bool
@@ -226,15 +231,43 @@ func (rp *repairer) worker() *repairWorker {
 	}
 	h, _ := verity.NewHasher() // default parameters cannot fail
 	h.SetConcurrency(1)
-	return &repairWorker{h: h, buf: make([]byte, repairBuf)}
+	w := &repairWorker{h: h, buf: make([]byte, repairBuf)}
+	if rp.sha512 {
+		w.h512, _ = verity.NewHasher(verity.WithAlgorithm(verity.SHA512))
+		w.h512.SetConcurrency(1)
+	}
+	return w
+}
+
+// reset starts new digests in w's hashers.
+func (w *repairWorker) reset() {
+	w.h.Reset()
+	if w.h512 != nil {
+		w.h512.Reset()
+	}
+}
+
+// sum returns the digest of what w hashed that is needed: the SHA-256 one,
+// else the SHA-512 one; nil if neither is.
+func (rp *repairer) sum(w *repairWorker) []byte {
+	if d := w.h.Sum(); rp.needed(d) {
+		return d
+	}
+	if w.h512 != nil {
+		if d := w.h512.Sum(); rp.needed(d) {
+			return d
+		}
+	}
+	return nil
 }
 
 // repairWorker is the hasher and buffer of one goroutine reading a
 // source. Sources may run fn on several goroutines at once: each hashes on
 // its own core.
 type repairWorker struct {
-	h   *verity.Hasher
-	buf []byte
+	h    *verity.Hasher
+	h512 *verity.Hasher // with SHA-512 needs only
+	buf  []byte
 }
 
 // repairBuf is the size of the chunks sources are read in, as an import
@@ -320,11 +353,11 @@ func (rp *repairer) file(src ObjectSource, f SourceFile) error {
 	defer rp.workers.Put(w)
 	if sk, ok := f.Content.(io.ReadSeeker); ok {
 		// Hash first, copy only what is needed (as a re-import does).
-		w.h.Reset()
+		w.reset()
 		if err := hashReader(w, sk, f.Name, f.Size); err != nil {
 			return err
 		}
-		if !rp.needed(w.h.Sum()) {
+		if rp.sum(w) == nil {
 			return nil
 		}
 		if _, err := sk.Seek(0, io.SeekStart); err != nil {
@@ -336,11 +369,15 @@ func (rp *repairer) file(src ObjectSource, f SourceFile) error {
 		return storeError{err}
 	}
 	defer t.discard()
-	w.h.Reset()
+	w.reset()
 	if err := copyReader(w, t, f.Content, f.Name, f.Size); err != nil {
 		return err
 	}
-	hd, ok := rp.claim(w.h.Sum())
+	d := rp.sum(w)
+	if d == nil {
+		return nil
+	}
+	hd, ok := rp.claim(d)
 	if !ok {
 		return nil
 	}
@@ -382,6 +419,9 @@ func readChunks(w *repairWorker, r io.Reader, name string, size int64, write fun
 			return fmt.Errorf("reading %s: %w", name, err)
 		}
 		w.h.Write(p)
+		if w.h512 != nil {
+			w.h512.Write(p)
+		}
 		if write != nil {
 			if err := write(p); err != nil {
 				return err
@@ -398,7 +438,8 @@ func (rp *repairer) install(w *repairWorker, t *tempObject, hd string, size int6
 	d, _ := hex.DecodeString(hd)
 	final := filepath.Join(rp.se.s.dir, "objects", composefs.ObjectPath(d))
 	se := rp.se
-	if err := se.seal(t); err != nil {
+	alg, _ := composefs.DigestAlgorithm(d)
+	if err := se.seal(t, alg); err != nil {
 		return err
 	}
 	if err := verifyTemp(w, t, d, size); err != nil {
@@ -437,16 +478,20 @@ func verifyTemp(w *repairWorker, t *tempObject, d []byte, size int64) error {
 		if err != nil {
 			return err
 		}
-		if alg != verity.SHA256 || !bytes.Equal(got, d) {
+		if want, _ := composefs.DigestAlgorithm(d); alg != want || !bytes.Equal(got, d) {
 			return fmt.Errorf("%w: the copy measures %s:%x", ErrCorrupt, alg, got)
 		}
 		return nil
 	}
-	w.h.Reset()
+	w.reset()
 	if err := readChunks(w, io.NewSectionReader(fdReaderAt(t.fd), 0, size), "copy", size, nil); err != nil {
 		return err
 	}
-	if got := w.h.Sum(); !bytes.Equal(got, d) {
+	h := w.h
+	if len(d) == composefs.SHA512DigestSize {
+		h = w.h512
+	}
+	if got := h.Sum(); !bytes.Equal(got, d) {
 		return fmt.Errorf("%w: the copy hashes to %x", ErrCorrupt, got)
 	}
 	return nil
@@ -506,7 +551,8 @@ func (rp *repairer) protect(hd string) error {
 		return err
 	}
 	p := filepath.Join(rp.se.s.dir, "objects", composefs.ObjectPath(d))
-	if err := verity.Enable(p); err != nil && !errors.Is(err, verity.ErrAlreadyEnabled) {
+	alg, _ := composefs.DigestAlgorithm(d)
+	if err := verity.Enable(p, verity.WithAlgorithm(alg)); err != nil && !errors.Is(err, verity.ErrAlreadyEnabled) {
 		return fmt.Errorf("store: %w", err)
 	}
 	rp.rep.Protected = append(rp.rep.Protected, hd)

@@ -29,9 +29,9 @@ const DefaultDir = "/var/lib/cfs-runtime"
 var (
 	// ErrNotFound is returned for an image the store lacks.
 	ErrNotFound = errors.New("not in the store")
-	// ErrBadDigest is returned for a string that is not a SHA-256 digest
-	// in lower-case hex.
-	ErrBadDigest = errors.New("not a SHA-256 digest in lower-case hex")
+	// ErrBadDigest is returned for a string that is not a SHA-256 or
+	// SHA-512 digest in lower-case hex.
+	ErrBadDigest = errors.New("not a SHA-256 or SHA-512 digest in lower-case hex")
 )
 
 // Store is a content-addressed composefs object store:
@@ -62,6 +62,8 @@ type Store struct {
 	dir     string
 	threads int
 
+	hash verity.Algorithm // of the objects and images imports make
+
 	verityOnce sync.Once
 	verityOK   bool
 	noTmpfile  bool // tests: use named temporary files as without O_TMPFILE
@@ -86,6 +88,14 @@ const storeDirMode = 0o700
 // Option configures a Store.
 type Option func(*Store)
 
+// WithHash sets the fs-verity hash algorithm of the objects and images the
+// store's imports make (ImportTree, ImportTreeAs, BeginStream):
+// verity.SHA256 (the default) or verity.SHA512 (cfsctl's and bootc's
+// default). Images of both live in one store, each object named by its
+// own digest; ImportTreeExpecting uses the algorithm of the digest it
+// expects.
+func WithHash(a verity.Algorithm) Option { return func(s *Store) { s.hash = a } }
+
 // WithThreads sets how many files an import reads, hashes, copies
 // and verifies in parallel (default GOMAXPROCS). It takes the place of
 // composefs.WithThreads for ImportTree.
@@ -102,7 +112,7 @@ func WithThreads(n int) Option {
 // tightened: the top-level ones whenever they are found open to others, the
 // fan-out directories under objects/ along with objects/ itself.
 func Open(dir string, opts ...Option) (*Store, error) {
-	s := &Store{dir: dir, threads: runtime.GOMAXPROCS(0)}
+	s := &Store{dir: dir, threads: runtime.GOMAXPROCS(0), hash: verity.SHA256}
 	for _, o := range opts {
 		o(s)
 	}
@@ -213,10 +223,13 @@ func (s *Store) Dir() string { return s.dir }
 // an image's redirect paths are relative to.
 func (s *Store) ObjectsDir() string { return filepath.Join(s.dir, "objects") }
 
-// parseDigest checks a hex digest.
+// parseDigest checks a hex digest: 64 digits for a SHA-256 object or
+// image, 128 for a SHA-512 one (named in objects/ and images/ as
+// composefs-rs names them in a sha512 repository: objects/XX/ and the
+// other 126 digits).
 func parseDigest(digest string) ([]byte, error) {
 	b, err := hex.DecodeString(digest)
-	if err != nil || len(b) != composefs.DigestSize || strings.ToLower(digest) != digest {
+	if _, ok := composefs.DigestAlgorithm(b); err != nil || !ok || strings.ToLower(digest) != digest {
 		return nil, fmt.Errorf("%w: %q", ErrBadDigest, digest)
 	}
 	return b, nil
@@ -261,14 +274,15 @@ func (s *Store) ImageDigest(path string) (string, bool) {
 	return d, true
 }
 
-// ErrUnsupportedDigest: the store holds fsverity-sha256-12 images only.
-var ErrUnsupportedDigest = errors.New("the store holds fsverity-sha256-12 images only")
+// ErrUnsupportedDigest: the store holds fsverity-sha256-12 and
+// fsverity-sha512-12 images only.
+var ErrUnsupportedDigest = errors.New("the store holds fsverity-sha256-12 and fsverity-sha512-12 images only")
 
 // name checks that the store can hold an image of digest d (this is the
 // one place that says which) and returns its name in the store: the
 // lowercase hex of images/DIGEST and objects/XX/....
 func name(d composefs.ImageDigest) (string, error) {
-	if d.Algorithm != verity.SHA256 || d.BlockSize != verity.DefaultBlockSize || len(d.Value) != composefs.DigestSize {
+	if alg, ok := composefs.DigestAlgorithm(d.Value); !ok || alg != d.Algorithm || d.BlockSize != verity.DefaultBlockSize {
 		return "", fmt.Errorf("composefs digest %s: %w", d, ErrUnsupportedDigest)
 	}
 	return d.Hex(), nil
@@ -349,8 +363,9 @@ type session struct {
 
 	// Objects of this import: claimed by the first file with that
 	// content; found correct in the store; written.
+	alg              verity.Algorithm // of the objects and the image
 	mu               sync.Mutex
-	claimed          map[[composefs.DigestSize]byte]struct{}
+	claimed          map[string]struct{} // binary digests
 	present, created atomic.Int64
 
 	// staging: new objects are linked into the session directory
@@ -387,7 +402,7 @@ func (s *Store) newSession() (*session, error) {
 		os.Remove(hidden)
 		return nil, fmt.Errorf("store: lock %s: %w", hidden, err)
 	}
-	se := &session{s: s, dir: filepath.Join(tmp, id), lock: f, claimed: map[[composefs.DigestSize]byte]struct{}{}}
+	se := &session{s: s, dir: filepath.Join(tmp, id), lock: f, alg: s.hash, claimed: map[string]struct{}{}}
 	if err := os.Rename(hidden, se.dir+".lock"); err != nil {
 		f.Close()
 		os.Remove(hidden)
@@ -468,7 +483,7 @@ func (se *session) verityEnabled() bool {
 // no longer matches the scan's lstat fails the import with
 // composefs.ErrSourceChanged.
 func (s *Store) ImportTree(tree string, opts ...composefs.Option) (string, error) {
-	return s.importTree(tree, "", nil, opts)
+	return s.importTree(tree, "", s.hash, nil, opts)
 }
 
 // ImportTreeAs is ImportTree that also makes the ref name (the tree's
@@ -488,7 +503,7 @@ func (s *Store) ImportTreeAs(tree, name string, opts ...composefs.Option) (strin
 	if _, err := refFile(ref.Name); err != nil {
 		return "", err
 	}
-	return s.importTree(tree, "", ref, opts)
+	return s.importTree(tree, "", s.hash, ref, opts)
 }
 
 // ErrUnexpectedDigest is returned by ImportTreeExpecting for a tree whose
@@ -508,23 +523,27 @@ func (s *Store) ImportTreeExpecting(tree string, want composefs.ImageDigest, opt
 	if err != nil {
 		return composefs.ImageDigest{}, err
 	}
-	got, err := s.importTree(tree, n, nil, opts)
-	d, _ := composefs.ParseDigestValue(verity.SHA256, verity.DefaultBlockSize, got)
+	got, err := s.importTree(tree, n, want.Algorithm, nil, opts)
+	d, _ := composefs.ParseDigestValue(want.Algorithm, verity.DefaultBlockSize, got)
 	return d, err
 }
 
 // importTree imports tree; with want set, staged (see ImportTreeExpecting);
 // with ref set, kept by that ref (see ImportTreeAs).
-func (s *Store) importTree(tree, want string, ref *Ref, opts []composefs.Option) (string, error) {
+func (s *Store) importTree(tree, want string, alg verity.Algorithm, ref *Ref, opts []composefs.Option) (string, error) {
+	if alg != verity.SHA256 && alg != verity.SHA512 {
+		return "", fmt.Errorf("store: fs-verity algorithm %s: %w", alg, ErrUnsupportedDigest)
+	}
 	se, done, err := s.beginImport()
 	if err != nil {
 		return "", err
 	}
 	defer done()
 	se.staging = want != ""
+	se.alg = alg
 
-	// The store's threads, whatever composefs.WithThreads opts holds.
-	scan := append(opts[:len(opts):len(opts)], composefs.WithThreads(s.threads))
+	// The store's threads and the algorithm, whatever opts holds.
+	scan := append(opts[:len(opts):len(opts)], composefs.WithThreads(s.threads), composefs.WithHash(alg))
 	t, err := composefs.BuildTreeWith(tree, se.storeContent, scan...)
 	if err != nil {
 		return "", err
@@ -613,7 +632,7 @@ func (se *session) writeImage(write func(io.Writer) error) (string, error) {
 		return "", err
 	}
 	defer t.discard()
-	h, err := verity.NewHasher()
+	h, err := verity.NewHasher(verity.WithAlgorithm(se.alg))
 	if err != nil {
 		return "", err
 	}
@@ -842,7 +861,7 @@ func (se *session) storeCloned(w *composefs.ContentWorker, fd int, path string, 
 // of the import with that content: identical files share one object,
 // stored once.
 func (se *session) claim(d []byte) (final string, first bool) {
-	k := [composefs.DigestSize]byte(d)
+	k := string(d)
 	se.mu.Lock()
 	_, dup := se.claimed[k]
 	se.claimed[k] = struct{}{}
@@ -993,16 +1012,17 @@ func (se *session) objectOK(fd int, path string, digest []byte, size uint64, w *
 		f := os.NewFile(uintptr(dup), path)
 		alg, d, err := verity.MeasureFile(f)
 		f.Close()
-		if err == nil && alg == verity.SHA256 {
+		if want, _ := composefs.DigestAlgorithm(digest); err == nil && alg == want {
 			return bytes.Equal(d, digest), nil
 		}
 	}
 	var cw *composefs.ContentWorker
-	if w != nil {
+	alg, _ := composefs.DigestAlgorithm(digest)
+	if w != nil && alg == se.alg {
 		cw = w.Checker()
 	} else {
 		var err error
-		if cw, err = composefs.NewContentWorker(); err != nil {
+		if cw, err = composefs.NewContentWorker(verity.WithAlgorithm(alg)); err != nil {
 			return false, err
 		}
 	}
@@ -1023,7 +1043,8 @@ func (se *session) objectOK(fd int, path string, digest []byte, size uint64, w *
 // the object there is checked: kept if correct, and t dropped (objects are
 // never rewritten), else removed and replaced by t.
 func (se *session) place(w *composefs.ContentWorker, t *tempObject, final string, d []byte, size int64) error {
-	if err := se.seal(t); err != nil {
+	alg, _ := composefs.DigestAlgorithm(d)
+	if err := se.seal(t, alg); err != nil {
 		return err
 	}
 	if se.staging {
@@ -1079,8 +1100,9 @@ func (se *session) link(w *composefs.ContentWorker, t *tempObject, final string,
 }
 
 // seal gives t its final mode (O_TMPFILE and O_CREAT apply the umask) and
-// enables fs-verity where the filesystem supports it.
-func (se *session) seal(t *tempObject) error {
+// enables fs-verity, with the object's algorithm, where the filesystem
+// supports it.
+func (se *session) seal(t *tempObject, alg verity.Algorithm) error {
 	if err := unix.Fchmod(t.fd, 0o644); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
@@ -1100,7 +1122,7 @@ func (se *session) seal(t *tempObject) error {
 	unix.Close(t.fd)
 	t.fd = -1
 	t.ro = ro
-	if err := verity.EnableFile(ro); err != nil && !errors.Is(err, verity.ErrAlreadyEnabled) {
+	if err := verity.EnableFile(ro, verity.WithAlgorithm(alg)); err != nil && !errors.Is(err, verity.ErrAlreadyEnabled) {
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
 // ErrShortStream is returned (wrapped) by StreamImport.PutObject when the
@@ -41,7 +42,7 @@ func (s *Store) BeginStream() (*StreamImport, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := composefs.NewContentWorker()
+	w, err := composefs.NewContentWorker(verity.WithAlgorithm(s.hash))
 	if err != nil {
 		done()
 		return nil, err

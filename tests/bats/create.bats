@@ -325,6 +325,29 @@ teardown() {
 	cr_assert_gone "$id"
 }
 
+@test "sha512: a bundle signed as fsverity-sha512-12 is imported as a SHA-512 image, runs, and a tampered object is refused" {
+	D512=$("$CFS_RUNTIME" digest --hash sha512 "$BUNDLE/rootfs")
+	[ "${#D512}" -eq 128 ]
+	cr_annotate "$BUNDLE" "$("$CFS_RUNTIME" sign --key "$KEYS/good.key" --format json --algorithm fsverity-sha512-12 "$D512")"
+	cp "$BUNDLE/config.json" "$BATS_TEST_TMPDIR/config.json.orig"
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid sha512)"
+	[ "$status" -eq 0 ]
+	[ "$stderr" = "" ]
+	[ "$output" = "$HELLO" ]
+	[ "$(fsverity digest --compact --hash-alg=sha512 "$STORE/images/$D512")" = "$D512" ]
+	d=$(fsverity digest --compact --hash-alg=sha512 "$BUNDLE/rootfs/data/hello.txt")
+	obj="$STORE/objects/${d:0:2}/${d:2}"
+	[ -f "$obj" ]
+	printf 'J' | dd of="$obj" bs=1 seek=0 conv=notrunc status=none
+	bad=$(fsverity digest --compact --hash-alg=sha512 "$obj")
+	cp "$BATS_TEST_TMPDIR/config.json.orig" "$BUNDLE/config.json"
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid sha512-tampered)"
+	[ "$status" -eq 1 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "cfs-runtime: composefs digest $D512: object $d (used by /data/hello.txt): digest mismatch: content hashes to $bad" ]
+	cr_assert_nothing_left
+}
+
 @test "rootfs modified after signing: refused with both digests, nothing mounted" {
 	cr_annotate "$BUNDLE" "$SIGNED"
 	echo intruder >"$BUNDLE/rootfs/etc/intruder"

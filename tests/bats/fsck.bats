@@ -329,3 +329,27 @@ fk_layout() {
 	[ "${stderr_lines[1]}" = "fsck: restored object $DU from oci:$BATS_TEST_TMPDIR/layout:v1 (1 layers): layer 2 /data/upper" ]
 	[[ "$output" == "$IMG: clean ("* ]]
 }
+
+@test "sha512 images: import --hash sha512, fsck finds the damage, repair restores it" {
+	IMG=$("$CFS_RUNTIME" import --store "$STORE" --hash sha512 "$TREE")
+	[ "${#IMG}" -eq 128 ]
+	[ "$IMG" = "$("$CFS_RUNTIME" digest --hash sha512 "$TREE")" ]
+	# Named as composefs-rs names them: objects/XX/ and 126 more digits.
+	[ "$(fsverity digest --compact --hash-alg=sha512 "$(fk_obj "$IMG")")" = "$IMG" ]
+	S1=$(fsverity digest --compact --hash-alg=sha512 "$TREE/data/one")
+	S2=$(fsverity digest --compact --hash-alg=sha512 "$TREE/data/two")
+	[ "$(fsverity digest --compact --hash-alg=sha512 "$(fk_obj "$S1")")" = "$S1" ]
+	run --separate-stderr "$CFS_RUNTIME" fsck --store "$STORE" "${IMG:0:8}"
+	[ "$status" -eq 0 ]
+	[[ "$output" == "$IMG: clean ("* ]]
+
+	printf 'XYZ' | dd of="$(fk_obj "$S1")" bs=1 seek=100 conv=notrunc status=none
+	rm "$(fk_obj "$S2")"
+	run --separate-stderr "$CFS_RUNTIME" fsck --store "$STORE" --json "$IMG"
+	[ "$status" -eq 1 ]
+	[ "$(jq -c '.images[0] | [.status, [.corrupt[].object], [.missing[].object], .missing[0].paths]' <<<"$output")" = "[\"damaged\",[\"$S1\"],[\"$S2\"],[\"/data/two\"]]" ]
+	run --separate-stderr "$CFS_RUNTIME" fsck --store "$STORE" --repair "$IMG"
+	[ "$status" -eq 0 ]
+	grep -qxF "fsck: restored object $S2 from tree $TREE: /data/two" <<<"$stderr"
+	[ "$(fsverity digest --compact --hash-alg=sha512 "$(fk_obj "$S1")")" = "$S1" ]
+}

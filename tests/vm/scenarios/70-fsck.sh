@@ -13,11 +13,14 @@
 #                 restores the corrupted object (fs-verity enabled, measured)
 #                 and enables fs-verity on the other in place (same inode);
 #                 fsck is clean again and the object reads
+#   sha512        import --hash sha512 of the same tree: its objects carry
+#                 SHA-512 fs-verity; a block corrupted on the disk is found
+#                 (EIO) and repaired from the tree
 #
 # The host hook made the tree (tree/) and its digests.
 
 # shellcheck disable=SC1091 # written by the host hook
-. "$VM_DATA/digests" # DBLOB, DBLOB2
+. "$VM_DATA/digests" # DBLOB, DBLOB2, DBLOB512
 S=$VM_DATA/store
 T=$VM_DATA/tree
 objpath() { echo "$S/objects/$(echo "$1" | cut -c1-2)/$(echo "$1" | cut -c3-)"; }
@@ -86,3 +89,20 @@ check restored-reads cmp "$OBJ_BLOB" "$T/data/blob"
 fsck_run after "$DI"
 exit_is after-exit-0 0
 check_output store-tmp-empty "" ls -A "$S/tmp"
+
+echo "== sha512"
+check_output import-sha512 "" sh -c "cfs-runtime import --store '$S' --hash sha512 '$T' >'$VM_WORK/digest512'"
+D512=$(cat "$VM_WORK/digest512")
+OBJ_BLOB512=$(objpath "$DBLOB512")
+check_output sha512-object-verity "sha512:$DBLOB512 $OBJ_BLOB512" vmtool measure "$OBJ_BLOB512"
+check_output sha512-image-verity "sha512:$D512 $(objpath "$D512")" vmtool measure "$(objpath "$D512")"
+fsck_run sha512-clean "$D512"
+exit_is sha512-clean-exit-0 0
+require sha512-corrupt-on-disk vmtool corrupt "$OBJ_BLOB512" 50000 "$VM_DATA_DEV"
+fsck_run sha512-damaged "$D512"
+exit_is sha512-damaged-exit-1 1
+check_contains sha512-damaged-eio "corrupt $DBLOB512 (102400 bytes): read error: input/output error" cat "$VM_WORK/sha512-damaged.out"
+fsck_run sha512-repair --repair "$D512"
+exit_is sha512-repair-exit-0 0
+check_contains sha512-restored "fsck: restored object $DBLOB512 from tree $T: /data/blob" cat "$VM_WORK/sha512-repair.err"
+check_output sha512-restored-verity "sha512:$DBLOB512 $OBJ_BLOB512" vmtool measure "$OBJ_BLOB512"

@@ -1,0 +1,62 @@
+//go:build !vmtest
+
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// import --hash sha512 stores an fsverity-sha512-12 image: its digest is
+// digest --hash sha512's and sign --algorithm fsverity-sha512-12's of the
+// same tree, the SHA-512 fs-verity digest of the image object (as
+// fsverity-utils computes it); images, fsck (by prefix) and gc know it.
+func TestImportSHA512(t *testing.T) {
+	e := newStoreEnv(t)
+	img, err := runInfo(t, "import", "--hash", "sha512", e.tree)
+	img = strings.TrimSpace(img)
+	if err != nil || len(img) != 128 {
+		t.Fatalf("import --hash sha512: %q, %v", img, err)
+	}
+	if d, err := runInfo(t, "digest", "--hash", "sha512", e.tree); err != nil || strings.TrimSpace(d) != img {
+		t.Errorf("digest --hash sha512: %q, %v; import printed %s", d, err, img)
+	}
+	obj := filepath.Join(e.store, "objects", img[:2], img[2:])
+	out, err := exec.Command("fsverity", "digest", "--compact", "--hash-alg=sha512", obj).Output()
+	if err != nil || strings.TrimSpace(string(out)) != img {
+		t.Errorf("fsverity digest of the image object: %s, %v", out, err)
+	}
+	f := newSignFixture(t)
+	if out, _, err := runAttestCLI(t, "sign", "--key", f.key, "--algorithm", "fsverity-sha512-12", "--format", "annotations", e.tree); err != nil ||
+		!strings.HasPrefix(out, "composefs.merged.erofs.v1.fsverity-sha512-12="+img+"\n") {
+		t.Errorf("sign --algorithm fsverity-sha512-12 TREE: %q, %v", out, err)
+	}
+	// Every file's object is named by its SHA-512 digest.
+	for _, name := range []string{"a", "b", "c"} {
+		out, err := exec.Command("fsverity", "digest", "--compact", "--hash-alg=sha512", filepath.Join(e.tree, name)).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := strings.TrimSpace(string(out))
+		if _, err := os.Stat(filepath.Join(e.store, "objects", d[:2], d[2:])); err != nil {
+			t.Errorf("object of %s: %v", name, err)
+		}
+	}
+	out2, err := runInfo(t, "images")
+	if err != nil || !strings.Contains(out2, "\n"+img+" ") {
+		t.Errorf("images: %v\n%s", err, out2)
+	}
+	if out, err := runInfo(t, "fsck", "sha512:"+img[:12]); err != nil || !strings.HasPrefix(out, img+": clean (3 objects") {
+		t.Errorf("fsck: %q, %v", out, err)
+	}
+	// A --hash that is neither, and --hash sha512 with an OCI image.
+	if _, err := runInfo(t, "import", "--hash", "md5", e.tree); exitCode(err) != 2 || err.Error() != `import: unknown --hash "md5" (want sha256 or sha512)` {
+		t.Errorf("import --hash md5: %v", err)
+	}
+	if _, err := runInfo(t, "import", "--hash", "sha512", "oci:/nonexistent"); exitCode(err) != 2 || err.Error() != "import: --hash sha512 applies to a TREE: OCI images are imported with SHA-256 fs-verity" {
+		t.Errorf("import --hash sha512 oci: %v", err)
+	}
+}
