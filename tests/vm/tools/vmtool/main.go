@@ -3,7 +3,7 @@
 // kernel-feature scenarios do not depend on the code under test.
 //
 //	vmtool enable FILE...   FS_IOC_ENABLE_VERITY (SHA-256, 4096-byte blocks, no salt)
-//	vmtool measure FILE...  FS_IOC_MEASURE_VERITY, printed like `fsverity digest`
+//	vmtool measure FILE...  FS_IOC_MEASURE_VERITY (SHA-256 or SHA-512), printed like `fsverity digest`
 //	vmtool fsmount [-r] FSTYPE SOURCE TARGET KEY[=VALUE]...
 //	                        mount through the new mount API (fsopen, fsconfig,
 //	                        fsmount, move_mount): each KEY=VALUE is one
@@ -38,6 +38,7 @@ import (
 
 const (
 	hashSHA256 = 1
+	hashSHA512 = 2
 	blockSize  = 4096
 	maxDigest  = 64
 )
@@ -71,10 +72,16 @@ func measure(path string) (string, error) {
 	}
 	alg := *(*uint16)(unsafe.Pointer(&buf[0]))
 	size := *(*uint16)(unsafe.Pointer(&buf[2]))
-	if alg != hashSHA256 || size != 32 {
+	name := ""
+	switch {
+	case alg == hashSHA256 && size == 32:
+		name = "sha256"
+	case alg == hashSHA512 && size == 64:
+		name = "sha512"
+	default:
 		return "", fmt.Errorf("unexpected digest algorithm %d size %d", alg, size)
 	}
-	return "sha256:" + hex.EncodeToString(buf[4:4+size]), nil
+	return name + ":" + hex.EncodeToString(buf[4:4+size]), nil
 }
 
 func ioctl(f *os.File, req uint, arg unsafe.Pointer) error {
