@@ -54,6 +54,13 @@ type ImageBuilder interface {
 	BuildImage(ctx context.Context, w io.Writer) error
 }
 
+// HashImageBuilder is an ImageBuilder that can also write the image with
+// another fs-verity algorithm (files' digests and all, as import --hash
+// builds it), so that a SHA-512 image object can be rebuilt too.
+type HashImageBuilder interface {
+	BuildImageHash(ctx context.Context, w io.Writer, alg verity.Algorithm) error
+}
+
 // Repair errors.
 var (
 	// ErrUnresolved is returned by Repair when no source had some of the
@@ -166,7 +173,13 @@ func (s *Store) Repair(ctx context.Context, reports []FsckImage, sources []Objec
 		if !ok || rp.remaining(true) == 0 {
 			continue
 		}
-		if err := rp.fromBuilder(ctx, src, b); err != nil {
+		err := rp.fromBuilder(ctx, src, verity.SHA256, b.BuildImage)
+		if hb, ok := src.(HashImageBuilder); err == nil && ok && rp.sha512 && rp.remaining(true) > 0 {
+			err = rp.fromBuilder(ctx, src, verity.SHA512, func(ctx context.Context, w io.Writer) error {
+				return hb.BuildImageHash(ctx, w, verity.SHA512)
+			})
+		}
+		if err != nil {
 			if err := fail(src, err); err != nil {
 				return rep, err
 			}
@@ -518,8 +531,9 @@ func (fd fdReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// fromBuilder rebuilds image objects from a source that can write images.
-func (rp *repairer) fromBuilder(ctx context.Context, src ObjectSource, b ImageBuilder) error {
+// fromBuilder rebuilds image objects from a source that can write images
+// (build), hashing them with alg.
+func (rp *repairer) fromBuilder(ctx context.Context, src ObjectSource, alg verity.Algorithm, build func(context.Context, io.Writer) error) error {
 	t, err := rp.se.createTemp(rp.se.spreadDir())
 	if err != nil {
 		return storeError{err}
@@ -527,12 +541,16 @@ func (rp *repairer) fromBuilder(ctx context.Context, src ObjectSource, b ImageBu
 	defer t.discard()
 	w := rp.worker()
 	defer rp.workers.Put(w)
-	w.h.Reset()
+	h := w.h
+	if alg == verity.SHA512 {
+		h = w.h512
+	}
+	h.Reset()
 	var n countingWriter
-	if err := b.BuildImage(ctx, io.MultiWriter(t, w.h, &n)); err != nil {
+	if err := build(ctx, io.MultiWriter(t, h, &n)); err != nil {
 		return err
 	}
-	hd, ok := rp.claim(w.h.Sum())
+	hd, ok := rp.claim(h.Sum())
 	if !ok {
 		return nil // not the image that is needed (other build options?)
 	}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
 // ErrUnsupportedSource is returned by OpenSource for a recorded source
@@ -101,7 +102,12 @@ func (t *treeSource) file(p string, want func(int64) bool, fn func(SourceFile) e
 // BuildImage writes the composefs image of the tree, as an import with
 // default options builds it.
 func (t *treeSource) BuildImage(ctx context.Context, w io.Writer) error {
-	tr, err := composefs.BuildTree(t.dir)
+	return t.BuildImageHash(ctx, w, verity.SHA256)
+}
+
+// BuildImageHash writes the image as an import --hash alg builds it.
+func (t *treeSource) BuildImageHash(ctx context.Context, w io.Writer, alg verity.Algorithm) error {
+	tr, err := composefs.BuildTree(t.dir, composefs.WithHash(alg))
 	if err != nil {
 		return err
 	}

@@ -212,3 +212,30 @@ func TestSHA512Repair(t *testing.T) {
 		t.Fatalf("restored object hashes to %s", got)
 	}
 }
+
+// A missing SHA-512 image object is rebuilt from its tree.
+func TestSHA512RepairImage(t *testing.T) {
+	tree, _ := fsckTree(t, 5)
+	s, err := Open(filepath.Join(t.TempDir(), "store"), WithHash(verity.SHA512))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.ImportTree(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(objPath(s, img)); err != nil {
+		t.Fatal(err)
+	}
+	rep := fsck1(t, s, img)
+	if rep.Status != FsckDamaged || rep.ImageObject == nil {
+		t.Fatalf("fsck: %+v", rep)
+	}
+	rr, err := s.Repair(context.Background(), []FsckImage{rep}, []ObjectSource{NewTreeSource(tree)})
+	if err != nil || len(rr.Restored) != 1 || rr.Restored[0].Object != img || rr.Restored[0].File != "the composefs image built from it" {
+		t.Fatalf("repair: %+v, %v", rr, err)
+	}
+	if rep := fsck1(t, s, img); rep.Status != FsckClean {
+		t.Fatalf("fsck after repair: %+v", rep)
+	}
+}
