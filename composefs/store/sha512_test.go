@@ -183,15 +183,7 @@ func TestSHA512ImportExpecting(t *testing.T) {
 
 // Repair restores damaged SHA-512 objects from the tree they came from.
 func TestSHA512Repair(t *testing.T) {
-	tree, _ := fsckTree(t, 4)
-	s, err := Open(filepath.Join(t.TempDir(), "store"), WithHash(verity.SHA512))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := s.ImportTree(tree)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, tree, img := sha512Store(t, 4)
 	c, b := sha512Of(t, filepath.Join(tree, "c")), sha512Of(t, filepath.Join(tree, "b"))
 	flip(t, filepath.Join(s.ObjectsDir(), c[:2], c[2:]), 7)
 	if err := os.Remove(filepath.Join(s.ObjectsDir(), b[:2], b[2:])); err != nil {
@@ -215,15 +207,7 @@ func TestSHA512Repair(t *testing.T) {
 
 // A missing SHA-512 image object is rebuilt from its tree.
 func TestSHA512RepairImage(t *testing.T) {
-	tree, _ := fsckTree(t, 5)
-	s, err := Open(filepath.Join(t.TempDir(), "store"), WithHash(verity.SHA512))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := s.ImportTree(tree)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, tree, img := sha512Store(t, 5)
 	if err := os.Remove(objPath(s, img)); err != nil {
 		t.Fatal(err)
 	}
@@ -238,4 +222,19 @@ func TestSHA512RepairImage(t *testing.T) {
 	if rep := fsck1(t, s, img); rep.Status != FsckClean {
 		t.Fatalf("fsck after repair: %+v", rep)
 	}
+}
+
+// sha512Store imports fsckTree(seed) into a new store WithHash(SHA512).
+func sha512Store(t *testing.T, seed uint64) (*Store, string, string) {
+	t.Helper()
+	tree, _ := fsckTree(t, seed)
+	s, err := Open(filepath.Join(t.TempDir(), "store"), WithHash(verity.SHA512))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.ImportTree(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, tree, img
 }
