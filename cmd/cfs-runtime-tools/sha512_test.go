@@ -34,6 +34,14 @@ func TestImportSHA512(t *testing.T) {
 		!strings.HasPrefix(out, "composefs.merged.erofs.v1.fsverity-sha512-12="+img+"\n") {
 		t.Errorf("sign --algorithm fsverity-sha512-12 TREE: %q, %v", out, err)
 	}
+	// sign takes a digest prefix of an image of the store.
+	if out, _, err := runAttestCLI(t, "sign", "--key", f.key, "--format", "annotations", img[:8]); err != nil ||
+		!strings.HasPrefix(out, "cfs-runtime: note: "+img[:8]+" is image "+img+"\ncomposefs.merged.erofs.v1.fsverity-sha512-12="+img+"\n") {
+		t.Errorf("sign PREFIX: %q, %v", out, err)
+	}
+	if out, code, err := runAttestCLI(t, "sign", "--key", f.key, "ffff0000"); code != 1 || err.Error() != "sign: no image digest starts with ffff0000: not in the store" {
+		t.Errorf("sign of an unknown prefix: %d, %v\n%s", code, err, out)
+	}
 	// Every file's object is named by its SHA-512 digest.
 	for _, name := range []string{"a", "b", "c"} {
 		out, err := exec.Command("fsverity", "digest", "--compact", "--hash-alg=sha512", filepath.Join(e.tree, name)).Output()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 	"github.com/urfave/cli/v2"
 )
@@ -22,7 +23,8 @@ var signCommand = &cli.Command{
 	Usage:     "sign a composefs digest and print the annotations to attach to the container",
 	ArgsUsage: "DIGEST | IMAGE | TREE",
 	Description: "The argument is a composefs digest (sha256:HEX, sha512:HEX, fsverity-sha256-16:HEX\n" +
-		"or bare hex), a composefs image file (its fs-verity digest is the composefs\n" +
+		"or bare hex; or a prefix of at least 4 hex digits that only one image of the store\n" +
+		"starts with, as `cfs-runtime images` lists them), a composefs image file (its fs-verity digest is the composefs\n" +
 		"digest), or a directory tree (its digest is computed as `cfs-runtime digest`\n" +
 		"computes it; the composefs options below apply, --from-file reads a dump).\n\n" +
 		"With --cert the signature is PKCS#7 (what `fsverity sign` makes; the certificate\n" +
@@ -39,6 +41,7 @@ var signCommand = &cli.Command{
 		&cli.StringFlag{Name: "format", Value: "podman", Usage: "output: podman, json or annotations"},
 		&cli.StringFlag{Name: "algorithm", Usage: "fs-verity `ALGORITHM` of an IMAGE or TREE digest (fsverity-{sha256|sha512}-{12|16})", DefaultText: "fsverity-sha256-12"},
 		&cli.StringFlag{Name: "message-out", Usage: "also write the signed bytes (struct fsverity_formatted_digest) to `FILE`, to sign with other tools"},
+		storeFlag(),
 	}, signTreeFlags()...),
 	Action: signAction,
 }
@@ -123,6 +126,17 @@ func signTarget(c *cli.Context, arg string) (attest.Digest, error) {
 	default:
 		pd, err := attest.ParseDigest(arg)
 		if err != nil {
+			// A digest prefix names the one image of the store whose
+			// digest starts with it (as fsck and images take it).
+			if full, ok, perr := signPrefix(c, arg); ok {
+				if perr != nil {
+					return d, fmt.Errorf("sign: %w", perr)
+				}
+				fmt.Fprintf(c.App.ErrWriter, "cfs-runtime: note: %s is image %s\n", arg, full)
+				pd, err = attest.ParseDigest(full)
+			}
+		}
+		if err != nil {
 			return d, cli.Exit(fmt.Sprintf("sign: %q is neither a file, a directory nor a digest: %v", arg, err), 2)
 		}
 		if c.IsSet("algorithm") && (pd.Algorithm != alg || pd.BlockSize != bs) {
@@ -182,4 +196,20 @@ func signTreeFlags() []cli.Flag {
 		}
 	}
 	return out
+}
+
+// signPrefix resolves arg, when it has the form of a digest prefix (at
+// least store.MinPrefix hex digits, optionally after sha256: or sha512:),
+// among the images of the store; ok is false for anything else.
+func signPrefix(c *cli.Context, arg string) (full string, ok bool, err error) {
+	h, _ := wholeDigest(arg)
+	if len(h) < store.MinPrefix || strings.Trim(h, "0123456789abcdef") != "" {
+		return "", false, nil
+	}
+	s, _, err := openStore(c)
+	if err != nil {
+		return "", true, err
+	}
+	full, err = s.ResolvePrefix(h)
+	return full, true, err
 }
