@@ -34,6 +34,24 @@ func TestImportSHA512(t *testing.T) {
 		!strings.HasPrefix(out, "composefs.merged.erofs.v1.fsverity-sha512-12="+img+"\n") {
 		t.Errorf("sign --algorithm fsverity-sha512-12 TREE: %q, %v", out, err)
 	}
+	// verify accepts the signature of the SHA-512 digest, and refuses it
+	// over another digest.
+	if os.Geteuid() == 0 {
+		ann, _, err := runAttestCLI(t, "sign", "--key", f.key, "--cert", f.cert, "--format", "json", "--algorithm", "fsverity-sha512-12", e.tree)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), "ann.json")
+		sigWriteFile(t, p, ann)
+		if out, code, err := runAttestCLI(t, "verify", "--annotations", p, "--policy", f.policy); code != 0 || !strings.HasSuffix(out, "verdict: trusted\n") ||
+			!strings.Contains(out, "composefs annotation: composefs.merged.erofs.v1.fsverity-sha512-12 (128 bytes)") {
+			t.Errorf("verify: %d %v\n%s", code, err, out)
+		}
+		sigWriteFile(t, p, strings.Replace(ann, img, strings.Repeat("0", 128), 1))
+		if out, code, _ := runAttestCLI(t, "verify", "--annotations", p, "--policy", f.policy); code != 1 || !strings.Contains(out, "verdict: refused: composefs digest sha512:"+strings.Repeat("0", 128)) {
+			t.Errorf("verify of another digest: %d\n%s", code, out)
+		}
+	}
 	// sign takes a digest prefix of an image of the store.
 	if out, _, err := runAttestCLI(t, "sign", "--key", f.key, "--format", "annotations", img[:8]); err != nil ||
 		!strings.HasPrefix(out, "cfs-runtime: note: "+img[:8]+" is image "+img+"\ncomposefs.merged.erofs.v1.fsverity-sha512-12="+img+"\n") {
