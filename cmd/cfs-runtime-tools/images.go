@@ -262,7 +262,7 @@ func rmAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("images rm: %w", err)
 	}
-	var names, images []string // refs to remove; images they named
+	var names, images, noRef []string // refs to remove; images they named; images without refs
 	for _, arg := range c.Args().Slice() {
 		d, ref, err := resolveImage(s, arg)
 		if err != nil {
@@ -282,10 +282,16 @@ func rmAction(c *cli.Context) error {
 			}
 		}
 		if len(names) == n {
-			fmt.Fprintf(c.App.Writer, "image %s has no ref\n", d)
+			if _, err := s.ImagePath(d); err != nil {
+				return fmt.Errorf("images rm: no ref or image %q: %w", arg, store.ErrNotFound)
+			}
+			noRef = append(noRef, d)
 		}
 	}
 	w := c.App.Writer
+	for _, d := range noRef {
+		fmt.Fprintf(w, "image %s has no ref\n", d)
+	}
 	for _, name := range names {
 		r, err := s.RemoveRef(name)
 		if errors.Is(err, store.ErrNoRef) {

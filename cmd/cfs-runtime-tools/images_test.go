@@ -113,6 +113,7 @@ func TestImagesRm(t *testing.T) {
 		{[]string{"images", "rm", "abcde"}, 1, "images rm: ambiguous digest prefix: abcde matches 2 images; give more hex digits"},
 		{[]string{"images", "rm", "nope"}, 1, `images rm: no ref named "nope", and it is not a digest or a digest prefix (at least 4 lower-case hex digits)`},
 		{[]string{"images", "rm", "a", "ffff0000"}, 1, `images rm: no ref or image "ffff0000": not in the store`},
+		{[]string{"images", "rm", "a", strings.Repeat("f", 64)}, 1, `images rm: no ref or image "` + strings.Repeat("f", 64) + `": not in the store`},
 	} {
 		out, err := runInfo(t, c.args...)
 		if exitCode(err) != c.code || err.Error() != c.msg {
