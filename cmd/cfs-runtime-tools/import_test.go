@@ -105,6 +105,18 @@ func TestImportOCICommand(t *testing.T) {
 		!strings.Contains(errOut, "3 layers, 1 read, 1 new objects") || out2 == out {
 		t.Fatalf("update: exit %d, %s", code, errOut)
 	}
+	// --ref names the ref of an OCI import; its source is the layout.
+	if _, errOut, code := runSplit(t, "import", "--store", store, "--ref", "app:2", "oci:"+dir+":v2"); code != 0 || !strings.Contains(errOut, ") as app:2: 3 layers") {
+		t.Fatalf("import --ref: exit %d, %s", code, errOut)
+	}
+	imgs, err := runInfo(t, "images", "--store", store, "--json")
+	if err != nil || !strings.Contains(imgs, `"name": "app:2",
+        "digest": "`+strings.TrimSpace(out2)+`",
+        "source": {
+          "kind": "oci",
+          "ref": "oci:`+dir+`:v2",`) {
+		t.Fatalf("images --json after import --ref: %v\n%s", err, imgs)
+	}
 
 	for _, c := range []struct {
 		args []string
