@@ -13,6 +13,7 @@ import (
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
+	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
 // Canonicalization rules: how an image's layers become a composefs tree
@@ -50,9 +51,24 @@ type Options struct {
 	// RefName names the image in the store (Store.SetRef), so that gc
 	// keeps it; "" means the layout reference ("oci:/abs/DIR:NAME").
 	RefName string
+	// Hash is Digest's fs-verity algorithm of the objects and the image:
+	// verity.SHA256 (0 means it) or verity.SHA512 (cfsctl's default).
+	// Import uses the store's (store.WithHash).
+	Hash verity.Algorithm
+}
+
+// hash is Hash with its default.
+func (o Options) hash() verity.Algorithm {
+	if o.Hash == 0 {
+		return verity.SHA256
+	}
+	return o.Hash
 }
 
 func (o Options) check() error {
+	if h := o.hash(); h != verity.SHA256 && h != verity.SHA512 {
+		return fmt.Errorf("%w: fs-verity algorithm %s (want sha256 or sha512)", ErrUnsupported, h)
+	}
 	switch o.Canonical {
 	case "", CanonicalOCI:
 		if o.ErofsVersionSet {
@@ -348,7 +364,7 @@ func Digest(ref Ref, opts Options) (string, *Image, error) {
 		return "", nil, err
 	}
 	defer l.Close()
-	sink, err := newHashSink()
+	sink, err := newHashSink(opts.hash())
 	if err != nil {
 		return "", nil, err
 	}
@@ -362,7 +378,7 @@ func Digest(ref Ref, opts Options) (string, *Image, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	h, err := newHashSink()
+	h, err := newHashSink(opts.hash())
 	if err != nil {
 		return "", nil, err
 	}

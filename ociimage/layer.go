@@ -47,8 +47,8 @@ type hashSink struct {
 	buf []byte
 }
 
-func newHashSink() (*hashSink, error) {
-	h, err := verity.NewHasher()
+func newHashSink(alg verity.Algorithm) (*hashSink, error) {
+	h, err := verity.NewHasher(verity.WithAlgorithm(alg))
 	if err != nil {
 		return nil, err
 	}

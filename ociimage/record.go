@@ -15,6 +15,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/atomicfile"
+	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
 // A layer record, STORE/layers/HEX (HEX: the encoded part of the layer's
@@ -46,8 +47,15 @@ const (
 // again, and the record rewritten).
 var errBadRecord = errors.New("unusable layer record")
 
+// recordPath is the record of a layer as imports of st's algorithm apply
+// it: layers/HEX for SHA-256 objects, layers/HEX.sha512 for SHA-512 ones
+// (a layer imported both ways has both).
 func recordPath(st *store.Store, diffID digest.Digest) string {
-	return filepath.Join(st.Dir(), layersDir, diffID.Encoded())
+	name := diffID.Encoded()
+	if st.Hash() == verity.SHA512 {
+		name += ".sha512"
+	}
+	return filepath.Join(st.Dir(), layersDir, name)
 }
 
 func encodeRecord(diffID digest.Digest, entries []entry) []byte {
@@ -106,6 +114,9 @@ func loadRecord(st *store.Store, diffID digest.Digest) (entries []entry, missing
 		return nil, 0, err
 	}
 	for _, e := range entries {
+		if e.node.Digest != nil && len(e.node.Digest) != st.Hash().Size() {
+			return nil, 0, fmt.Errorf("%w: %s has a %d-byte digest, not a %s one", errBadRecord, e.path, len(e.node.Digest), st.Hash())
+		}
 		if e.node.Digest != nil && !st.HasObject(hex.EncodeToString(e.node.Digest), e.node.Size) {
 			missing++
 		}

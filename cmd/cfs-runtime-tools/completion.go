@@ -57,6 +57,7 @@ var flagValues = map[string][]string{
 	"import --canonical": {"oci", "composefs-rs"},
 	"verity --hash-alg":  {"sha256", "sha512"},
 	"import --hash":      {"sha256", "sha512"},
+	"seal --hash":        {"sha256", "sha512"},
 	"digest --hash":      {"sha256", "sha512"},
 	"mkimage --hash":     {"sha256", "sha512"},
 }

@@ -95,9 +95,6 @@ func importAction(c *cli.Context) error {
 	if oci {
 		// The tree options describe a directory scan; an OCI image has
 		// its own rules (--canonical).
-		if c.IsSet("hash") && c.String("hash") != "sha256" {
-			return cli.Exit("import: --hash "+c.String("hash")+" applies to a TREE: OCI images are imported with SHA-256 fs-verity", 2)
-		}
 		for _, f := range composefsFlags() {
 			if n := f.Names()[0]; n != "threads" && n != "from-file" && n != "hash" && c.IsSet(n) {
 				return cli.Exit(fmt.Sprintf("import: --%s applies to a TREE, not to an OCI image (see --canonical)", n), 2)
@@ -111,6 +108,9 @@ func importAction(c *cli.Context) error {
 	var err error
 	if oci {
 		ociOpts, err = ociOptions(c, "import")
+		if _, herr := hashAlgorithm(c); err == nil && herr != nil {
+			err = cli.Exit("import: "+herr.Error(), 2)
+		}
 	} else {
 		opts, err = composefsOptions(c)
 		if err != nil {

@@ -25,19 +25,21 @@ var sealCommand = &cli.Command{
 		"Signs it as `cfs-runtime sign` does: with --cert a PKCS#7 signature (.sig\n" +
 		"annotation, what `fsverity sign` makes), without one a key-pair signature\n" +
 		"(.cosign). Writes a new manifest with the annotations\n" +
-		"composefs.merged.erofs.v1.fsverity-sha256-12 (the digest) and its signature added\n" +
-		"to its top-level annotations (earlier composefs annotations are replaced), stores\n" +
-		"it as a blob and points index.json at it (atomically; the layout stays valid for\n" +
-		"skopeo and umoci, the old manifest blob stays). The manifest digest changes.\n" +
+		"composefs.merged.erofs.v1.fsverity-sha256-12 (the digest; -sha512-12 with --hash\n" +
+		"sha512) and its signature added to its top-level annotations (earlier composefs\n" +
+		"annotations are replaced), stores it as a blob and points index.json at it\n" +
+		"(atomically; the layout stays valid for skopeo and umoci, the old manifest blob\n" +
+		"stays). The manifest digest changes.\n" +
 		"Prints the annotations, by default as podman flags:\n\n" +
 		"   podman run --runtime cfs-runtime $(cfs-runtime seal --key k.pem oci:DIR:NAME) IMAGE\n\n" +
 		"The image runs only once its composefs image is in the store: `cfs-runtime import\n" +
-		"oci:DIR:NAME` with the same --canonical. With --canonical composefs-rs the digest\n" +
-		"is the one `cfsctl --hash sha256 oci compute-id` prints (composefs-rs' OCI rules:\n" +
-		"seconds-only mtimes, root metadata from /usr, /run emptied; --erofs-version as\n" +
-		"cfsctl's); the default, oci, keeps the layers' metadata as written and the\n" +
+		"oci:DIR:NAME` with the same --canonical and --hash. With --canonical composefs-rs\n" +
+		"the digest is the one `cfsctl --hash sha256 oci compute-id` prints (--hash sha512:\n" +
+		"`cfsctl oci compute-id`'s default; composefs-rs' OCI rules: seconds-only mtimes,\n" +
+		"root metadata from /usr, /run emptied; --erofs-version as cfsctl's); the default, oci, keeps the layers' metadata as written and the\n" +
 		"libcomposefs format of every other cfs-runtime digest.",
-	Flags:  append(signFlags("key", "cert", "format"), ociFlags()...),
+	Flags: append(append(signFlags("key", "cert", "format"), ociFlags()...),
+		&cli.StringFlag{Name: "hash", Value: "sha256", Usage: "fs-verity hash `ALGORITHM` of the digest: sha256 or sha512 (as `cfsctl --hash sha512 oci compute-id`, bootc)"}),
 	Action: sealAction,
 }
 
@@ -52,6 +54,9 @@ func sealAction(c *cli.Context) error {
 	opts, err := ociOptions(c, "seal")
 	if err != nil {
 		return err
+	}
+	if opts.Hash, err = hashAlgorithm(c); err != nil {
+		return cli.Exit("seal: "+err.Error(), 2)
 	}
 	ref, err := ociimage.ParseRef(c.Args().First())
 	if err != nil {
@@ -68,7 +73,7 @@ func sealAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}
-	d := attest.Digest{Algorithm: verity.SHA256, BlockSize: verity.DefaultBlockSize}
+	d := attest.Digest{Algorithm: opts.Hash, BlockSize: verity.DefaultBlockSize}
 	if d.Value, err = hex.DecodeString(hexDigest); err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}

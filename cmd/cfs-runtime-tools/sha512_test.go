@@ -78,11 +78,51 @@ func TestImportSHA512(t *testing.T) {
 	if out, err := runInfo(t, "fsck", "sha512:"+img[:12]); err != nil || !strings.HasPrefix(out, img+": clean (3 objects") {
 		t.Errorf("fsck: %q, %v", out, err)
 	}
-	// A --hash that is neither, and --hash sha512 with an OCI image.
+	// A --hash that is neither, for a tree and for an OCI image.
 	if _, err := runInfo(t, "import", "--hash", "md5", e.tree); exitCode(err) != 2 || err.Error() != `import: unknown --hash "md5" (want sha256 or sha512)` {
 		t.Errorf("import --hash md5: %v", err)
 	}
-	if _, err := runInfo(t, "import", "--hash", "sha512", "oci:/nonexistent"); exitCode(err) != 2 || err.Error() != "import: --hash sha512 applies to a TREE: OCI images are imported with SHA-256 fs-verity" {
-		t.Errorf("import --hash sha512 oci: %v", err)
+	if _, err := runInfo(t, "import", "--hash", "md5", "oci:/nonexistent"); exitCode(err) != 2 || err.Error() != `import: unknown --hash "md5" (want sha256 or sha512)` {
+		t.Errorf("import --hash md5 oci: %v", err)
+	}
+}
+
+// An OCI image as a SHA-512 image: seal --hash sha512 signs the digest
+// import --hash sha512 stores (both canonicalizations); the layer records
+// of each algorithm are kept apart, so that a SHA-256 import of the same
+// layout after it still reuses its own.
+func TestSealImportSHA512(t *testing.T) {
+	dir := ociLayout(t)
+	f := newSignFixture(t)
+	store := filepath.Join(t.TempDir(), "store")
+	ref := "oci:" + dir + ":v1"
+	for _, canonical := range []string{"oci", "composefs-rs"} {
+		imported, errOut, code := runSplit(t, "import", "--store", store, "--hash", "sha512", "--canonical", canonical, ref)
+		imported = strings.TrimSpace(imported)
+		if code != 0 || len(imported) != 128 {
+			t.Fatalf("import --hash sha512: exit %d %q: %s", code, imported, errOut)
+		}
+		out, errOut, code := runSplit(t, "seal", "--key", f.key, "--hash", "sha512", "--format", "annotations", "--canonical", canonical, ref)
+		if code != 0 || !strings.HasPrefix(out, "composefs.merged.erofs.v1.fsverity-sha512-12="+imported+"\n") {
+			t.Fatalf("seal --hash sha512 (%s): exit %d %s\n%s", canonical, code, out, errOut)
+		}
+		if out, err := runInfo(t, "fsck", "--store", store, imported); err != nil || !strings.HasPrefix(out, imported+": clean (") {
+			t.Fatalf("fsck: %q, %v", out, err)
+		}
+	}
+	records, err := filepath.Glob(filepath.Join(store, "layers", "*.sha512"))
+	if err != nil || len(records) != 2 {
+		t.Fatalf("SHA-512 layer records %v, %v", records, err)
+	}
+	_, errOut, code := runSplit(t, "import", "--store", store, ref)
+	if code != 0 || !strings.Contains(errOut, "2 layers, 2 read") {
+		t.Fatalf("SHA-256 import after the SHA-512 ones: exit %d: %s", code, errOut)
+	}
+	_, errOut, code = runSplit(t, "import", "--store", store, "--hash", "sha512", ref)
+	if code != 0 || !strings.Contains(errOut, "2 layers, 0 read") {
+		t.Fatalf("SHA-512 import again: exit %d: %s", code, errOut)
+	}
+	if _, _, code := runSplit(t, "seal", "--key", f.key, "--hash", "md5", ref); code != 2 {
+		t.Errorf("seal --hash md5: exit %d", code)
 	}
 }

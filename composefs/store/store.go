@@ -216,6 +216,9 @@ func setTopdir(dir string) {
 	unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags|fsTopdirFL))
 }
 
+// Hash returns the fs-verity algorithm of the store's imports (WithHash).
+func (s *Store) Hash() verity.Algorithm { return s.hash }
+
 // Dir returns the store's directory.
 func (s *Store) Dir() string { return s.dir }
 
