@@ -353,3 +353,23 @@ fk_layout() {
 	grep -qxF "fsck: restored object $S2 from tree $TREE: /data/two" <<<"$stderr"
 	[ "$(fsverity digest --compact --hash-alg=sha512 "$(fk_obj "$S1")")" = "$S1" ]
 }
+
+@test "sha512 OCI import: seal --hash sha512 signs its digest; repair reads only the layer the damaged object came from" {
+	mkdir -p "$BATS_TEST_TMPDIR/upper/data"
+	head -c 9000 /dev/urandom >"$BATS_TEST_TMPDIR/upper/data/upper"
+	SU=$(fsverity digest --compact --hash-alg=sha512 "$BATS_TEST_TMPDIR/upper/data/upper")
+	fk_layout "$BATS_TEST_TMPDIR/layout" "$TREE" "$BATS_TEST_TMPDIR/upper"
+	IMG=$("$CFS_RUNTIME" import --store "$STORE" --hash sha512 "oci:$BATS_TEST_TMPDIR/layout:v1" 2>/dev/null)
+	[ "${#IMG}" -eq 128 ]
+	[ -f "$(fk_obj "$SU")" ]
+	run --separate-stderr "$CFS_RUNTIME" seal --key "$BATS_TEST_TMPDIR/keys/allow.key" --hash sha512 --format annotations "oci:$BATS_TEST_TMPDIR/layout:v1"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "composefs.merged.erofs.v1.fsverity-sha512-12=$IMG" ]
+	diff2=$(sha256sum "$BATS_TEST_TMPDIR/layer2.tar" | cut -d' ' -f1)
+	rm "$(fk_obj "$SU")"
+	run --separate-stderr "$CFS_RUNTIME" fsck --store "$STORE" --repair "$IMG"
+	[ "$status" -eq 0 ]
+	[ "${stderr_lines[0]}" = "fsck: repair needs layer sha256:$diff2 of oci:$BATS_TEST_TMPDIR/layout:v1 (1 objects)" ]
+	[ "${stderr_lines[1]}" = "fsck: restored object $SU from oci:$BATS_TEST_TMPDIR/layout:v1 (1 layers): layer 2 /data/upper" ]
+	[[ "$output" == "$IMG: clean ("* ]]
+}
