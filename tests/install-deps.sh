@@ -11,6 +11,7 @@ pkgs=(
 	containerd # tests/bats/containerd.bats (1.6, with ctr)
 	skopeo umoci # tests/bats/oci.bats: OCI layouts written by real tools
 	strace # tests/bats/wrapper.bats pins what a pass-through run does
+	docker-registry apache2-utils # tests/bats/registry.bash: a local registry, htpasswd
 	keyutils # tests/vm: keyctl loads certificates into the guest's .fs-verity keyring
 )
 missing=()
