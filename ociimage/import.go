@@ -92,7 +92,8 @@ func (o Options) writeImage(t *composefs.Tree) func(io.Writer) error {
 // LayerResult says what happened to one layer.
 type LayerResult struct {
 	DiffID  digest.Digest
-	Reused  bool // applied from its record: the layer was not read
+	Blob    digest.Digest // the layer blob's (compressed) digest
+	Reused  bool          // applied from its record: the layer was not read
 	Entries int
 	// Objects is how many distinct objects the layer's files have.
 	Objects int
@@ -108,6 +109,9 @@ type Result struct {
 	// Stats counts the objects written to, or found in, the store (layers
 	// that were read only).
 	Stats store.StreamStats
+	// BytesRead is how many layer blob bytes were read (fetched, from a
+	// registry).
+	BytesRead int64
 }
 
 // Processed is how many layers were read (not reused from records).
@@ -172,7 +176,7 @@ func (r *layerRun) layer(i int, st *store.Store, sink objectSink) error {
 		}
 	}
 	r.all = append(r.all, entries)
-	r.layers = append(r.layers, LayerResult{DiffID: diffID, Reused: reused, Entries: len(entries), Objects: len(objs)})
+	r.layers = append(r.layers, LayerResult{DiffID: diffID, Blob: r.img.Manifest.Layers[i].Digest, Reused: reused, Entries: len(entries), Objects: len(objs)})
 	if reused {
 		r.logf("%s: already imported (%d entries, %d objects)", what, len(entries), len(objs))
 	} else {
@@ -246,7 +250,7 @@ func Import(st *store.Store, ref Ref, opts Options) (*Result, error) {
 	if err := si.Commit(d); err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
-	res := &Result{Ref: ref, Digest: d, Manifest: img.ManifestDescriptor().Digest, Layers: r.layers, Stats: si.Stats()}
+	res := &Result{Ref: ref, Digest: d, Manifest: img.ManifestDescriptor().Digest, Layers: r.layers, Stats: si.Stats(), BytesRead: l.read}
 	// Records only once their objects are durable (Commit's syncfs): a
 	// record is trusted to mean "these objects are in the store".
 	for i, entries := range r.fresh {
@@ -267,7 +271,15 @@ func Import(st *store.Store, ref Ref, opts Options) (*Result, error) {
 // refName is the store ref of an imported image: the layout reference,
 // with the image's name when none was given and the index names it; for a
 // reference too long for a ref file name, "oci@" and the manifest digest.
+// A registry image is kept as its reference, "docker://REF", as given.
 func refName(ref Ref, img *Image) string {
+	// refs: see #17 item 5 (a docker:// import is kept as an oci: one is).
+	if ref.Transport == TransportDocker {
+		if name := ref.String(); len(url.PathEscape(name)) <= maxRefName {
+			return name
+		}
+		return "docker@" + img.ManifestDescriptor().Digest.String()
+	}
 	if ref.Tag == "" && img.Name != "" {
 		ref.Tag = img.Name
 	}
@@ -306,7 +318,8 @@ func (r *layerRun) provenance(t *composefs.Tree) []store.Source {
 		srcs = append(srcs, store.Source{
 			Kind:    store.SourceOCILayer,
 			Ref:     r.img.Config.RootFS.DiffIDs[i].String(),
-			Layout:  r.l.ref.String(),
+			Layout:  r.l.location(),
+			Blob:    r.img.Manifest.Layers[i].Digest.String(),
 			Objects: objs,
 		})
 	}

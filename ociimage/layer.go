@@ -120,6 +120,7 @@ func (l *Layout) walkLayer(img *Image, i int, fn func(e entry, content io.Reader
 		return err
 	}
 	defer b.Close()
+	defer func() { l.read += b.n }()
 	if err := walkTar(b, comp, img.Config.RootFS.DiffIDs[i], b.name, fn); err != nil {
 		if verr := b.Verify(); verr != nil {
 			return verr
