@@ -26,6 +26,7 @@ import (
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/manifest"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
+	"go.podman.io/image/v5/pkg/docker/config"
 	"go.podman.io/image/v5/types"
 )
 
@@ -61,12 +62,10 @@ type Stats struct {
 	Bytes int64 // their bytes
 }
 
-func (s *Stats) add(n int64, blob bool) {
+func (s *Stats) add(n int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if blob {
-		s.Blobs++
-	}
+	s.Blobs++
 	s.Bytes += n
 }
 
@@ -127,12 +126,12 @@ func Open(ctx context.Context, name string, opts Options, stats *Stats) (*Source
 	}
 	src, err := ref.NewImageSource(ctx, opts.SystemContext())
 	if err != nil {
-		return nil, Explain(name, err)
+		return nil, opts.Explain(name, err)
 	}
 	data, mt, err := src.GetManifest(ctx, nil)
 	if err != nil {
 		src.Close()
-		return nil, Explain(name, err)
+		return nil, opts.Explain(name, err)
 	}
 	if mt == "" {
 		mt = manifest.GuessMIMEType(data)
@@ -162,17 +161,19 @@ func (s *Source) Open(desc v1.Descriptor) (io.ReadCloser, error) {
 		d := desc.Digest
 		data, _, err := s.src.GetManifest(ctx, &d)
 		if err != nil {
-			return nil, Explain(s.name, err)
+			return nil, s.opts.Explain(s.name, err)
 		}
 		return io.NopCloser(strings.NewReader(string(data))), nil
 	}
 	rc, _, err := s.src.GetBlob(ctx, types.BlobInfo{Digest: desc.Digest, Size: desc.Size}, none.NoCache)
 	if err != nil {
-		return nil, Explain(s.name, fmt.Errorf("blob %s: %w", desc.Digest, err))
+		return nil, s.opts.Explain(s.name, fmt.Errorf("blob %s: %w", desc.Digest, err))
 	}
-	layer := isLayerType(desc.MediaType)
-	rc = &countingReader{rc: rc, done: func(n int64) { s.stats.add(n, layer) }}
-	if layer && s.opts.Progress != nil {
+	if !isLayerType(desc.MediaType) {
+		return rc, nil
+	}
+	rc = &countingReader{rc: rc, done: s.stats.add}
+	if s.opts.Progress != nil {
 		rc = s.opts.Progress(desc, rc)
 	}
 	return rc, nil
@@ -229,7 +230,7 @@ var ErrRegistry = errors.New("registry")
 
 // Explain turns containers/image's error chains into one line naming the
 // registry and saying what to do.
-func Explain(name string, err error) error {
+func (opts Options) Explain(name string, err error) error {
 	host, _, _ := strings.Cut(name, "/")
 	if ref, perr := ParseReference(name); perr == nil {
 		host = reference.Domain(ref.DockerReference())
@@ -245,10 +246,21 @@ func Explain(name string, err error) error {
 		return fmt.Errorf("%w %s: its TLS certificate is not trusted (%s): give its CA with --cert-dir DIR, or use --tls-verify=false", ErrRegistry, host, lastPart(msg))
 	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
 		return fmt.Errorf("%w %s: it speaks plain HTTP: use --tls-verify=false (or insecure = true in registries.conf)", ErrRegistry, host)
+	case (strings.Contains(msg, "authentication required") || strings.Contains(msg, "unauthorized")) && opts.hasCredentials(host):
+		// A registry with basic auth says the same for no and for wrong
+		// credentials: which one it was is ours to tell.
+		return fmt.Errorf("%w %s: the credentials were refused (check auth.json or --authfile): %s", ErrRegistry, host, lastPart(msg))
 	case strings.Contains(msg, "authentication required") || strings.Contains(msg, "unauthorized"):
 		return fmt.Errorf("%w %s: authentication required (log in with `podman login`, or give --authfile): %s", ErrRegistry, host, lastPart(msg))
 	}
 	return fmt.Errorf("%w %s: docker://%s: %s", ErrRegistry, host, name, strings.ReplaceAll(msg, "\n", " "))
+}
+
+// hasCredentials reports whether the configuration has credentials for
+// the registry host (as containers/image looks them up).
+func (opts Options) hasCredentials(host string) bool {
+	auth, err := config.GetCredentials(opts.SystemContext(), host)
+	return err == nil && (auth.Username != "" || auth.IdentityToken != "")
 }
 
 // lastPart is the innermost part of a "a: b: c" error chain, on one line.
