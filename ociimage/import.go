@@ -70,6 +70,19 @@ func (o Options) check() error {
 
 func (o Options) composefsRS() bool { return o.Canonical == CanonicalComposefsRS }
 
+// rules names the canonicalization in provenance records: "" for the
+// default, "composefs-rs/vN" otherwise.
+func (o Options) rules() string {
+	if !o.composefsRS() {
+		return ""
+	}
+	v := o.ErofsVersion
+	if !o.ErofsVersionSet {
+		v = 1
+	}
+	return fmt.Sprintf("%s/v%d", CanonicalComposefsRS, v)
+}
+
 // writeImage returns the function that writes t's image in the format the
 // options select.
 func (o Options) writeImage(t *composefs.Tree) func(io.Writer) error {
@@ -223,6 +236,9 @@ func Import(st *store.Store, ref Ref, opts Options) (*Result, error) {
 		return nil, err
 	}
 	defer l.Close()
+	if res, ok := unchanged(st, ref, l, img, opts); ok {
+		return res, nil
+	}
 	si, err := st.BeginStream()
 	if err != nil {
 		return nil, err
@@ -266,6 +282,56 @@ func Import(st *store.Store, ref Ref, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("%s: ref %q: %w", ref, res.RefName, err)
 	}
 	return res, nil
+}
+
+// unchanged finds a re-pull with nothing to do: the registry reference's
+// ref names an image the store still has, made with the same rules from
+// every layer of the manifest the registry serves now (provenance names
+// the repository pinned to the manifest digest, so the same manifest means
+// the same image). Then nothing is read or written. Only for registries:
+// a layout on disk is named by path, and its content may change.
+func unchanged(st *store.Store, ref Ref, l *Layout, img *Image, opts Options) (*Result, bool) {
+	if ref.Transport != TransportDocker {
+		return nil, false
+	}
+	name := opts.RefName
+	if name == "" {
+		name = refName(ref, img)
+	}
+	refs, err := st.Refs()
+	if err != nil {
+		return nil, false
+	}
+	d, ok := refs[name]
+	if !ok {
+		return nil, false
+	}
+	if _, err := st.ImagePath(d); err != nil {
+		return nil, false
+	}
+	srcs, err := st.Provenance(d)
+	if err != nil {
+		return nil, false
+	}
+	loc, rules := l.location(), opts.rules()
+	found := map[string]bool{}
+	for _, s := range srcs {
+		if s.Kind == store.SourceOCILayer && s.Layout == loc && s.Canonical == rules {
+			found[s.Blob+" "+s.Ref] = true
+		}
+	}
+	res := &Result{Ref: ref, Digest: d, Manifest: img.ManifestDescriptor().Digest, RefName: name}
+	for i, desc := range img.Manifest.Layers {
+		diffID := img.Config.RootFS.DiffIDs[i]
+		if !found[desc.Digest.String()+" "+diffID.String()] {
+			return nil, false
+		}
+		res.Layers = append(res.Layers, LayerResult{DiffID: diffID, Blob: desc.Digest, Reused: true})
+	}
+	if opts.Log != nil {
+		fmt.Fprintf(opts.Log, "%s: manifest %s imported before as image %s: nothing to fetch\n", ref, res.Manifest, d)
+	}
+	return res, true
 }
 
 // refName is the store ref of an imported image: the layout reference,
@@ -316,11 +382,12 @@ func (r *layerRun) provenance(t *composefs.Tree) []store.Source {
 		}
 		slices.Sort(objs)
 		srcs = append(srcs, store.Source{
-			Kind:    store.SourceOCILayer,
-			Ref:     r.img.Config.RootFS.DiffIDs[i].String(),
-			Layout:  r.l.location(),
-			Blob:    r.img.Manifest.Layers[i].Digest.String(),
-			Objects: objs,
+			Kind:      store.SourceOCILayer,
+			Ref:       r.img.Config.RootFS.DiffIDs[i].String(),
+			Layout:    r.l.location(),
+			Blob:      r.img.Manifest.Layers[i].Digest.String(),
+			Canonical: r.opts.rules(),
+			Objects:   objs,
 		})
 	}
 	return srcs

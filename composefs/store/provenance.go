@@ -49,6 +49,9 @@ type Source struct {
 	// Blob is the digest of the (compressed) layer blob, the one a
 	// registry serves it by; empty for other kinds.
 	Blob string `json:"blob,omitempty"`
+	// Canonical names the rules that made the image from OCI layers when
+	// they are not the default ones ("composefs-rs/v1"); empty otherwise.
+	Canonical string `json:"canonical,omitempty"`
 	// Objects are the hex fs-verity digests of the objects this source
 	// provided, sorted. An object may be listed by several sources.
 	Objects []string `json:"objects"`

@@ -151,6 +151,20 @@ func TestImportFromRegistry(t *testing.T) {
 	if srcs[1].Layout != "docker://"+host+"/img@"+m2.Digest.String() || srcs[1].Blob != m.Layers[1].Digest.String() {
 		t.Errorf("provenance %+v", srcs[1])
 	}
+	// A re-pull of an unchanged manifest reads nothing: no blob GET.
+	again, err := ociimage.Import(st, ociimage.Ref{Transport: ociimage.TransportDocker, Path: host + "/img:v2"}, ociimage.Options{})
+	if err != nil || again.Digest != want || again.Processed() != 0 || again.BytesRead != 0 {
+		t.Fatalf("re-pull: %v, %+v", err, again)
+	}
+	// With other rules it is another image: the layers are applied again
+	// (from their records, still no blob GET).
+	rs, err := ociimage.Import(st, ociimage.Ref{Transport: ociimage.TransportDocker, Path: host + "/img:v2"}, ociimage.Options{Canonical: ociimage.CanonicalComposefsRS, ErofsVersion: 0, ErofsVersionSet: true})
+	if err == nil && rs.Digest == want {
+		t.Errorf("composefs-rs rules gave the oci rules' image %s", want)
+	}
+	if g0, g1 := reg.gets[m.Layers[0].Digest.String()], reg.gets[m.Layers[1].Digest.String()]; g0 != 1 || g1 != 1 {
+		t.Errorf("blob GETs after the re-pulls: base %d, top %d (want 1 each)", g0, g1)
+	}
 	// By digest: the same image.
 	res1, err := ociimage.Import(st, ociimage.Ref{Transport: ociimage.TransportDocker, Path: host + "/img@" + m1.Digest.String()}, ociimage.Options{})
 	if err != nil || res1.Manifest != m1.Digest {
