@@ -125,6 +125,9 @@ type Result struct {
 	// BytesRead is how many layer blob bytes were read (fetched, from a
 	// registry).
 	BytesRead int64
+	// Annotations are the manifest's (a sealed image's composefs digest
+	// and signatures among them).
+	Annotations map[string]string
 }
 
 // Processed is how many layers were read (not reused from records).
@@ -266,7 +269,7 @@ func Import(st *store.Store, ref Ref, opts Options) (*Result, error) {
 	if err := si.Commit(d); err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
-	res := &Result{Ref: ref, Digest: d, Manifest: img.ManifestDescriptor().Digest, Layers: r.layers, Stats: si.Stats(), BytesRead: l.read}
+	res := &Result{Ref: ref, Digest: d, Manifest: img.ManifestDescriptor().Digest, Layers: r.layers, Stats: si.Stats(), BytesRead: l.read, Annotations: img.Manifest.Annotations}
 	// Records only once their objects are durable (Commit's syncfs): a
 	// record is trusted to mean "these objects are in the store".
 	for i, entries := range r.fresh {
@@ -320,7 +323,7 @@ func unchanged(st *store.Store, ref Ref, l *Layout, img *Image, opts Options) (*
 			found[s.Blob+" "+s.Ref] = true
 		}
 	}
-	res := &Result{Ref: ref, Digest: d, Manifest: img.ManifestDescriptor().Digest, RefName: name}
+	res := &Result{Ref: ref, Digest: d, Manifest: img.ManifestDescriptor().Digest, RefName: name, Annotations: img.Manifest.Annotations}
 	for i, desc := range img.Manifest.Layers {
 		diffID := img.Config.RootFS.DiffIDs[i]
 		if !found[desc.Digest.String()+" "+diffID.String()] {

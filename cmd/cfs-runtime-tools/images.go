@@ -114,7 +114,7 @@ func imagesAction(c *cli.Context) error {
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "DIGEST\tSIZE\tOBJECTS\tREFS\tIN USE")
+	fmt.Fprintln(tw, "DIGEST\tSIZE\tOBJECTS\tREFS\tSEALED\tIN USE")
 	for _, r := range rows {
 		use := "no"
 		if r.InUse {
@@ -128,7 +128,7 @@ func imagesAction(c *cli.Context) error {
 		if r.Error != "" {
 			objs = "? (" + r.Error + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Digest, humanSize(r.Size), objs, refs, use)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Digest, humanSize(r.Size), objs, refs, sealColumn(r.Seal), use)
 	}
 	return tw.Flush()
 }
@@ -228,4 +228,19 @@ func containersByImage(stateDir string, s *store.Store) (map[string][]string, er
 		}
 	}
 	return users, nil
+}
+
+// sealColumn says whether the image came from a sealed manifest and, when
+// the policy verified it at import, by which signer and key (the key
+// fingerprint's first 12 hex digits, as image ids are shortened).
+func sealColumn(seal *store.Seal) string {
+	switch {
+	case seal == nil:
+		return "-"
+	case !seal.Verified:
+		return "yes (not verified)"
+	case seal.KeyID != "":
+		return fmt.Sprintf("%s (key %.12s)", seal.Signer, seal.KeyID)
+	}
+	return seal.Signer
 }

@@ -4,7 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
 
+	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/ociimage"
@@ -205,6 +209,9 @@ func importOCI(c *cli.Context, s *store.Store, arg string, opts ociimage.Options
 	}
 	fmt.Fprintf(c.App.ErrWriter, "imported %s (manifest %s) as %s: %d layers, %d read, %d new objects\n",
 		ref, res.Manifest, res.RefName, len(res.Layers), res.Processed(), res.Stats.Created)
+	if err := recordSeal(c, s, res); err != nil {
+		return sum, err
+	}
 	sum = importSummary{Digest: res.Digest, Source: ref.String(), Ref: res.RefName, Manifest: res.Manifest.String(),
 		LayersFetched: res.Processed(), LayersSkipped: len(res.Layers) - res.Processed(), Bytes: res.BytesRead, ObjectsNew: res.Stats.Created}
 	for _, l := range res.Layers {
@@ -212,3 +219,44 @@ func importOCI(c *cli.Context, s *store.Store, arg string, opts ociimage.Options
 	}
 	return sum, nil
 }
+
+// recordSeal records, for `images`, the seal of an image imported from a
+// sealed manifest: one whose composefs annotations name the imported
+// image. The trust policy in force (the configuration's) says whether a
+// signature verifies and by which signer; a policy that cannot be loaded
+// leaves the seal recorded as not verified. Annotations naming another
+// digest (sealed with other --canonical rules) are reported, not recorded.
+func recordSeal(c *cli.Context, s *store.Store, res *ociimage.Result) error {
+	a, err := attest.ParseAnnotations(res.Annotations)
+	if err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "cfs-runtime: import: note: the manifest's composefs annotations are not usable: %v\n", err)
+		return nil
+	}
+	if a.Digest == nil {
+		return nil
+	}
+	if a.Digest.Hex() != res.Digest {
+		fmt.Fprintf(c.App.ErrWriter, "cfs-runtime: import: note: the manifest is sealed for composefs digest %s, not the imported %s (sealed with other --canonical rules?)\n", a.Digest.Hex(), res.Digest)
+		return nil
+	}
+	seal := store.Seal{Source: res.Ref.String(), Manifest: res.Manifest.String(), Signatures: []string{}}
+	for k := range a.Signatures {
+		seal.Signatures = append(seal.Signatures, strings.TrimPrefix(k.Suffix(), "."))
+	}
+	slices.Sort(seal.Signatures)
+	if p, err := loadTrustPolicy(c); err != nil {
+		seal.Detail = "not verified: " + err.Error()
+	} else if v, err := attest.Verify(res.Annotations, p); err != nil {
+		seal.Detail = "not verified: " + err.Error()
+	} else if !v.Unsigned {
+		seal.Verified, seal.Signer, seal.Detail = true, v.Signer, v.Detail
+		seal.KeyID = keyIDPattern.FindString(v.Detail)
+	}
+	if err := s.SetSeal(res.Digest, seal); err != nil {
+		return fmt.Errorf("%s: seal: %w", res.Ref, err)
+	}
+	return nil
+}
+
+// keyIDPattern finds the key fingerprint in a verdict's detail.
+var keyIDPattern = regexp.MustCompile(`[0-9a-f]{64}`)

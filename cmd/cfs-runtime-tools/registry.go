@@ -26,15 +26,7 @@ func registryFlags() []cli.Flag {
 // setupRegistry installs the registry client with the command's flags;
 // progress bars are drawn on errw when it is a terminal.
 func setupRegistry(c *cli.Context, errw io.Writer) *registry.Stats {
-	opts := registry.Options{
-		AuthFile:       c.String("authfile"),
-		CertDir:        c.String("cert-dir"),
-		RegistriesConf: c.String("registries-conf"),
-	}
-	if c.IsSet("tls-verify") {
-		v := c.Bool("tls-verify")
-		opts.TLSVerify = &v
-	}
+	opts := registryOptions(c)
 	if f, ok := errw.(*os.File); ok && isTerminal(f) {
 		opts.Progress = func(desc v1.Descriptor, r io.ReadCloser) io.ReadCloser {
 			bar := progressbar.NewOptions64(desc.Size,
@@ -48,6 +40,20 @@ func setupRegistry(c *cli.Context, errw io.Writer) *registry.Stats {
 		}
 	}
 	return registry.Register(opts)
+}
+
+// registryOptions reads registryFlags.
+func registryOptions(c *cli.Context) registry.Options {
+	opts := registry.Options{
+		AuthFile:       c.String("authfile"),
+		CertDir:        c.String("cert-dir"),
+		RegistriesConf: c.String("registries-conf"),
+	}
+	if c.IsSet("tls-verify") {
+		v := c.Bool("tls-verify")
+		opts.TLSVerify = &v
+	}
+	return opts
 }
 
 type barReader struct {

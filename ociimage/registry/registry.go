@@ -271,3 +271,56 @@ func lastPart(msg string) string {
 	}
 	return msg
 }
+
+// Push puts the manifests and indexes annotating an image rewrote
+// (ociimage.AnnotateRemote: children first) into the repository of name:
+// every one but the last by its digest, the last to name's tag, or, when
+// name has no tag, by its own digest. No blob is uploaded: they name the
+// config and layers the repository has. It returns the reference of the
+// last one pushed.
+func Push(ctx context.Context, name string, opts Options, blobs []ociimage.RewrittenBlob) (string, error) {
+	if len(blobs) == 0 {
+		return "", fmt.Errorf("push docker://%s: nothing to push", name)
+	}
+	ref, err := ParseReference(name)
+	if err != nil {
+		return "", err
+	}
+	repo := reference.TrimNamed(ref.DockerReference())
+	tagged, hasTag := ref.DockerReference().(reference.NamedTagged)
+	var dst types.ImageReference
+	out := ""
+	if hasTag {
+		if dst, err = docker.NewReference(tagged); err == nil {
+			out = tagged.String()
+		}
+	} else {
+		dst, err = docker.NewReferenceUnknownDigest(repo)
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: docker://%s: %w", ociimage.ErrBadReference, name, err)
+	}
+	d, err := dst.NewImageDestination(ctx, opts.SystemContext())
+	if err != nil {
+		return "", opts.Explain(name, err)
+	}
+	defer d.Close()
+	last := len(blobs) - 1
+	for i, b := range blobs {
+		var instance *digest.Digest
+		if i < last {
+			dg := b.Desc.Digest
+			instance = &dg
+		}
+		if err := d.PutManifest(ctx, b.Data, instance); err != nil {
+			return "", opts.Explain(name, fmt.Errorf("pushing manifest %s: %w", b.Desc.Digest, err))
+		}
+	}
+	if err := d.Commit(ctx, nil); err != nil {
+		return "", opts.Explain(name, err)
+	}
+	if out == "" {
+		out = repo.String() + "@" + blobs[last].Desc.Digest.String()
+	}
+	return out, nil
+}

@@ -264,3 +264,48 @@ teardown() {
 	run -2 --separate-stderr "$CFS_RUNTIME" import --store "$STORE" --tls-verify=false "oci:$LAYOUT:v1"
 	[[ "$stderr" == *"import: --tls-verify applies to a registry image (docker://REF)"* ]]
 }
+
+@test "seal docker:// pushes only the sealed manifest; import records the seal; another store's verify accepts it" {
+	keys=$BATS_TEST_TMPDIR/keys
+	mkdir -p "$keys"
+	make_key "$keys" seal
+	write_policy "$keys/policy.toml" userspace reject "$keys/seal.pub"
+	registry_push "oci:$LAYOUT:v2" img:sealme
+	old=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$REGISTRY/img:sealme")
+	mark=$(wc -l <"$REGISTRY_LOG")
+	run -0 --separate-stderr "$CFS_RUNTIME" seal --key "$keys/seal.key" --format annotations --tls-verify=false "docker://$REGISTRY/img:sealme"
+	printf '%s\n' "${lines[@]}" >"$BATS_TEST_TMPDIR/annotations"
+	want=$(cat "$BATS_FILE_TMPDIR/digest.v2")
+	[ "${lines[0]}" = "composefs.merged.erofs.v1.fsverity-sha256-12=$want" ]
+	# The registry holds a new manifest: same config and layers, the
+	# annotations; cfs-runtime uploaded no blob, it only PUT the manifest.
+	run -0 skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/img:sealme"
+	raw=$output
+	new=sha256:$(printf %s "$raw" | sha256sum | cut -d' ' -f1)
+	[ "$new" != "$old" ]
+	[ "$(jq -r '.annotations["composefs.merged.erofs.v1.fsverity-sha256-12"]' <<<"$raw")" = "$want" ]
+	[ -n "$(jq -r '.annotations["composefs.merged.erofs.v1.fsverity-sha256-12.cosign"]' <<<"$raw")" ]
+	[ "$(jq -c '[.config.digest, [.layers[].digest]]' <<<"$raw")" = "$(skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/img:v2" | jq -c '[.config.digest, [.layers[].digest]]')" ]
+	run -0 bash -c "tail -n +$((mark + 1)) '$REGISTRY_LOG' | grep -E '\"(PUT|POST|PATCH|DELETE) ' | grep -o '\"[A-Z]* /v2/[^ ]*'"
+	[ "${#lines[@]}" -eq 1 ]
+	[ "${lines[0]}" = '"PUT /v2/img/manifests/sealme' ]
+	# A second, host-like store imports the sealed image and records the
+	# seal: images shows the signer and key; verify accepts the annotations.
+	cat >"$BATS_TEST_TMPDIR/config.toml" <<-EOF
+		policy = "$keys/policy.toml"
+		store_dir = "$BATS_TEST_TMPDIR/host-store"
+	EOF
+	export CFS_RUNTIME_CONFIG=$BATS_TEST_TMPDIR/config.toml
+	run -0 --separate-stderr "$CFS_RUNTIME" import --tls-verify=false "docker://$REGISTRY/img:sealme"
+	[ "$output" = "$want" ]
+	keyid=$(openssl pkey -pubin -in "$keys/seal.pub" -outform der | sha256sum | cut -d' ' -f1)
+	run -0 "$CFS_RUNTIME" images
+	[[ "${lines[1]}" == "$want "*" docker://$REGISTRY/img:sealme "*" test (key ${keyid:0:12}) "*" no" ]]
+	run -0 "$CFS_RUNTIME" images --json
+	[ "$(jq -c '.[0].seal | [.verified, .signer, .keyId, .manifest]' <<<"$output")" = "[true,\"test\",\"$keyid\",\"$new\"]" ]
+	run -0 "$CFS_RUNTIME" verify --annotations "$BATS_TEST_TMPDIR/annotations"
+	# An unsealed image shows no seal.
+	run -0 --separate-stderr "$CFS_RUNTIME" import --tls-verify=false "docker://$REGISTRY/img:v1"
+	run -0 "$CFS_RUNTIME" images --json
+	[ "$(jq -r --arg d "$(cat "$BATS_FILE_TMPDIR/digest.v1")" '.[] | select(.digest == $d) | .seal' <<<"$output")" = null ]
+}
