@@ -309,3 +309,55 @@ teardown() {
 	run -0 "$CFS_RUNTIME" images --json
 	[ "$(jq -r --arg d "$(cat "$BATS_FILE_TMPDIR/digest.v1")" '.[] | select(.digest == $d) | .seal' <<<"$output")" = null ]
 }
+
+# add_index LAYOUT NAME: an index NAME in LAYOUT naming v1 for this
+# machine's platform and v2 for linux/s390x.
+add_index() {
+	local layout=$1 name=$2 arch m1 m2 idx d
+	arch=$(dpkg --print-architecture)
+	m1=$(jq -c '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "v1") | del(.annotations)' "$layout/index.json")
+	m2=$(jq -c '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "v2") | del(.annotations)' "$layout/index.json")
+	idx=$(jq -cn --argjson a "$m1" --argjson b "$m2" --arg arch "$arch" \
+		'{schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json",
+		  manifests: [($b + {platform: {os: "linux", architecture: "s390x"}}), ($a + {platform: {os: "linux", architecture: $arch}})]}')
+	d=$(printf %s "$idx" | sha256sum | cut -d' ' -f1)
+	printf %s "$idx" >"$layout/blobs/sha256/$d"
+	jq --arg d "sha256:$d" --argjson s "${#idx}" --arg n "$name" \
+		'.manifests += [{mediaType: "application/vnd.oci.image.index.v1+json", digest: $d, size: $s, annotations: {"org.opencontainers.image.ref.name": $n}}]' \
+		"$layout/index.json" >"$layout/index.json.new"
+	mv "$layout/index.json.new" "$layout/index.json"
+}
+
+@test "a multi-platform index imports this platform's image; seal pushes the manifest by digest and the index to the tag" {
+	cp -a "$LAYOUT" "$BATS_TEST_TMPDIR/layout"
+	add_index "$BATS_TEST_TMPDIR/layout" multi
+	registry_push "oci:$BATS_TEST_TMPDIR/layout:multi" img:multi --all
+	run -0 --separate-stderr "$CFS_RUNTIME" import --store "$STORE" --tls-verify=false "docker://$REGISTRY/img:multi"
+	[ "$output" = "$(cat "$BATS_FILE_TMPDIR/digest.v1")" ]
+	make_key "$BATS_TEST_TMPDIR" seal
+	mark=$(wc -l <"$REGISTRY_LOG")
+	run -0 --separate-stderr "$CFS_RUNTIME" seal --key "$BATS_TEST_TMPDIR/seal.key" --tls-verify=false "docker://$REGISTRY/img:multi"
+	run -0 bash -c "tail -n +$((mark + 1)) '$REGISTRY_LOG' | grep -E '\"(PUT|POST|PATCH|DELETE) ' | grep -o '\"[A-Z]* /v2/[^ ]*'"
+	[ "${#lines[@]}" -eq 2 ]
+	puts=("${lines[@]}")
+	[ "${puts[1]}" = '"PUT /v2/img/manifests/multi' ]
+	# The tag is still an index; its s390x entry is unchanged, this
+	# platform's entry names the sealed manifest, pushed first by digest.
+	old=$(jq -c '.manifests[] | select(.platform.architecture == "s390x") | [.digest, .platform.os]' "$BATS_TEST_TMPDIR/layout/blobs/sha256/$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "multi") | .digest' "$BATS_TEST_TMPDIR/layout/index.json" | cut -d: -f2)")
+	run -0 skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/img:multi"
+	[ "$(jq -r .mediaType <<<"$output")" = application/vnd.oci.image.index.v1+json ]
+	[ "$(jq -c '.manifests[] | select(.platform.architecture == "s390x") | [.digest, .platform.os]' <<<"$output")" = "$old" ]
+	sealed=$(jq -r --arg a "$(dpkg --print-architecture)" '.manifests[] | select(.platform.architecture == $a) | .digest' <<<"$output")
+	[ "${puts[0]}" = "\"PUT /v2/img/manifests/$sealed" ]
+	run -0 skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/img@$sealed"
+	[ "$(jq -r '.annotations["composefs.merged.erofs.v1.fsverity-sha256-12"]' <<<"$output")" = "$(cat "$BATS_FILE_TMPDIR/digest.v1")" ]
+}
+
+@test "import docker:// draws a progress bar per fetched layer on a terminal" {
+	mapfile -t blobs < <(image_layers img:v2)
+	run -0 script -qec "'$CFS_RUNTIME' import --store '$STORE' --tls-verify=false docker://$REGISTRY/img:v2" /dev/null
+	# One bar per layer, named by the blob digest's start, with a size.
+	[[ "$output" == *"${blobs[0]:0:19}"*"B/"* ]]
+	[[ "$output" == *"${blobs[1]:0:19}"*"B/"* ]]
+	[[ "$output" == *"100%"* ]]
+}
