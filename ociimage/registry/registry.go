@@ -19,15 +19,17 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/cfs-runtime/cfs-runtime/ociimage"
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sirupsen/logrus"
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/manifest"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/pkg/docker/config"
 	"go.podman.io/image/v5/types"
+
+	"github.com/cfs-runtime/cfs-runtime/ociimage"
 )
 
 // Options are skopeo's registry options.
@@ -72,11 +74,23 @@ func (s *Stats) add(n int64) {
 // Register makes ociimage read docker:// references with these options;
 // the returned Stats count what it fetches.
 func Register(opts Options) *Stats {
+	// containers/image warns through logrus (a missing XDG_RUNTIME_DIR,
+	// a credential helper that failed): one line in cfs-runtime's style,
+	// warnings and worse only.
+	logrus.SetFormatter(lineFormatter{})
+	logrus.SetLevel(logrus.WarnLevel)
 	st := &Stats{}
 	ociimage.RegisterTransport(func(ref ociimage.Ref) (ociimage.RemoteSource, error) {
 		return Open(context.Background(), ref.Path, opts, st)
 	})
 	return st
+}
+
+// lineFormatter prints a logrus entry as "cfs-runtime: registry: LEVEL: MSG".
+type lineFormatter struct{}
+
+func (lineFormatter) Format(e *logrus.Entry) ([]byte, error) {
+	return fmt.Appendf(nil, "cfs-runtime: registry: %s: %s\n", e.Level, strings.ReplaceAll(e.Message, "\n", " ")), nil
 }
 
 // SystemContext is the containers/image configuration for opts.
