@@ -39,7 +39,7 @@ GOAL_REPULL_MS=50
 # shellcheck source=tests/bench/lib.sh
 . "$ROOT/tests/bench/lib.sh"
 
-for tool in skopeo umoci curl /usr/bin/docker-registry /usr/bin/time; do
+for tool in skopeo umoci curl jq /usr/bin/docker-registry /usr/bin/time; do
 	command -v "$tool" >/dev/null || { echo "pull bench: $tool is required (tests/install-deps.sh)" >&2; exit 1; }
 done
 [ -d "$TREE" ] || { echo "pull bench: no $TREE: run tests/bench/import.sh first (it builds the tree)" >&2; exit 1; }
