@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"regexp"
 	"sync"
 
 	"github.com/cfs-runtime/cfs-runtime/attest/policy"
@@ -149,6 +150,13 @@ func WithSigstoreCheck() LoadOption { return func(l *loadConfig) { l.fullSigstor
 // use it to run as another user.
 func WithFileCheck(c FileCheck) LoadOption { return func(l *loadConfig) { l.check = c } }
 
+// fullReader reads every policy: go-toml for what is not plain TOML, Go
+// regexps for the patterns.
+var fullReader = policy.Reader{
+	Decode:  decodeTOML,
+	Compile: func(expr string) (policy.Matcher, error) { return regexp.Compile(expr) },
+}
+
 // decodeTOML decodes what policy.Load cannot without go-toml, wording
 // mistakes as file:line.
 func decodeTOML(path string, data []byte, f *policy.File) error {
@@ -168,7 +176,7 @@ func LoadPolicy(path string, opts ...LoadOption) (*Policy, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	f, err := policy.Load(path, decodeTOML, cfg.check)
+	f, err := policy.Load(path, fullReader, cfg.check)
 	if err != nil {
 		return nil, err
 	}

@@ -12,10 +12,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
@@ -154,7 +154,7 @@ type UnsignedRule struct {
 	Name string
 	// Annotations maps an exact annotation key to a regular expression
 	// that must match the whole value.
-	Annotations map[string]*regexp.Regexp
+	Annotations map[string]Matcher
 	// IgnoreDigest: a matching container starts unverified even when it
 	// carries composefs annotations. For CRI sandbox (pause) containers,
 	// which inherit the pod's annotations: the digest there is the
@@ -292,18 +292,69 @@ func checkOwner(p string, fi os.FileInfo, uid int) error {
 	return fmt.Errorf("%w: %s is writable by %s (mode %s): only %s may be able to change the trust policy", ErrInsecurePolicy, p, by, m, who)
 }
 
-// Decoder decodes a policy file outside the plain subset of TOML (package
-// attest's uses go-toml, which the runtime front does not link), naming the
-// file and line of a mistake.
-type Decoder func(path string, data []byte, f *File) error
+// Reader is what Load needs for a policy beyond plain TOML and literal
+// patterns: package attest's reads every policy (go-toml, Go regexps);
+// the runtime front, which links neither, passes a zero Reader and gets
+// ErrNotPlain for the rest.
+type Reader struct {
+	// Decode decodes a file outside the plain subset of TOML, naming the
+	// file and line of a mistake.
+	Decode func(path string, data []byte, f *File) error
+	// Compile compiles a Go regular expression.
+	Compile func(expr string) (Matcher, error)
+}
 
-// Load reads and validates the policy file at path after check (nil:
-// RequireOwner(0)) accepts it: the declared signers (not their files), the
-// enforcement level and the rules. It refuses a policy that anyone but
-// root could have changed, one without any trusted signer, and any unknown
-// key (naming the file, line and key). A file outside plain TOML needs
-// dec; without one Load returns ErrNotPlain.
-func Load(path string, dec Decoder, check FileCheck) (*Policy, error) {
+// Matcher is a compiled pattern: a Go regexp, or a literal.
+type Matcher interface {
+	MatchString(s string) bool
+	// String is the pattern's source.
+	String() string
+}
+
+// literal is a pattern without regexp syntax: it matches itself only.
+type literal struct{ src, text string }
+
+func (m literal) MatchString(s string) bool { return s == m.text }
+func (m literal) String() string            { return m.src }
+
+// isLiteral: expr holds none of the characters regexp.QuoteMeta escapes,
+// and is valid UTF-8, so that Go's regexp reads it as that text.
+func isLiteral(expr string) bool {
+	return utf8.ValidString(expr) && !strings.ContainsAny(expr, `\.+*?()|[]{}^$`)
+}
+
+// check compiles a pattern only to see that it compiles.
+func (l *loader) check(expr string) error {
+	if expr == "" || isLiteral(expr) {
+		return nil
+	}
+	_, err := l.compile(expr)
+	return err
+}
+
+// compile compiles a pattern: an anchored literal (^(?:text)$) without
+// the Reader's Compile.
+func (l *loader) compile(expr string) (Matcher, error) {
+	if text, ok := strings.CutPrefix(expr, "^(?:"); ok {
+		if text, ok = strings.CutSuffix(text, ")$"); ok && isLiteral(text) {
+			return literal{expr, text}, nil
+		}
+	}
+	if l.r.Compile == nil {
+		return nil, ErrNotPlain
+	}
+	return l.r.Compile(expr)
+}
+
+// ruleErr: ErrNotPlain as it is, anything else as the key's mistake.
+func (l *loader) ruleErr(err error, i int, format string, args ...any) error {
+	if errors.Is(err, ErrNotPlain) {
+		return err
+	}
+	return l.errAt("allow_unsigned", i, "annotations", format, args...)
+}
+
+func Load(path string, r Reader, check FileCheck) (*Policy, error) {
 	if check == nil {
 		check = RequireOwner(0)
 	}
@@ -322,20 +373,21 @@ func Load(path string, dec Decoder, check FileCheck) (*Policy, error) {
 	}
 	pf, plain := plainFile(data)
 	if !plain {
-		if dec == nil {
+		if r.Decode == nil {
 			return nil, ErrNotPlain
 		}
-		if err := dec(path, data, &pf); err != nil {
+		if err := r.Decode(path, data, &pf); err != nil {
 			return nil, err
 		}
 	}
-	l := &loader{path: path, data: data}
+	l := &loader{path: path, data: data, r: r}
 	return l.build(pf)
 }
 
 type loader struct {
 	path string
 	data []byte
+	r    Reader
 }
 
 // ErrAt formats "file:line: key k: msg" for the key of the index-th
@@ -408,19 +460,19 @@ func (l *loader) build(pf File) (*Policy, error) {
 		if len(rf.Annotations) == 0 {
 			return nil, l.errAt("allow_unsigned", i, "annotations", "rule %q has no annotations to match (use unsigned = \"allow\" to allow every unsigned container)", rf.Name)
 		}
-		r := UnsignedRule{Name: rf.Name, Annotations: map[string]*regexp.Regexp{}, IgnoreDigest: rf.IgnoreDigest}
+		r := UnsignedRule{Name: rf.Name, Annotations: map[string]Matcher{}, IgnoreDigest: rf.IgnoreDigest}
 		for k, v := range rf.Annotations {
 			if strings.HasPrefix(strings.ToLower(k), digestAnnotationPrefix) {
 				return nil, l.errAt("allow_unsigned", i, "annotations", "rule %q matches on the composefs annotation %q", rf.Name, k)
 			}
-			if _, err := regexp.Compile(v); err != nil {
-				return nil, l.errAt("allow_unsigned", i, "annotations", "rule %q: annotation %q: %v", rf.Name, k, err)
+			if err := l.check(v); err != nil {
+				return nil, l.ruleErr(err, i, "rule %q: annotation %q: %v", rf.Name, k, err)
 			}
-			re, err := regexp.Compile(`^(?:` + v + `)$`)
+			m, err := l.compile(`^(?:` + v + `)$`)
 			if err != nil {
-				return nil, l.errAt("allow_unsigned", i, "annotations", "rule %q: annotation %q: %v", rf.Name, k, err)
+				return nil, l.ruleErr(err, i, "rule %q: annotation %q: %v", rf.Name, k, err)
 			}
-			r.Annotations[k] = re
+			r.Annotations[k] = m
 		}
 		p.Rules = append(p.Rules, r)
 	}
@@ -495,7 +547,9 @@ func (l *loader) signer(i int, sf SignerFile) (Signer, error) {
 		// The identity patterns compile as sigstore-go compiles them (Go
 		// regexp, unanchored).
 		for _, kv := range [][2]string{{"subject_regexp", sf.SubjectRegexp}, {"oidc_issuer_regexp", sf.OIDCIssuerRegexp}} {
-			if _, err := regexp.Compile(kv[1]); err != nil {
+			if err := l.check(kv[1]); errors.Is(err, ErrNotPlain) {
+				return Signer{}, err
+			} else if err != nil {
 				return Signer{}, at(kv[0], "%v", err)
 			}
 		}
