@@ -348,3 +348,26 @@ setup() {
 	make -C "$REPO" -s uninstall DESTDIR="$d"
 	[ ! -e "$d/etc/cfs-runtime" ]
 }
+
+# ---- make demo ----------------------------------------------------------------
+
+@test "make demo: the VM part is a short story with the kernel's refusal once, plain text when piped, the guest log in a file" {
+	[ "$CFS_RUNTIME" -ef "$REPO/bin/cfs-runtime" ] || skip "CFS_RUNTIME is not this checkout's bin/cfs-runtime"
+	command -v qemu-system-x86_64 >/dev/null || skip "qemu not installed (make deps)"
+	local log=$BATS_TEST_TMPDIR/vm.log vm
+	# piped: bats captures the output
+	CFS_DEMO_VM_LOG=$log run "$REPO/demo/run.sh"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" != *$'\033'* ]]
+	vm=$(awk '/^== 8\. /{f = 1; next} /^demo finished$/{f = 0} f && NF' <<<"$output")
+	[ "$(wc -l <<<"$vm")" -ge 6 ] && [ "$(wc -l <<<"$vm")" -le 8 ]
+	[ "$(grep -c 'Input/output error' <<<"$vm")" = 1 ]
+	[[ "$vm" == *"   every check held ("*" passed); the guest's full log: $log" ]]
+	run grep -cE '^(PASS|FAIL) |SeaBIOS|can.t open /proc/uptime|^vm: ' <<<"$vm"
+	[ "$output" = 0 ]
+	# the full log has what the story leaves out
+	grep -q "PASS demo/tampered-object-eio" "$log"
+	run grep -c "can't open /proc/uptime" "$log"
+	[ "$output" = 0 ]
+}
