@@ -20,6 +20,7 @@ cmd() { printf '   $ %s\n' "$*"; }
 # story TEXT: one line of demo/run.sh's narrative
 story() { _vm_mark "STORY $*"; }
 # refused TEXT: the story of the last check_fails: refused with TEXT, or not
+# shellcheck disable=SC2154 # _vm_rc: set by guest-lib.sh's check_fails
 refused() {
 	if [ "$_vm_rc" -ne 0 ] && grep -qF -- "$1" "$VM_OUT"; then
 		echo "refused before the container starts ($1)"
