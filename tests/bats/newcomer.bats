@@ -314,14 +314,25 @@ setup() {
 	[[ "$output" != *"made by another key"* ]]
 }
 
-@test "mistake: sign without --key is a usage error (exit 2) naming the flag" {
-	run "$CFS_RUNTIME" sign "$M_DIGEST_A"
-	says 2 'flag "key"' "key"
-}
+# Usage mistakes: ARGS|WRONG|DO, one a line (ARGS split on spaces; KEY is
+# the test key). Each exits 2, as runc and the other CLIs do.
+USAGE_MISTAKES='sign DIGEST|Required flag "key" not set|"key"
+sign --key KEY|want exactly one DIGEST, IMAGE or TREE argument|usage: cfs-runtime sign --key KEY
+import|want exactly one TREE or oci:DIR[:NAME] argument|usage: cfs-runtime import
+verify|want exactly one of --bundle DIR or --annotations FILE|usage: cfs-runtime verify
+policy chek|unknown command "chek"|want check'
 
-@test "mistake: sign with no digest is a usage error (exit 2) showing the usage" {
-	run "$CFS_RUNTIME" sign --key "$M/good.key"
-	says 2 "want exactly one DIGEST, IMAGE or TREE argument" "usage: cfs-runtime sign --key KEY"
+@test "mistake: usage errors exit 2 and say what was wrong and how it is used" {
+	local args wrong todo
+	while IFS='|' read -r args wrong todo; do
+		args=${args//DIGEST/$M_DIGEST_A}
+		# shellcheck disable=SC2086 # ARGS are words
+		run "$CFS_RUNTIME" ${args//KEY/$M/good.key}
+		says 2 "$wrong" "$todo" || {
+			echo "for: cfs-runtime $args" >&2
+			return 1
+		}
+	done <<<"$USAGE_MISTAKES"
 }
 
 # ---- make install / uninstall ---------------------------------------------
