@@ -16,7 +16,6 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/mount"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 var (
@@ -252,10 +251,10 @@ func patchBundle(cfg config.Config, b *bundle.Bundle, root, id string) error {
 		args = append(args, "--cfs-config", cfg.Path)
 	}
 	args = append(args, "cleanup", id)
-	isOurs := func(h specs.Hook) bool {
+	isOurs := func(h bundle.Hook) bool {
 		return h.Path == self && len(h.Args) > 1 && slices.Contains(h.Args, "cleanup")
 	}
-	if err := b.AppendHook("poststop", specs.Hook{Path: self, Args: args}, isOurs); err != nil {
+	if err := b.AppendHook("poststop", bundle.Hook{Path: self, Args: args}, isOurs); err != nil {
 		return err
 	}
 	return b.Save()
