@@ -14,8 +14,10 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
+	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/cfs-runtime/cfs-runtime/internal/tomlerr"
 	"github.com/pelletier/go-toml/v2"
@@ -104,6 +106,15 @@ type Signer struct {
 	// entries the bundle must prove (0 = none required).
 	CTLogThreshold, TLogThreshold int
 
+	// Scopes limits the image references the signer may vouch for
+	// (containers-policy.json's docker scopes; empty: any image).
+	Scopes []string
+	// NotAfter: the signer is not trusted from then on (zero: never
+	// expires). MaxAge: a signature older than that is refused, and so is
+	// one that proves no signing time (zero: no limit).
+	NotAfter time.Time
+	MaxAge   time.Duration
+
 	certs    []*x509.Certificate // Certificates: trusted (or, with a CA, candidate) signer certificates
 	roots    *x509.CertPool      // CA
 	caCerts  []*x509.Certificate // CA, for printing
@@ -174,8 +185,49 @@ type Policy struct {
 	SigstoreHelper string
 	Signers        []*Signer
 	Rules          []UnsignedRule
+	// Revoked is the revocation list file ("" = none).
+	Revoked string
 
-	check FileCheck // the ownership check the policy was loaded with, for the helper
+	check    FileCheck // the ownership check the policy was loaded with, for the helper
+	revIndex string    // WithRevocationIndex
+	revOnce  sync.Once
+	rev      *revocations
+	revErr   error
+}
+
+// revocations loads the revocation list once (nil without one).
+func (p *Policy) revocations() (*revocations, error) {
+	if p.Revoked == "" {
+		return nil, nil
+	}
+	p.revOnce.Do(func() { p.rev, p.revErr = loadRevocations(p.Revoked, p.check, p.revIndex) })
+	return p.rev, p.revErr
+}
+
+// Revocations reads and parses the revocation list (nil without one),
+// after the ownership check the policy was loaded with.
+func (p *Policy) Revocations() ([]Revocation, error) {
+	if p.Revoked == "" {
+		return nil, nil
+	}
+	if _, err := p.revocations(); err != nil {
+		return nil, err
+	}
+	data, err := rawfile.ReadFile(p.Revoked)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPolicy, fserr.New("revocation list", p.Revoked, err))
+	}
+	return ParseRevocations(p.Revoked, data)
+}
+
+// IsRevoked reports whether the list revokes entry (as
+// CanonicalRevocation returns it).
+func (p *Policy) IsRevoked(entry string) (bool, error) {
+	r, err := p.revocations()
+	if err != nil {
+		return false, err
+	}
+	return r.has(entry), nil
 }
 
 // policyFile is the TOML document. Unknown keys are errors.
@@ -183,22 +235,26 @@ type policyFile struct {
 	Enforcement   string       `toml:"enforcement"`
 	Unsigned      string       `toml:"unsigned"`
 	Helper        string       `toml:"sigstore_helper"`
+	Revoked       string       `toml:"revoked"`
 	Signers       []signerFile `toml:"signer"`
 	AllowUnsigned []ruleFile   `toml:"allow_unsigned"`
 }
 
 type signerFile struct {
-	Name             string `toml:"name"`
-	Certificates     string `toml:"certificates"`
-	CA               string `toml:"ca"`
-	PublicKey        string `toml:"public_key"`
-	TrustedRoot      string `toml:"trusted_root"`
-	OIDCIssuer       string `toml:"oidc_issuer"`
-	OIDCIssuerRegexp string `toml:"oidc_issuer_regexp"`
-	Subject          string `toml:"subject"`
-	SubjectRegexp    string `toml:"subject_regexp"`
-	CTLogThreshold   *int   `toml:"ct_log_threshold"`
-	TLogThreshold    *int   `toml:"tlog_threshold"`
+	Name             string   `toml:"name"`
+	Certificates     string   `toml:"certificates"`
+	CA               string   `toml:"ca"`
+	PublicKey        string   `toml:"public_key"`
+	TrustedRoot      string   `toml:"trusted_root"`
+	OIDCIssuer       string   `toml:"oidc_issuer"`
+	OIDCIssuerRegexp string   `toml:"oidc_issuer_regexp"`
+	Subject          string   `toml:"subject"`
+	SubjectRegexp    string   `toml:"subject_regexp"`
+	CTLogThreshold   *int     `toml:"ct_log_threshold"`
+	TLogThreshold    *int     `toml:"tlog_threshold"`
+	Scopes           []string `toml:"scopes"`
+	NotAfter         string   `toml:"not_after"`
+	MaxAge           string   `toml:"max_age"`
 }
 
 type ruleFile struct {
@@ -218,7 +274,14 @@ type loadConfig struct {
 	check        FileCheck
 	fullSigstore bool
 	deferParsing bool
+	revIndex     string
 }
+
+// WithRevocationIndex keeps an index of the revocation list in dir (the
+// state directory), valid for one version of the file (device, inode,
+// size, modification and change time): a create then reads the index
+// instead of parsing the list again.
+func WithRevocationIndex(dir string) LoadOption { return func(l *loadConfig) { l.revIndex = dir } }
 
 // DeferParsing checks, reads and parses the files a signer names
 // (certificates, CA, public key, trusted root) when a signature is checked
@@ -355,6 +418,7 @@ func LoadPolicy(path string, opts ...LoadOption) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.revIndex = cfg.revIndex
 	if cfg.fullSigstore {
 		if err := p.checkSigstore(); err != nil {
 			return nil, err
@@ -402,6 +466,12 @@ func (l *loader) build(pf policyFile) (*Policy, error) {
 			return nil, l.errAt("", -1, "sigstore_helper", "%q is not an absolute path", pf.Helper)
 		}
 		p.SigstoreHelper = pf.Helper
+	}
+	if pf.Revoked != "" {
+		if !filepath.IsAbs(pf.Revoked) {
+			return nil, l.errAt("", -1, "revoked", "%q is not an absolute path", pf.Revoked)
+		}
+		p.Revoked = pf.Revoked
 	}
 	switch Enforcement(pf.Enforcement) {
 	case "":
@@ -490,6 +560,26 @@ func (l *loader) signer(i int, sf signerFile) (*Signer, error) {
 		return nil, at("name", "signer %q has no trust material: set one of certificates, ca, public_key, trusted_root", sf.Name)
 	case len(kinds) > 1:
 		return nil, at(kinds[1], "signer %q sets %s: set only one of certificates (optionally with ca), public_key, trusted_root", sf.Name, strings.Join(kinds, " and "))
+	}
+	for j, sc := range sf.Scopes {
+		if err := imageref.CheckScope(sc); err != nil {
+			return nil, at("scopes", "scope %d: %v", j+1, err)
+		}
+		s.Scopes = append(s.Scopes, sc)
+	}
+	if sf.NotAfter != "" {
+		t, err := parseDate(sf.NotAfter)
+		if err != nil {
+			return nil, at("not_after", "%v", err)
+		}
+		s.NotAfter = t
+	}
+	if sf.MaxAge != "" {
+		d, err := parseAge(sf.MaxAge)
+		if err != nil {
+			return nil, at("max_age", "%v", err)
+		}
+		s.MaxAge = d
 	}
 	sigstoreKeys := map[string]bool{"oidc_issuer": sf.OIDCIssuer != "", "oidc_issuer_regexp": sf.OIDCIssuerRegexp != "", "subject": sf.Subject != "", "subject_regexp": sf.SubjectRegexp != "", "ct_log_threshold": sf.CTLogThreshold != nil, "tlog_threshold": sf.TLogThreshold != nil}
 	if sf.TrustedRoot == "" {
@@ -645,4 +735,34 @@ func lineOf(data []byte, table string, index int, key string) int {
 		}
 	}
 	return header
+}
+
+// parseDate reads not_after: a date (YYYY-MM-DD, meaning its start, UTC)
+// or an RFC 3339 time.
+func parseDate(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither a date (2027-01-31) nor an RFC 3339 time (2027-01-31T12:00:00Z)", s)
+}
+
+// parseAge reads max_age: a Go duration ("720h", "90m") or a number of
+// days ("30d"), positive.
+func parseAge(s string) (time.Duration, error) {
+	var d time.Duration
+	var err error
+	if n, ok := strings.CutSuffix(s, "d"); ok && n != "" && strings.Trim(n, "0123456789") == "" && len(n) <= 5 {
+		var days int
+		fmt.Sscan(n, &days)
+		d = time.Duration(days) * 24 * time.Hour
+	} else if d, err = time.ParseDuration(s); err != nil {
+		return 0, fmt.Errorf("%q is neither a duration (720h) nor a number of days (30d)", s)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%q is not a positive age", s)
+	}
+	return d, nil
 }
