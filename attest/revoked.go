@@ -39,6 +39,10 @@ func (r Revocation) String() string {
 	return fmt.Sprintf("%s (line %d)", r.Entry, r.Line)
 }
 
+// RevocationEntry is the entry that revokes digest d: its algorithm and
+// hex value, whatever its block size.
+func RevocationEntry(d Digest) string { return d.Algorithm.String() + ":" + d.Hex() }
+
 // CanonicalRevocation returns the entry s names: "sha256:HEX",
 // "sha512:HEX", "key:HEX" ("key:sha256:HEX" too), hex in lower case.
 func CanonicalRevocation(s string) (string, error) {

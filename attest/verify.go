@@ -140,8 +140,8 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 	if err != nil {
 		return v, err
 	}
-	if rev.has(d.String()) {
-		return fail(rev.refuse("composefs digest "+d.String(), d.String()))
+	if e := RevocationEntry(d); rev.has(e) {
+		return fail(rev.refuse("composefs digest "+d.String(), e))
 	}
 	msg := d.Message()
 

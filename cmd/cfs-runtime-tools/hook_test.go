@@ -51,7 +51,7 @@ func TestHookCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	logFile := filepath.Join(f.dir, "cfs-runtime.log")
-	cfg := sigWriteFile(t, filepath.Join(f.dir, "config.toml"), fmt.Sprintf("policy = %q\nlog_file = %q\n", f.policy, logFile))
+	cfg := sigWriteFile(t, filepath.Join(f.dir, "config.toml"), fmt.Sprintf("policy = %q\nlog_file = %q\naudit_file = %q\n", f.policy, logFile, filepath.Join(f.dir, "audit.jsonl")))
 	t.Setenv("CFS_RUNTIME_CONFIG", cfg)
 	state := fmt.Sprintf(`{"ociVersion":"1.0.2-dev","id":"c1","status":"creating","pid":1,"bundle":%q}`, bundle)
 	config := func(annotations string) {

@@ -15,6 +15,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
+	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/cfs-runtime/cfs-runtime/mount"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -37,6 +38,15 @@ var (
 // function for a failed hand-off (nil when nothing was mounted).
 func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	id := env.start.ID
+	// Every create leaves one line in the audit trail: its final outcome,
+	// so that a container the policy allowed but whose image then failed
+	// its check is recorded as refused, with the reason.
+	var (
+		ref     string
+		policy  *attest.Policy
+		verdict attest.Verdict
+	)
+	defer func() { recordDecision(env.cfg, env.log, id, ref, policy, verdict, err) }()
 	var cwd string
 	if env.start.NeedsCwd() {
 		if cwd, err = os.Getwd(); err != nil {
@@ -61,12 +71,14 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	if other := bundleUser(env, b); other != "" && other != id {
 		return nil, fmt.Errorf("bundle %s is in use: its root.path is the composefs mount of container %q (one bundle directory serves one container at a time)", b.Dir, other)
 	}
-	policy, err := attest.LoadPolicy(env.cfg.Policy, attest.DeferParsing())
-	if err != nil {
+	// The image reference comes from the engine's annotations for now
+	// (imageref.FromAnnotations); a signer with scopes refuses when it is
+	// unknown.
+	ref, refErr := imageref.FromAnnotations(b.Annotations())
+	if policy, err = attest.LoadPolicy(env.cfg.Policy, attest.DeferParsing(), attest.WithRevocationIndex(env.cfg.StateDir)); err != nil {
 		return nil, err
 	}
-	verdict, err := attest.Verify(b.Annotations(), policy)
-	if err != nil {
+	if verdict, err = attest.Verify(b.Annotations(), policy, attest.WithReference(ref, refErr)); err != nil {
 		return nil, err
 	}
 	if verdict.Unsigned {
