@@ -36,20 +36,6 @@ var auditCommand = &cli.Command{
 	Action: auditAction,
 }
 
-// auditRecord is one stored line as JSON.
-type auditRecord struct {
-	Time        time.Time `json:"time"`
-	Decision    string    `json:"decision"`
-	ContainerID string    `json:"container_id"`
-	Image       string    `json:"image"`
-	Digest      string    `json:"digest"`
-	Signer      string    `json:"signer"`
-	KeyID       string    `json:"key_id"`
-	Rule        string    `json:"rule"`
-	Enforcement string    `json:"enforcement"`
-	Reason      string    `json:"reason"`
-}
-
 func auditAction(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return cli.Exit("audit: takes no arguments (usage: cfs-runtime audit [--since DURATION|TIME] [--json])", 2)
@@ -107,7 +93,7 @@ func printAuditFile(w io.Writer, path string, since time.Time, raw bool) error {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		var r auditRecord
+		var r audit.Event
 		if err := json.Unmarshal(line, &r); err != nil {
 			return fmt.Errorf("%s:%d: not an audit record: %v", path, n, err)
 		}
@@ -125,7 +111,7 @@ func printAuditFile(w io.Writer, path string, since time.Time, raw bool) error {
 
 // formatAudit is one decision on one line: time, decision, container, then
 // what is known, then the reason.
-func formatAudit(r *auditRecord) string {
+func formatAudit(r *audit.Event) string {
 	s := []string{r.Time.UTC().Format(time.RFC3339), r.Decision, "container=" + r.ContainerID}
 	for _, kv := range [][2]string{{"image", r.Image}, {"digest", r.Digest}, {"signer", r.Signer}, {"key", r.KeyID}, {"rule", r.Rule}, {"enforcement", r.Enforcement}} {
 		if kv[1] != "" {

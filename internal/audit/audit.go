@@ -43,18 +43,19 @@ var (
 // there when it exists.
 var JournalSocket = "/run/systemd/journal/socket"
 
-// Event is one decision.
+// Event is one decision. The tags name the JSON keys for readers (JSON
+// writes them by hand); keep them equal to fields().
 type Event struct {
-	Time        time.Time
-	Decision    string // Allow, Deny, UnsignedAllowed
-	ContainerID string
-	Image       string // the image reference, "" if none known
-	Digest      string // the composefs digest, "" if none
-	Signer      string
-	KeyID       string
-	Rule        string // the [[allow_unsigned]] rule of an unsigned container
-	Enforcement string
-	Reason      string
+	Time        time.Time `json:"time"`
+	Decision    string    `json:"decision"` // Allow, Deny, UnsignedAllowed
+	ContainerID string    `json:"container_id"`
+	Image       string    `json:"image"`  // the image reference, "" if none known
+	Digest      string    `json:"digest"` // the composefs digest, "" if none
+	Signer      string    `json:"signer"`
+	KeyID       string    `json:"key_id"`
+	Rule        string    `json:"rule"` // the [[allow_unsigned]] rule of an unsigned container
+	Enforcement string    `json:"enforcement"`
+	Reason      string    `json:"reason"`
 }
 
 // fields are the event's keys in the order written; JSON keys and, upper

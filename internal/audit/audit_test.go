@@ -9,25 +9,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
-
-// decoded is what encoding/json reads back from a line.
-type decoded struct {
-	Time        string `json:"time"`
-	Decision    string `json:"decision"`
-	ContainerID string `json:"container_id"`
-	Image       string `json:"image"`
-	Digest      string `json:"digest"`
-	Signer      string `json:"signer"`
-	KeyID       string `json:"key_id"`
-	Rule        string `json:"rule"`
-	Enforcement string `json:"enforcement"`
-	Reason      string `json:"reason"`
-}
 
 // FuzzJSON holds the hand-written encoder equal to encoding/json: every
 // line is valid JSON that decodes to the event's strings (invalid UTF-8
@@ -42,14 +29,14 @@ func FuzzJSON(f *testing.F) {
 		if bytes.Count(line, []byte("\n")) != 1 || line[len(line)-1] != '\n' {
 			t.Fatalf("not one line: %q", line)
 		}
-		var d decoded
+		var d Event
 		if err := json.Unmarshal(line, &d); err != nil {
 			t.Fatalf("invalid JSON %q: %v", line, err)
 		}
 		want, _ := json.Marshal(reason)
 		var wantReason string
 		json.Unmarshal(want, &wantReason)
-		if d.Reason != wantReason || d.Time != "1970-01-01T00:00:01.000000005Z" {
+		if d.Reason != wantReason || !d.Time.Equal(e.Time) || !bytes.Contains(line, []byte(`"time":"1970-01-01T00:00:01.000000005Z"`)) {
 			t.Fatalf("decoded %+v, want reason %q", d, wantReason)
 		}
 	})
@@ -83,7 +70,7 @@ func TestWriteAndRotate(t *testing.T) {
 			t.Fatalf("%s: %d bytes", f, len(data))
 		}
 		for _, l := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
-			var d decoded
+			var d Event
 			if err := json.Unmarshal([]byte(l), &d); err != nil {
 				t.Fatalf("%s: %q: %v", f, l, err)
 			}
@@ -134,7 +121,7 @@ func TestConcurrentWriters(t *testing.T) {
 		fh, _ := os.Open(f)
 		sc := bufio.NewScanner(fh)
 		for sc.Scan() {
-			var d decoded
+			var d Event
 			if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
 				t.Fatalf("%s: %q: %v", f, sc.Text(), err)
 			}
@@ -202,5 +189,20 @@ func TestJournal(t *testing.T) {
 	}
 	if _, ok := fields["CFS_TIME"]; !ok {
 		t.Error("no CFS_TIME")
+	}
+}
+
+// The struct tags readers decode with are the keys JSON writes.
+func TestTagsMatchFields(t *testing.T) {
+	var e Event
+	f := e.fields()
+	typ := reflect.TypeOf(e)
+	if typ.NumField() != len(f) {
+		t.Fatalf("%d fields, %d written", typ.NumField(), len(f))
+	}
+	for i := range f {
+		if tag := typ.Field(i).Tag.Get("json"); tag != f[i][0] {
+			t.Errorf("field %s: tag %q, written as %q", typ.Field(i).Name, tag, f[i][0])
+		}
 	}
 }
