@@ -65,7 +65,7 @@ func CanonicalRevocation(s string) (string, error) {
 		return "", fmt.Errorf("%q: want %d hex digits after %s:, got %d", s, want, kind, len(h))
 	}
 	if _, err := hex.DecodeString(h); err != nil {
-		return "", fmt.Errorf("%q: not hex after %s:", s, kind)
+		return "", fmt.Errorf("%q: what follows %s: is not hex", s, kind)
 	}
 	return kind + ":" + h, nil
 }

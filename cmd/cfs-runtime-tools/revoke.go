@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
@@ -24,9 +25,10 @@ var revokeCommand = &cli.Command{
 		"(key:HEX, the SHA-256 of its public key as `cfs-runtime policy check`\n" +
 		"prints it), with --comment after a #. Every create from then on refuses\n" +
 		"it, and fsck and images flag a revoked image. The list is rewritten to a\n" +
-		"temporary file and renamed over the old one under an exclusive lock: a\n" +
-		"create reads either the old list or the new one, never half a line, and\n" +
-		"two revokes at once both land. An entry already listed is not added twice.",
+		"temporary file and renamed over the old one under an exclusive lock on\n" +
+		"its directory: a create reads either the old list or the new one, never\n" +
+		"half a line, and two revokes at once both land. An entry already listed is\n" +
+		"not added twice.",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "comment", Usage: "why (written after a # on the entry's line)"},
 		&cli.StringFlag{Name: "policy", Usage: "trust policy `FILE`", DefaultText: "the configuration's policy, " + attest.DefaultPolicyPath},
@@ -53,6 +55,13 @@ func revokeAction(c *cli.Context) error {
 	if p.Revoked == "" {
 		return fmt.Errorf("revoke: policy %s has no revocation list: add revoked = \"/etc/cfs-runtime/revoked.txt\" to it (a root-owned file; it may be empty)", p.Path)
 	}
+	// A list that exists must pass the checks create applies (owner,
+	// mode, every line): revoke adds to it, never repairs it.
+	if _, err := os.Lstat(p.Revoked); err == nil {
+		if _, err := p.Revocations(); err != nil {
+			return fmt.Errorf("revoke: %w", err)
+		}
+	}
 	added, err := appendRevocation(p, entry, comment)
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
@@ -65,49 +74,27 @@ func revokeAction(c *cli.Context) error {
 	return nil
 }
 
-// appendRevocation adds the entry to the list: under an flock on the list
-// (taken again when a concurrent revoke renamed a new list in meanwhile),
-// the list is read, checked, and replaced by temp file and rename (with
-// its mode). Rename, not an O_APPEND write: a reader never sees a partial
-// line, and the new inode invalidates every create's index of the list at
-// once.
+// appendRevocation adds the entry to the list: under an flock on the
+// list's directory (the list itself is replaced, so it cannot hold a
+// lock), the list is read, checked, and replaced by temp file and rename
+// (with its mode). Rename, not an O_APPEND write: a reader never sees a
+// partial line, and the new inode invalidates every create's index of the
+// list at once.
 func appendRevocation(p *attest.Policy, entry, comment string) (bool, error) {
-	path := p.Revoked
-	for attempt := 0; attempt < 10; attempt++ {
-		f, err := os.Open(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			// Created empty first, so that there is something to lock.
-			if err := atomicfile.WriteFile(path, nil, 0o644); err != nil {
-				return false, err
-			}
-			continue
-		}
-		if err != nil {
-			return false, err
-		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-			f.Close()
-			return false, fmt.Errorf("locking %s: %w", path, err)
-		}
-		var locked, cur unix.Stat_t
-		if err := unix.Fstat(int(f.Fd()), &locked); err != nil {
-			f.Close()
-			return false, err
-		}
-		if err := unix.Stat(path, &cur); err != nil || cur.Ino != locked.Ino || cur.Dev != locked.Dev {
-			f.Close()
-			continue // replaced while we waited: lock the new one
-		}
-		added, err := rewriteRevocations(p, f, entry, comment)
-		f.Close()
-		return added, err
+	dir, err := os.Open(filepath.Dir(p.Revoked))
+	if err != nil {
+		return false, err
 	}
-	return false, fmt.Errorf("%s keeps being replaced", path)
+	defer dir.Close()
+	if err := unix.Flock(int(dir.Fd()), unix.LOCK_EX); err != nil {
+		return false, fmt.Errorf("locking %s: %w", dir.Name(), err)
+	}
+	return rewriteRevocations(p, entry, comment)
 }
 
-func rewriteRevocations(p *attest.Policy, f *os.File, entry, comment string) (bool, error) {
-	data, err := os.ReadFile(f.Name())
-	if err != nil {
+func rewriteRevocations(p *attest.Policy, entry, comment string) (bool, error) {
+	data, err := os.ReadFile(p.Revoked)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, err
 	}
 	list, err := attest.ParseRevocations(p.Revoked, data)
