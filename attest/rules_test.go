@@ -368,3 +368,58 @@ func BenchmarkRevokedLookup(b *testing.B) {
 		}
 	}
 }
+
+// A sigstore bundle proves its signing time (the log's integrated time or
+// the TSA's): max_age refuses a too-old one. Of two sigstore signers that
+// both trust a bundle, one whose scope excludes the image leaves it to the
+// other (the helper runs again without it).
+func TestSigstoreMaxAgeAndScopes(t *testing.T) {
+	dir := t.TempDir()
+	vs := newVirtualSigstore(t, dir)
+	d, _ := ParseDigest(hex64)
+	before := time.Now().Add(-time.Second)
+	ann := bundleAnnotations(d, vs.bundle(t, testIdentity, testIssuer, d.Message()))
+	id := fmt.Sprintf("subject = %q\nmax_age = \"1h\"", testIdentity)
+	p := policyFrom(t, dir, sigstorePolicy("keyless", vs.root, id))
+	v := mustVerify(t, ann, p)
+	if v.SignedAt.Before(before.Truncate(time.Second)) || v.SignedAt.After(time.Now()) {
+		t.Fatalf("signing time %v, want about now", v.SignedAt)
+	}
+	_, err := Verify(ann, p, WithTime(time.Now().Add(2*time.Hour)))
+	wantErr(t, err, ErrExpired, `signer "keyless": signature made `, "older than its max_age 1h0m0s")
+
+	p = policyFrom(t, dir, sigstorePolicy("first", vs.root, fmt.Sprintf("subject = %q\nscopes = [\"quay.io/first\"]", testIdentity))+"\n"+
+		sigstorePolicy("second", vs.root, fmt.Sprintf("subject = %q\nscopes = [\"quay.io/second\"]", testIdentity)))
+	if v := mustVerify(t, ann, p, ref(t, "quay.io/second/app:1")); v.Signer != "second" {
+		t.Fatalf("signer %q, want second", v.Signer)
+	}
+	_, err = Verify(ann, p, ref(t, "quay.io/third/app:1"))
+	wantErr(t, err, ErrOutOfScope, `scopes of signer "first"`, `scopes of signer "second"`)
+}
+
+// A PKCS#7 signature from openssl cms -sign carries a signingTime signed
+// attribute: max_age is checked against it.
+func TestPKCS7SigningTimeFromOpenSSL(t *testing.T) {
+	dir := t.TempDir()
+	key, cert := keyPair(t, dir, "cms", "ec")
+	d := testDigest(t, 5)
+	msg := write(t, filepath.Join(dir, "msg"), string(d.Message()))
+	sig := filepath.Join(dir, "sig")
+	run(t, nil, "openssl", "cms", "-sign", "-binary", "-in", msg, "-signer", cert, "-inkey", key, "-outform", "DER", "-out", sig, "-md", "sha256")
+	der, err := os.ReadFile(sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := policyFrom(t, dir, certPolicy("cms", cert)+"max_age = \"10m\"\n")
+	v := mustVerify(t, pkcs7Annotations(d, der), p)
+	if time.Since(v.SignedAt) > time.Minute || v.SignedAt.After(time.Now().Add(time.Second)) {
+		t.Fatalf("signing time %v", v.SignedAt)
+	}
+	_, err = Verify(pkcs7Annotations(d, der), p, WithTime(time.Now().Add(time.Hour)))
+	wantErr(t, err, ErrExpired, "older than its max_age 10m0s")
+	// Without signed attributes (as fsverity sign writes it): no time.
+	run(t, nil, "openssl", "cms", "-sign", "-binary", "-noattr", "-in", msg, "-signer", cert, "-inkey", key, "-outform", "DER", "-out", sig, "-md", "sha256")
+	der, _ = os.ReadFile(sig)
+	_, err = Verify(pkcs7Annotations(d, der), p)
+	wantErr(t, err, ErrExpired, `signer "cms" has max_age 10m0s, but this PKCS#7 .sig proves no signing time`)
+}
