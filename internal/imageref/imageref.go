@@ -99,6 +99,9 @@ func split(s string) (name, tag, digest string, err error) {
 	if len(s) > 4096 {
 		return bad("too long")
 	}
+	if len(s) == 64 && strings.Trim(s, "0123456789abcdef") == "" {
+		return bad("a 64-digit hex string is an image id, not a name")
+	}
 	rest := s
 	if i := strings.IndexByte(rest, '@'); i >= 0 {
 		rest, digest = rest[:i], rest[i+1:]
@@ -169,10 +172,30 @@ func validTag(t string) bool {
 	return true
 }
 
-// validDomain: dot-separated labels of letters, digits and inner '-', an
-// optional :port.
+// validDomain: dot-separated labels of letters, digits and inner '-', or
+// an IPv6 address in brackets; an optional :port.
 func validDomain(d string) bool {
 	host, port, hasPort := strings.Cut(d, ":")
+	if strings.HasPrefix(d, "[") {
+		end := strings.IndexByte(d, ']')
+		if end < 0 {
+			return false
+		}
+		host, port = d[:end+1], d[end+1:]
+		if hasPort = port != ""; hasPort {
+			if port[0] != ':' {
+				return false
+			}
+			port = port[1:]
+		}
+		ip := host[1 : len(host)-1]
+		if ip == "" || strings.Trim(ip, "0123456789abcdefABCDEF:") != "" {
+			return false
+		}
+		host = ""
+	} else if host == "" {
+		return false
+	}
 	if hasPort {
 		if port == "" {
 			return false
@@ -184,7 +207,7 @@ func validDomain(d string) bool {
 		}
 	}
 	if host == "" {
-		return false
+		return true // IPv6
 	}
 	for _, l := range strings.Split(host, ".") {
 		if l == "" || l[0] == '-' || l[len(l)-1] == '-' {

@@ -2,7 +2,10 @@ package imageref
 
 import (
 	"errors"
+	"strings"
 	"testing"
+
+	"github.com/distribution/reference"
 )
 
 const dgst = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -11,6 +14,8 @@ const dgst = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789a
 // TagNameOnly, which containers/image uses.
 func TestNormalize(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
+		{"[::1]:5000/a", "[::1]:5000/a:latest"},
+		{"[fe80::1]/a/b:1", "[fe80::1]/a/b:1"},
 		{"busybox", "docker.io/library/busybox:latest"},
 		{"busybox:1.36", "docker.io/library/busybox:1.36"},
 		{"library/busybox", "docker.io/library/busybox:latest"},
@@ -117,4 +122,42 @@ func TestFromAnnotations(t *testing.T) {
 			t.Errorf("FromAnnotations(%v) = %q, %v; want %q, %v", tc.a, got, err, tc.want, tc.wantErr)
 		}
 	}
+}
+
+// FuzzNormalize holds Normalize to docker/distribution's reference
+// package (ParseNormalizedNamed + TagNameOnly), which containers/image and
+// containerd use: where it accepts, Normalize gives the same name, tag and
+// digest; where it refuses, so does Normalize. (Two differences on
+// purpose: a reference with both tag and digest keeps the digest only, as
+// the digest is what is pulled; and no digest check beyond ALG:HEX with 32
+// or more hex digits, as the reference is only matched, never resolved.)
+func FuzzNormalize(f *testing.F) {
+	for _, s := range []string{"busybox", "busybox:1.36", "library/busybox", "docker.io/busybox", "index.docker.io/foo/bar", "localhost/app", "localhost:5000/a/b:t",
+		"registry.example.com/app/web@" + dgst, "Registry.Example.com/app", "quay.io/a__b/c-d.e", "quay.io/a---b", "foo/Bar", "a//b", "a/b:", "-a.com/b", "a.com:/b",
+		"quay.io/a___b", "a.com/b:t:u", "a.b.example.com:5000/ns/sub/repo:v1", "[::1]:5000/a", "a_b.com/c", "a-.com/c", "localhost:/x", "x:5000/y", "UPPER/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := Normalize(s)
+		named, rerr := reference.ParseNormalizedNamed(s)
+		if rerr != nil {
+			if err == nil && !strings.Contains(s, "@") {
+				t.Fatalf("Normalize(%q) = %q, distribution refuses: %v", s, got, rerr)
+			}
+			return
+		}
+		if _, ok := named.(reference.Digested); ok {
+			return // digest checks differ on purpose (see above)
+		}
+		if reference.Domain(named) == "" {
+			// distribution's grammar reads a first component that is
+			// not a valid host ("a_b.com/c") as a path without domain;
+			// Normalize refuses it as a registry.
+			return
+		}
+		want := reference.TagNameOnly(named).String()
+		if err != nil || got != want {
+			t.Fatalf("Normalize(%q) = %q, %v; distribution: %q", s, got, err, want)
+		}
+	})
 }
