@@ -45,7 +45,7 @@ pol_config() {
 		runtime = "$RUNC"
 		store_dir = "$STORE"
 		state_dir = "$STATE"
-		log_file = "$BATS_TEST_TMPDIR/own.log"
+		log_file = "$LOGS/own-$BATS_TEST_NUMBER.log"
 		policy = "$POLICY"
 		audit_file = "$AUDIT"
 	EOF
@@ -70,7 +70,7 @@ pol_run() {
 	local id
 	id=$(cid "$1")
 	echo "$id $2" >>"$EXPECTED"
-	run --separate-stderr "$CFS_RUNTIME" run --bundle "$BUNDLE" "$id"
+	run --separate-stderr "$CFS_RUNTIME" --log "$LOGS/runtime-$BATS_TEST_NUMBER.json" --log-format json run --bundle "$BUNDLE" "$id"
 }
 
 setup_file() {
@@ -89,6 +89,10 @@ setup_file() {
 	export AUDIT="$BATS_FILE_TMPDIR/audit/audit.jsonl"
 	export EXPECTED="$BATS_FILE_TMPDIR/expected"
 	: >"$EXPECTED"
+	# cfs-runtime's own logs and the runtime's --log of every test: the
+	# audit trail must not leak into them.
+	export LOGS="$BATS_FILE_TMPDIR/logs"
+	mkdir -p "$LOGS"
 }
 
 setup() {
@@ -293,6 +297,24 @@ teardown() {
 
 # --- audit trail (last: it checks the whole file's decisions) ----------------
 
+@test "an unsigned container a rule allows is recorded as unsigned-allowed, with the rule" {
+	pol_config '[[allow_unsigned]]' 'name = "containerd-sandbox"' 'annotations = { "io.kubernetes.cri.container-type" = "sandbox" }'
+	rm -rf "$BUNDLE"
+	cp -a "$TMPL" "$BUNDLE"
+	update_config "$BUNDLE" '.annotations = {"io.kubernetes.cri.container-type": "sandbox"}'
+	pol_run sandbox unsigned-allowed
+	[ "$status" -eq 0 ]
+	[ "$output" = "$HELLO" ]
+	line=$(tail -n 1 "$AUDIT")
+	[ "$(jq -r .rule <<<"$line")" = containerd-sandbox ]
+	[ "$(jq -r .reason <<<"$line")" = 'no composefs digest: allowed unsigned by rule "containerd-sandbox"' ]
+	# Without the annotation: refused, and recorded.
+	update_config "$BUNDLE" '.annotations = {}'
+	pol_run unsigned deny
+	[ "$status" -eq 1 ]
+	[ "$(tail -n 1 "$AUDIT" | jq -r .reason)" = "${stderr#cfs-runtime: }" ]
+}
+
 @test "every decision of this file is in the audit trail exactly once, and audit reads it back" {
 	[ -s "$EXPECTED" ]
 	[ "$(stat -c %a "$AUDIT")" = 600 ]
@@ -335,6 +357,9 @@ teardown() {
 	run --separate-stderr "$CFS_RUNTIME" audit --since yesterday
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *'--since: "yesterday" is neither a duration'* ]]
-	# Nothing of it in the runtime's --log or cfs-runtime's own log.
-	! grep -rqs '"decision"' "$BATS_FILE_TMPDIR"/*/own.log
+	# Nothing of it in the runtime's --log or cfs-runtime's own log (which
+	# do have the refusals).
+	grep -q "is outside the scopes of signer" "$LOGS"/runtime-*.json
+	ls "$LOGS"/own-*.log >/dev/null
+	run ! grep -rq -e '"decision"' -e 'decision=' -e 'unsigned-allowed' "$LOGS"
 }
