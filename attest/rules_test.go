@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -113,8 +114,13 @@ public_key = %q
 				return
 			}
 			wantErr(t, err, tc.want, tc.frag...)
-			if v.Signer != "" {
-				t.Fatalf("refused, but verdict names signer %q", v.Signer)
+			// The signer whose rules refused is named, for the audit.
+			want := "app"
+			if reflect.DeepEqual(tc.ann, byWild) {
+				want = "wild"
+			}
+			if v.Signer != want || len(v.KeyID) != 64 {
+				t.Fatalf("verdict names signer %q key %q, want %q", v.Signer, v.KeyID, want)
 			}
 		})
 	}

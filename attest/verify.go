@@ -31,6 +31,10 @@ type Verdict struct {
 	// revocation list's key: entries name), SignedAt the signing time the
 	// signature proves (zero: none), Reference the image reference the
 	// container was checked with ("" = none known).
+	//
+	// When Verify refuses because a signer's rules (scopes, revocation,
+	// expiry) refused a signature it verified, Signer and KeyID name the
+	// first such signer, for the audit trail; the error is the refusal.
 	KeyID     string
 	SignedAt  time.Time
 	Reference string
@@ -211,6 +215,9 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 				}
 				if err := p.admit(sg, "", signedAt, kind, &cfg, rev); err != nil {
 					failures = append(failures, err)
+					if v.Signer == "" {
+						v.Signer = sg.Name
+					}
 					signers = rest
 					continue
 				}
@@ -234,7 +241,9 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 					detail, keyID, err = sg.verifyCosign(cos, msg)
 				}
 				if err == nil {
-					err = p.admit(sg, keyID, signedAt, kind, &cfg, rev)
+					if err = p.admit(sg, keyID, signedAt, kind, &cfg, rev); err != nil && v.Signer == "" {
+						v.Signer, v.KeyID = sg.Name, keyID
+					}
 				}
 				if err == nil {
 					v.Kind, v.Signer, v.Detail, v.KeyID, v.SignedAt = kind, sg.Name, detail, keyID, signedAt

@@ -332,10 +332,12 @@ teardown() {
 	[ "$(jq -r .digest <<<"$line")" = "sha256:$DIGEST" ]
 	[ "$(jq -r .enforcement <<<"$line")" = userspace ]
 	[[ "$(jq -r .reason <<<"$line")" == *"is outside the scopes of signer \"app\""* ]]
-	[ "$(jq -r '.signer // ""' <<<"$line")" = "" ]
+	# The signer whose scope refused the image, and its key.
+	keyid=$(openssl pkey -pubin -in "$KEYS/app.pub" -outform der | sha256sum | cut -d' ' -f1)
+	[ "$(jq -r .signer <<<"$line")" = app ]
+	[ "$(jq -r .key_id <<<"$line")" = "$keyid" ]
 	line=$(jq -c --arg id "$in_id" 'select(.container_id == $id)' "$AUDIT")
 	[ "$(jq -r .decision <<<"$line")" = allow ]
-	keyid=$(openssl pkey -pubin -in "$KEYS/app.pub" -outform der | sha256sum | cut -d' ' -f1)
 	[ "$(jq -r .signer <<<"$line")" = app ]
 	[ "$(jq -r .key_id <<<"$line")" = "$keyid" ]
 	[ "$(jq -r .image <<<"$line")" = registry.example.com/app/web:v1 ]
@@ -347,7 +349,7 @@ teardown() {
 	run --separate-stderr "$CFS_RUNTIME" audit
 	[ "$status" -eq 0 ]
 	[ "${#lines[@]}" -eq "$(wc -l <"$EXPECTED")" ]
-	[[ "$output" == *" deny container=$out_id image=\"quay.io/other/x:1\" digest=\"sha256:$DIGEST\" enforcement=\"userspace\": composefs digest sha256:$DIGEST: image outside the signer's scopes: image quay.io/other/x:1 is outside the scopes of signer \"app\" (\"registry.example.com/app\")"* ]]
+	[[ "$output" == *" deny container=$out_id image=\"quay.io/other/x:1\" digest=\"sha256:$DIGEST\" signer=\"app\" key=\"$keyid\" enforcement=\"userspace\": composefs digest sha256:$DIGEST: image outside the signer's scopes: image quay.io/other/x:1 is outside the scopes of signer \"app\" (\"registry.example.com/app\")"* ]]
 	[[ "$output" == *" allow container=$in_id image=\"registry.example.com/app/web:v1\" digest=\"sha256:$DIGEST\" signer=\"app\" key=\"$keyid\" enforcement=\"userspace\": composefs digest sha256:$DIGEST: cosign signature trusted by signer \"app\""* ]]
 	run "$CFS_RUNTIME" audit --since 1h --json
 	[ "$output" = "$(cat "$AUDIT")" ]
