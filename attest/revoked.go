@@ -145,6 +145,11 @@ func (r *revocations) refuse(what, entry string) error {
 // hashes. It is valid only for a file with exactly that identity.
 const revIndexMagic = "cfsrevo1"
 
+// revIndexName is the index's name in the state directory: a dot file,
+// which the state directory's readers (cleanup, images, gc) skip as no
+// container's.
+const revIndexName = ".revoked-index"
+
 func revStamp(st *unix.Stat_t, path string) []byte {
 	b := make([]byte, 0, 8+5*8+2+len(path))
 	b = append(b, revIndexMagic...)
@@ -180,7 +185,7 @@ func loadRevocations(path string, check FileCheck, indexDir string) (*revocation
 	stamp := revStamp(&st, path)
 	var index string
 	if indexDir != "" {
-		index = filepath.Join(indexDir, "revoked.index")
+		index = filepath.Join(indexDir, revIndexName)
 		if r := mapIndex(index, path, stamp); r != nil {
 			return r, nil
 		}

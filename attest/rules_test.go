@@ -218,15 +218,15 @@ func TestRevocationIndex(t *testing.T) {
 	if r := load(); !r.has(testDigest(t, 1).String()) {
 		t.Fatal("not revoked")
 	}
-	if _, err := os.Stat(filepath.Join(idx, "revoked.index")); err != nil {
+	if _, err := os.Stat(filepath.Join(idx, revIndexName)); err != nil {
 		t.Fatal(err)
 	}
 	// Proof that the index is what is read: a planted index (same stamp)
 	// answers.
-	b, _ := os.ReadFile(filepath.Join(idx, "revoked.index"))
+	b, _ := os.ReadFile(filepath.Join(idx, revIndexName))
 	h := entryHash(testDigest(t, 9).String())
 	planted := append(append([]byte(nil), b[:len(b)-32]...), h[:]...)
-	os.WriteFile(filepath.Join(idx, "revoked.index"), planted, 0o600)
+	os.WriteFile(filepath.Join(idx, revIndexName), planted, 0o600)
 	if r := load(); !r.has(testDigest(t, 9).String()) || r.has(testDigest(t, 1).String()) {
 		t.Fatal("index not used")
 	}
@@ -244,8 +244,8 @@ func TestRevocationIndex(t *testing.T) {
 		t.Fatal("index not rebuilt after rewrite")
 	}
 	// An index others could write is ignored.
-	os.Chmod(filepath.Join(idx, "revoked.index"), 0o666)
-	os.WriteFile(filepath.Join(idx, "revoked.index"), planted, 0o666)
+	os.Chmod(filepath.Join(idx, revIndexName), 0o666)
+	os.WriteFile(filepath.Join(idx, revIndexName), planted, 0o666)
 	if r := load(); r.has(testDigest(t, 9).String()) {
 		t.Fatal("group/world-writable index used")
 	}
