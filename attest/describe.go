@@ -31,7 +31,7 @@ func (p *Policy) Describe(w io.Writer) {
 	}
 	for _, s := range p.Signers {
 		fmt.Fprintf(w, "\n[[signer]]\nname = %q\n", s.Name)
-		fmt.Fprintf(w, "# type: %s (%s)\n", s.Type, describeKind(s.Type.verifies()))
+		fmt.Fprintf(w, "# type: %s (%s)\n", s.Type, describeKind(verifiesKind(s.Type)))
 		if err := s.material(); err != nil { // only a DeferParsing load gets here
 			fmt.Fprintf(w, "# unusable: %v\n", err)
 			continue
@@ -126,7 +126,7 @@ func (s *Signer) describeRules(w io.Writer) {
 	}
 	if s.MaxAge > 0 {
 		proves := "no signature of this type proves a signing time: every one is refused"
-		switch s.Type.verifies() {
+		switch verifiesKind(s.Type) {
 		case SigstoreBundle:
 			proves = "checked against the bundle's transparency log (or timestamp authority) time"
 		case PKCS7Signature:

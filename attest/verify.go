@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cfs-runtime/cfs-runtime/attest/policy"
 	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 )
 
@@ -46,7 +47,7 @@ func (v Verdict) String() string {
 		return fmt.Sprintf("composefs annotations ignored: allowed unverified by rule %q (ignore_digest)", v.Rule)
 	}
 	if v.Unsigned {
-		return fmt.Sprintf("no composefs digest: allowed unsigned by rule %q", v.Rule)
+		return policy.UnsignedVerdict(v.Rule)
 	}
 	if v.Digest == nil {
 		return "no verdict"
@@ -119,14 +120,11 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 		return v, err
 	}
 	if a.Digest == nil {
-		for _, r := range p.Rules {
-			if r.Matches(annotations) {
-				v.Unsigned, v.Rule = true, r.Name
-				return v, nil
-			}
-		}
-		if p.AllowUnsigned {
-			v.Unsigned, v.Rule = true, `unsigned = "allow"`
+		// The runtime front decides these containers with the same
+		// function (internal/handoff), without this package.
+		decl := policy.Policy{Rules: p.Rules, AllowUnsigned: p.AllowUnsigned}
+		if rule, ok := decl.Unsigned(annotations); ok {
+			v.Unsigned, v.Rule = true, rule
 			return v, nil
 		}
 		return v, fmt.Errorf("%w: no %s annotation (nor another fsverity-{sha256|sha512}-{12|16} variant), and no [[allow_unsigned]] rule of %s matches this container", ErrNoDigest, DefaultDigestAnnotation, p.Path)
@@ -189,7 +187,7 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 		var tried []string
 		before := len(failures)
 		for _, sg := range p.Signers {
-			if sg.Type.verifies() == kind {
+			if verifiesKind(sg.Type) == kind {
 				tried = append(tried, sg.Name)
 			}
 		}
@@ -226,7 +224,7 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 			}
 		default:
 			for _, sg := range p.Signers {
-				if sg.Type.verifies() != kind {
+				if verifiesKind(sg.Type) != kind {
 					continue
 				}
 				if err := sg.material(); err != nil {
