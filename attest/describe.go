@@ -164,7 +164,11 @@ func (p *Policy) describeRevoked(w io.Writer) {
 		fmt.Fprintf(w, "revoked = %q # unusable, every signed container is refused: %v\n", p.Revoked, err)
 		return
 	}
-	fmt.Fprintf(w, "revoked = %q # %d entries\n", p.Revoked, len(list))
+	entries := "entries"
+	if len(list) == 1 {
+		entries = "entry"
+	}
+	fmt.Fprintf(w, "revoked = %q # %d %s\n", p.Revoked, len(list), entries)
 	for _, r := range list {
 		applies := "every signer"
 		if r.IsKey() {

@@ -275,7 +275,7 @@ teardown() {
 	echo "sha256:$DIGEST # bad image" >"$REVOKED"
 	run --separate-stderr "$CFS_RUNTIME" policy check
 	[ "$status" -eq 0 ]
-	[[ "$output" == *"revoked = \"$REVOKED\" # 1 entries"* ]]
+	[[ "$output" == *"revoked = \"$REVOKED\" # 1 entry"* ]]
 	[[ "$output" == *"#   sha256:$DIGEST (line 1: bad image): every signer"* ]]
 	[[ "$output" == *'scopes = ["registry.example.com/app"] # the image reference must be within one of these'* ]]
 	[[ "$output" == *'scopes = ["quay.io/other", "*.example.org"]'* ]]
