@@ -302,12 +302,20 @@ teardown() {
 	rm -rf "$BUNDLE"
 	cp -a "$TMPL" "$BUNDLE"
 	update_config "$BUNDLE" '.annotations = {"io.kubernetes.cri.container-type": "sandbox"}'
-	pol_run sandbox unsigned-allowed
+	# The front starts it itself (a literal rule), without
+	# cfs-runtime-mount, and records it.
+	CFS_RUNTIME_MOUNT=/nonexistent/cfs-runtime-mount pol_run sandbox unsigned-allowed
 	[ "$status" -eq 0 ]
 	[ "$output" = "$HELLO" ]
 	line=$(tail -n 1 "$AUDIT")
 	[ "$(jq -r .rule <<<"$line")" = containerd-sandbox ]
 	[ "$(jq -r .reason <<<"$line")" = 'no composefs digest: allowed unsigned by rule "containerd-sandbox"' ]
+	# A pattern the front cannot read without regexps: cfs-runtime-mount
+	# decides, and records.
+	pol_config '[[allow_unsigned]]' 'name = "sandbox-re"' 'annotations = { "io.kubernetes.cri.container-type" = "sand.*" }'
+	pol_run sandbox-re unsigned-allowed
+	[ "$status" -eq 0 ]
+	[ "$(tail -n 1 "$AUDIT" | jq -r .rule)" = sandbox-re ]
 	# Without the annotation: refused, and recorded.
 	update_config "$BUNDLE" '.annotations = {}'
 	pol_run unsigned deny
