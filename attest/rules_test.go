@@ -326,6 +326,10 @@ max_age = "1d"
 	}
 	_, err = Verify(p7ann, p, WithTime(time.Now().Add(25*time.Hour)))
 	wantErr(t, err, ErrExpired, `signer "fresh": signature made`, "older than its max_age 24h0m0s")
+	// A signing time ahead of the clock is refused, not taken as young.
+	_, err = Verify(p7ann, p, WithTime(time.Now().Add(-time.Hour)))
+	wantErr(t, err, ErrExpired, `signer "fresh": signature claims to be made`, "in the future")
+	mustVerify(t, p7ann, p, WithTime(time.Now().Add(-maxClockSkew+time.Minute)))
 
 	// A signature that proves no time: refused by a signer with max_age.
 	p = policyFrom(t, dir, fmt.Sprintf("[[signer]]\nname = \"ci\"\npublic_key = %q\nmax_age = \"720h\"\n", pub))

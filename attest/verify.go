@@ -75,8 +75,9 @@ func WithReference(ref string, err error) VerifyOption {
 	return func(c *verifyConfig) { c.ref, c.refErr = ref, err }
 }
 
-// WithTime checks certificate validity at t instead of now (PKCS#7 only:
-// sigstore bundles are checked at their own signed timestamps).
+// WithTime checks certificate validity (PKCS#7 only: sigstore bundles are
+// checked at their own signed timestamps), not_after and max_age at t
+// instead of now.
 func WithTime(t time.Time) VerifyOption {
 	return func(c *verifyConfig) { c.now = func() time.Time { return t } }
 }
@@ -323,6 +324,9 @@ func joinErrors(errs []error) error {
 	return multiError(errs)
 }
 
+// maxClockSkew is how far ahead of this host's clock a signing time may be.
+const maxClockSkew = 5 * time.Minute
+
 // admit applies the rules that follow a verified signature by signer sg:
 // the key's revocation, the signer's not_after and max_age, its scopes.
 func (p *Policy) admit(sg *Signer, keyID string, signedAt time.Time, kind SignatureKind, cfg *verifyConfig, rev *revocations) error {
@@ -336,6 +340,12 @@ func (p *Policy) admit(sg *Signer, keyID string, signedAt time.Time, kind Signat
 	if sg.MaxAge > 0 {
 		if signedAt.IsZero() {
 			return fmt.Errorf("%w: signer %q has max_age %s, but this %s proves no signing time (see docs/policy.md: only sigstore bundles and PKCS#7 signatures with a signingTime do)", ErrExpired, sg.Name, sg.MaxAge, describeKind(kind))
+		}
+		// A signing time ahead of the clock (beyond a few minutes of
+		// skew) would keep a signature young forever: a PKCS#7
+		// signingTime is whatever the key holder wrote.
+		if signedAt.After(now.Add(maxClockSkew)) {
+			return fmt.Errorf("%w: signer %q: signature claims to be made %s, in the future (max_age needs a signing time that has passed)", ErrExpired, sg.Name, signedAt.UTC().Format(time.RFC3339))
 		}
 		if age := now.Sub(signedAt); age > sg.MaxAge {
 			return fmt.Errorf("%w: signer %q: signature made %s is %s old, older than its max_age %s", ErrExpired, sg.Name, signedAt.UTC().Format(time.RFC3339), age.Round(time.Second), sg.MaxAge)
