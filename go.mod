@@ -3,6 +3,7 @@ module github.com/cfs-runtime/cfs-runtime
 go 1.26.0
 
 require (
+	github.com/distribution/reference v0.6.0
 	github.com/klauspost/compress v1.19.1
 	github.com/moby/sys/mountinfo v0.7.3
 	github.com/opencontainers/go-digest v1.0.0

@@ -15,6 +15,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/cfs-runtime/cfs-runtime/mount"
 )
 
@@ -34,6 +35,15 @@ var (
 // function for a failed hand-off (nil when nothing was mounted).
 func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	id := env.start.ID
+	// Every create leaves one line in the audit trail: its final outcome,
+	// so that a container the policy allowed but whose image then failed
+	// its check is recorded as refused, with the reason.
+	var (
+		ref     string
+		policy  *attest.Policy
+		verdict attest.Verdict
+	)
+	defer func() { recordDecision(env.cfg, env.log, id, ref, policy, verdict, err) }()
 	var cwd string
 	if env.start.NeedsCwd() {
 		if cwd, err = os.Getwd(); err != nil {
@@ -46,12 +56,14 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		return nil, err
 	}
 	defer unlockBundle()
-	policy, err := attest.LoadPolicy(env.cfg.Policy, attest.DeferParsing())
-	if err != nil {
+	// The image reference comes from the engine's annotations for now
+	// (imageref.FromAnnotations); a signer with scopes refuses when it is
+	// unknown.
+	ref, refErr := imageref.FromAnnotations(b.Annotations())
+	if policy, err = attest.LoadPolicy(env.cfg.Policy, attest.DeferParsing(), attest.WithRevocationIndex(env.cfg.StateDir)); err != nil {
 		return nil, err
 	}
-	verdict, err := attest.Verify(b.Annotations(), policy)
-	if err != nil {
+	if verdict, err = attest.Verify(b.Annotations(), policy, attest.WithReference(ref, refErr)); err != nil {
 		return nil, err
 	}
 	if verdict.Unsigned {
