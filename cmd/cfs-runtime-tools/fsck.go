@@ -79,6 +79,10 @@ type fsckOutput struct {
 	// Repair is set with --repair when something needed repair; Images
 	// are then the state after it.
 	Repair *fsckRepair `json:"repair,omitempty"`
+	// Revoked maps each checked image the policy's revocation list
+	// revokes to the line that does (create refuses it; not damage, so
+	// the exit status does not change).
+	Revoked map[string]string `json:"revoked,omitempty"`
 }
 
 type fsckRepair struct {
@@ -102,7 +106,7 @@ func fsckAction(c *cli.Context) error {
 			return cli.Exit("fsck: "+err.Error(), fsckExitError)
 		}
 	}
-	s, _, err := openStore(c)
+	s, cfg, err := openStore(c)
 	if err != nil {
 		return cli.Exit("fsck: "+err.Error(), fsckExitError)
 	}
@@ -110,6 +114,10 @@ func fsckAction(c *cli.Context) error {
 		if digests, err = s.ImageDigests(); err != nil {
 			return cli.Exit("fsck: "+err.Error(), fsckExitError)
 		}
+	}
+	revoked, err := revokedImages(cfg, digests)
+	if err != nil {
+		return cli.Exit("fsck: "+err.Error(), fsckExitError)
 	}
 	if c.Bool("repair") {
 		setupRegistry(c, c.App.ErrWriter)
@@ -144,6 +152,9 @@ func fsckAction(c *cli.Context) error {
 		return cli.Exit("fsck: "+err.Error(), fsckExitError)
 	}
 	out := fsckOutput{Images: reports}
+	if len(revoked) > 0 {
+		out.Revoked = revoked
+	}
 	if c.Bool("repair") {
 		if out.Repair, err = fsckRepairImages(ctx, c, s, reports, sources); err != nil {
 			return cli.Exit("fsck: "+err.Error(), fsckExitError)
@@ -308,6 +319,9 @@ func planSources(errw io.Writer, plan store.RepairPlan, rep *fsckRepair) ([]stor
 // printFsck writes the text report: one line per image, one per problem.
 func printFsck(w io.Writer, out fsckOutput) {
 	for _, r := range out.Images {
+		if why, ok := out.Revoked[r.Image]; ok {
+			fmt.Fprintf(w, "%s: REVOKED: %s\n", r.Image, why)
+		}
 		switch r.Status {
 		case store.FsckClean:
 			fmt.Fprintf(w, "%s: clean (%d objects, %s)\n", r.Image, r.Objects, humanSize(r.Bytes))
