@@ -167,6 +167,10 @@ func importAction(c *cli.Context) error {
 	if c.Bool("json") {
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
+		if !oci {
+			// A tree has no layers to count.
+			return enc.Encode(map[string]string{"digest": sum.Digest, "source": sum.Source})
+		}
 		return enc.Encode(sum)
 	}
 	_, err = fmt.Fprintln(c.App.Writer, sum.Digest)
