@@ -1,6 +1,10 @@
 package attest
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/cfs-runtime/cfs-runtime/attest/policy"
+)
 
 // Sentinel errors; every error from Verify and LoadPolicy wraps one of them
 // (test with errors.Is).
@@ -22,16 +26,26 @@ var (
 	// ErrBadSignature: the signer is trusted but the signature does not
 	// verify over this digest (signed another digest, or corrupted).
 	ErrBadSignature = errors.New("bad signature")
-	// ErrNoPolicy: the policy file does not exist. It is not a default:
-	// every signed or unsigned container is refused until it does.
-	ErrNoPolicy = errors.New("no trust policy")
-	// ErrPolicy: the policy file cannot be used.
-	ErrPolicy = errors.New("invalid trust policy")
-	// ErrInsecurePolicy: the policy file, or a file or directory it relies
-	// on, can be changed by someone other than root.
-	ErrInsecurePolicy = errors.New("insecure trust policy")
+	// ErrNoPolicy, ErrPolicy, ErrInsecurePolicy: see package policy.
+	ErrNoPolicy       = policy.ErrNoPolicy
+	ErrPolicy         = policy.ErrPolicy
+	ErrInsecurePolicy = policy.ErrInsecurePolicy
 	// ErrDigestMismatch: what was measured, built or mounted is not the
 	// signed digest. Not returned by Verify: it is the verdict's digest
 	// that create and hook mode hold the root filesystem to.
 	ErrDigestMismatch = errors.New("composefs digest mismatch")
+)
+
+// Sentinels of the rules that apply after a signature verified (issue
+// #20): the signer's scopes, the revocation list, the signer's expiry.
+var (
+	// ErrRevoked: the composefs digest, or the key that signed it, is on
+	// the policy's revocation list.
+	ErrRevoked = errors.New("revoked")
+	// ErrExpired: the signer's not_after has passed, or the signature is
+	// older than its max_age (or carries no signing time it can prove).
+	ErrExpired = errors.New("signer expired")
+	// ErrOutOfScope: the container's image reference is outside every
+	// scope of the signer that verified it, or no reference is known.
+	ErrOutOfScope = errors.New("image outside the signer's scopes")
 )

@@ -153,14 +153,14 @@ func TestDocsListEverySentinelError(t *testing.T) {
 
 // TestDocsDocumentEveryKey: every TOML key of config.toml (struct tags in
 // package config) is in docs/config.md, every key of policy.toml (package
-// attest) in docs/policy.md, as `key` (or `[[key]]` for an array of tables).
+// attest/policy) in docs/policy.md, as `key` (or `[[key]]` for an array of tables).
 func TestDocsDocumentEveryKey(t *testing.T) {
 	for _, c := range []struct {
 		pkg, doc string
 		min      int // fewer found: the scan is broken
 	}{
 		{"internal/config", "docs/config.md", 5},
-		{"attest", "docs/policy.md", 15},
+		{"attest/policy", "docs/policy.md", 15},
 	} {
 		text := doc(t, c.doc)
 		keys := tomlKeys(t, c.pkg)
@@ -363,13 +363,13 @@ func TestReadmeMapsEveryDoc(t *testing.T) {
 // the README as they are, and CI runs exactly the README's test command.
 func TestReadmeSetupCommands(t *testing.T) {
 	readme := doc(t, "README.md")
-	for _, cmd := range []string{"make deps install demo", "make deps test"} {
+	for _, cmd := range []string{"make deps install demo", "make deps-test test"} {
 		if !strings.Contains(readme, "\n    "+cmd+"\n") {
 			t.Errorf("README.md has no code line %q", cmd)
 		}
 	}
 	lines := strings.Split(strings.TrimSpace(doc(t, ".ci/run")), "\n")
-	if last := lines[len(lines)-1]; last != "make deps test" {
-		t.Errorf(".ci/run ends with %q, not the README's test command %q", last, "make deps test")
+	if last := lines[len(lines)-1]; last != "make deps-test test" {
+		t.Errorf(".ci/run ends with %q, not the README's test command %q", last, "make deps-test test")
 	}
 }

@@ -29,7 +29,7 @@ func TestImagesCommand(t *testing.T) {
 	if err != nil || len(lines) != 2 {
 		t.Fatalf("images: %v\n%s", err, out)
 	}
-	if f := strings.Fields(lines[0]); strings.Join(f, " ") != "DIGEST SIZE OBJECTS REFS SOURCE CREATED IN USE" {
+	if f := strings.Fields(lines[0]); strings.Join(f, " ") != "DIGEST SIZE OBJECTS REFS SOURCE CREATED SEALED IN USE" {
 		t.Errorf("header %q", lines[0])
 	}
 	fi, err := os.Stat(filepath.Join(e.store, "images", img))
@@ -38,10 +38,10 @@ func TestImagesCommand(t *testing.T) {
 	}
 	size := humanSize(fi.Size() + 300 + 5000 + 100000)
 	// The import's ref (the tree) and the tag; the source of the newer
-	// (the tree's when both were made in the same second).
+	// (the tree's when both were made in the same second); not sealed.
 	f := strings.Fields(lines[1])
-	if len(f) != 10 || strings.Join(f[:6], " ") != img+" "+size+" 3 "+e.tree+", web:v1" ||
-		(f[6] != e.tree && f[6] != "tag") || strings.Join(f[8:], " ") != "yes (ctr1)" {
+	if len(f) != 11 || strings.Join(f[:6], " ") != img+" "+size+" 3 "+e.tree+", web:v1" ||
+		(f[6] != e.tree && f[6] != "tag") || strings.Join(f[8:], " ") != "- yes (ctr1)" {
 		t.Errorf("row %q", lines[1])
 	}
 	if created, err := time.Parse(time.RFC3339, f[7]); err != nil || time.Since(created) > time.Minute {

@@ -137,6 +137,12 @@ func (s *Store) GC(opts ...GCOption) (GCReport, error) {
 	if err := s.sweepProvenance(kept, &rep); err != nil {
 		return rep, err
 	}
+	if err := s.sweepDir("seals", rep.DryRun, func(name string) bool {
+		d, ok := strings.CutSuffix(name, ".json")
+		return ok && kept(d)
+	}, func(string) {}); err != nil {
+		return rep, err
+	}
 	if err := s.sweepLayers(layers, &rep); err != nil {
 		return rep, err
 	}
@@ -284,6 +290,9 @@ type ImageInfo struct {
 	// last imported as); empty and nil without one.
 	Source  string     `json:"source"`
 	Created *time.Time `json:"created,omitempty"`
+	// Seal is the seal recorded when the image was imported from a
+	// sealed manifest (nil: none).
+	Seal *Seal `json:"seal,omitempty"`
 	// Error says why the image could not be read (then Size is the image
 	// object's size at most and Objects 0).
 	Error string `json:"error,omitempty"`
@@ -315,6 +324,7 @@ func (s *Store) Images() ([]ImageInfo, error) {
 	infos := make([]ImageInfo, 0, len(ds))
 	for _, d := range ds {
 		info := ImageInfo{Digest: d, Refs: []string{}, RefSources: []Ref{}}
+		info.Seal, _ = s.Seal(d)
 		for _, r := range byImage[d] { // sorted by name
 			info.Refs = append(info.Refs, r.Name)
 			info.RefSources = append(info.RefSources, r)

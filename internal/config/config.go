@@ -57,6 +57,9 @@ type Config struct {
 	LogLevel string `toml:"log_level"`
 	// Policy is the trust policy file (see package attest).
 	Policy string `toml:"policy"`
+	// AuditFile receives one JSON line per trust decision (see package
+	// audit); empty disables the file (the journal still gets them).
+	AuditFile string `toml:"audit_file"`
 
 	// Path is the file the configuration was read from ("" = defaults only).
 	Path string `toml:"-"`
@@ -70,6 +73,8 @@ func Defaults() Config {
 		LogFile:  "/var/log/cfs-runtime.log",
 		LogLevel: "info",
 		Policy:   "/etc/cfs-runtime/policy.toml",
+		// audit.DefaultPath (not imported: the front links this package).
+		AuditFile: "/var/log/cfs-runtime/audit.jsonl",
 	}
 }
 
@@ -119,7 +124,7 @@ func (c Config) validate(data []byte) error {
 	default:
 		return fmt.Errorf("%s: %q is not one of debug, info, warn, error", at("log_level"), c.LogLevel)
 	}
-	for key, v := range map[string]string{"runtime": c.Runtime, "store_dir": c.StoreDir, "state_dir": c.StateDir, "log_file": c.LogFile, "policy": c.Policy} {
+	for key, v := range map[string]string{"runtime": c.Runtime, "store_dir": c.StoreDir, "state_dir": c.StateDir, "log_file": c.LogFile, "policy": c.Policy, "audit_file": c.AuditFile} {
 		if v != "" && !filepath.IsAbs(v) {
 			return fmt.Errorf("%s: %q is not an absolute path", at(key), v)
 		}
@@ -165,7 +170,7 @@ func Salvage(path string, dec Decoder) (Config, error) {
 	}
 	for _, f := range []struct{ from, to *string }{
 		{&raw.Runtime, &best.Runtime}, {&raw.StoreDir, &best.StoreDir}, {&raw.StateDir, &best.StateDir},
-		{&raw.LogFile, &best.LogFile}, {&raw.Policy, &best.Policy},
+		{&raw.LogFile, &best.LogFile}, {&raw.Policy, &best.Policy}, {&raw.AuditFile, &best.AuditFile},
 	} {
 		if filepath.IsAbs(*f.from) {
 			*f.to = *f.from

@@ -28,6 +28,8 @@ func plainConfig(data []byte, c *Config) bool {
 			out.LogLevel = s
 		case "policy":
 			out.Policy = s
+		case "audit_file":
+			out.AuditFile = s
 		default:
 			return false
 		}

@@ -4,21 +4,19 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
-	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
-	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
+	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/cfs-runtime/cfs-runtime/mount"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 )
 
 var (
@@ -37,6 +35,15 @@ var (
 // function for a failed hand-off (nil when nothing was mounted).
 func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	id := env.start.ID
+	// Every create leaves one line in the audit trail: its final outcome,
+	// so that a container the policy allowed but whose image then failed
+	// its check is recorded as refused, with the reason.
+	var (
+		ref     string
+		policy  *attest.Policy
+		verdict attest.Verdict
+	)
+	defer func() { recordDecision(env.cfg, env.log, id, ref, policy, verdict, err) }()
 	var cwd string
 	if env.start.NeedsCwd() {
 		if cwd, err = os.Getwd(); err != nil {
@@ -44,29 +51,19 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		}
 	}
 	bundleDir, configPath := env.start.Paths(cwd)
-	// create rewrites config.json in place: one bundle directory serves one
-	// container at a time (as podman, containerd and CRI-O use bundles).
-	// The lock makes concurrent creates from one bundle see each other's
-	// patch, so that the later ones are refused instead of silently sharing
-	// a root filesystem.
-	unlockBundle, err := lockDir(bundleDir)
+	b, unlockBundle, err := bundle.OpenForStart(bundleDir, configPath, env.cfg.StateDir, id)
 	if err != nil {
 		return nil, err
 	}
 	defer unlockBundle()
-	b, err := bundle.Load(bundleDir, configPath)
-	if err != nil {
+	// The image reference comes from the engine's annotations for now
+	// (imageref.FromAnnotations); a signer with scopes refuses when it is
+	// unknown.
+	ref, refErr := imageref.FromAnnotations(b.Annotations())
+	if policy, err = attest.LoadPolicy(env.cfg.Policy, attest.DeferParsing(), attest.WithRevocationIndex(env.cfg.StateDir)); err != nil {
 		return nil, err
 	}
-	if other := bundleUser(env, b); other != "" && other != id {
-		return nil, fmt.Errorf("bundle %s is in use: its root.path is the composefs mount of container %q (one bundle directory serves one container at a time)", b.Dir, other)
-	}
-	policy, err := attest.LoadPolicy(env.cfg.Policy, attest.DeferParsing())
-	if err != nil {
-		return nil, err
-	}
-	verdict, err := attest.Verify(b.Annotations(), policy)
-	if err != nil {
+	if verdict, err = attest.Verify(b.Annotations(), policy, attest.WithReference(ref, refErr)); err != nil {
 		return nil, err
 	}
 	if verdict.Unsigned {
@@ -266,34 +263,11 @@ func patchBundle(cfg config.Config, b *bundle.Bundle, root, id string) error {
 		args = append(args, "--cfs-config", cfg.Path)
 	}
 	args = append(args, "cleanup", id)
-	isOurs := func(h specs.Hook) bool {
+	isOurs := func(h bundle.Hook) bool {
 		return h.Path == self && len(h.Args) > 1 && slices.Contains(h.Args, "cleanup")
 	}
-	if err := b.AppendHook("poststop", specs.Hook{Path: self, Args: args}, isOurs); err != nil {
+	if err := b.AppendHook("poststop", bundle.Hook{Path: self, Args: args}, isOurs); err != nil {
 		return err
 	}
 	return b.Save()
-}
-
-// bundleUser returns the id of the container whose live composefs mount the
-// bundle's root.path points at, "" if none.
-func bundleUser(env *runtimeEnv, b *bundle.Bundle) string {
-	if id, ok := mount.ContainerOf(env.cfg.StateDir, b.RootPath()); ok && oci.ValidID(id) {
-		return id
-	}
-	return ""
-}
-
-// lockDir takes an exclusive flock on a directory. The fd is close-on-exec,
-// so the lock ends at the latest when the runtime is exec'd.
-func lockDir(dir string) (func(), error) {
-	fd, err := rawfile.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", bundle.ErrNoBundle, fserr.New("", dir, err))
-	}
-	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("locking bundle %s: %w", dir, err)
-	}
-	return func() { unix.Close(fd) }, nil
 }

@@ -1,14 +1,20 @@
 #!/usr/bin/env bats
 # crictl → containerd (Debian 12: 1.6) → runc v2 shim → cfs-runtime → runc.
 #
-# A private containerd (its own config, root, state and socket; started in
-# setup_file, stopped in teardown_file) runs the runtime handler "cfs" from
-# contrib/containerd/cfs-runtime.toml, with BinaryName pointed at the
-# cfs-runtime under test. crictl drives it over the CRI as the kubelet does:
-# host-network pods (no CNI), images made with `podman import` and loaded
-# with `podman save` + `ctr images import` (no registry), the pause image a
-# busybox `sleep`. The host has no fs-verity, so the policy's enforcement is
-# userspace, as in create.bats.
+# A private containerd (its own root, state, socket, runc root; started in
+# setup_file, stopped in teardown_file) runs with Debian 12's stock
+# config.toml (contrib/testdata) importing the drop-in
+# contrib/containerd/cfs-runtime.toml, as docs/kubernetes.md installs it. Only
+# the node-specific values are changed: BinaryName points at the
+# cfs-runtime under test, private runc roots and CNI directories,
+# restrict_oom_score_adj uncommented (this shell lacks CAP_SYS_RESOURCE).
+# crictl drives it over the CRI as the kubelet does, with
+# contrib/containerd/crictl.yaml, and the pods and containers are
+# contrib/containerd/pod.json and ctr.json: host network (no CNI), images
+# made with `podman import` and loaded with `podman save` + `ctr images
+# import` (no registry), the pause image a busybox `sleep` imported and
+# tagged as the drop-in's sandbox_image, as on an offline node. The host has
+# no fs-verity, so the policy's enforcement is userspace, as in create.bats.
 #
 # Environment: CFS_RUNTIME, RUNC, BUSYBOX (see helpers.bash). Needs root,
 # containerd and ctr (apt-get install containerd), crictl (tests/install-deps.sh
@@ -23,38 +29,48 @@ DIGEST_KEY=composefs.merged.erofs.v1.fsverity-sha256-12
 # bytes), so that tampering with the store can be shown.
 HELLO="hello from the signed composefs image, $(printf '%0200d' 0)"
 
-# cctl ARGS...: crictl on the private containerd.
+CONTRIB=$BATS_TEST_DIRNAME/../../contrib
+SANDBOX_IMAGE=registry.k8s.io/pause:3.6
+
+# cctl ARGS...: crictl with contrib's crictl.yaml, on the private containerd.
 cctl() {
-	crictl --config "$CTRD/crictl.yaml" "$@"
+	crictl --config "$CONTRIB/containerd/crictl.yaml" \
+		--runtime-endpoint "unix://$CTRD/containerd.sock" --image-endpoint "unix://$CTRD/containerd.sock" "$@"
 }
 
-# ctrd_config: containerd's private configuration, the handler appended
-# from contrib as an administrator would append it to config.toml. The runc
-# root (Root) is private too; restrict_oom_score_adj because this shell lacks
-# CAP_SYS_RESOURCE, which lowering the sandbox's oom_score_adj needs.
+# edit FILE SED-SCRIPT N: apply a sed substitution that must change exactly N
+# lines (so that a changed contrib file fails here instead of silently
+# testing something else).
+edit() {
+	local n
+	n=$(sed -n "$2;T;=" "$1" | wc -l)
+	if [ "$n" != "$3" ]; then
+		echo "$1: '$2' changes $n lines, want $3" >&2
+		return 1
+	fi
+	sed -i "$2" "$1"
+}
+
+# ctrd_config: Debian's stock config.toml with the paths of a private
+# containerd and the imports line docs/kubernetes.md adds; the drop-in from
+# contrib with this node's values.
 ctrd_config() {
-	cat <<-EOF
-		version = 2
-		root = "$CTRD/root"
-		state = "$CTRD/state"
-		[grpc]
-		  address = "$CTRD/containerd.sock"
-		[plugins."io.containerd.internal.v1.opt"]
-		  path = "$CTRD/opt"
-		[plugins."io.containerd.grpc.v1.cri"]
-		  sandbox_image = "$PAUSE_IMAGE"
-		  restrict_oom_score_adj = true
-		  netns_mounts_under_state_dir = true
-		  [plugins."io.containerd.grpc.v1.cri".cni]
-		    bin_dir = "$CTRD/cni/bin"
-		    conf_dir = "$CTRD/cni/net.d"
-		  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-		    runtime_type = "io.containerd.runc.v2"
-		    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-		      Root = "$CTRD/runc"
-	EOF
-	sed -e "s|^\( *\)BinaryName = .*|\1BinaryName = \"$CFS_RUNTIME\"\n\1Root = \"$CTRD/runc\"|" \
-		"$BATS_TEST_DIRNAME/../../contrib/containerd/cfs-runtime.toml"
+	local main=$CTRD/config.toml dropin=$CTRD/conf.d/cfs-runtime.toml
+	mkdir -p "$CTRD/conf.d"
+	cp "$CONTRIB/testdata/debian12-containerd-config.toml" "$main"
+	edit "$main" 's|^version = 2$|&\nimports = ["'"$CTRD"'/conf.d/*.toml"]\nroot = "'"$CTRD"'/root"\nstate = "'"$CTRD"'/state"|' 1
+	edit "$main" 's|^\( *path = \)"/var/lib/containerd/opt"$|\1"'"$CTRD"'/opt"|' 1
+	printf '[grpc]\n  address = "%s"\n' "$CTRD/containerd.sock" >>"$main"
+	cp "$CONTRIB/containerd/cfs-runtime.toml" "$dropin"
+	edit "$dropin" 's|^\( *\)BinaryName = "/usr/local/bin/cfs-runtime"$|\1BinaryName = "'"$CFS_RUNTIME"'"|' 1
+	edit "$dropin" 's|^\( *\)# restrict_oom_score_adj = true$|\1restrict_oom_score_adj = true|' 1
+	edit "$dropin" 's|^\( *bin_dir = \)"/usr/lib/cni"$|\1"'"$CTRD"'/cni/bin"|' 1
+	edit "$dropin" 's|^\( *conf_dir = \)"/etc/cni/net.d"$|\1"'"$CTRD"'/cni/net.d"|' 1
+	edit "$dropin" 's|^\[plugins\."io\.containerd\.grpc\.v1\.cri"\.containerd\.runtimes\.[a-z]*\.options\]$|&\n  Root = "'"$CTRD"'/runc"|' 2
+	grep -qxF "sandbox_image = \"$SANDBOX_IMAGE\"" <(sed 's/^ *//' "$dropin") || {
+		echo "$dropin: sandbox_image is not $SANDBOX_IMAGE" >&2
+		return 1
+	}
 }
 
 # cfs_config [STORE]: cfs-runtime's configuration (containerd hands
@@ -65,6 +81,7 @@ cfs_config() {
 		store_dir = "${1:-$STORE}"
 		state_dir = "$CTRD/cfs-state"
 		log_file = "$CFSLOG"
+		audit_file = "$BATS_FILE_TMPDIR/audit.jsonl"
 		log_level = "debug"
 		policy = "$POLICY"
 	EOF
@@ -123,13 +140,7 @@ setup_file() {
 		ignore_digest = true
 	EOF
 	cfs_config
-	ctrd_config >"$CTRD/config.toml"
-	grep -qxF "  BinaryName = \"$CFS_RUNTIME\"" "$CTRD/config.toml" || {
-		echo "contrib/containerd/cfs-runtime.toml: no BinaryName line to point at $CFS_RUNTIME" >&2
-		return 1
-	}
-	printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 30\n' \
-		"$CTRD/containerd.sock" "$CTRD/containerd.sock" >"$CTRD/crictl.yaml"
+	ctrd_config
 
 	CFS_RUNTIME_CONFIG=$CTRD/cfs.toml containerd --config "$CTRD/config.toml" >"$CTRD/containerd.log" 2>&1 3>&- &
 	echo $! >"$CTRD/containerd.pid"
@@ -150,6 +161,8 @@ setup_file() {
 	make_rootfs "$pause"
 	image "$APP_IMAGE" "$app" '["/bin/cat", "/data/hello.txt"]'
 	image "$PAUSE_IMAGE" "$pause" '["/bin/sleep", "2147483647"]'
+	# An offline node's pause image: imported, then named as sandbox_image.
+	ctr --address "$CTRD/containerd.sock" -n k8s.io images tag "$PAUSE_IMAGE" "$SANDBOX_IMAGE" >/dev/null
 
 	# The same tree in cfs-runtime's store, and its signature.
 	DIGEST=$("$CFS_RUNTIME" import --store "$STORE" "$app")
@@ -161,12 +174,12 @@ setup_file() {
 setup() {
 	requires_root
 	cfs_config
-	# Each test's pod: host network (no CNI here), its own cgroup parent.
-	jq -n --arg name "pod-$BATS_TEST_NUMBER" --arg cg "/$CGROUP_PARENT" --arg logs "$CTRD/logs/$BATS_TEST_NUMBER" '{
-		metadata: {name: $name, namespace: "cfs-bats", uid: ("uid-" + $name), attempt: 0},
-		log_directory: $logs,
-		linux: {cgroup_parent: $cg, security_context: {namespace_options: {network: 2}}}
-	}' >"$BATS_TEST_TMPDIR/pod.json"
+	# Each test's pod: contrib's pod.json (host network, no CNI) with its own
+	# name, log directory and cgroup parent.
+	jq --arg name "pod-$BATS_TEST_NUMBER" --arg cg "/$CGROUP_PARENT" --arg logs "$CTRD/logs/$BATS_TEST_NUMBER" '
+		.metadata.name = $name | .metadata.namespace = "cfs-bats" | .metadata.uid = ("uid-" + $name) |
+		.log_directory = $logs | .linux.cgroup_parent = $cg
+	' "$CONTRIB/containerd/pod.json" >"$BATS_TEST_TMPDIR/pod.json"
 }
 
 teardown() {
@@ -202,12 +215,13 @@ teardown_file() {
 	fi
 }
 
-# ctr_json NAME ANNOTATIONS-JSON [ARGS-JSON]: a CRI container configuration
-# for the app image.
+# ctr_json NAME ANNOTATIONS-JSON [ARGS-JSON]: contrib's ctr.json for the app
+# image, with its name, annotations and arguments.
 ctr_json() {
-	jq -n --arg name "$1" --arg img "$APP_IMAGE" --argjson a "$2" --argjson args "${3:-null}" '{
-		metadata: {name: $name}, image: {image: $img}, log_path: ($name + ".log"), annotations: $a
-	} + (if $args then {args: $args} else {} end)' >"$BATS_TEST_TMPDIR/$1.json"
+	jq --arg name "$1" --arg img "$APP_IMAGE" --argjson a "$2" --argjson args "${3:-null}" '
+		.metadata.name = $name | .image.image = $img | .log_path = ($name + ".log") | .annotations = $a
+		| if $args then .args = $args else . end
+	' "$CONTRIB/containerd/ctr.json" >"$BATS_TEST_TMPDIR/$1.json"
 	echo "$BATS_TEST_TMPDIR/$1.json"
 }
 
