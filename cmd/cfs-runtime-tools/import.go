@@ -186,8 +186,8 @@ func importAction(c *cli.Context) error {
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
 		if !oci {
-			// A tree has no layers to count.
-			return enc.Encode(map[string]string{"digest": sum.Digest, "source": sum.Source})
+			// A tree has no layers to count; it has its ref.
+			return enc.Encode(map[string]string{"digest": sum.Digest, "source": sum.Source, "ref": sum.Ref})
 		}
 		return enc.Encode(sum)
 	}

@@ -216,7 +216,7 @@ func TestImportJSON(t *testing.T) {
 	os.WriteFile(filepath.Join(tree, "f"), []byte(ot.Body('t', 100)), 0o644)
 	out, _, code = runSplit(t, "import", "--store", store, "--json", tree)
 	var m map[string]any
-	if err := json.Unmarshal([]byte(out), &m); code != 0 || err != nil || len(m) != 2 || m["source"] != tree {
+	if err := json.Unmarshal([]byte(out), &m); code != 0 || err != nil || len(m) != 3 || m["source"] != tree || m["ref"] != tree {
 		t.Errorf("tree --json: exit %d, %v: %s", code, err, out)
 	}
 	_, errOut, code = runSplit(t, "import", "--store", store, "--authfile", "x.json", tree)
