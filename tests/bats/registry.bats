@@ -104,9 +104,10 @@ teardown() {
 	# Not a terminal: no progress bar, one line per layer.
 	[[ "$stderr" != *$'\r'* ]]
 	d=$output
-	# The ref (refs: see #17 item 5) and the provenance: the repository
-	# pinned to the manifest digest, each layer's blob.
-	[ "$(cat "$STORE/refs/docker:%2F%2F$REGISTRY%2Fimg:v2")" = "$d" ]
+	# The ref (its source: the registry reference) and the provenance:
+	# the repository pinned to the manifest digest, each layer's blob.
+	run -0 "$CFS_RUNTIME" images --store "$STORE" --json
+	[ "$(jq -c --arg d "$d" '.[] | select(.digest == $d) | .refSources | map([.name, .source.kind, .source.ref])' <<<"$output")" = "[[\"docker://$REGISTRY/img:v2\",\"docker\",\"docker://$REGISTRY/img:v2\"]]" ]
 	manifest=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$REGISTRY/img:v2")
 	run -0 jq -r '.sources[] | .layout + " " + .blob' "$STORE/provenance/$d.json"
 	mapfile -t blobs < <(image_layers img:v2)
