@@ -57,9 +57,9 @@ im_layout() {
 
 	run --separate-stderr "$CFS_RUNTIME" images
 	[ "$status" -eq 0 ]
-	[ "$(awk 'NR == 1 { $1 = $1; print }' <<<"$output")" = "DIGEST SIZE OBJECTS REFS SOURCE CREATED IN USE" ]
+	[ "$(awk 'NR == 1 { $1 = $1; print }' <<<"$output")" = "DIGEST SIZE OBJECTS REFS SOURCE CREATED SEALED IN USE" ]
 	row=$(grep "^$IMG2 " <<<"$output")
-	[[ "$(echo $row)" =~ ^$IMG2\ [0-9.]+\ [KMG]?i?B\ [0-9]+\ mine\ $BATS_TEST_TMPDIR/tree2\ 20[0-9-]+T[0-9:]+Z\ no$ ]]
+	[[ "$(echo $row)" =~ ^$IMG2\ [0-9.]+\ [KMG]?i?B\ [0-9]+\ mine\ $BATS_TEST_TMPDIR/tree2\ 20[0-9-]+T[0-9:]+Z\ -\ no$ ]]
 
 	# Importing the tree unchanged keeps its ref and its time; a changed
 	# tree moves the ref (the old image is then kept by nothing).
