@@ -49,11 +49,15 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/k.key
 openssl pkey -in "$work/k.key" -pubout -out "$work/k.pub"
 printf 'unsigned = "allow"\n[[signer]]\nname = "bench"\npublic_key = "%s"\n' "$work/k.pub" >"$work/policy.toml"
 chmod 0755 "$work"
-config() { # RUNTIME: cfs-runtime's configuration with that runtime
-	printf 'runtime = "%s"\nlog_file = ""\npolicy = "%s"\nstore_dir = "%s/store"\nstate_dir = "%s/state"\naudit_file = "%s/audit.jsonl"\n' "$1" "$work/policy.toml" "$work" "$work" "$work"
+config() { # RUNTIME [AUDIT]: cfs-runtime's configuration with that runtime
+	printf 'runtime = "%s"\nlog_file = ""\npolicy = "%s"\nstore_dir = "%s/store"\nstate_dir = "%s/state"\n' "$1" "$work/policy.toml" "$work" "$work"
+	# The audit trail (which the reference may predate) costs today's
+	# binary one appended line per unsigned start: it is measured.
+	[ -z "${2:-}" ] || printf 'audit_file = "%s"\n' "$2"
 }
-config "$RUNC" >"$work/config.toml"
-config /bin/true >"$work/config-noop.toml"
+config "$RUNC" "$work/audit.jsonl" >"$work/config.toml"
+config /bin/true "$work/audit-noop.jsonl" >"$work/config-noop.toml"
+config /bin/true >"$work/config-noop-ref.toml"
 B=$work/bundle
 
 # stats FILE NAME: "median q1 q3 n" of variant NAME in cyclebench output.
@@ -92,8 +96,11 @@ echo "wrapper: the hand-off alone (runtime /bin/true, same invocation), $HANDOFF
 handoff() {
 	local name=$1 hs1 hs3 hc1 hc3 r1 r3
 	shift
-	CFS_RUNTIME_CONFIG=$work/config-noop.toml "$work/cyclebench" -rounds "$HANDOFF_ROUNDS" -warmup 20 \
-		"shim=$work/bare-shim-noop $*" "ref=$work/ref/bin/cfs-runtime $*" "cfs=$work/cfs-runtime $*" >"$work/$name.out"
+	# Each binary reads its own configuration (--cfs-config: the
+	# reference may not know today's keys).
+	"$work/cyclebench" -rounds "$HANDOFF_ROUNDS" -warmup 20 \
+		"shim=$work/bare-shim-noop $*" "ref=$work/ref/bin/cfs-runtime --cfs-config $work/config-noop-ref.toml $*" \
+		"cfs=$work/cfs-runtime --cfs-config $work/config-noop.toml $*" >"$work/$name.out"
 	read -r h_shim hs1 hs3 < <(stats "$work/$name.out" shim)
 	read -r h_ref r1 r3 < <(stats "$work/$name.out" ref)
 	read -r h_cfs hc1 hc3 < <(stats "$work/$name.out" cfs)
