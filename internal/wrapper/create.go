@@ -65,7 +65,11 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	verdict, err := attest.Verify(b.Annotations(), policy)
+	ann, err := verifiedAnnotations(env, b, id)
+	if err != nil {
+		return nil, err
+	}
+	verdict, err := attest.Verify(ann, policy)
 	if err != nil {
 		return nil, err
 	}

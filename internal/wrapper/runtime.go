@@ -29,6 +29,9 @@ type runtimeEnv struct {
 	mount     func(mount.Options) (mounted, error)
 	measure   measureFunc
 	patch     func(b *bundle.Bundle, root, id string) error
+	// readManifest reads the manifest of the image the engine names
+	// (engine.go: the cfs-runtime-engine helper).
+	readManifest readManifestFunc
 }
 
 // runRuntime handles a runtime call that verifies or mounts: create and

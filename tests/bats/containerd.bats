@@ -15,47 +15,13 @@
 # builds it into ~/go/bin) and podman.
 
 load helpers
+load containerd
 bats_require_minimum_version 1.5.0
 
-PATH=$PATH:$HOME/go/bin
 DIGEST_KEY=composefs.merged.erofs.v1.fsverity-sha256-12
 # A file large enough to be stored as an object (composefs inlines up to 64
 # bytes), so that tampering with the store can be shown.
 HELLO="hello from the signed composefs image, $(printf '%0200d' 0)"
-
-# cctl ARGS...: crictl on the private containerd.
-cctl() {
-	crictl --config "$CTRD/crictl.yaml" "$@"
-}
-
-# ctrd_config: containerd's private configuration, the handler appended
-# from contrib as an administrator would append it to config.toml. The runc
-# root (Root) is private too; restrict_oom_score_adj because this shell lacks
-# CAP_SYS_RESOURCE, which lowering the sandbox's oom_score_adj needs.
-ctrd_config() {
-	cat <<-EOF
-		version = 2
-		root = "$CTRD/root"
-		state = "$CTRD/state"
-		[grpc]
-		  address = "$CTRD/containerd.sock"
-		[plugins."io.containerd.internal.v1.opt"]
-		  path = "$CTRD/opt"
-		[plugins."io.containerd.grpc.v1.cri"]
-		  sandbox_image = "$PAUSE_IMAGE"
-		  restrict_oom_score_adj = true
-		  netns_mounts_under_state_dir = true
-		  [plugins."io.containerd.grpc.v1.cri".cni]
-		    bin_dir = "$CTRD/cni/bin"
-		    conf_dir = "$CTRD/cni/net.d"
-		  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-		    runtime_type = "io.containerd.runc.v2"
-		    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-		      Root = "$CTRD/runc"
-	EOF
-	sed -e "s|^\( *\)BinaryName = .*|\1BinaryName = \"$CFS_RUNTIME\"\n\1Root = \"$CTRD/runc\"|" \
-		"$BATS_TEST_DIRNAME/../../contrib/containerd/cfs-runtime.toml"
-}
 
 # cfs_config [STORE]: cfs-runtime's configuration (containerd hands
 # CFS_RUNTIME_CONFIG down to the shim and the shim to cfs-runtime).
@@ -67,6 +33,7 @@ cfs_config() {
 		log_file = "$CFSLOG"
 		log_level = "debug"
 		policy = "$POLICY"
+		containerd_address = "$CTRD/containerd.sock"
 	EOF
 }
 
@@ -82,23 +49,7 @@ image() {
 }
 
 setup_file() {
-	if [ "$(id -u)" != 0 ]; then
-		skip "containerd tests require root"
-	fi
-	local tool
-	for tool in containerd ctr crictl podman; do
-		command -v "$tool" >/dev/null && continue
-		# In CI a missing tool is a broken setup, not a reason to skip.
-		if [ -n "${CI:-}" ]; then
-			echo "$tool not installed (tests/install-deps.sh installs it)" >&2
-			return 1
-		fi
-		skip "$tool not installed (tests/install-deps.sh installs it)"
-	done
-	if [ ! -x "$CFS_RUNTIME" ]; then
-		echo "cfs-runtime binary $CFS_RUNTIME not found: build it or set CFS_RUNTIME" >&2
-		return 1
-	fi
+	ctrd_requires podman
 	if ldd "$BUSYBOX" >/dev/null 2>&1; then
 		echo "$BUSYBOX is dynamically linked; install busybox-static" >&2
 		return 1
@@ -108,40 +59,13 @@ setup_file() {
 	export STORE=$CTRD/store CFSLOG=$CTRD/cfs.log POLICY=$CTRD/keys/policy.toml
 	export CGROUP_PARENT=cfs-bats-ctrd-$$
 	export APP_IMAGE=localhost/cfs-bats-ctrd-$$/app:1 PAUSE_IMAGE=localhost/cfs-bats-ctrd-$$/pause:1
-	mkdir -p "$CTRD"/{keys,cni/bin,cni/net.d,logs}
-	# containerd's runc shim always puts its sockets in /run/containerd/s.
-	[ -d /run/containerd ] || echo /run/containerd >"$CTRD/made-dirs"
-	[ -d /run/containerd/s ] || echo /run/containerd/s >>"$CTRD/made-dirs"
+	mkdir -p "$CTRD/keys"
 
 	make_key "$CTRD/keys" good
 	make_key "$CTRD/keys" other
-	write_policy "$POLICY" userspace reject "$CTRD/keys/good.pub"
-	cat >>"$POLICY" <<-'EOF'
-		[[allow_unsigned]]
-		name = "containerd-sandbox"
-		annotations = { "io.kubernetes.cri.container-type" = "sandbox" }
-		ignore_digest = true
-	EOF
+	ctrd_policy "$POLICY" "$CTRD/keys/good.pub"
 	cfs_config
-	ctrd_config >"$CTRD/config.toml"
-	grep -qxF "  BinaryName = \"$CFS_RUNTIME\"" "$CTRD/config.toml" || {
-		echo "contrib/containerd/cfs-runtime.toml: no BinaryName line to point at $CFS_RUNTIME" >&2
-		return 1
-	}
-	printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 30\n' \
-		"$CTRD/containerd.sock" "$CTRD/containerd.sock" >"$CTRD/crictl.yaml"
-
-	CFS_RUNTIME_CONFIG=$CTRD/cfs.toml containerd --config "$CTRD/config.toml" >"$CTRD/containerd.log" 2>&1 3>&- &
-	echo $! >"$CTRD/containerd.pid"
-	local _
-	for _ in $(seq 100); do
-		cctl info >/dev/null 2>&1 && break
-		sleep 0.1
-	done
-	cctl info >/dev/null || {
-		tail -20 "$CTRD/containerd.log" >&2
-		return 1
-	}
+	ctrd_start
 
 	local app=$CTRD/app-rootfs pause=$CTRD/pause-rootfs
 	make_rootfs "$app"
@@ -161,12 +85,7 @@ setup_file() {
 setup() {
 	requires_root
 	cfs_config
-	# Each test's pod: host network (no CNI here), its own cgroup parent.
-	jq -n --arg name "pod-$BATS_TEST_NUMBER" --arg cg "/$CGROUP_PARENT" --arg logs "$CTRD/logs/$BATS_TEST_NUMBER" '{
-		metadata: {name: $name, namespace: "cfs-bats", uid: ("uid-" + $name), attempt: 0},
-		log_directory: $logs,
-		linux: {cgroup_parent: $cg, security_context: {namespace_options: {network: 2}}}
-	}' >"$BATS_TEST_TMPDIR/pod.json"
+	ctrd_pod_json
 }
 
 teardown() {
@@ -174,32 +93,7 @@ teardown() {
 }
 
 teardown_file() {
-	[ -n "${CTRD:-}" ] || return 0
-	if [ -S "$CTRD/containerd.sock" ]; then
-		cctl rmp --all --force >/dev/null 2>&1 || true
-	fi
-	# Shims of containers that could not be removed.
-	local f pid m d
-	for f in "$CTRD"/state/io.containerd.runtime.v2.task/*/*/shim.pid; do
-		[ -e "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
-	done
-	if [ -e "$CTRD/containerd.pid" ]; then
-		pid=$(cat "$CTRD/containerd.pid")
-		kill "$pid" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-	fi
-	for m in $(awk -v d="$CTRD" 'index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
-		umount -l "$m" || true
-	done
-	for d in /sys/fs/cgroup/*/"$CGROUP_PARENT"; do
-		[ -d "$d" ] && rmdir "$d" 2>/dev/null || true
-	done
-	if [ -e "$CTRD/made-dirs" ]; then
-		tac "$CTRD/made-dirs" | xargs rmdir 2>/dev/null || true
-	fi
+	ctrd_stop
 }
 
 # ctr_json NAME ANNOTATIONS-JSON [ARGS-JSON]: a CRI container configuration
@@ -211,23 +105,6 @@ ctr_json() {
 	echo "$BATS_TEST_TMPDIR/$1.json"
 }
 
-# start_pod: run this test's pod on handler cfs; sets POD.
-start_pod() {
-	POD=$(cctl runp --runtime cfs "$BATS_TEST_TMPDIR/pod.json")
-	[ -n "$POD" ]
-}
-
-# wait_exited CTR: up to 10 s for the container to exit.
-wait_exited() {
-	local _
-	for _ in $(seq 100); do
-		[ "$(cctl inspect -o json "$1" | jq -r .status.state)" = CONTAINER_EXITED ] && return 0
-		sleep 0.1
-	done
-	echo "container $1 did not exit: $(cctl inspect -o json "$1" | jq -c .status)" >&2
-	return 1
-}
-
 # refused NAME ANNOTATIONS-JSON MESSAGE: creating works, starting fails with
 # cfs-runtime's MESSAGE, and the container's status (what `kubectl describe
 # pod` shows) carries it.
@@ -235,18 +112,7 @@ refused() {
 	start_pod
 	local ctr
 	ctr=$(cctl create "$POD" "$(ctr_json "$1" "$2")" "$BATS_TEST_TMPDIR/pod.json")
-	run cctl start "$ctr"
-	echo "$output"
-	[ "$status" -eq 1 ]
-	# crictl prints the gRPC error inside a quoted string.
-	[[ "$output" == *"OCI runtime create failed: cfs-runtime: ${3//\"/\\\"}: unknown"* ]]
-	run cctl inspect -o json "$ctr"
-	[ "$status" -eq 0 ]
-	[ "$(jq -r .status.state <<<"$output")" = CONTAINER_EXITED ]
-	[ "$(jq -r .status.reason <<<"$output")" = StartError ]
-	[ "$(jq -r .status.message <<<"$output")" = "failed to create containerd task: failed to create shim task: OCI runtime create failed: cfs-runtime: $3: unknown" ]
-	# The pod itself is fine: its sandbox keeps running.
-	[ "$(cctl inspectp -o json "$POD" | jq -r .status.state)" = SANDBOX_READY ]
+	assert_refused "$ctr" "$3"
 }
 
 @test "containerd: the sandbox passes by rule, a signed container runs from its composefs image, removal leaves nothing" {
@@ -264,6 +130,9 @@ refused() {
 	[[ "${lines[1]}" == *" / / "*" - overlay composefs "* ]]
 	grep -q "msg=verified .*id=$ctr .*composefs digest sha256:$DIGEST: cosign signature trusted by signer \\\\\"test\\\\\"" "$CFSLOG"
 	grep -q "msg=mounted .*id=$ctr " "$CFSLOG"
+	# containerd named the image, which has no seal: verified by the
+	# container's annotations.
+	grep -q "msg=\"engine image\" pid=[0-9]* id=$ctr image=\"containerd image $APP_IMAGE\" manifest=sha256:[0-9a-f]* config=sha256:[0-9a-f]* sealed=false" "$CFSLOG"
 
 	cctl stopp "$POD" >/dev/null
 	cctl rmp "$POD" >/dev/null

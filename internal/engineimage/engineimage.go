@@ -1,0 +1,136 @@
+// Package engineimage says which image a container engine runs a container
+// from (FromAnnotations) and combines that image's seal with the
+// container's annotations (Seal). It links nothing heavy: the runtime path
+// uses it on every create. Reading the image's manifest from the engine's
+// store is the cfs-runtime-engine helper's job (protocol in Request and
+// Manifest).
+package engineimage
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cfs-runtime/cfs-runtime/attest"
+)
+
+// Engines, and the annotations by which they name a container's image.
+const (
+	// Containerd is containerd's CRI plugin. It sets the image name (as
+	// the kubelet asked for it) on containers, never on sandboxes; it
+	// passes no image id or digest (1.6, 1.7): the helper reads the id
+	// from containerd's own record of the container.
+	Containerd = "containerd"
+	// CRIO is CRI-O: ImageName as asked for, ImageRef the image's id in
+	// containers-storage.
+	CRIO = "cri-o"
+
+	ContainerdImageName     = "io.kubernetes.cri.image-name"
+	ContainerdContainerType = "io.kubernetes.cri.container-type"
+	CRIOImageName           = "io.kubernetes.cri-o.ImageName"
+	CRIOImageRef            = "io.kubernetes.cri-o.ImageRef"
+)
+
+// ErrConflict: the container's annotations name another composefs digest
+// than the seal of the image the engine runs it from.
+var ErrConflict = errors.New("composefs annotation conflicts with the image's seal")
+
+// Image is the image an engine names for a container.
+type Image struct {
+	Engine string `json:"engine"`
+	// Name is the image as the user asked for it (a tag or a digest
+	// reference); Ref, when the engine passes it, the image's id.
+	Name string `json:"name,omitempty"`
+	Ref  string `json:"ref,omitempty"`
+}
+
+func (i Image) String() string {
+	if i.Ref != "" && i.Ref != i.Name {
+		return fmt.Sprintf("%s image %s (%s)", i.Engine, i.Name, i.Ref)
+	}
+	return fmt.Sprintf("%s image %s", i.Engine, i.Name)
+}
+
+// FromAnnotations returns the image the engine names in a container's
+// annotations, if any. podman (4.3) names none: it copies the image
+// manifest's annotations into the container's instead. A containerd
+// sandbox names none either.
+func FromAnnotations(a map[string]string) (Image, bool) {
+	if n := a[ContainerdImageName]; n != "" && a[ContainerdContainerType] != "sandbox" {
+		return Image{Engine: Containerd, Name: n}, true
+	}
+	if n, r := a[CRIOImageName], a[CRIOImageRef]; n != "" || r != "" {
+		return Image{Engine: CRIO, Name: n, Ref: r}, true
+	}
+	return Image{}, false
+}
+
+// Seal returns the annotations to verify a container by: its own, with
+// the composefs annotations of the image's manifest (imageAnn) in place of
+// any it has. The container's annotations may only repeat the image's
+// digest: another one is refused (ErrConflict), so that whoever can set a
+// pod's annotations cannot run another signed image under this image's
+// name. An image without a seal (sealed false) leaves the container's
+// annotations as they are; a malformed seal is refused.
+func Seal(img Image, containerAnn, imageAnn map[string]string) (ann map[string]string, sealed bool, err error) {
+	seal, err := attest.ParseAnnotations(imageAnn)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: seal in its manifest: %w", img, err)
+	}
+	if seal.Digest == nil {
+		return containerAnn, false, nil
+	}
+	own, err := attest.ParseAnnotations(containerAnn)
+	if err != nil {
+		return nil, false, err
+	}
+	if own.Digest != nil && (own.Key != seal.Key || own.Digest.Hex() != seal.Digest.Hex()) {
+		return nil, false, fmt.Errorf("%w: the container's annotation %s names composefs digest %s, but %s is sealed with %s (%s): remove the annotation, or run the image it names", ErrConflict, own.Key, own.Digest.Hex(), img, seal.Digest.Hex(), seal.Key)
+	}
+	out := make(map[string]string, len(containerAnn)+len(seal.Signatures)+1)
+	for k, v := range containerAnn {
+		if !isComposefsKey(k) {
+			out[k] = v
+		}
+	}
+	for k, v := range imageAnn {
+		if isComposefsKey(k) {
+			out[k] = v
+		}
+	}
+	return out, true, nil
+}
+
+func isComposefsKey(k string) bool {
+	return strings.HasPrefix(strings.ToLower(k), attest.DigestAnnotationPrefix)
+}
+
+// HelperName is the helper executable that reads an image's manifest from
+// the engine's store (cmd/cfs-runtime-engine); HelperEnv names another.
+const (
+	HelperName = "cfs-runtime-engine"
+	HelperEnv  = "CFS_RUNTIME_ENGINE"
+)
+
+// Request is what the runtime path asks the helper (JSON on its stdin).
+type Request struct {
+	Image Image `json:"image"`
+	// ContainerID is the container being created (containerd: its
+	// record names the image id the CRI resolved).
+	ContainerID string `json:"container_id"`
+	// ContainerdAddress and ContainerdNamespace reach containerd's API.
+	ContainerdAddress   string `json:"containerd_address,omitempty"`
+	ContainerdNamespace string `json:"containerd_namespace,omitempty"`
+	// StorageRoot is containers-storage's graph root (CRI-O, podman).
+	StorageRoot string `json:"storage_root,omitempty"`
+}
+
+// Manifest is the helper's answer: the image's manifest, checked against
+// its digest, and what of it create needs.
+type Manifest struct {
+	// Digest is the manifest's digest, Config its config's (the image id).
+	Digest string `json:"digest"`
+	Config string `json:"config"`
+	// Annotations are the manifest's top-level annotations.
+	Annotations map[string]string `json:"annotations,omitempty"`
+}

@@ -1,0 +1,188 @@
+#!/usr/bin/env bats
+# The seal travels with the image (issue #18): crictl → containerd 1.6 →
+# cfs-runtime, with sealed images pulled from a local registry and no
+# composefs annotations anywhere. containerd's CRI names each container's
+# image (io.kubernetes.cri.image-name); cfs-runtime reads that image's
+# manifest from containerd's content store (the cfs-runtime-engine helper,
+# containerd's API on its socket, namespace k8s.io) and verifies the
+# container against the seal in it.
+#
+# Images: busybox-static trees made into OCI layouts with umoci, sealed
+# with `cfs-runtime seal`, pushed with skopeo to Debian's docker-registry on
+# 127.0.0.1 (registry.bash), pulled by containerd through a hosts.toml
+# under config_path. The host has no fs-verity: enforcement userspace.
+#
+# Environment: CFS_RUNTIME, RUNC, BUSYBOX (helpers.bash). Needs root,
+# containerd, ctr, crictl, umoci, skopeo, docker-registry.
+
+load helpers
+load containerd
+load registry
+bats_require_minimum_version 1.5.0
+
+DIGEST_KEY=composefs.merged.erofs.v1.fsverity-sha256-12
+
+cfs_config() {
+	cat >"$CTRD/cfs.toml" <<-EOF
+		runtime = "$RUNC"
+		store_dir = "$STORE"
+		state_dir = "$CTRD/cfs-state"
+		log_file = "$CFSLOG"
+		log_level = "debug"
+		policy = "$POLICY"
+		containerd_address = "${1:-$CTRD/containerd.sock}"
+	EOF
+}
+
+# sealed_image NAME KEY [CMD...]: an OCI layout $CTRD/NAME (a busybox tree
+# with /data/name holding NAME), sealed with KEY (unsealed when KEY is
+# "-"), pushed to the registry as NAME:1. Sets DIGEST_<NAME> and
+# MANIFEST_<NAME> (the sealed manifest's digest).
+sealed_image() {
+	local name=$1 key=$2 lay=$CTRD/$1
+	shift 2
+	[ $# -gt 0 ] || set -- /bin/cat /data/name
+	umoci init --layout "$lay"
+	umoci new --image "$lay:1"
+	umoci unpack --image "$lay:1" "$lay.b" >/dev/null
+	make_rootfs "$lay.b/rootfs"
+	mkdir "$lay.b/rootfs/data"
+	echo "$name" >"$lay.b/rootfs/data/name"
+	umoci repack --image "$lay:1" "$lay.b"
+	local c args=()
+	for c in "$@"; do args+=(--config.cmd "$c"); done
+	umoci config --image "$lay:1" "${args[@]}"
+	if [ "$key" != - ]; then
+		local ann
+		ann=$("$CFS_RUNTIME" seal --key "$key" --format json "oci:$lay:1" 2>/dev/null)
+		export "DIGEST_$name=$(jq -r --arg k "$DIGEST_KEY" '.[$k]' <<<"$ann")"
+	fi
+	export "MANIFEST_$name=$(jq -r '.manifests[0].digest' "$lay/index.json")"
+	registry_push "oci:$lay:1" "$name:1"
+}
+
+setup_file() {
+	ctrd_requires umoci skopeo
+	export CTRD=$BATS_FILE_TMPDIR/ctrd
+	export STORE=$CTRD/store CFSLOG=$CTRD/cfs.log POLICY=$CTRD/keys/policy.toml
+	export CGROUP_PARENT=cfs-bats-engine-$$
+	mkdir -p "$CTRD/keys"
+	registry_start
+	export CTRD_REGISTRY=$REGISTRY PAUSE_IMAGE=$REGISTRY/pause:1
+
+	make_key "$CTRD/keys" good
+	make_key "$CTRD/keys" other
+	ctrd_policy "$POLICY" "$CTRD/keys/good.pub"
+
+	sealed_image pause - /bin/sleep 2147483647
+	sealed_image app1 "$CTRD/keys/good.key"
+	sealed_image app2 "$CTRD/keys/good.key"
+	sealed_image rogue "$CTRD/keys/other.key"
+	# Until create imports from containerd's content store, the sealed
+	# images are imported from their layouts first.
+	local n
+	for n in app1 app2 rogue; do
+		"$CFS_RUNTIME" import --store "$STORE" "oci:$CTRD/$n:1" >/dev/null 2>&1
+	done
+
+	cfs_config
+	ctrd_start
+}
+
+setup() {
+	requires_root
+	cfs_config
+	ctrd_pod_json
+}
+
+teardown() {
+	cctl rmp --all --force >/dev/null 2>&1 || true
+}
+
+teardown_file() {
+	ctrd_stop
+	registry_stop
+}
+
+# ctr_json NAME IMAGE [ANNOTATIONS-JSON]: a CRI container configuration.
+ctr_json() {
+	jq -n --arg name "$1" --arg img "$REGISTRY/$2:1" --argjson a "${3:-{\}}" '{
+		metadata: {name: $name}, image: {image: $img}, log_path: ($name + ".log"), annotations: $a,
+		args: ["/bin/sh", "-c", "cat /data/name; grep \" / / \" /proc/self/mountinfo"]
+	}' >"$BATS_TEST_TMPDIR/$1.json"
+	echo "$BATS_TEST_TMPDIR/$1.json"
+}
+
+# create NAME IMAGE [ANNOTATIONS-JSON]: pull the image, create the
+# container in $POD; prints its id.
+create() {
+	cctl pull "$REGISTRY/$2:1" >/dev/null
+	cctl create "$POD" "$(ctr_json "$@")" "$BATS_TEST_TMPDIR/pod.json"
+}
+
+# runs_verified CTR IMAGE: CTR ran from IMAGE's composefs image, verified
+# against the seal in IMAGE's manifest.
+runs_verified() {
+	local digest=DIGEST_$2 manifest=MANIFEST_$2
+	cctl start "$1"
+	wait_exited "$1"
+	[ "$(cctl inspect -o json "$1" | jq -r .status.exitCode)" = 0 ]
+	run cctl logs "$1"
+	[ "${lines[0]}" = "$2" ]
+	[[ "${lines[1]}" == *" / / "*" - overlay composefs "* ]]
+	grep -q "msg=\"engine image\" pid=[0-9]* id=$1 image=\"containerd image $REGISTRY/$2:1\" manifest=${!manifest} config=sha256:[0-9a-f]* sealed=true" "$CFSLOG"
+	grep -q "msg=verified .*id=$1 .*composefs digest sha256:${!digest}: cosign signature trusted by signer \\\\\"test\\\\\"" "$CFSLOG"
+}
+
+@test "engine: a pod of two sealed images, no composefs annotations: each container verified against its own image's seal" {
+	[ -n "$DIGEST_app1" ] && [ -n "$DIGEST_app2" ] && [ "$DIGEST_app1" != "$DIGEST_app2" ]
+	start_pod
+	c1=$(create one app1)
+	c2=$(create two app2)
+	runs_verified "$c1" app1
+	runs_verified "$c2" app2
+	# The sandbox (no image named) passed by rule, as before.
+	grep -q "msg=\"starting unverified container\" .*id=$POD .*allowed unsigned by rule \\\\\"containerd-sandbox\\\\\"" "$CFSLOG"
+}
+
+@test "engine: an image sealed by an untrusted key is refused with cfs-runtime's reason; the other container of the pod runs" {
+	start_pod
+	bad=$(create bad rogue)
+	good=$(create good app1)
+	assert_refused "$bad" "composefs digest sha256:$DIGEST_rogue: signature not trusted: cosign signature does not verify with any trusted public key (signers tried: \"test\"): made by another key, or over another digest"
+	runs_verified "$good" app1
+}
+
+@test "engine: an annotation naming another signed digest than the image's seal is refused" {
+	start_pod
+	signed2=$("$CFS_RUNTIME" sign --key "$CTRD/keys/good.key" --format json "$DIGEST_app2")
+	ctr=$(create swap app1 "$signed2")
+	want="composefs annotation conflicts with the image's seal: the container's annotation $DIGEST_KEY names composefs digest $DIGEST_app2, but containerd image $REGISTRY/app1:1 is sealed with $DIGEST_app1 ($DIGEST_KEY): remove the annotation, or run the image it names"
+	assert_refused "$ctr" "$want"
+	run grep -c "msg=verified pid=[0-9]* id=$ctr " "$CFSLOG"
+	[ "$output" = 0 ]
+
+	# Through the pod's annotations (containerd passes the handler's
+	# pod_annotations on to every container of the pod) too.
+	cctl rmp --all --force >/dev/null
+	jq --argjson a "$signed2" '.annotations = $a' "$BATS_TEST_TMPDIR/pod.json" >"$BATS_TEST_TMPDIR/pod.json.new"
+	mv "$BATS_TEST_TMPDIR/pod.json.new" "$BATS_TEST_TMPDIR/pod.json"
+	start_pod
+	ctr=$(create podswap app1)
+	assert_refused "$ctr" "$want"
+}
+
+@test "engine: an annotation repeating the image's digest is allowed; the image's signatures decide" {
+	start_pod
+	ctr=$(create same app1 "$(jq -n --arg k "$DIGEST_KEY" --arg d "$DIGEST_app1" '{($k): $d}')")
+	runs_verified "$ctr" app1
+}
+
+@test "engine: containerd's API unreachable: a container whose image containerd names is refused" {
+	cfs_config "$CTRD/none.sock"
+	start_pod
+	ctr=$(create lost app1)
+	run cctl start "$ctr"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"cfs-runtime: cannot read the engine's image: containerd image $REGISTRY/app1:1: containerd $CTRD/none.sock: container $ctr: Unavailable: "* ]]
+}
