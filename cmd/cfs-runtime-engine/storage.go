@@ -88,7 +88,10 @@ func findStorageImage(root string, want engineimage.Image) (*storageImage, strin
 			}
 		}
 	}
-	return nil, "", fmt.Errorf("containers-storage %s: %s: not found", root, want)
+	if id != "" {
+		return nil, "", fmt.Errorf("containers-storage %s: no image with id %s", root, id)
+	}
+	return nil, "", fmt.Errorf("containers-storage %s: no image named %s", root, want.Name)
 }
 
 // bigDataFile is the file name containers-storage gives a big-data key:

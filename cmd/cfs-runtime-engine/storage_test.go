@@ -79,7 +79,7 @@ func TestStorageManifest(t *testing.T) {
 		// The id decides, not the name.
 		{engineimage.Image{Engine: engineimage.CRIO, Name: "reg/app:1", Ref: id2}, "bb"},
 		{engineimage.Image{Engine: engineimage.CRIO, Name: "reg/multi:1"}, "bb"},
-		{engineimage.Image{Engine: engineimage.CRIO, Name: "reg/none:1"}, "containers-storage " + s.root + ": cri-o image reg/none:1: not found"},
+		{engineimage.Image{Engine: engineimage.CRIO, Name: "reg/none:1"}, "containers-storage " + s.root + ": no image named reg/none:1"},
 		{engineimage.Image{Engine: engineimage.CRIO, Name: "reg/bad:1"}, "containers-storage " + s.root + ": image " + id3 + ": blob " + sha(man3) + ": content hashes to sha256:"},
 	} {
 		m, err := storageManifest(&engineimage.Request{Image: tc.img, StorageRoot: s.root})

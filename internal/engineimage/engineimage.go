@@ -29,6 +29,7 @@ const (
 	ContainerdContainerType = "io.kubernetes.cri.container-type"
 	CRIOImageName           = "io.kubernetes.cri-o.ImageName"
 	CRIOImageRef            = "io.kubernetes.cri-o.ImageRef"
+	CRIOContainerType       = "io.kubernetes.cri-o.ContainerType"
 )
 
 // ErrConflict: the container's annotations name another composefs digest
@@ -53,11 +54,17 @@ func (i Image) String() string {
 
 // FromAnnotations returns the image the engine names in a container's
 // annotations, if any. podman (4.3) names none: it copies the image
-// manifest's annotations into the container's instead. A containerd
-// sandbox names none either.
+// manifest's annotations into the container's instead. A pod's sandbox
+// (pause) container is never taken to name an image: the policy lets it
+// through by rule. Both engines set these keys themselves, after the
+// annotations they pass through from the pod (whose lists in contrib/
+// hold only the composefs keys).
 func FromAnnotations(a map[string]string) (Image, bool) {
 	if n := a[ContainerdImageName]; n != "" && a[ContainerdContainerType] != "sandbox" {
 		return Image{Engine: Containerd, Name: n}, true
+	}
+	if a[CRIOContainerType] == "sandbox" {
+		return Image{}, false
 	}
 	if n, r := a[CRIOImageName], a[CRIOImageRef]; n != "" || r != "" {
 		return Image{Engine: CRIO, Name: n, Ref: r}, true

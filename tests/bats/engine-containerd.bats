@@ -18,6 +18,7 @@
 load helpers
 load containerd
 load registry
+load sealed
 bats_require_minimum_version 1.5.0
 
 DIGEST_KEY=composefs.merged.erofs.v1.fsverity-sha256-12
@@ -34,33 +35,6 @@ cfs_config() {
 	EOF
 }
 
-# sealed_image NAME KEY [CMD...]: an OCI layout $CTRD/NAME (a busybox tree
-# with /data/name holding NAME), sealed with KEY (unsealed when KEY is
-# "-"), pushed to the registry as NAME:1. Sets DIGEST_<NAME> and
-# MANIFEST_<NAME> (the sealed manifest's digest).
-sealed_image() {
-	local name=$1 key=$2 lay=$CTRD/$1
-	shift 2
-	[ $# -gt 0 ] || set -- /bin/cat /data/name
-	umoci init --layout "$lay"
-	umoci new --image "$lay:1"
-	umoci unpack --image "$lay:1" "$lay.b" >/dev/null
-	make_rootfs "$lay.b/rootfs"
-	mkdir "$lay.b/rootfs/data"
-	echo "$name" >"$lay.b/rootfs/data/name"
-	umoci repack --image "$lay:1" "$lay.b"
-	local c args=()
-	for c in "$@"; do args+=(--config.cmd "$c"); done
-	umoci config --image "$lay:1" "${args[@]}"
-	if [ "$key" != - ]; then
-		local ann
-		ann=$("$CFS_RUNTIME" seal --key "$key" --format json "oci:$lay:1" 2>/dev/null)
-		export "DIGEST_$name=$(jq -r --arg k "$DIGEST_KEY" '.[$k]' <<<"$ann")"
-	fi
-	export "MANIFEST_$name=$(jq -r '.manifests[0].digest' "$lay/index.json")"
-	registry_push "oci:$lay:1" "$name:1"
-}
-
 setup_file() {
 	ctrd_requires umoci skopeo
 	export CTRD=$BATS_FILE_TMPDIR/ctrd
@@ -74,10 +48,10 @@ setup_file() {
 	make_key "$CTRD/keys" other
 	ctrd_policy "$POLICY" "$CTRD/keys/good.pub"
 
-	sealed_image pause - /bin/sleep 2147483647
-	sealed_image app1 "$CTRD/keys/good.key"
-	sealed_image app2 "$CTRD/keys/good.key"
-	sealed_image rogue "$CTRD/keys/other.key"
+	sealed_image "$CTRD" pause - /bin/sleep 2147483647
+	sealed_image "$CTRD" app1 "$CTRD/keys/good.key"
+	sealed_image "$CTRD" app2 "$CTRD/keys/good.key"
+	sealed_image "$CTRD" rogue "$CTRD/keys/other.key"
 	# Until create imports from containerd's content store, the sealed
 	# images are imported from their layouts first.
 	local n
