@@ -8,9 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"time"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/engineimage"
+	"github.com/cfs-runtime/cfs-runtime/ociimage"
+	digest "github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -66,24 +70,42 @@ func containerdManifest(req *engineimage.Request) (*engineimage.Manifest, error)
 		return nil, fmt.Errorf("containerd %s: %w", req.ContainerdAddress, err)
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	// An import reads whole layers: its caller bounds it.
+	ctx, cancel := context.Background(), func() {}
+	if req.Op != engineimage.OpImport {
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+	}
 	defer cancel()
 	c := &containerdClient{conn: conn, addr: req.ContainerdAddress,
 		ctx: metadata.AppendToOutgoingContext(ctx, namespaceHeader, req.ContainerdNamespace)}
-	return c.manifest(req)
+	m, target, err := c.manifest(req)
+	if err != nil || req.Op != engineimage.OpImport {
+		return m, err
+	}
+	ref := ociimage.Ref{Transport: "containerd", Path: req.Image.Name}
+	l, err := ociimage.OpenBlobs(ref, c.openBlob, v1.Descriptor{MediaType: target.MediaType, Digest: digest.Digest(target.Digest), Size: target.Size})
+	if err != nil {
+		return nil, err
+	}
+	if m.Log, err = importLayout(req, l); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // manifest reads the image of the container's record: by the image id
 // the CRI plugin resolved when it created the container (the record's
 // ImageRef), so that a tag moved since then cannot change which image is
-// checked; by name only for a record without one.
-func (c *containerdClient) manifest(req *engineimage.Request) (*engineimage.Manifest, error) {
+// checked; by name only for a record without one. It also returns the
+// image record's target.
+func (c *containerdClient) manifest(req *engineimage.Request) (*engineimage.Manifest, descriptor, error) {
+	var none descriptor
 	name, imageID, err := c.container(req.ContainerID)
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	if name != req.Image.Name {
-		return nil, fmt.Errorf("containerd: container %s runs image %q, but its annotation %s says %q", req.ContainerID, name, engineimage.ContainerdImageName, req.Image.Name)
+		return nil, none, fmt.Errorf("containerd: container %s runs image %q, but its annotation %s says %q", req.ContainerID, name, engineimage.ContainerdImageName, req.Image.Name)
 	}
 	lookup := name
 	if imageID != "" {
@@ -98,16 +120,16 @@ func (c *containerdClient) manifest(req *engineimage.Request) (*engineimage.Mani
 		target, err = c.image(lookup)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("containerd %s: image %s: %w", c.addr, lookup, describe(err))
+		return nil, none, fmt.Errorf("containerd %s: image %s: %w", c.addr, lookup, describe(err))
 	}
 	m, err := resolveManifest(c.blob, target)
 	if err != nil {
-		return nil, fmt.Errorf("containerd: image %s: %w", lookup, err)
+		return nil, none, fmt.Errorf("containerd: image %s: %w", lookup, err)
 	}
 	if imageID != "" && m.Config != imageID {
-		return nil, fmt.Errorf("containerd: image %s: manifest %s has config %s", imageID, m.Digest, m.Config)
+		return nil, none, fmt.Errorf("containerd: image %s: manifest %s has config %s", imageID, m.Digest, m.Config)
 	}
-	return m, nil
+	return m, target, nil
 }
 
 // call makes one unary call with a hand-encoded request.
@@ -155,6 +177,58 @@ func (c *containerdClient) image(name string) (descriptor, error) {
 		d.Size = int64(v)
 	}
 	return d, nil
+}
+
+// openBlob streams a blob from the content store (ociimage checks it
+// against its digest as it reads).
+func (c *containerdClient) openBlob(dgst string) (io.ReadCloser, error) {
+	req := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), dgst)
+	ctx, cancel := context.WithCancel(c.ctx)
+	s, err := c.conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, methodReadContent)
+	if err == nil {
+		err = s.SendMsg(&req)
+	}
+	if err == nil {
+		err = s.CloseSend()
+	}
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("content store: blob %s: %w", dgst, describe(err))
+	}
+	return &contentReader{s: s, cancel: cancel, digest: dgst}, nil
+}
+
+// contentReader reads a Content/Read stream.
+type contentReader struct {
+	s      grpc.ClientStream
+	cancel func()
+	digest string
+	buf    []byte
+}
+
+func (r *contentReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		var msg []byte
+		err := r.s.RecvMsg(&msg)
+		if err == io.EOF {
+			return 0, io.EOF
+		}
+		if err != nil {
+			if status.Code(err) == codes.NotFound {
+				return 0, fmt.Errorf("content store: blob %s: %w", r.digest, fs.ErrNotExist)
+			}
+			return 0, fmt.Errorf("content store: blob %s: %w", r.digest, describe(err))
+		}
+		r.buf = field(msg, 2)
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+func (r *contentReader) Close() error {
+	r.cancel()
+	return nil
 }
 
 // blob reads a blob of at most maxBlob bytes from the content store and

@@ -12,6 +12,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -54,6 +55,9 @@ func run(r io.Reader) (*engineimage.Manifest, error) {
 	case engineimage.Containerd:
 		return containerdManifest(&req)
 	case engineimage.CRIO:
+		if req.Op == engineimage.OpImport {
+			return nil, errors.New("containers-storage: importing an image's layers from containers-storage is not supported yet: import the sealed image first (cfs-runtime import)")
+		}
 		return storageManifest(&req)
 	}
 	return nil, fmt.Errorf("unknown engine %q", req.Image.Engine)

@@ -119,9 +119,21 @@ const (
 	HelperEnv  = "CFS_RUNTIME_ENGINE"
 )
 
+// Helper operations.
+const (
+	// OpManifest (the default) reads the image's manifest.
+	OpManifest = "manifest"
+	// OpImport imports the image's layers from the engine's store into
+	// cfs-runtime's store (Store), committing the image only if it has
+	// the digest Expect. The caller holds the store's import lock of
+	// that digest.
+	OpImport = "import"
+)
+
 // Request is what the runtime path asks the helper (JSON on its stdin).
 type Request struct {
-	Image Image `json:"image"`
+	Op    string `json:"op,omitempty"`
+	Image Image  `json:"image"`
 	// ContainerID is the container being created (containerd: its
 	// record names the image id the CRI resolved).
 	ContainerID string `json:"container_id"`
@@ -130,6 +142,10 @@ type Request struct {
 	ContainerdNamespace string `json:"containerd_namespace,omitempty"`
 	// StorageRoot is containers-storage's graph root (CRI-O, podman).
 	StorageRoot string `json:"storage_root,omitempty"`
+	// Store and Expect (hex) are OpImport's: cfs-runtime's store and the
+	// sealed digest.
+	Store  string `json:"store,omitempty"`
+	Expect string `json:"expect,omitempty"`
 }
 
 // Manifest is the helper's answer: the image's manifest, checked against
@@ -140,4 +156,6 @@ type Manifest struct {
 	Config string `json:"config"`
 	// Annotations are the manifest's top-level annotations.
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// Log is what OpImport did, one line per layer.
+	Log []string `json:"log,omitempty"`
 }

@@ -175,6 +175,7 @@ func startVerified(env *runtimeEnv, st imageStore, b *bundle.Bundle, level attes
 }
 
 // ensureImage makes sure the store has the image: if not, it imports the
+// sealed image the engine names from the engine's store, or else the
 // bundle's root filesystem, which is only a source of bytes, and requires
 // that what it built is what was signed before anything of it enters the
 // store.
@@ -191,6 +192,11 @@ func ensureImage(env *runtimeEnv, st imageStore, b *bundle.Bundle, d composefs.I
 	defer unlock()
 	if st.HasImage(d) {
 		return nil
+	}
+	if env.sealedImage != nil {
+		// The bytes come from the engine's store, never from the
+		// prepared root filesystem.
+		return importFromEngine(env, st, d)
 	}
 	rootfs := b.RootPath()
 	if fi, err := os.Stat(rootfs); rootfs == "" || err != nil || !fi.IsDir() {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/engineimage"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
@@ -22,8 +23,12 @@ import (
 // manifest could not be read from the engine's store.
 var ErrEngineImage = errors.New("cannot read the engine's image")
 
-// engineTimeout bounds one run of the engine helper.
-const engineTimeout = 30 * time.Second
+// engineTimeout bounds one run of the engine helper that reads a
+// manifest, importTimeout one that imports an image's layers.
+const (
+	engineTimeout = 30 * time.Second
+	importTimeout = 10 * time.Minute
+)
 
 // readManifestFunc reads the manifest of the image the engine names.
 type readManifestFunc func(req *engineimage.Request) (*engineimage.Manifest, error)
@@ -37,19 +42,23 @@ func verifiedAnnotations(env *runtimeEnv, b *bundle.Bundle, id string) (map[stri
 	if !ok {
 		return ann, nil
 	}
-	m, err := env.readManifest(&engineimage.Request{
+	req := &engineimage.Request{
 		Image:               img,
 		ContainerID:         id,
 		ContainerdAddress:   env.cfg.ContainerdAddress,
 		ContainerdNamespace: env.cfg.ContainerdNamespace,
 		StorageRoot:         env.cfg.ContainersStorage,
-	})
+	}
+	m, err := env.readManifest(req)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrEngineImage, img, err)
 	}
 	out, sealed, err := engineimage.Seal(img, ann, m.Annotations)
 	if err != nil {
 		return nil, err
+	}
+	if sealed {
+		env.sealedImage = req
 	}
 	env.log.Info("engine image", "id", id, "image", img.String(), "manifest", m.Digest, "config", m.Config, "sealed", sealed)
 	return out, nil
@@ -70,7 +79,11 @@ func runEngineHelper(req *engineimage.Request) (*engineimage.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
+	limit := engineTimeout
+	if req.Op == engineimage.OpImport {
+		limit = importTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path)
 	cmd.Stdin = bytes.NewReader(in)
@@ -91,4 +104,23 @@ func runEngineHelper(req *engineimage.Request) (*engineimage.Manifest, error) {
 		return nil, fmt.Errorf("engine helper %s: unreadable answer: %w", path, err)
 	}
 	return &m, nil
+}
+
+// importFromEngine imports the sealed image the engine names (env.sealedImage)
+// from the engine's store: the helper commits it only if it has the
+// digest d. The caller holds the store's import lock of d.
+func importFromEngine(env *runtimeEnv, st imageStore, d composefs.ImageDigest) error {
+	req := *env.sealedImage
+	req.Op, req.Store, req.Expect = engineimage.OpImport, st.Dir(), d.Hex()
+	m, err := env.readManifest(&req)
+	if err != nil {
+		return fmt.Errorf("%w: composefs digest %s is not in the store %s, and importing %s from the engine's store failed: %w", ErrNoImage, d.Hex(), st.Dir(), req.Image, err)
+	}
+	for _, line := range m.Log {
+		env.log.Info("engine import", "image", req.Image.String(), "step", line)
+	}
+	if !st.HasImage(d) {
+		return fmt.Errorf("%w: composefs digest %s: the import of %s from the engine's store left no image in the store %s", ErrNoImage, d.Hex(), req.Image, st.Dir())
+	}
+	return nil
 }

@@ -87,3 +87,57 @@ func TestVerifiedAnnotations(t *testing.T) {
 		}
 	}
 }
+
+// When the engine names a sealed image that the store lacks, its bytes
+// come from the engine's store (the helper's import, under the import
+// lock, expecting the sealed digest), never from the bundle's root
+// filesystem; a failed import refuses the container.
+func TestEnsureImageFromEngine(t *testing.T) {
+	img := engineimage.Image{Engine: engineimage.Containerd, Name: "reg/app:1"}
+	for _, tc := range []struct {
+		name    string
+		present bool
+		fail    error
+		commit  bool
+		wantErr string
+		asked   int
+	}{
+		{name: "in the store already: no helper", present: true},
+		{name: "imported", commit: true, asked: 1},
+		{name: "import refused", fail: errors.New("layer 1/1 blob sha256:ab: blob does not match its digest"), asked: 1,
+			wantErr: "composefs image not available: composefs digest " + signed + " is not in the store /store, and importing containerd image reg/app:1 from the engine's store failed: layer 1/1 blob sha256:ab: blob does not match its digest"},
+		{name: "helper claims success, no image", asked: 1,
+			wantErr: "composefs image not available: composefs digest " + signed + ": the import of containerd image reg/app:1 from the engine's store left no image in the store /store"},
+	} {
+		st := &fakeStore{dir: "/store", images: map[string]bool{signed: tc.present}}
+		asked := 0
+		env := &runtimeEnv{log: logging.Discard(), sealedImage: &engineimage.Request{Image: img, ContainerID: "c1"},
+			readManifest: func(req *engineimage.Request) (*engineimage.Manifest, error) {
+				asked++
+				if !st.locked {
+					t.Errorf("%s: import without the import lock", tc.name)
+				}
+				if req.Op != engineimage.OpImport || req.Store != "/store" || req.Expect != signed || req.Image != img || req.ContainerID != "c1" {
+					t.Errorf("%s: request %+v", tc.name, req)
+				}
+				if tc.commit {
+					st.images[signed] = true
+				}
+				return &engineimage.Manifest{Log: []string{"layer 1/1: processed"}}, tc.fail
+			}}
+		// A bundle whose root filesystem exists: it must not be used.
+		dir := t.TempDir()
+		writeConfig(t, dir, dir, `{}`)
+		b, err := bundle.Load(dir, filepath.Join(dir, "config.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = ensureImage(env, st, b, digestOf(signed))
+		if asked != tc.asked || st.imports != 0 {
+			t.Errorf("%s: helper asked %d times, rootfs imports %d", tc.name, asked, st.imports)
+		}
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
+			t.Errorf("%s: err = %v\nwant %s", tc.name, err, tc.wantErr)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/config/tomlconfig"
+	"github.com/cfs-runtime/cfs-runtime/internal/engineimage"
 	"github.com/cfs-runtime/cfs-runtime/internal/handoff"
 	"github.com/cfs-runtime/cfs-runtime/internal/logging"
 	"github.com/cfs-runtime/cfs-runtime/internal/oci"
@@ -32,6 +33,10 @@ type runtimeEnv struct {
 	// readManifest reads the manifest of the image the engine names
 	// (engine.go: the cfs-runtime-engine helper).
 	readManifest readManifestFunc
+	// sealedImage is set by verifiedAnnotations when the engine names the
+	// container's image and that image is sealed: create imports its
+	// bytes from the engine's store.
+	sealedImage *engineimage.Request
 }
 
 // runRuntime handles a runtime call that verifies or mounts: create and

@@ -5,7 +5,8 @@
 # image (io.kubernetes.cri.image-name); cfs-runtime reads that image's
 # manifest from containerd's content store (the cfs-runtime-engine helper,
 # containerd's API on its socket, namespace k8s.io) and verifies the
-# container against the seal in it.
+# container against the seal in it. cfs-runtime's store starts empty: the
+# images' bytes come from containerd's content store (the same helper).
 #
 # Images: busybox-static trees made into OCI layouts with umoci, sealed
 # with `cfs-runtime seal`, pushed with skopeo to Debian's docker-registry on
@@ -52,13 +53,12 @@ setup_file() {
 	sealed_image "$CTRD" app1 "$CTRD/keys/good.key"
 	sealed_image "$CTRD" app2 "$CTRD/keys/good.key"
 	sealed_image "$CTRD" rogue "$CTRD/keys/other.key"
-	# Until create imports from containerd's content store, the sealed
-	# images are imported from their layouts first.
-	local n
-	for n in app1 app2 rogue; do
-		"$CFS_RUNTIME" import --store "$STORE" "oci:$CTRD/$n:1" >/dev/null 2>&1
-	done
-
+	sealed_image "$CTRD" broken "$CTRD/keys/good.key"
+	sealed_image "$CTRD" twice "$CTRD/keys/good.key"
+	# app3: app1's layer and one more.
+	SEAL_BASE=$CTRD/app1 sealed_image "$CTRD" app3 "$CTRD/keys/good.key"
+	# Sealed with composefs-rs' rules: create imports with the default ones.
+	SEAL_ARGS="--canonical composefs-rs" sealed_image "$CTRD" rsimage "$CTRD/keys/good.key"
 	cfs_config
 	ctrd_start
 }
@@ -108,8 +108,9 @@ runs_verified() {
 	grep -q "msg=verified .*id=$1 .*composefs digest sha256:${!digest}: cosign signature trusted by signer \\\\\"test\\\\\"" "$CFSLOG"
 }
 
-@test "engine: a pod of two sealed images, no composefs annotations: each container verified against its own image's seal" {
+@test "engine: a pod of two sealed images, no composefs annotations, empty store: each container imported from containerd and verified against its own image's seal" {
 	[ -n "$DIGEST_app1" ] && [ -n "$DIGEST_app2" ] && [ "$DIGEST_app1" != "$DIGEST_app2" ]
+	[ ! -e "$STORE/images" ] || [ -z "$(ls -A "$STORE/images")" ]
 	start_pod
 	c1=$(create one app1)
 	c2=$(create two app2)
@@ -117,6 +118,24 @@ runs_verified() {
 	runs_verified "$c2" app2
 	# The sandbox (no image named) passed by rule, as before.
 	grep -q "msg=\"starting unverified container\" .*id=$POD .*allowed unsigned by rule \\\\\"containerd-sandbox\\\\\"" "$CFSLOG"
+	# The store now holds both images, imported from containerd's content
+	# store (not from the snapshot containerd prepared).
+	[ -f "$STORE/images/$DIGEST_app1" ] && [ -f "$STORE/images/$DIGEST_app2" ]
+	grep -q "msg=\"engine import\" .*step=\"imported containerd:$REGISTRY/app1:1: composefs digest $DIGEST_app1, manifest $MANIFEST_app1, 1 of 1 layers read\"" "$CFSLOG"
+	grep -q "msg=\"engine import\" .*step=\"imported containerd:$REGISTRY/app2:1: composefs digest $DIGEST_app2, manifest $MANIFEST_app2, 1 of 1 layers read\"" "$CFSLOG"
+	run grep -c "imported bundle root filesystem" "$CFSLOG"
+	[ "$output" = 0 ]
+
+	# A second pod of the same images imports nothing.
+	imports=$(grep -c 'msg="engine import"' "$CFSLOG")
+	cctl rmp --all --force >/dev/null
+	ctrd_pod_json
+	start_pod
+	c1=$(create one app1)
+	c2=$(create two app2)
+	runs_verified "$c1" app1
+	runs_verified "$c2" app2
+	[ "$(grep -c 'msg="engine import"' "$CFSLOG")" = "$imports" ]
 }
 
 @test "engine: an image sealed by an untrusted key is refused with cfs-runtime's reason; the other container of the pod runs" {
@@ -159,4 +178,64 @@ runs_verified() {
 	run cctl start "$ctr"
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"cfs-runtime: cannot read the engine's image: containerd image $REGISTRY/app1:1: containerd $CTRD/none.sock: container $ctr: Unavailable: "* ]]
+}
+
+@test "engine: a layer blob corrupted in containerd's content store is refused, naming it; nothing committed" {
+	cctl pull "$REGISTRY/broken:1" >/dev/null
+	local m layer blob
+	m=$CTRD/broken/blobs/sha256/${MANIFEST_broken#sha256:}
+	layer=$(jq -r '.layers[0].digest' "$m")
+	blob=$CTRD/root/io.containerd.content.v1.content/blobs/sha256/${layer#sha256:}
+	[ -f "$blob" ]
+	# The last byte: gzip's trailer (the size), so that only the digest
+	# check can tell.
+	local size last
+	size=$(stat -c %s "$blob")
+	last=$(od -An -tu1 -j $((size - 1)) -N1 "$blob")
+	# shellcheck disable=SC2059 # an octal escape built on purpose
+	printf "\\$(printf %03o $(((last + 1) % 256)))" | dd of="$blob" bs=1 seek=$((size - 1)) count=1 conv=notrunc 2>/dev/null
+	start_pod
+	ctr=$(create broken broken)
+	run cctl start "$ctr"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"cfs-runtime: composefs image not available: composefs digest $DIGEST_broken is not in the store $STORE, and importing containerd image $REGISTRY/broken:1 from the engine's store failed: containerd:$REGISTRY/broken:1: layer 1/1 blob $layer: blob does not match its digest: its content has digest sha256:"* ]]
+	[ ! -e "$STORE/images/$DIGEST_broken" ]
+	run grep -rl "$DIGEST_broken" "$STORE/refs"
+	[ -z "$output" ]
+}
+
+@test "engine: a layer shared with an image imported before is not read again" {
+	start_pod
+	c1=$(create one app1)
+	runs_verified "$c1" app1
+	c3=$(create three app3)
+	runs_verified "$c3" app3
+	grep -q "msg=\"engine import\" .*step=\"imported containerd:$REGISTRY/app3:1: composefs digest $DIGEST_app3, manifest $MANIFEST_app3, 1 of 2 layers read\"" "$CFSLOG"
+	grep -q "msg=\"engine import\" pid=[0-9]* image=\"containerd image $REGISTRY/app3:1\" step=\"layer 1/2 sha256:[0-9a-f]*: already imported" "$CFSLOG"
+}
+
+@test "engine: an image whose layers build another digest than its seal is refused, naming both; nothing committed" {
+	start_pod
+	ctr=$(create rs rsimage)
+	run cctl start "$ctr"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"cfs-runtime: composefs image not available: composefs digest $DIGEST_rsimage is not in the store $STORE, and importing containerd image $REGISTRY/rsimage:1 from the engine's store failed: containerd:$REGISTRY/rsimage:1: the image has another digest than expected: it has composefs digest "*", but the sealed digest is $DIGEST_rsimage: unknown"* ]]
+	[ ! -e "$STORE/images/$DIGEST_rsimage" ]
+}
+
+@test "engine: concurrent creates of one new image import it once" {
+	start_pod
+	a=$(create a twice)
+	b=$(create b twice)
+	cctl start "$a" >/dev/null &
+	cctl start "$b" >/dev/null
+	wait
+	wait_exited "$a"
+	wait_exited "$b"
+	[ "$(cctl inspect -o json "$a" | jq -r .status.exitCode)" = 0 ]
+	[ "$(cctl inspect -o json "$b" | jq -r .status.exitCode)" = 0 ]
+	run grep -c "msg=\"engine import\" .*step=\"imported containerd:$REGISTRY/twice:1: " "$CFSLOG"
+	[ "$output" = 1 ]
 }

@@ -7,16 +7,24 @@
 #       --key KEY` (not sealed when KEY is "-"), pushed to the registry
 #       (registry.bash) as NAME:1. Sets DIGEST_<NAME> (the sealed composefs
 #       digest) and MANIFEST_<NAME> (the pushed manifest's digest).
+#       $SEAL_ARGS: more arguments for seal (e.g. --canonical composefs-rs);
+#       $SEAL_BASE: a sealed layout to start from (its layers are kept, one
+#       layer is added).
 
 sealed_image() {
 	local dir=$1 name=$2 key=$3 lay=$1/$2
 	shift 3
 	[ $# -gt 0 ] || set -- /bin/cat /data/name
-	umoci init --layout "$lay"
-	umoci new --image "$lay:1"
-	umoci unpack --image "$lay:1" "$lay.b" >/dev/null
-	make_rootfs "$lay.b/rootfs"
-	mkdir "$lay.b/rootfs/data"
+	if [ -n "${SEAL_BASE:-}" ]; then
+		cp -a "$SEAL_BASE" "$lay"
+		umoci unpack --image "$lay:1" "$lay.b" >/dev/null
+	else
+		umoci init --layout "$lay"
+		umoci new --image "$lay:1"
+		umoci unpack --image "$lay:1" "$lay.b" >/dev/null
+		make_rootfs "$lay.b/rootfs"
+		mkdir "$lay.b/rootfs/data" "$lay.b/rootfs/usr"
+	fi
 	echo "$name" >"$lay.b/rootfs/data/name"
 	umoci repack --image "$lay:1" "$lay.b"
 	local c args=()
@@ -24,7 +32,8 @@ sealed_image() {
 	umoci config --image "$lay:1" "${args[@]}"
 	if [ "$key" != - ]; then
 		local ann
-		ann=$("$CFS_RUNTIME" seal --key "$key" --format json "oci:$lay:1" 2>/dev/null)
+		# shellcheck disable=SC2086 # SEAL_ARGS are words
+		ann=$("$CFS_RUNTIME" seal --key "$key" ${SEAL_ARGS:-} --format json "oci:$lay:1" 2>/dev/null)
 		export "DIGEST_$name=$(jq -r '.["composefs.merged.erofs.v1.fsverity-sha256-12"]' <<<"$ann")"
 	fi
 	export "MANIFEST_$name=$(jq -r '.manifests[0].digest' "$lay/index.json")"
