@@ -13,10 +13,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/composefs"
+	"github.com/cfs-runtime/cfs-runtime/internal/atomicfile"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/engineimage"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
+	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 )
 
 // ErrEngineImage: the engine names the container's image, and its
@@ -49,9 +52,18 @@ func verifiedAnnotations(env *runtimeEnv, b *bundle.Bundle, id string) (map[stri
 		ContainerdNamespace: env.cfg.ContainerdNamespace,
 		StorageRoot:         env.cfg.ContainersStorage,
 	}
-	m, err := env.readManifest(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrEngineImage, img, err)
+	cache := sealCachePath(env.cfg.StoreDir, img)
+	m, cached := readSealCache(cache, img)
+	if !cached {
+		var err error
+		if m, err = env.readManifest(req); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrEngineImage, img, err)
+		}
+		if cache != "" {
+			if err := writeSealCache(cache, m); err != nil {
+				env.log.Warn("caching the image's seal", "image", img.String(), "err", err)
+			}
+		}
 	}
 	out, sealed, err := engineimage.Seal(img, ann, m.Annotations)
 	if err != nil {
@@ -60,7 +72,7 @@ func verifiedAnnotations(env *runtimeEnv, b *bundle.Bundle, id string) (map[stri
 	if sealed {
 		env.sealedImage = req
 	}
-	env.log.Info("engine image", "id", id, "image", img.String(), "manifest", m.Digest, "config", m.Config, "sealed", sealed)
+	env.log.Info("engine image", "id", id, "image", img.String(), "manifest", m.Digest, "config", m.Config, "sealed", sealed, "cached", cached)
 	return out, nil
 }
 
@@ -123,4 +135,60 @@ func importFromEngine(env *runtimeEnv, st imageStore, d composefs.ImageDigest) e
 		return fmt.Errorf("%w: composefs digest %s: the import of %s from the engine's store left no image in the store %s", ErrNoImage, d.Hex(), req.Image, st.Dir())
 	}
 	return nil
+}
+
+// The seal of an image is cached in the store by the image id the engine
+// passes, so that a warm create runs no helper: CRI-O passes the id
+// (ImageRef, the config's digest); containerd 1.6 passes only the name,
+// which a later pull can move to another image, so for containerd the
+// helper always asks containerd. An image id fixes the image's layers and
+// so its composefs digest; the signatures are verified at every create.
+// (A cached seal whose key was revoked stays refused until the entry
+// under <store>/engine-seals is removed.)
+const maxSealCache = 1 << 20
+
+// sealCachePath is the cache entry of img's seal, "" when the engine
+// passed no image id.
+func sealCachePath(storeDir string, img engineimage.Image) string {
+	id := strings.TrimPrefix(img.Ref, "sha256:")
+	if img.Engine != engineimage.CRIO || len(id) != 64 || strings.Trim(id, "0123456789abcdef") != "" {
+		return ""
+	}
+	return filepath.Join(storeDir, "engine-seals", img.Engine+"-"+id)
+}
+
+// readSealCache returns the cached manifest summary of img, if any and
+// for that image id.
+func readSealCache(path string, img engineimage.Image) (*engineimage.Manifest, bool) {
+	if path == "" {
+		return nil, false
+	}
+	data, err := rawfile.ReadRegular(path, maxSealCache)
+	if err != nil {
+		return nil, false
+	}
+	var m engineimage.Manifest
+	if json.Unmarshal(data, &m) != nil || m.Config != "sha256:"+strings.TrimPrefix(img.Ref, "sha256:") {
+		return nil, false
+	}
+	return &m, true
+}
+
+// writeSealCache keeps the manifest's digest, config and composefs
+// annotations (the seal) under path.
+func writeSealCache(path string, m *engineimage.Manifest) error {
+	keep := engineimage.Manifest{Digest: m.Digest, Config: m.Config, Annotations: map[string]string{}}
+	for k, v := range m.Annotations {
+		if strings.HasPrefix(k, attest.DigestAnnotationPrefix) {
+			keep.Annotations[k] = v
+		}
+	}
+	data, err := json.Marshal(keep)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, data, 0o600)
 }

@@ -3,7 +3,9 @@ package wrapper
 import (
 	"errors"
 	"maps"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
@@ -20,6 +22,7 @@ import (
 func TestVerifiedAnnotations(t *testing.T) {
 	key := attest.DefaultDigestAnnotation
 	cfg := config.Defaults()
+	cfg.StoreDir = t.TempDir()
 	cfg.ContainerdAddress, cfg.ContainerdNamespace, cfg.ContainersStorage = "/run/c.sock", "ns", "/cs"
 	for _, tc := range []struct {
 		name     string
@@ -139,5 +142,62 @@ func TestEnsureImageFromEngine(t *testing.T) {
 		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
 			t.Errorf("%s: err = %v\nwant %s", tc.name, err, tc.wantErr)
 		}
+	}
+}
+
+// A warm create of an image CRI-O names by its id runs no helper: the
+// seal is cached in the store by that id. containerd names no id: its
+// images are always asked for. A cache entry of another image id is
+// not used; the conflict rule applies to a cached seal too.
+func TestSealCache(t *testing.T) {
+	key := attest.DefaultDigestAnnotation
+	const id = "d4328552600a0e6a7904b6f4fd2de88da6184f7ff0bf4f10c4963a0e73389e93"
+	cfg := config.Defaults()
+	cfg.StoreDir = t.TempDir()
+	asked := 0
+	env := &runtimeEnv{cfg: cfg, log: logging.Discard(), readManifest: func(req *engineimage.Request) (*engineimage.Manifest, error) {
+		asked++
+		return &engineimage.Manifest{Digest: "sha256:m", Config: "sha256:" + id, Annotations: map[string]string{key: signed, key + ".cosign": "SIG", "other": "x"}}, nil
+	}}
+	create := func(ann string) (map[string]string, error) {
+		t.Helper()
+		dir := t.TempDir()
+		writeConfig(t, dir, "rootfs", ann)
+		b, err := bundle.Load(dir, filepath.Join(dir, "config.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return verifiedAnnotations(env, b, "c1")
+	}
+	crio := `{"io.kubernetes.cri-o.ImageName": "reg/app:1", "io.kubernetes.cri-o.ImageRef": "` + id + `"}`
+	want := map[string]string{"io.kubernetes.cri-o.ImageName": "reg/app:1", "io.kubernetes.cri-o.ImageRef": id, key: signed, key + ".cosign": "SIG"}
+	for i := 1; i <= 2; i++ {
+		got, err := create(crio)
+		if err != nil || !maps.Equal(got, want) || asked != 1 {
+			t.Fatalf("create %d: %v, %v; helper asked %d times", i, got, err, asked)
+		}
+	}
+	entry := filepath.Join(cfg.StoreDir, "engine-seals", "cri-o-"+id)
+	if data, err := os.ReadFile(entry); err != nil || strings.Contains(string(data), `"other"`) {
+		t.Fatalf("cache entry %s: %s, %v (want the seal only)", entry, data, err)
+	}
+	if _, err := create(strings.TrimSuffix(crio, "}") + `, "` + key + `": "` + other + `"}`); !errors.Is(err, engineimage.ErrConflict) {
+		t.Fatalf("cached seal, another digest in the annotations: %v", err)
+	}
+	// An entry that is not of this image id is not used.
+	if err := os.WriteFile(entry, []byte(`{"config": "sha256:`+other+`", "annotations": {"`+key+`": "`+other+`"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := create(crio); err != nil || got[key] != signed || asked != 2 {
+		t.Fatalf("entry of another id: %v, %v; helper asked %d times", got, err, asked)
+	}
+	// containerd: no id, no cache.
+	for i := 0; i < 2; i++ {
+		if _, err := create(`{"io.kubernetes.cri.image-name": "reg/app:1"}`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if asked != 4 {
+		t.Fatalf("containerd: helper asked %d times, want every time", asked-2)
 	}
 }

@@ -118,6 +118,14 @@ crio_bundle() {
 	[ "$output" = "$(printf 'app1\ncomposefs / overlay')" ]
 	grep -q "msg=\"engine image\" pid=[0-9]* id=$id image=\"cri-o image $REGISTRY/app1:1 ([0-9a-f]*)\" manifest=$MANIFEST_app1 config=sha256:[0-9a-f]* sealed=true" "$OWNLOG"
 	grep -q "msg=verified pid=[0-9]* id=$id .*composefs digest sha256:$DIGEST_app1: cosign signature trusted by signer" "$OWNLOG"
+
+	# A warm create runs no helper: the seal is cached by the image id.
+	id2=$(cid again)
+	CFS_RUNTIME_ENGINE=/nonexistent run --separate-stderr "$CFS_RUNTIME" run --bundle "$b" "$id2"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'app1\ncomposefs / overlay')" ]
+	grep -q "msg=\"engine image\" pid=[0-9]* id=$id2 image=\"cri-o image $REGISTRY/app1:1 ([0-9a-f]*)\" manifest=$MANIFEST_app1 config=sha256:[0-9a-f]* sealed=true cached=true" "$OWNLOG"
 }
 
 @test "engine: CRI-O names a sealed image, the annotations another signed digest: refused" {
