@@ -1,17 +1,14 @@
 // Package engineimage says which image a container engine runs a container
-// from (FromAnnotations) and combines that image's seal with the
-// container's annotations (Seal). It links nothing heavy: the runtime path
-// uses it on every create. Reading the image's manifest from the engine's
-// store is the cfs-runtime-engine helper's job (protocol in Request and
-// Manifest).
+// from (FromAnnotations). It links nothing but fmt and errors, so that the
+// front (internal/handoff) can use it too. Reading the image's manifest
+// from the engine's store is the cfs-runtime-engine helper's job
+// (protocol in Request and Manifest); combining the image's seal with the
+// container's annotations is internal/wrapper's (sealedAnnotations).
 package engineimage
 
 import (
 	"errors"
 	"fmt"
-	"strings"
-
-	"github.com/cfs-runtime/cfs-runtime/attest"
 )
 
 // Engines, and the annotations by which they name a container's image.
@@ -70,46 +67,6 @@ func FromAnnotations(a map[string]string) (Image, bool) {
 		return Image{Engine: CRIO, Name: n, Ref: r}, true
 	}
 	return Image{}, false
-}
-
-// Seal returns the annotations to verify a container by: its own, with
-// the composefs annotations of the image's manifest (imageAnn) in place of
-// any it has. The container's annotations may only repeat the image's
-// digest: another one is refused (ErrConflict), so that whoever can set a
-// pod's annotations cannot run another signed image under this image's
-// name. An image without a seal (sealed false) leaves the container's
-// annotations as they are; a malformed seal is refused.
-func Seal(img Image, containerAnn, imageAnn map[string]string) (ann map[string]string, sealed bool, err error) {
-	seal, err := attest.ParseAnnotations(imageAnn)
-	if err != nil {
-		return nil, false, fmt.Errorf("%s: seal in its manifest: %w", img, err)
-	}
-	if seal.Digest == nil {
-		return containerAnn, false, nil
-	}
-	own, err := attest.ParseAnnotations(containerAnn)
-	if err != nil {
-		return nil, false, err
-	}
-	if own.Digest != nil && (own.Key != seal.Key || own.Digest.Hex() != seal.Digest.Hex()) {
-		return nil, false, fmt.Errorf("%w: the container's annotation %s names composefs digest %s, but %s is sealed with %s (%s): remove the annotation, or run the image it names", ErrConflict, own.Key, own.Digest.Hex(), img, seal.Digest.Hex(), seal.Key)
-	}
-	out := make(map[string]string, len(containerAnn)+len(seal.Signatures)+1)
-	for k, v := range containerAnn {
-		if !isComposefsKey(k) {
-			out[k] = v
-		}
-	}
-	for k, v := range imageAnn {
-		if isComposefsKey(k) {
-			out[k] = v
-		}
-	}
-	return out, true, nil
-}
-
-func isComposefsKey(k string) bool {
-	return strings.HasPrefix(strings.ToLower(k), attest.DigestAnnotationPrefix)
 }
 
 // HelperName is the helper executable that reads an image's manifest from

@@ -38,7 +38,7 @@ type readManifestFunc func(req *engineimage.Request) (*engineimage.Manifest, err
 
 // verifiedAnnotations returns the annotations create verifies: the
 // bundle's, and when the engine names the container's image, that image's
-// seal (engineimage.Seal: the container's annotations may only repeat it).
+// seal (sealedAnnotations: the container's annotations may only repeat it).
 func verifiedAnnotations(env *runtimeEnv, b *bundle.Bundle, id string) (map[string]string, error) {
 	ann := b.Annotations()
 	img, ok := engineimage.FromAnnotations(ann)
@@ -65,7 +65,7 @@ func verifiedAnnotations(env *runtimeEnv, b *bundle.Bundle, id string) (map[stri
 			}
 		}
 	}
-	out, sealed, err := engineimage.Seal(img, ann, m.Annotations)
+	out, sealed, err := sealedAnnotations(img, ann, m.Annotations)
 	if err != nil {
 		return nil, err
 	}
@@ -191,4 +191,44 @@ func writeSealCache(path string, m *engineimage.Manifest) error {
 		return err
 	}
 	return atomicfile.WriteFile(path, data, 0o600)
+}
+
+// sealedAnnotations returns the annotations to verify a container by: its own, with
+// the composefs annotations of the image's manifest (imageAnn) in place of
+// any it has. The container's annotations may only repeat the image's
+// digest: another one is refused (ErrConflict), so that whoever can set a
+// pod's annotations cannot run another signed image under this image's
+// name. An image without a seal (sealed false) leaves the container's
+// annotations as they are; a malformed seal is refused.
+func sealedAnnotations(img engineimage.Image, containerAnn, imageAnn map[string]string) (ann map[string]string, sealed bool, err error) {
+	seal, err := attest.ParseAnnotations(imageAnn)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: seal in its manifest: %w", img, err)
+	}
+	if seal.Digest == nil {
+		return containerAnn, false, nil
+	}
+	own, err := attest.ParseAnnotations(containerAnn)
+	if err != nil {
+		return nil, false, err
+	}
+	if own.Digest != nil && (own.Key != seal.Key || own.Digest.Hex() != seal.Digest.Hex()) {
+		return nil, false, fmt.Errorf("%w: the container's annotation %s names composefs digest %s, but %s is sealed with %s (%s): remove the annotation, or run the image it names", engineimage.ErrConflict, own.Key, own.Digest.Hex(), img, seal.Digest.Hex(), seal.Key)
+	}
+	out := make(map[string]string, len(containerAnn)+len(seal.Signatures)+1)
+	for k, v := range containerAnn {
+		if !isComposefsKey(k) {
+			out[k] = v
+		}
+	}
+	for k, v := range imageAnn {
+		if isComposefsKey(k) {
+			out[k] = v
+		}
+	}
+	return out, true, nil
+}
+
+func isComposefsKey(k string) bool {
+	return strings.HasPrefix(strings.ToLower(k), attest.DigestAnnotationPrefix)
 }
