@@ -10,7 +10,7 @@ CONFDIR   ?= /etc/cfs-runtime
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS_BUILD := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build deps install completion test test-unit test-integration test-vm test-conformance lint bench man demo clean
+.PHONY: all build deps deps-demo deps-test install uninstall completion test test-unit test-integration test-vm test-conformance lint bench man demo clean
 
 all: build
 
@@ -28,9 +28,14 @@ build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime-engine ./cmd/cfs-runtime-engine
 	CGO_ENABLED=0 go build -o bin/recvtty ./tests/tools/recvtty
 
-# deps installs what building and testing need on Debian 12.
-deps:
-	tests/install-deps.sh
+# deps (= deps-demo) installs what building, `make demo` and the README's
+# walk-through need on Debian 12; deps-test adds what only the test suites
+# use (containerd, crictl built from source, skopeo, umoci, strace, ...).
+deps deps-demo:
+	tests/install-deps.sh demo
+
+deps-test:
+	tests/install-deps.sh test
 
 install: build man completion
 	install -D -m 0755 bin/cfs-runtime $(DESTDIR)$(BINDIR)/cfs-runtime
@@ -44,6 +49,18 @@ install: build man completion
 	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
 	install -D -m 0644 bin/completion/cfs-runtime.bash $(DESTDIR)$(BASHCOMPDIR)/cfs-runtime
 	install -D -m 0644 bin/completion/_cfs-runtime $(DESTDIR)$(ZSHCOMPDIR)/_cfs-runtime
+
+# uninstall removes what install puts, with the same PREFIX, DESTDIR and
+# directory variables; the configuration directory only if it is then empty
+# (config.toml, policy.toml and keys are the administrator's).
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/cfs-runtime $(DESTDIR)$(BINDIR)/cfs-runtime-mount \
+		$(DESTDIR)$(BINDIR)/cfs-runtime-tools $(DESTDIR)$(BINDIR)/cfs-runtime-sigstore
+	rm -f $(DESTDIR)$(CONFDIR)/config.toml.example $(DESTDIR)$(CONFDIR)/policy.toml.example
+	[ ! -d $(DESTDIR)$(CONFDIR) ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(CONFDIR)
+	rm -f $(DESTDIR)$(MANDIR)/man8/cfs-runtime.8 $(DESTDIR)$(MANDIR)/man8/cfs-runtime-*.8 \
+		$(DESTDIR)$(MANDIR)/man5/cfs-runtime-*.5
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/cfs-runtime $(DESTDIR)$(ZSHCOMPDIR)/_cfs-runtime
 
 # test runs every suite and ends with one "N passed, N failed" line.
 test: build

@@ -25,7 +25,7 @@ func (p *Policy) Describe(w io.Writer) {
 	}
 	for _, s := range p.Signers {
 		fmt.Fprintf(w, "\n[[signer]]\nname = %q\n", s.Name)
-		fmt.Fprintf(w, "# type: %s (%s)\n", s.Type, describeKind(s.Type.verifies()))
+		fmt.Fprintf(w, "# type: %s (%s)\n", s.Type, describeKind(verifiesKind(s.Type)))
 		if err := s.material(); err != nil { // only a DeferParsing load gets here
 			fmt.Fprintf(w, "# unusable: %v\n", err)
 			continue

@@ -1,6 +1,10 @@
 package attest
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/cfs-runtime/cfs-runtime/attest/policy"
+)
 
 // Sentinel errors; every error from Verify and LoadPolicy wraps one of them
 // (test with errors.Is).
@@ -22,14 +26,10 @@ var (
 	// ErrBadSignature: the signer is trusted but the signature does not
 	// verify over this digest (signed another digest, or corrupted).
 	ErrBadSignature = errors.New("bad signature")
-	// ErrNoPolicy: the policy file does not exist. It is not a default:
-	// every signed or unsigned container is refused until it does.
-	ErrNoPolicy = errors.New("no trust policy")
-	// ErrPolicy: the policy file cannot be used.
-	ErrPolicy = errors.New("invalid trust policy")
-	// ErrInsecurePolicy: the policy file, or a file or directory it relies
-	// on, can be changed by someone other than root.
-	ErrInsecurePolicy = errors.New("insecure trust policy")
+	// ErrNoPolicy, ErrPolicy, ErrInsecurePolicy: see package policy.
+	ErrNoPolicy       = policy.ErrNoPolicy
+	ErrPolicy         = policy.ErrPolicy
+	ErrInsecurePolicy = policy.ErrInsecurePolicy
 	// ErrDigestMismatch: what was measured, built or mounted is not the
 	// signed digest. Not returned by Verify: it is the verdict's digest
 	// that create and hook mode hold the root filesystem to.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/cfs-runtime/cfs-runtime/attest/policy"
 )
 
 // FuzzVerifySignatures feeds arbitrary signature annotations to Verify with
@@ -72,6 +74,32 @@ func FuzzParsePKCS7(f *testing.F) {
 		_ = s.signerName()
 		for _, sg := range p.Signers {
 			_, _ = sg.verifyPKCS7(s, time.Now())
+		}
+	})
+}
+
+// FuzzMentionsComposefs: a container the runtime front decides itself,
+// whose annotations do not mention composefs (policy.MentionsComposefs),
+// is one that Verify also finds without any composefs annotation: the
+// front's decision is never another than cfs-runtime-mount's.
+func FuzzMentionsComposefs(f *testing.F) {
+	dir := f.TempDir()
+	_, cert := keyPair(f, dir, "release", "ec")
+	p := policyFrom(f, dir, "unsigned = \"allow\"\n"+certPolicy("release", cert))
+	for _, k := range []string{
+		DefaultDigestAnnotation, DefaultDigestAnnotation + ".cosgin", "composefs.merged.erofs.v1.fsverty-sha256-12",
+		"Composefs.Merged.Erofs.V1.Fsverity-sha256-12.sig", "io.kubernetes.cri.image-name", "", "x.sigstore-bundle",
+	} {
+		f.Add(k, hex64, "org.opencontainers.image.ref.name")
+	}
+	f.Fuzz(func(t *testing.T, k1, v1, k2 string) {
+		ann := map[string]string{k1: v1, k2: v1}
+		if policy.MentionsComposefs(ann) {
+			return
+		}
+		v, err := Verify(ann, p)
+		if err != nil || !v.Unsigned || v.IgnoredDigest || v.Rule != `unsigned = "allow"` {
+			t.Fatalf("annotations %q: the front would start the container unsigned, Verify says %+v, %v", ann, v, err)
 		}
 	})
 }

@@ -6,74 +6,58 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"regexp"
-	"sort"
-	"strings"
 	"sync"
-	"syscall"
 
+	"github.com/cfs-runtime/cfs-runtime/attest/policy"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/cfs-runtime/cfs-runtime/internal/tomlerr"
 	"github.com/pelletier/go-toml/v2"
 )
 
+// The policy file itself (its syntax, validation and ownership checks) is
+// package policy's, which links no cryptography; this file reads the trust
+// material its signers name.
+
 // DefaultPolicyPath is where the policy lives unless the configuration's
 // `policy` key says otherwise.
-const DefaultPolicyPath = "/etc/cfs-runtime/policy.toml"
+const DefaultPolicyPath = policy.DefaultPath
 
 // Enforcement is how the kernel (or userspace) enforces the verified digest
-// once the container is allowed.
-type Enforcement string
+// once the container is allowed (policy.Enforcement).
+type Enforcement = policy.Enforcement
 
 const (
-	// EnforceRequire: kernel fs-verity on the image and every object, and
-	// overlayfs verity=require. The default.
-	EnforceRequire Enforcement = "require"
-	// EnforceMeasure: kernel fs-verity, but no overlayfs verity= option:
-	// every object's digest is measured by ioctl before mounting.
-	EnforceMeasure Enforcement = "measure"
-	// EnforceUserspace: no kernel fs-verity; every byte is hashed in
-	// userspace at each create. Logged as a warning every time.
-	EnforceUserspace Enforcement = "userspace"
+	EnforceRequire   = policy.EnforceRequire
+	EnforceMeasure   = policy.EnforceMeasure
+	EnforceUserspace = policy.EnforceUserspace
 )
 
-// Describe says in a few words what the level means.
-func (e Enforcement) Describe() string {
-	switch e {
-	case EnforceRequire:
-		return "kernel fs-verity and overlayfs verity=require"
-	case EnforceMeasure:
-		return "kernel fs-verity, every object measured by ioctl before mounting (no overlayfs verity=)"
-	case EnforceUserspace:
-		return "no kernel fs-verity: every byte hashed in userspace at each create (weak; logged as a warning)"
-	}
-	return "unknown"
-}
-
-// SignerType is the kind of trust material a signer entry holds.
-type SignerType string
+// SignerType is the kind of trust material a signer entry holds
+// (policy.SignerType).
+type SignerType = policy.SignerType
 
 const (
-	// SignerCertificates trusts the listed X.509 certificates directly, as
-	// the kernel's .fs-verity keyring does; verifies .sig (PKCS#7).
-	SignerCertificates SignerType = "certificates"
-	// SignerCA trusts certificates that chain to the listed CAs; verifies
-	// .sig (PKCS#7).
-	SignerCA SignerType = "ca"
-	// SignerPublicKey trusts one public key (a PEM public key or a cosign
-	// .pub file); verifies .cosign.
-	SignerPublicKey SignerType = "public_key"
-	// SignerSigstore trusts a sigstore trusted root plus an identity
-	// (OIDC issuer, certificate subject); verifies .sigstore-bundle.
-	SignerSigstore SignerType = "sigstore"
+	SignerCertificates = policy.SignerCertificates
+	SignerCA           = policy.SignerCA
+	SignerPublicKey    = policy.SignerPublicKey
+	SignerSigstore     = policy.SignerSigstore
 )
 
-// verifies tells which annotation a signer type can verify.
-func (t SignerType) verifies() SignatureKind {
+// UnsignedRule lets containers without a digest annotation start
+// (policy.UnsignedRule).
+type UnsignedRule = policy.UnsignedRule
+
+// FileCheck decides whether a file or directory the policy relies on may be
+// trusted (policy.FileCheck).
+type FileCheck = policy.FileCheck
+
+// RequireOwner is the default FileCheck for uid (policy.RequireOwner).
+func RequireOwner(uid int) FileCheck { return policy.RequireOwner(uid) }
+
+// verifiesKind tells which annotation a signer type can verify.
+func verifiesKind(t SignerType) SignatureKind {
 	switch t {
 	case SignerCertificates, SignerCA:
 		return PKCS7Signature
@@ -85,24 +69,10 @@ func (t SignerType) verifies() SignatureKind {
 	return 0
 }
 
-// Signer is one trusted signer of the policy.
+// Signer is one trusted signer of the policy: what the policy declares,
+// and the trust material read from the files it names.
 type Signer struct {
-	Name string
-	Type SignerType
-
-	// The files the trust material was read from (as written in the policy).
-	Certificates string
-	CA           string
-	PublicKey    string
-	TrustedRoot  string
-
-	// Sigstore identity constraints: each pair has exactly one set.
-	OIDCIssuer, OIDCIssuerRegexp string
-	Subject, SubjectRegexp       string
-	// CTLogThreshold is how many signed certificate timestamps the
-	// certificate must carry; TLogThreshold how many transparency log
-	// entries the bundle must prove (0 = none required).
-	CTLogThreshold, TLogThreshold int
+	policy.Signer
 
 	certs    []*x509.Certificate // Certificates: trusted (or, with a CA, candidate) signer certificates
 	roots    *x509.CertPool      // CA
@@ -129,37 +99,7 @@ func (s *Signer) material() error {
 	return s.parseErr
 }
 
-// UnsignedRule lets containers without a digest annotation start when
-// every listed annotation is present and its value matches.
-type UnsignedRule struct {
-	Name string
-	// Annotations maps an exact annotation key to a regular expression
-	// that must match the whole value.
-	Annotations map[string]*regexp.Regexp
-	// IgnoreDigest: a matching container starts unverified even when it
-	// carries composefs annotations. For CRI sandbox (pause) containers,
-	// which inherit the pod's annotations: the digest there is the
-	// application image's, not the pause image's. It opens nothing a rule
-	// does not already open: a container the rule matches could simply
-	// leave the digest out.
-	IgnoreDigest bool
-}
-
-// Matches reports whether the rule allows a container with annotations.
-func (r UnsignedRule) Matches(annotations map[string]string) bool {
-	if len(r.Annotations) == 0 {
-		return false
-	}
-	for k, re := range r.Annotations {
-		v, ok := annotations[k]
-		if !ok || !re.MatchString(v) {
-			return false
-		}
-	}
-	return true
-}
-
-// Policy is a loaded, validated trust policy.
+// Policy is a loaded, validated trust policy with its signers' material.
 type Policy struct {
 	// Path is the policy file.
 	Path        string
@@ -175,41 +115,9 @@ type Policy struct {
 	Signers        []*Signer
 	Rules          []UnsignedRule
 
+	file  *policy.Policy
 	check FileCheck // the ownership check the policy was loaded with, for the helper
 }
-
-// policyFile is the TOML document. Unknown keys are errors.
-type policyFile struct {
-	Enforcement   string       `toml:"enforcement"`
-	Unsigned      string       `toml:"unsigned"`
-	Helper        string       `toml:"sigstore_helper"`
-	Signers       []signerFile `toml:"signer"`
-	AllowUnsigned []ruleFile   `toml:"allow_unsigned"`
-}
-
-type signerFile struct {
-	Name             string `toml:"name"`
-	Certificates     string `toml:"certificates"`
-	CA               string `toml:"ca"`
-	PublicKey        string `toml:"public_key"`
-	TrustedRoot      string `toml:"trusted_root"`
-	OIDCIssuer       string `toml:"oidc_issuer"`
-	OIDCIssuerRegexp string `toml:"oidc_issuer_regexp"`
-	Subject          string `toml:"subject"`
-	SubjectRegexp    string `toml:"subject_regexp"`
-	CTLogThreshold   *int   `toml:"ct_log_threshold"`
-	TLogThreshold    *int   `toml:"tlog_threshold"`
-}
-
-type ruleFile struct {
-	Name         string            `toml:"name"`
-	Annotations  map[string]string `toml:"annotations"`
-	IgnoreDigest bool              `toml:"ignore_digest"`
-}
-
-// FileCheck decides whether a file or directory the policy relies on may be
-// trusted; it returns an error wrapping ErrInsecurePolicy if not.
-type FileCheck func(path string) error
 
 // LoadOption changes how LoadPolicy works.
 type LoadOption func(*loadConfig)
@@ -242,118 +150,46 @@ func WithSigstoreCheck() LoadOption { return func(l *loadConfig) { l.fullSigstor
 // use it to run as another user.
 func WithFileCheck(c FileCheck) LoadOption { return func(l *loadConfig) { l.check = c } }
 
-// RequireOwner returns the default FileCheck for uid: the file, after
-// resolving symlinks, and every directory above it (and above the symlink)
-// must be owned by uid and not writable by group or others. A directory that
-// is world-writable but sticky and owned by uid (like /tmp) is accepted: its
-// other users cannot replace files they do not own.
-func RequireOwner(uid int) FileCheck {
-	return func(path string) error {
-		abs, err := filepath.Abs(path)
-		if err != nil {
-			return err
-		}
-		real, err := filepath.EvalSymlinks(abs)
-		if err != nil {
-			return err
-		}
-		if err := checkChain(real, uid); err != nil {
-			return err
-		}
-		if real != abs {
-			return checkChain(filepath.Dir(abs), uid)
-		}
-		return nil
-	}
+// fullReader reads every policy: go-toml for what is not plain TOML, Go
+// regexps for the patterns.
+var fullReader = policy.Reader{
+	Decode:  decodeTOML,
+	Compile: func(expr string) (policy.Matcher, error) { return regexp.Compile(expr) },
 }
 
-func checkChain(p string, uid int) error {
-	for {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		if err := checkOwner(p, fi, uid); err != nil {
-			return err
-		}
-		parent := filepath.Dir(p)
-		if parent == p {
-			return nil
-		}
-		p = parent
+// decodeTOML decodes what policy.Load cannot without go-toml, wording
+// mistakes as file:line.
+func decodeTOML(path string, data []byte, f *policy.File) error {
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	if err := dec.Decode(f); err != nil {
+		return fmt.Errorf("%w: %s", ErrPolicy, tomlerr.Describe(path, err))
 	}
+	return nil
 }
 
-func fileOwner(fi os.FileInfo) (int, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, false
-	}
-	return int(st.Uid), true
-}
-
-func checkOwner(p string, fi os.FileInfo, uid int) error {
-	owner, ok := fileOwner(fi)
-	if !ok {
-		return fmt.Errorf("%w: %s: cannot tell its owner", ErrInsecurePolicy, p)
-	}
-	who := "root"
-	if uid != 0 {
-		who = fmt.Sprintf("uid %d", uid)
-	}
-	if owner != uid {
-		return fmt.Errorf("%w: %s is owned by uid %d, not %s", ErrInsecurePolicy, p, owner, who)
-	}
-	m := fi.Mode()
-	if m.Perm()&0o022 == 0 {
-		return nil
-	}
-	if fi.IsDir() && m&os.ModeSticky != 0 {
-		return nil
-	}
-	by := "others"
-	switch {
-	case m.Perm()&0o022 == 0o022:
-		by = "its group and others"
-	case m.Perm()&0o020 != 0:
-		by = "its group"
-	}
-	return fmt.Errorf("%w: %s is writable by %s (mode %s): only %s may be able to change the trust policy", ErrInsecurePolicy, p, by, m, who)
-}
-
-// LoadPolicy reads and validates the policy file at path, and the trust
-// material it names. It refuses a policy that anyone but root could have
-// changed, one without any trusted signer, and any unknown key (naming the
-// file, line and key).
+// LoadPolicy reads and validates the policy file at path (policy.Load),
+// and the trust material it names. It refuses a policy that anyone but
+// root could have changed, one without any trusted signer, and any unknown
+// key (naming the file, line and key).
 func LoadPolicy(path string, opts ...LoadOption) (*Policy, error) {
 	cfg := loadConfig{check: RequireOwner(0)}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if err := cfg.check(path); err != nil {
-		if errors.Is(err, ErrInsecurePolicy) {
-			return nil, fmt.Errorf("policy %s: %w", path, err)
-		}
-		if _, serr := os.Lstat(path); errors.Is(err, fs.ErrNotExist) && serr != nil {
-			return nil, fmt.Errorf("%w: %s does not exist; every container is refused until it does (see policy.toml.example, check it with `cfs-runtime policy check`)", ErrNoPolicy, path)
-		}
-		return nil, fmt.Errorf("%w: %w", ErrPolicy, fserr.New("policy file", path, err))
-	}
-	data, err := rawfile.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrPolicy, fserr.New("policy file", path, err))
-	}
-	pf, plain := plainPolicy(data)
-	if !plain {
-		dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
-		if err := dec.Decode(&pf); err != nil {
-			return nil, fmt.Errorf("%w: %s", ErrPolicy, tomlerr.Describe(path, err))
-		}
-	}
-	l := &loader{path: path, data: data, check: cfg.check, deferParsing: cfg.deferParsing}
-	p, err := l.build(pf)
+	f, err := policy.Load(path, fullReader, cfg.check)
 	if err != nil {
 		return nil, err
+	}
+	p := &Policy{
+		Path: f.Path, Enforcement: f.Enforcement, AllowUnsigned: f.AllowUnsigned,
+		SigstoreHelper: f.SigstoreHelper, Rules: f.Rules, file: f, check: cfg.check,
+	}
+	for i, decl := range f.Signers {
+		s := &Signer{Signer: decl}
+		if err := p.loadMaterial(i, s, cfg); err != nil {
+			return nil, err
+		}
+		p.Signers = append(p.Signers, s)
 	}
 	if cfg.fullSigstore {
 		if err := p.checkSigstore(); err != nil {
@@ -372,138 +208,15 @@ var materialFile = map[string]string{
 	"trusted_root": "trusted root file",
 }
 
-type loader struct {
-	path         string
-	data         []byte
-	check        FileCheck
-	deferParsing bool
-}
-
-// errAt formats "file:line: key k: msg" for the key of the index-th [[table]]
-// entry (index -1: top level); format may wrap an error with %w.
-func (l *loader) errAt(table string, index int, key, format string, args ...any) error {
-	where := l.path
-	if n := lineOf(l.data, table, index, key); n > 0 {
-		where = fmt.Sprintf("%s:%d", l.path, n)
-	}
-	k := key
-	if table != "" {
-		k = fmt.Sprintf("%s[%d].%s", table, index, key)
-	}
-	// One Errorf, so that a %w in format wraps (a missing key file is still
-	// fs.ErrNotExist).
-	return fmt.Errorf("%w: %s: key %s: "+format, append([]any{ErrPolicy, where, k}, args...)...)
-}
-
-func (l *loader) build(pf policyFile) (*Policy, error) {
-	p := &Policy{Path: l.path, Enforcement: EnforceRequire, check: l.check}
-	if pf.Helper != "" {
-		if !filepath.IsAbs(pf.Helper) {
-			return nil, l.errAt("", -1, "sigstore_helper", "%q is not an absolute path", pf.Helper)
-		}
-		p.SigstoreHelper = pf.Helper
-	}
-	switch Enforcement(pf.Enforcement) {
-	case "":
-	case EnforceRequire, EnforceMeasure, EnforceUserspace:
-		p.Enforcement = Enforcement(pf.Enforcement)
-	default:
-		return nil, l.errAt("", -1, "enforcement", "%q is not one of require, measure, userspace", pf.Enforcement)
-	}
-	switch pf.Unsigned {
-	case "", "reject":
-	case "allow":
-		p.AllowUnsigned = true
-	default:
-		return nil, l.errAt("", -1, "unsigned", "%q is not one of reject, allow", pf.Unsigned)
-	}
-	if len(pf.Signers) == 0 {
-		return nil, fmt.Errorf("%w: %s: no [[signer]]: a policy must trust at least one signer (containers without a digest can still be allowed by [[allow_unsigned]] rules)", ErrPolicy, l.path)
-	}
-	names := map[string]bool{}
-	for i, sf := range pf.Signers {
-		s, err := l.signer(i, sf)
-		if err != nil {
-			return nil, err
-		}
-		if names[s.Name] {
-			return nil, l.errAt("signer", i, "name", "signer name %q is used twice", s.Name)
-		}
-		names[s.Name] = true
-		p.Signers = append(p.Signers, s)
-	}
-	rnames := map[string]bool{}
-	for i, rf := range pf.AllowUnsigned {
-		if rf.Name == "" {
-			return nil, l.errAt("allow_unsigned", i, "name", "every rule needs a name (it is logged when the rule lets a container through)")
-		}
-		if rnames[rf.Name] {
-			return nil, l.errAt("allow_unsigned", i, "name", "rule name %q is used twice", rf.Name)
-		}
-		rnames[rf.Name] = true
-		if len(rf.Annotations) == 0 {
-			return nil, l.errAt("allow_unsigned", i, "annotations", "rule %q has no annotations to match (use unsigned = \"allow\" to allow every unsigned container)", rf.Name)
-		}
-		r := UnsignedRule{Name: rf.Name, Annotations: map[string]*regexp.Regexp{}, IgnoreDigest: rf.IgnoreDigest}
-		for k, v := range rf.Annotations {
-			if strings.HasPrefix(strings.ToLower(k), DigestAnnotationPrefix) {
-				return nil, l.errAt("allow_unsigned", i, "annotations", "rule %q matches on the composefs annotation %q", rf.Name, k)
-			}
-			if _, err := regexp.Compile(v); err != nil {
-				return nil, l.errAt("allow_unsigned", i, "annotations", "rule %q: annotation %q: %v", rf.Name, k, err)
-			}
-			re, err := regexp.Compile(`^(?:` + v + `)$`)
-			if err != nil {
-				return nil, l.errAt("allow_unsigned", i, "annotations", "rule %q: annotation %q: %v", rf.Name, k, err)
-			}
-			r.Annotations[k] = re
-		}
-		p.Rules = append(p.Rules, r)
-	}
-	return p, nil
-}
-
-func (l *loader) signer(i int, sf signerFile) (*Signer, error) {
-	at := func(key, format string, args ...any) error { return l.errAt("signer", i, key, format, args...) }
-	if sf.Name == "" {
-		return nil, at("name", "every signer needs a name (it is reported when it verifies a container)")
-	}
-	s := &Signer{
-		Name: sf.Name, Certificates: sf.Certificates, CA: sf.CA, PublicKey: sf.PublicKey, TrustedRoot: sf.TrustedRoot,
-		OIDCIssuer: sf.OIDCIssuer, OIDCIssuerRegexp: sf.OIDCIssuerRegexp, Subject: sf.Subject, SubjectRegexp: sf.SubjectRegexp,
-	}
-	var kinds []string
-	for key, v := range map[string]string{"certificates": sf.Certificates, "ca": sf.CA, "public_key": sf.PublicKey, "trusted_root": sf.TrustedRoot} {
-		if v == "" {
-			continue
-		}
-		if !filepath.IsAbs(v) {
-			return nil, at(key, "%q is not an absolute path", v)
-		}
-		if key != "certificates" || sf.CA == "" {
-			kinds = append(kinds, key)
-		}
-	}
-	sort.Strings(kinds)
-	switch {
-	case len(kinds) == 0:
-		return nil, at("name", "signer %q has no trust material: set one of certificates, ca, public_key, trusted_root", sf.Name)
-	case len(kinds) > 1:
-		return nil, at(kinds[1], "signer %q sets %s: set only one of certificates (optionally with ca), public_key, trusted_root", sf.Name, strings.Join(kinds, " and "))
-	}
-	sigstoreKeys := map[string]bool{"oidc_issuer": sf.OIDCIssuer != "", "oidc_issuer_regexp": sf.OIDCIssuerRegexp != "", "subject": sf.Subject != "", "subject_regexp": sf.SubjectRegexp != "", "ct_log_threshold": sf.CTLogThreshold != nil, "tlog_threshold": sf.TLogThreshold != nil}
-	if sf.TrustedRoot == "" {
-		for _, k := range []string{"ct_log_threshold", "oidc_issuer", "oidc_issuer_regexp", "subject", "subject_regexp", "tlog_threshold"} {
-			if sigstoreKeys[k] {
-				return nil, at(k, "only a signer with trusted_root takes %s", k)
-			}
-		}
-	}
+// loadMaterial reads the files the i-th signer names, now or (DeferParsing)
+// when a signature is first checked against it.
+func (p *Policy) loadMaterial(i int, s *Signer, cfg loadConfig) error {
+	at := func(key, format string, args ...any) error { return p.file.ErrAt("signer", i, key, format, args...) }
 	load := func(key, path string, fn func([]byte) error) error {
 		read := func() error {
-			if err := l.check(path); err != nil {
+			if err := cfg.check(path); err != nil {
 				if errors.Is(err, ErrInsecurePolicy) {
-					return fmt.Errorf("policy %s: signer %q: %w", l.path, sf.Name, err)
+					return fmt.Errorf("policy %s: signer %q: %w", p.Path, s.Name, err)
 				}
 				return at(key, "%w", fserr.New(materialFile[key], path, err))
 			}
@@ -516,7 +229,7 @@ func (l *loader) signer(i int, sf signerFile) (*Signer, error) {
 			}
 			return nil
 		}
-		if !l.deferParsing {
+		if !cfg.deferParsing {
 			return read()
 		}
 		if earlier := s.parse; earlier != nil { // certificates, then ca
@@ -531,17 +244,15 @@ func (l *loader) signer(i int, sf signerFile) (*Signer, error) {
 		}
 		return nil
 	}
-	switch kinds[0] {
-	case "certificates", "ca":
-		s.Type = SignerCertificates
-		if sf.Certificates != "" {
-			if err := load("certificates", sf.Certificates, func(b []byte) (err error) { s.certs, err = parseCertificates(b); return }); err != nil {
-				return nil, err
+	switch s.Type {
+	case SignerCertificates, SignerCA:
+		if s.Certificates != "" {
+			if err := load("certificates", s.Certificates, func(b []byte) (err error) { s.certs, err = parseCertificates(b); return }); err != nil {
+				return err
 			}
 		}
-		if sf.CA != "" {
-			s.Type = SignerCA
-			if err := load("ca", sf.CA, func(b []byte) (err error) {
+		if s.CA != "" {
+			return load("ca", s.CA, func(b []byte) (err error) {
 				s.caCerts, err = parseCertificates(b)
 				if err == nil {
 					s.roots = x509.NewCertPool()
@@ -553,96 +264,21 @@ func (l *loader) signer(i int, sf signerFile) (*Signer, error) {
 					}
 				}
 				return
-			}); err != nil {
-				return nil, err
-			}
+			})
 		}
-	case "public_key":
-		s.Type = SignerPublicKey
-		if err := load("public_key", sf.PublicKey, func(b []byte) (err error) {
+	case SignerPublicKey:
+		return load("public_key", s.PublicKey, func(b []byte) (err error) {
 			s.pub, err = parsePublicKey(b)
 			return
-		}); err != nil {
-			return nil, err
-		}
-	case "trusted_root":
-		s.Type = SignerSigstore
-		if (sf.OIDCIssuer == "") == (sf.OIDCIssuerRegexp == "") {
-			return nil, at("oidc_issuer", "signer %q needs exactly one of oidc_issuer, oidc_issuer_regexp", sf.Name)
-		}
-		if (sf.Subject == "") == (sf.SubjectRegexp == "") {
-			return nil, at("subject", "signer %q needs exactly one of subject, subject_regexp", sf.Name)
-		}
-		s.CTLogThreshold, s.TLogThreshold = 1, 1
-		if sf.CTLogThreshold != nil {
-			s.CTLogThreshold = *sf.CTLogThreshold
-		}
-		if sf.TLogThreshold != nil {
-			s.TLogThreshold = *sf.TLogThreshold
-		}
-		if s.CTLogThreshold < 0 || s.CTLogThreshold > 16 {
-			return nil, at("ct_log_threshold", "%d is not in 0..16", s.CTLogThreshold)
-		}
-		if s.TLogThreshold < 0 || s.TLogThreshold > 16 {
-			return nil, at("tlog_threshold", "%d is not in 0..16", s.TLogThreshold)
-		}
-		// The identity patterns compile as sigstore-go compiles them (Go
-		// regexp, unanchored).
-		for _, kv := range [][2]string{{"subject_regexp", sf.SubjectRegexp}, {"oidc_issuer_regexp", sf.OIDCIssuerRegexp}} {
-			if _, err := regexp.Compile(kv[1]); err != nil {
-				return nil, at(kv[0], "%v", err)
-			}
-		}
-		if err := load("trusted_root", sf.TrustedRoot, func(b []byte) (err error) {
+		})
+	case SignerSigstore:
+		return load("trusted_root", s.TrustedRoot, func(b []byte) (err error) {
 			if s.rootSum, err = checkTrustedRoot(b); err != nil {
 				return fmt.Errorf("not a sigstore trusted root: %w", err)
 			}
 			s.rootJSON = b
 			return nil
-		}); err != nil {
-			return nil, err
-		}
+		})
 	}
-	return s, nil
-}
-
-// lineOf finds the line (1-based, 0 if not found) where key is assigned: at
-// top level when index < 0, else inside the index-th [[table]] entry.
-func lineOf(data []byte, table string, index int, key string) int {
-	lines := strings.Split(string(data), "\n")
-	inTable, seen, header := index < 0, -1, 0
-	for i, raw := range lines {
-		line := strings.TrimSpace(raw)
-		if strings.HasPrefix(line, "[") {
-			line, _, _ = strings.Cut(line, "#")
-			line = strings.TrimSpace(line)
-			if index < 0 {
-				return 0 // top-level keys come before the first table
-			}
-			if strings.HasPrefix(line, "[[") && strings.Trim(strings.TrimSpace(strings.Trim(line, "[]")), `"'`) == table {
-				if inTable {
-					return header // key absent: point at its table
-				}
-				seen++
-				inTable = seen == index
-				if inTable {
-					header = i + 1
-				}
-			} else if !strings.HasPrefix(line, "["+table+".") {
-				if inTable {
-					return header
-				}
-				inTable = false
-			}
-			continue
-		}
-		if !inTable {
-			continue
-		}
-		k, _, ok := strings.Cut(line, "=")
-		if ok && strings.Trim(strings.TrimSpace(k), `"'`) == key {
-			return i + 1
-		}
-	}
-	return header
+	return nil
 }

@@ -152,10 +152,6 @@ func TestLoadPolicyRefusals(t *testing.T) {
 			}
 		})
 	}
-	// The "rule without name" line: the key is found inside the table.
-	if n := lineOf([]byte("a = 1\n[[signer]]\nname = \"x\"\n[[signer]]\n# c\nname = \"y\"\n"), "signer", 1, "name"); n != 6 {
-		t.Fatalf("lineOf = %d, want 6", n)
-	}
 }
 
 func readFile(t testing.TB, p string) string {

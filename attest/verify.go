@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/cfs-runtime/cfs-runtime/attest/policy"
 )
 
 // Verdict is the outcome of a successful Verify: either a digest signed by a
@@ -33,7 +35,7 @@ func (v Verdict) String() string {
 		return fmt.Sprintf("composefs annotations ignored: allowed unverified by rule %q (ignore_digest)", v.Rule)
 	}
 	if v.Unsigned {
-		return fmt.Sprintf("no composefs digest: allowed unsigned by rule %q", v.Rule)
+		return policy.UnsignedVerdict(v.Rule)
 	}
 	if v.Digest == nil {
 		return "no verdict"
@@ -97,14 +99,11 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 		return v, err
 	}
 	if a.Digest == nil {
-		for _, r := range p.Rules {
-			if r.Matches(annotations) {
-				v.Unsigned, v.Rule = true, r.Name
-				return v, nil
-			}
-		}
-		if p.AllowUnsigned {
-			v.Unsigned, v.Rule = true, `unsigned = "allow"`
+		// The runtime front decides these containers with the same
+		// function (internal/handoff), without this package.
+		decl := policy.Policy{Rules: p.Rules, AllowUnsigned: p.AllowUnsigned}
+		if rule, ok := decl.Unsigned(annotations); ok {
+			v.Unsigned, v.Rule = true, rule
 			return v, nil
 		}
 		return v, fmt.Errorf("%w: no %s annotation (nor another fsverity-{sha256|sha512}-{12|16} variant), and no [[allow_unsigned]] rule of %s matches this container", ErrNoDigest, DefaultDigestAnnotation, p.Path)
@@ -159,7 +158,7 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 		var tried []string
 		before := len(failures)
 		for _, sg := range p.Signers {
-			if sg.Type.verifies() == kind {
+			if verifiesKind(sg.Type) == kind {
 				tried = append(tried, sg.Name)
 			}
 		}
@@ -182,7 +181,7 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 			failures = append(failures, errs...)
 		default:
 			for _, sg := range p.Signers {
-				if sg.Type.verifies() != kind {
+				if verifiesKind(sg.Type) != kind {
 					continue
 				}
 				if err := sg.material(); err != nil {

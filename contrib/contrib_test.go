@@ -1,13 +1,16 @@
 // Package contrib_test checks the integration files under contrib/ that no
 // test suite can run for real here: the CRI-O drop-in (CRI-O is not packaged
-// for Debian 12), the RuntimeClass manifest, and the shape of the containerd
-// snippet that tests/bats/containerd.bats runs with containerd 1.6.
+// for Debian 12), the RuntimeClass manifest, and the containerd drop-in
+// (imported into Debian 12's stock config.toml, as tests/bats/containerd.bats
+// runs it with containerd 1.6), crictl's configuration and examples.
 package contrib_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -110,29 +113,51 @@ type containerdRuntime struct {
 }
 
 type containerdConfig struct {
+	Version int `toml:"version"`
 	Plugins struct {
 		CRI struct {
+			SandboxImage        string `toml:"sandbox_image"`
+			RestrictOOMScoreAdj bool   `toml:"restrict_oom_score_adj"`
+			CNI                 struct {
+				BinDir  string `toml:"bin_dir"`
+				ConfDir string `toml:"conf_dir"`
+			} `toml:"cni"`
 			Containerd struct {
-				Runtimes map[string]containerdRuntime `toml:"runtimes"`
+				DefaultRuntimeName string                       `toml:"default_runtime_name"`
+				Runtimes           map[string]containerdRuntime `toml:"runtimes"`
 			} `toml:"containerd"`
 		} `toml:"io.containerd.grpc.v1.cri"`
 	} `toml:"plugins"`
 }
 
-const containerdSnippet = "containerd/cfs-runtime.toml"
+// containerdDropIn is installed as /etc/containerd/conf.d/cfs-runtime.toml
+// and read through config.toml's imports.
+const containerdDropIn = "containerd/cfs-runtime.toml"
 
-func TestContainerdSnippet(t *testing.T) {
-	data := readFile(t, containerdSnippet)
+// debianContainerdConfig is what Debian 12's containerd package installs as
+// /etc/containerd/config.toml, comments left out; tests/bats/containerd.bats
+// runs containerd with it.
+const debianContainerdConfig = "testdata/debian12-containerd-config.toml"
+
+func TestContainerdDropIn(t *testing.T) {
+	data := readFile(t, containerdDropIn)
 	var cfg containerdConfig
-	decodeStrict(t, containerdSnippet, data, &cfg)
-	rts := cfg.Plugins.CRI.Containerd.Runtimes
-	if len(rts) != 1 {
-		t.Fatalf("%s defines %d runtimes, want exactly %q", containerdSnippet, len(rts), handler)
+	decodeStrict(t, containerdDropIn, data, &cfg)
+	if cfg.Version != 2 {
+		t.Errorf("version = %d, want 2 (containerd 1.6 and 1.7 read imported files of version 2)", cfg.Version)
 	}
-	rt, ok := rts[handler]
-	if !ok {
-		t.Fatalf("%s has no runtime %q", containerdSnippet, handler)
+	cri := cfg.Plugins.CRI
+	rts := cri.Containerd.Runtimes
+	if got := slices.Sorted(maps.Keys(rts)); !slices.Equal(got, []string{handler, "runc"}) {
+		t.Fatalf("%s defines runtimes %v, want [%s runc]", containerdDropIn, got, handler)
 	}
+	// Naming any runtime drops containerd's built-in runc entry: the
+	// default handler must be restated, or the CRI plugin does not start.
+	if cri.Containerd.DefaultRuntimeName != "runc" || rts["runc"].Type != "io.containerd.runc.v2" {
+		t.Errorf("default_runtime_name = %q, runtimes.runc.runtime_type = %q: want runc, io.containerd.runc.v2",
+			cri.Containerd.DefaultRuntimeName, rts["runc"].Type)
+	}
+	rt := rts[handler]
 	if rt.Type != "io.containerd.runc.v2" {
 		t.Errorf("runtime_type = %q, want io.containerd.runc.v2 (the runc shim, which runs BinaryName)", rt.Type)
 	}
@@ -141,6 +166,9 @@ func TestContainerdSnippet(t *testing.T) {
 	}
 	if rt.Options == nil || rt.Options.BinaryName != installedBinary {
 		t.Errorf("options.BinaryName = %+v, want %q", rt.Options, installedBinary)
+	}
+	if rt.Options != nil && rts["runc"].Options != nil && rt.Options.SystemdCgroup != rts["runc"].Options.SystemdCgroup {
+		t.Errorf("SystemdCgroup differs between runc and %s: the kubelet has one cgroup driver", handler)
 	}
 	want := composefsKeys(t)
 	for name, got := range map[string][]string{"pod_annotations": rt.PodAnnotations, "container_annotations": rt.ContainerAnnotations} {
@@ -151,54 +179,168 @@ func TestContainerdSnippet(t *testing.T) {
 			t.Errorf("%s lists a key twice: %v", name, got)
 		}
 	}
+	if len(rts["runc"].PodAnnotations)+len(rts["runc"].ContainerAnnotations) != 0 {
+		t.Error("the runc handler passes annotations: only cfs needs them")
+	}
+	// containerd's default, which docs/kubernetes.md tells offline nodes to
+	// import; tests/bats/containerd.bats tags its pause image so.
+	if cri.SandboxImage != "registry.k8s.io/pause:3.6" {
+		t.Errorf("sandbox_image = %q, want containerd 1.6's default registry.k8s.io/pause:3.6", cri.SandboxImage)
+	}
+	if cri.RestrictOOMScoreAdj {
+		t.Error("restrict_oom_score_adj = true is for a containerd without CAP_SYS_RESOURCE only: leave it commented")
+	}
+	if !bytes.Contains(data, []byte("\n  # restrict_oom_score_adj = true\n")) {
+		t.Error("the commented restrict_oom_score_adj = true line (tests/bats/containerd.bats uncomments it) is missing")
+	}
 }
 
-func sortedCopy(s []string) []string {
-	c := slices.Clone(s)
-	slices.Sort(c)
-	return c
+// The drop-in must change nothing outside the CRI plugin: an imported
+// file's top-level keys (root, state, grpc, ...) override config.toml's.
+func TestContainerdDropInOnlyCRI(t *testing.T) {
+	var m map[string]any
+	if err := toml.Unmarshal(readFile(t, containerdDropIn), &m); err != nil {
+		t.Fatal(err)
+	}
+	if got := keysOf(m); !slices.Equal(got, []string{"plugins", "version"}) {
+		t.Fatalf("top-level keys %v, want [plugins version]", got)
+	}
+	if got := keysOf(dig(t, m, "plugins")); !slices.Equal(got, []string{"io.containerd.grpc.v1.cri"}) {
+		t.Fatalf("plugins %v, want only io.containerd.grpc.v1.cri", got)
+	}
 }
 
-// debianContainerdConfig is what Debian 12's containerd package installs as
-// /etc/containerd/config.toml, comments left out.
-const debianContainerdConfig = `version = 2
-[plugins]
-  [plugins."io.containerd.grpc.v1.cri"]
-    [plugins."io.containerd.grpc.v1.cri".cni]
-      bin_dir = "/usr/lib/cni"
-      conf_dir = "/etc/cni/net.d"
-  [plugins."io.containerd.internal.v1.opt"]
-    path = "/var/lib/containerd/opt"
-`
+// importContainerd merges an imported file into config.toml as containerd
+// 1.6 and 1.7 do (services/server/config mergeConfig): top-level keys are
+// overridden, and each plugin's section is replaced whole, not merged.
+func importContainerd(main, imported map[string]any) map[string]any {
+	merged := maps.Clone(main)
+	for k, v := range imported {
+		if k != "plugins" {
+			merged[k] = v
+		}
+	}
+	plugins, _ := main["plugins"].(map[string]any)
+	plugins = maps.Clone(plugins)
+	if plugins == nil {
+		plugins = map[string]any{}
+	}
+	if from, ok := imported["plugins"].(map[string]any); ok {
+		maps.Copy(plugins, from)
+	}
+	merged["plugins"] = plugins
+	return merged
+}
 
-// The snippet is meant to be appended to config.toml: it must be valid
-// there, add the runtime and leave the existing tables alone. A key before
-// its first table header would land in config.toml's last table.
-func TestContainerdSnippetAppends(t *testing.T) {
-	data := readFile(t, containerdSnippet)
-	for i, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if !strings.HasPrefix(line, "[") {
-			t.Fatalf("%s:%d: %q comes before the first table header: appended to config.toml it would join the last table", containerdSnippet, i+1, line)
-		}
-		break
+// Debian's stock config.toml importing the drop-in keeps its CNI
+// directories (the drop-in restates them: its CRI section replaces the stock
+// one) and its other plugins, and gains both handlers.
+func TestContainerdDropInOnDebianConfig(t *testing.T) {
+	var stock, dropIn map[string]any
+	if err := toml.Unmarshal(readFile(t, debianContainerdConfig), &stock); err != nil {
+		t.Fatal(err)
 	}
-	var merged map[string]any
-	if err := toml.Unmarshal([]byte(debianContainerdConfig+"\n"+string(data)), &merged); err != nil {
-		t.Fatalf("Debian's config.toml with %s appended: %v", containerdSnippet, err)
+	if err := toml.Unmarshal(readFile(t, containerdDropIn), &dropIn); err != nil {
+		t.Fatal(err)
 	}
-	cri := dig(t, merged, "plugins", "io.containerd.grpc.v1.cri")
-	if got := dig(t, cri, "cni")["conf_dir"]; got != "/etc/cni/net.d" {
-		t.Errorf("cni.conf_dir = %v after appending, want the original /etc/cni/net.d", got)
-	}
-	if got := dig(t, cri, "containerd", "runtimes", handler)["runtime_type"]; got != "io.containerd.runc.v2" {
-		t.Errorf("runtimes.%s.runtime_type = %v after appending", handler, got)
-	}
+	merged := importContainerd(stock, dropIn)
 	if merged["version"] != int64(2) {
-		t.Errorf("version = %v after appending, want 2", merged["version"])
+		t.Errorf("version = %v after importing, want 2", merged["version"])
+	}
+	stockCNI := dig(t, stock, "plugins", "io.containerd.grpc.v1.cri", "cni")
+	cni := dig(t, merged, "plugins", "io.containerd.grpc.v1.cri", "cni")
+	for _, k := range []string{"bin_dir", "conf_dir"} {
+		if cni[k] != stockCNI[k] {
+			t.Errorf("cni.%s = %v after importing, want Debian's %v", k, cni[k], stockCNI[k])
+		}
+	}
+	if got, want := dig(t, merged, "plugins", "io.containerd.internal.v1.opt")["path"], "/var/lib/containerd/opt"; got != want {
+		t.Errorf("opt plugin path = %v after importing, want %v", got, want)
+	}
+	rts := dig(t, merged, "plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes")
+	for _, name := range []string{"runc", handler} {
+		if got := dig(t, rts, name)["runtime_type"]; got != "io.containerd.runc.v2" {
+			t.Errorf("runtimes.%s.runtime_type = %v after importing", name, got)
+		}
+	}
+}
+
+// crictl's configuration (pkg/common/file.go's Config keys) for containerd's
+// default socket.
+func TestCrictlYAML(t *testing.T) {
+	const path = "containerd/crictl.yaml"
+	var c struct {
+		RuntimeEndpoint   string `yaml:"runtime-endpoint"`
+		ImageEndpoint     string `yaml:"image-endpoint"`
+		Timeout           int    `yaml:"timeout"`
+		Debug             bool   `yaml:"debug"`
+		PullImageOnCreate bool   `yaml:"pull-image-on-create"`
+		DisablePullOnRun  bool   `yaml:"disable-pull-on-run"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(readFile(t, path)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	const sock = "unix:///run/containerd/containerd.sock"
+	if c.RuntimeEndpoint != sock || c.ImageEndpoint != sock {
+		t.Errorf("runtime-endpoint, image-endpoint = %q, %q, want %q", c.RuntimeEndpoint, c.ImageEndpoint, sock)
+	}
+	if c.Timeout <= 0 {
+		t.Errorf("timeout = %d, want a positive number of seconds", c.Timeout)
+	}
+}
+
+// The example pod and container: a host-network pod (no CNI), a container
+// whose annotations the user fills with `cfs-runtime sign --format json`.
+func TestCrictlExamples(t *testing.T) {
+	var pod struct {
+		Metadata struct {
+			Name, Namespace, UID string
+			Attempt              int
+		} `json:"metadata"`
+		LogDirectory string `json:"log_directory"`
+		Linux        struct {
+			SecurityContext struct {
+				NamespaceOptions struct {
+					Network int `json:"network"`
+				} `json:"namespace_options"`
+			} `json:"security_context"`
+		} `json:"linux"`
+	}
+	decodeJSONStrict(t, "containerd/pod.json", &pod)
+	if pod.Metadata.Name == "" || pod.Metadata.Namespace == "" || pod.Metadata.UID == "" {
+		t.Errorf("pod metadata %+v: crictl needs name, namespace and uid", pod.Metadata)
+	}
+	// runtime.v1.NamespaceMode NODE = 2: the host's network, so no CNI.
+	if n := pod.Linux.SecurityContext.NamespaceOptions.Network; n != 2 {
+		t.Errorf("namespace_options.network = %d, want 2 (NODE: host network, no CNI plugin needed)", n)
+	}
+	var ctr struct {
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+		Image struct {
+			Image string `json:"image"`
+		} `json:"image"`
+		LogPath     string            `json:"log_path"`
+		Annotations map[string]string `json:"annotations"`
+	}
+	decodeJSONStrict(t, "containerd/ctr.json", &ctr)
+	if ctr.Metadata.Name == "" || ctr.Image.Image == "" {
+		t.Errorf("container metadata.name %q, image %q: both are required", ctr.Metadata.Name, ctr.Image.Image)
+	}
+	if ctr.Annotations == nil {
+		t.Error("ctr.json has no annotations object to put the signature in")
+	}
+}
+
+func decodeJSONStrict(t *testing.T, path string, v any) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(readFile(t, path)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 }
 
@@ -353,11 +495,11 @@ func TestRuntimeClass(t *testing.T) {
 		t.Errorf("handler %q is not a DNS label: the API server refuses it", rc.Handler)
 	}
 	// One manifest for both engines: the handler must be the runtime name
-	// in the containerd snippet and in the CRI-O drop-in.
+	// in the containerd drop-in and in the CRI-O drop-in.
 	var ctrd containerdConfig
-	decodeStrict(t, containerdSnippet, readFile(t, containerdSnippet), &ctrd)
+	decodeStrict(t, containerdDropIn, readFile(t, containerdDropIn), &ctrd)
 	if _, ok := ctrd.Plugins.CRI.Containerd.Runtimes[rc.Handler]; !ok {
-		t.Errorf("handler %q is not a runtime of %s", rc.Handler, containerdSnippet)
+		t.Errorf("handler %q is not a runtime of %s", rc.Handler, containerdDropIn)
 	}
 	var crio crioConfig
 	decodeStrict(t, crioDropIn, readFile(t, crioDropIn), &crio)
@@ -371,4 +513,10 @@ func TestRuntimeClass(t *testing.T) {
 			}
 		}
 	}
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
 }

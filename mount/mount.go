@@ -58,6 +58,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
+	"github.com/cfs-runtime/cfs-runtime/internal/statedir"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -148,7 +149,7 @@ const (
 	lowerName  = "lower"
 	upperName  = "upper"
 	workName   = "work"
-	mergedName = "merged"
+	mergedName = statedir.Merged
 	stateName  = "state.json"
 )
 

@@ -62,24 +62,6 @@ func ReadState(stateDir string) (State, error) {
 	return st, nil
 }
 
-// ContainerOf returns the id of the container whose composefs root root
-// is, when root is the mount point Mount made under the state directory
-// parent (parent/ID/merged) and that container's state directory exists.
-func ContainerOf(parent, root string) (id string, ok bool) {
-	rel, err := filepath.Rel(parent, root)
-	if err != nil {
-		return "", false
-	}
-	id, rest, found := strings.Cut(rel, string(filepath.Separator))
-	if !found || rest != mergedName || id == "" || id == "." || id == ".." || strings.ContainsRune(id, filepath.Separator) {
-		return "", false
-	}
-	if fi, err := os.Stat(filepath.Join(parent, id)); err != nil || !fi.IsDir() {
-		return "", false
-	}
-	return id, true
-}
-
 // ContainerState is a container's state directory under a parent.
 type ContainerState struct {
 	ID string

@@ -363,13 +363,13 @@ func TestReadmeMapsEveryDoc(t *testing.T) {
 // the README as they are, and CI runs exactly the README's test command.
 func TestReadmeSetupCommands(t *testing.T) {
 	readme := doc(t, "README.md")
-	for _, cmd := range []string{"make deps install demo", "make deps test"} {
+	for _, cmd := range []string{"make deps install demo", "make deps-test test"} {
 		if !strings.Contains(readme, "\n    "+cmd+"\n") {
 			t.Errorf("README.md has no code line %q", cmd)
 		}
 	}
 	lines := strings.Split(strings.TrimSpace(doc(t, ".ci/run")), "\n")
-	if last := lines[len(lines)-1]; last != "make deps test" {
-		t.Errorf(".ci/run ends with %q, not the README's test command %q", last, "make deps test")
+	if last := lines[len(lines)-1]; last != "make deps-test test" {
+		t.Errorf(".ci/run ends with %q, not the README's test command %q", last, "make deps-test test")
 	}
 }

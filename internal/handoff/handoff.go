@@ -1,11 +1,13 @@
 // Package handoff is what every runtime call through cfs-runtime does
 // before anything else: read the command line with the runtime's own rules
 // (internal/oci), load the configuration, find the real runtime, and hand
-// the call over: to the runtime itself (state, kill, start, exec, ...), to
-// cfs-runtime-mount for what verifies or mounts (create, run, delete and
-// the commands that run along with containers) or to cfs-runtime-tools. It
-// links nothing else, because cfs-runtime, its front, is exec'd for every
-// runtime call. Failures are reported here, the way engines read them.
+// the call over: to the runtime itself (state, kill, start, exec, ...,
+// and create or run of a container the policy plainly lets start
+// unsigned), to cfs-runtime-mount for what verifies or mounts (create,
+// run, delete and the commands that run along with containers) or to
+// cfs-runtime-tools. It links nothing else, because cfs-runtime, its
+// front, is exec'd for every runtime call. Failures are reported here,
+// the way engines read them.
 package handoff
 
 import (
@@ -117,7 +119,7 @@ func Main(args []string) int {
 	switch {
 	case c.Line.Command == "restore":
 		return RefuseRestore(inv)
-	case c.Starts():
+	case c.Starts() && !startUnsigned(c):
 		// cfs-runtime-mount reads the call again, and decides.
 		return Mount.Exec(inv)
 	case c.Line.Command == "delete":

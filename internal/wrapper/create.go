@@ -4,21 +4,19 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
-	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
-	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 	"github.com/cfs-runtime/cfs-runtime/mount"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 )
 
 var (
@@ -44,23 +42,11 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		}
 	}
 	bundleDir, configPath := env.start.Paths(cwd)
-	// create rewrites config.json in place: one bundle directory serves one
-	// container at a time (as podman, containerd and CRI-O use bundles).
-	// The lock makes concurrent creates from one bundle see each other's
-	// patch, so that the later ones are refused instead of silently sharing
-	// a root filesystem.
-	unlockBundle, err := lockDir(bundleDir)
+	b, unlockBundle, err := bundle.OpenForStart(bundleDir, configPath, env.cfg.StateDir, id)
 	if err != nil {
 		return nil, err
 	}
 	defer unlockBundle()
-	b, err := bundle.Load(bundleDir, configPath)
-	if err != nil {
-		return nil, err
-	}
-	if other := bundleUser(env, b); other != "" && other != id {
-		return nil, fmt.Errorf("bundle %s is in use: its root.path is the composefs mount of container %q (one bundle directory serves one container at a time)", b.Dir, other)
-	}
 	policy, err := attest.LoadPolicy(env.cfg.Policy, attest.DeferParsing())
 	if err != nil {
 		return nil, err
@@ -283,27 +269,4 @@ func patchBundle(cfg config.Config, b *bundle.Bundle, root, id string) error {
 		return err
 	}
 	return b.Save()
-}
-
-// bundleUser returns the id of the container whose live composefs mount the
-// bundle's root.path points at, "" if none.
-func bundleUser(env *runtimeEnv, b *bundle.Bundle) string {
-	if id, ok := mount.ContainerOf(env.cfg.StateDir, b.RootPath()); ok && oci.ValidID(id) {
-		return id
-	}
-	return ""
-}
-
-// lockDir takes an exclusive flock on a directory. The fd is close-on-exec,
-// so the lock ends at the latest when the runtime is exec'd.
-func lockDir(dir string) (func(), error) {
-	fd, err := rawfile.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", bundle.ErrNoBundle, fserr.New("", dir, err))
-	}
-	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("locking bundle %s: %w", dir, err)
-	}
-	return func() { unix.Close(fd) }, nil
 }

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# A private containerd (Debian 12: 1.6) driven by crictl over the CRI, as
-# the kubelet drives it, with the runtime handler "cfs" from
-# contrib/containerd/cfs-runtime.toml pointed at the cfs-runtime under test.
-# Shared by containerd.bats and engine-containerd.bats.
+# A private containerd (Debian 12: 1.6; its own root, state, socket, runc
+# root) with Debian 12's stock config.toml (contrib/testdata) importing the
+# drop-in contrib/containerd/cfs-runtime.toml, as docs/kubernetes.md
+# installs it, driven by crictl over the CRI as the kubelet drives it, with
+# contrib/containerd/crictl.yaml and pod.json. Only the node-specific
+# values are changed: BinaryName points at the cfs-runtime under test,
+# private runc roots and CNI directories, restrict_oom_score_adj
+# uncommented (this shell lacks CAP_SYS_RESOURCE). Shared by
+# containerd.bats and engine-containerd.bats.
 #
-#   ctrd_start          (setup_file) needs CTRD, PAUSE_IMAGE, CFS_RUNTIME,
-#                       and the cfs-runtime configuration in $CTRD/cfs.toml;
-#                       with CTRD_REGISTRY set (127.0.0.1:PORT), containerd
-#                       pulls from that plain-HTTP registry (hosts.toml
-#                       under config_path)
+#   ctrd_start          (setup_file) needs CTRD, CFS_RUNTIME and the
+#                       cfs-runtime configuration in $CTRD/cfs.toml; with
+#                       CTRD_REGISTRY set (127.0.0.1:PORT), containerd pulls
+#                       from that plain-HTTP registry (hosts.toml under
+#                       config_path)
 #   ctrd_stop           (teardown_file)
 #   ctrd_pod_json       (setup) writes $BATS_TEST_TMPDIR/pod.json
 #   ctrd_policy FILE PUBKEY
@@ -25,9 +30,27 @@
 # (tests/install-deps.sh builds it into ~/go/bin).
 
 PATH=$PATH:$HOME/go/bin
+CONTRIB=$BATS_TEST_DIRNAME/../../contrib
+# the drop-in's sandbox_image: tests import or pull a pause image and tag it
+SANDBOX_IMAGE=registry.k8s.io/pause:3.6
 
+# cctl ARGS...: crictl with contrib's crictl.yaml, on the private containerd.
 cctl() {
-	crictl --config "$CTRD/crictl.yaml" "$@"
+	crictl --config "$CONTRIB/containerd/crictl.yaml" \
+		--runtime-endpoint "unix://$CTRD/containerd.sock" --image-endpoint "unix://$CTRD/containerd.sock" "$@"
+}
+
+# edit FILE SED-SCRIPT N: apply a sed substitution that must change exactly N
+# lines (so that a changed contrib file fails here instead of silently
+# testing something else).
+edit() {
+	local n
+	n=$(sed -n "$2;T;=" "$1" | wc -l)
+	if [ "$n" != "$3" ]; then
+		echo "$1: '$2' changes $n lines, want $3" >&2
+		return 1
+	fi
+	sed -i "$2" "$1"
 }
 
 # ctrd_requires TOOL...: skip (or fail in CI) without these tools.
@@ -51,35 +74,27 @@ ctrd_requires() {
 	fi
 }
 
-# ctrd_config: containerd's private configuration, the handler appended
-# from contrib as an administrator would append it to config.toml. The runc
-# root (Root) is private too; restrict_oom_score_adj because this shell lacks
-# CAP_SYS_RESOURCE, which lowering the sandbox's oom_score_adj needs.
+# ctrd_config: Debian's stock config.toml with the paths of a private
+# containerd and the imports line docs/kubernetes.md adds; the drop-in from
+# contrib with this node's values.
 ctrd_config() {
-	cat <<-EOF
-		version = 2
-		root = "$CTRD/root"
-		state = "$CTRD/state"
-		[grpc]
-		  address = "$CTRD/containerd.sock"
-		[plugins."io.containerd.internal.v1.opt"]
-		  path = "$CTRD/opt"
-		[plugins."io.containerd.grpc.v1.cri"]
-		  sandbox_image = "$PAUSE_IMAGE"
-		  restrict_oom_score_adj = true
-		  netns_mounts_under_state_dir = true
-		  [plugins."io.containerd.grpc.v1.cri".registry]
-		    config_path = "$CTRD/certs.d"
-		  [plugins."io.containerd.grpc.v1.cri".cni]
-		    bin_dir = "$CTRD/cni/bin"
-		    conf_dir = "$CTRD/cni/net.d"
-		  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-		    runtime_type = "io.containerd.runc.v2"
-		    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-		      Root = "$CTRD/runc"
-	EOF
-	sed -e "s|^\( *\)BinaryName = .*|\1BinaryName = \"$CFS_RUNTIME\"\n\1Root = \"$CTRD/runc\"|" \
-		"$BATS_TEST_DIRNAME/../../contrib/containerd/cfs-runtime.toml"
+	local main=$CTRD/config.toml dropin=$CTRD/conf.d/cfs-runtime.toml
+	mkdir -p "$CTRD/conf.d"
+	cp "$CONTRIB/testdata/debian12-containerd-config.toml" "$main"
+	edit "$main" 's|^version = 2$|&\nimports = ["'"$CTRD"'/conf.d/*.toml"]\nroot = "'"$CTRD"'/root"\nstate = "'"$CTRD"'/state"|' 1
+	edit "$main" 's|^\( *path = \)"/var/lib/containerd/opt"$|\1"'"$CTRD"'/opt"|' 1
+	printf '[grpc]\n  address = "%s"\n' "$CTRD/containerd.sock" >>"$main"
+	printf '[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "%s"\n' "$CTRD/certs.d" >>"$main"
+	cp "$CONTRIB/containerd/cfs-runtime.toml" "$dropin"
+	edit "$dropin" 's|^\( *\)BinaryName = "/usr/local/bin/cfs-runtime"$|\1BinaryName = "'"$CFS_RUNTIME"'"|' 1
+	edit "$dropin" 's|^\( *\)# restrict_oom_score_adj = true$|\1restrict_oom_score_adj = true|' 1
+	edit "$dropin" 's|^\( *bin_dir = \)"/usr/lib/cni"$|\1"'"$CTRD"'/cni/bin"|' 1
+	edit "$dropin" 's|^\( *conf_dir = \)"/etc/cni/net.d"$|\1"'"$CTRD"'/cni/net.d"|' 1
+	edit "$dropin" 's|^\[plugins\."io\.containerd\.grpc\.v1\.cri"\.containerd\.runtimes\.[a-z]*\.options\]$|&\n  Root = "'"$CTRD"'/runc"|' 2
+	grep -qxF "sandbox_image = \"$SANDBOX_IMAGE\"" <(sed 's/^ *//' "$dropin") || {
+		echo "$dropin: sandbox_image is not $SANDBOX_IMAGE" >&2
+		return 1
+	}
 }
 
 ctrd_start() {
@@ -95,13 +110,7 @@ ctrd_start() {
 			  capabilities = ["pull", "resolve"]
 		EOF
 	fi
-	ctrd_config >"$CTRD/config.toml"
-	grep -qxF "  BinaryName = \"$CFS_RUNTIME\"" "$CTRD/config.toml" || {
-		echo "contrib/containerd/cfs-runtime.toml: no BinaryName line to point at $CFS_RUNTIME" >&2
-		return 1
-	}
-	printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 30\n' \
-		"$CTRD/containerd.sock" "$CTRD/containerd.sock" >"$CTRD/crictl.yaml"
+	ctrd_config
 
 	CFS_RUNTIME_CONFIG=$CTRD/cfs.toml containerd --config "$CTRD/config.toml" >"$CTRD/containerd.log" 2>&1 3>&- &
 	echo $! >"$CTRD/containerd.pid"
@@ -145,14 +154,13 @@ ctrd_stop() {
 	fi
 }
 
-# ctrd_pod_json: each test's pod: host network (no CNI here), its own
-# cgroup parent.
+# ctrd_pod_json: each test's pod: contrib's pod.json (host network, no
+# CNI) with its own name, log directory and cgroup parent.
 ctrd_pod_json() {
-	jq -n --arg name "pod-$BATS_TEST_NUMBER" --arg cg "/$CGROUP_PARENT" --arg logs "$CTRD/logs/$BATS_TEST_NUMBER" '{
-		metadata: {name: $name, namespace: "cfs-bats", uid: ("uid-" + $name), attempt: 0},
-		log_directory: $logs,
-		linux: {cgroup_parent: $cg, security_context: {namespace_options: {network: 2}}}
-	}' >"$BATS_TEST_TMPDIR/pod.json"
+	jq --arg name "pod-$BATS_TEST_NUMBER" --arg cg "/$CGROUP_PARENT" --arg logs "$CTRD/logs/$BATS_TEST_NUMBER" '
+		.metadata.name = $name | .metadata.namespace = "cfs-bats" | .metadata.uid = ("uid-" + $name) |
+		.log_directory = $logs | .linux.cgroup_parent = $cg
+	' "$CONTRIB/containerd/pod.json" >"$BATS_TEST_TMPDIR/pod.json"
 }
 
 start_pod() {

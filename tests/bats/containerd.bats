@@ -1,14 +1,20 @@
 #!/usr/bin/env bats
 # crictl → containerd (Debian 12: 1.6) → runc v2 shim → cfs-runtime → runc.
 #
-# A private containerd (its own config, root, state and socket; started in
-# setup_file, stopped in teardown_file) runs the runtime handler "cfs" from
-# contrib/containerd/cfs-runtime.toml, with BinaryName pointed at the
-# cfs-runtime under test. crictl drives it over the CRI as the kubelet does:
-# host-network pods (no CNI), images made with `podman import` and loaded
-# with `podman save` + `ctr images import` (no registry), the pause image a
-# busybox `sleep`. The host has no fs-verity, so the policy's enforcement is
-# userspace, as in create.bats.
+# A private containerd (its own root, state, socket, runc root; started in
+# setup_file, stopped in teardown_file) runs with Debian 12's stock
+# config.toml (contrib/testdata) importing the drop-in
+# contrib/containerd/cfs-runtime.toml, as docs/kubernetes.md installs it. Only
+# the node-specific values are changed: BinaryName points at the
+# cfs-runtime under test, private runc roots and CNI directories,
+# restrict_oom_score_adj uncommented (this shell lacks CAP_SYS_RESOURCE).
+# crictl drives it over the CRI as the kubelet does, with
+# contrib/containerd/crictl.yaml, and the pods and containers are
+# contrib/containerd/pod.json and ctr.json: host network (no CNI), images
+# made with `podman import` and loaded with `podman save` + `ctr images
+# import` (no registry), the pause image a busybox `sleep` imported and
+# tagged as the drop-in's sandbox_image, as on an offline node. The host has
+# no fs-verity, so the policy's enforcement is userspace, as in create.bats.
 #
 # Environment: CFS_RUNTIME, RUNC, BUSYBOX (see helpers.bash). Needs root,
 # containerd and ctr (apt-get install containerd), crictl (tests/install-deps.sh
@@ -74,6 +80,8 @@ setup_file() {
 	make_rootfs "$pause"
 	image "$APP_IMAGE" "$app" '["/bin/cat", "/data/hello.txt"]'
 	image "$PAUSE_IMAGE" "$pause" '["/bin/sleep", "2147483647"]'
+	# An offline node's pause image: imported, then named as sandbox_image.
+	ctr --address "$CTRD/containerd.sock" -n k8s.io images tag "$PAUSE_IMAGE" "$SANDBOX_IMAGE" >/dev/null
 
 	# The same tree in cfs-runtime's store, and its signature.
 	DIGEST=$("$CFS_RUNTIME" import --store "$STORE" "$app")
@@ -96,12 +104,13 @@ teardown_file() {
 	ctrd_stop
 }
 
-# ctr_json NAME ANNOTATIONS-JSON [ARGS-JSON]: a CRI container configuration
-# for the app image.
+# ctr_json NAME ANNOTATIONS-JSON [ARGS-JSON]: contrib's ctr.json for the app
+# image, with its name, annotations and arguments.
 ctr_json() {
-	jq -n --arg name "$1" --arg img "$APP_IMAGE" --argjson a "$2" --argjson args "${3:-null}" '{
-		metadata: {name: $name}, image: {image: $img}, log_path: ($name + ".log"), annotations: $a
-	} + (if $args then {args: $args} else {} end)' >"$BATS_TEST_TMPDIR/$1.json"
+	jq --arg name "$1" --arg img "$APP_IMAGE" --argjson a "$2" --argjson args "${3:-null}" '
+		.metadata.name = $name | .image.image = $img | .log_path = ($name + ".log") | .annotations = $a
+		| if $args then .args = $args else . end
+	' "$CONTRIB/containerd/ctr.json" >"$BATS_TEST_TMPDIR/$1.json"
 	echo "$BATS_TEST_TMPDIR/$1.json"
 }
 

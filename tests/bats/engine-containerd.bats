@@ -43,7 +43,7 @@ setup_file() {
 	export CGROUP_PARENT=cfs-bats-engine-$$
 	mkdir -p "$CTRD/keys"
 	registry_start
-	export CTRD_REGISTRY=$REGISTRY PAUSE_IMAGE=$REGISTRY/pause:1
+	export CTRD_REGISTRY=$REGISTRY
 
 	make_key "$CTRD/keys" good
 	make_key "$CTRD/keys" other
@@ -61,6 +61,10 @@ setup_file() {
 	SEAL_ARGS="--canonical composefs-rs" sealed_image "$CTRD" rsimage "$CTRD/keys/good.key"
 	cfs_config
 	ctrd_start
+	# The pause image from the registry, named as the drop-in's
+	# sandbox_image.
+	cctl pull "$REGISTRY/pause:1" >/dev/null
+	ctr --address "$CTRD/containerd.sock" -n k8s.io images tag "$REGISTRY/pause:1" "$SANDBOX_IMAGE" >/dev/null
 }
 
 setup() {

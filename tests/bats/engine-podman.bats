@@ -144,3 +144,18 @@ crio_bundle() {
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "cfs-runtime: cannot read the engine's image: cri-o image $REGISTRY/app1:1 (0000000000000000000000000000000000000000000000000000000000000000): containers-storage $ENG/storage: no image with id 0000000000000000000000000000000000000000000000000000000000000000" ]
 }
+
+@test "engine: under unsigned = \"allow\", a sealed image CRI-O names is still verified (the front hands it on)" {
+	write_policy "$BATS_TEST_TMPDIR/allow.toml" userspace allow "$KEYS/good.pub"
+	sed "s|^policy = .*|policy = \"$BATS_TEST_TMPDIR/allow.toml\"|" "$CONFIG" >"$BATS_TEST_TMPDIR/config.toml"
+	export CFS_RUNTIME_CONFIG=$BATS_TEST_TMPDIR/config.toml
+	b=$(crio_bundle allow app1)
+	id=$(cid allow)
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$b" "$id"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'app1\ncomposefs / overlay')" ]
+	grep -q "msg=verified pid=[0-9]* id=$id .*composefs digest sha256:$DIGEST_app1: cosign signature trusted by signer" "$OWNLOG"
+	run grep -c "id=$id .*starting unverified container\|starting unverified container.* id=$id " "$OWNLOG"
+	[ "$output" = 0 ]
+}

@@ -63,13 +63,16 @@ cid() {
 	echo "cfs-bats-$$-${BATS_TEST_NUMBER}-$1"
 }
 
-# cleanup_containers: delete every container this suite left behind, in both
-# runc roots used by the tests.
+# cleanup_containers: delete every container this run of the suite left
+# behind, in both runc roots used by the tests: those whose bundle is under
+# this run's temporary directory (other runs, in other worktrees, keep
+# theirs).
 cleanup_containers() {
 	local root id
 	for root in /run/runc "$BATS_TMPDIR/runc-root"; do
 		[ -d "$root" ] || continue
-		for id in $("$RUNC" --root "$root" list -q 2>/dev/null | grep '^cfs-bats-' || true); do
+		for id in $("$RUNC" --root "$root" list --format json 2>/dev/null |
+			jq -r --arg dir "$BATS_RUN_TMPDIR/" '.[]? | select((.id | startswith("cfs-bats-")) and (.bundle | startswith($dir))) | .id' || true); do
 			"$RUNC" --root "$root" delete -f "$id" >/dev/null 2>&1 || true
 		done
 	done

@@ -349,6 +349,36 @@ wait_state() {
 	[ -z "$(pm_leftovers)" ]
 }
 
+@test "sealed OCI image pulled into podman: podman run --runtime cfs IMAGE needs no flags" {
+	pm_config reject
+	# An image of its own (another command, so another image ID): pulling
+	# the sealed manifest gives every name of that ID its annotations.
+	# podman names an image pulled from oci:DIR after the layout's path,
+	# which must be lowercase (BATS_TEST_TMPDIR is not).
+	local layout=/tmp/cfs-bats-podman-$$-sealed image=localhost/cfs-runtime-bats/sealed:$$ id digest
+	rm -rf "$layout"
+	podman import --change 'CMD ["/bin/cat", "/data/hello.txt"]' "$BATS_FILE_TMPDIR/rootfs.tar" "$image" >/dev/null
+	id=$(podman image inspect --format '{{.ID}}' "$image")
+	run cfs_podman run --rm "${ULIMITS[@]}" "$image"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"no composefs digest: no $DIGEST_KEY annotation"* ]]
+
+	podman save -q --format oci-dir -o "$layout" "$image"
+	digest=$("$CFS_RUNTIME" import --store "$STORE" "oci:$layout" 2>/dev/null)
+	"$CFS_RUNTIME" seal --key "$KEYS/good.key" "oci:$layout" >/dev/null 2>&1
+	podman pull -q "oci:$layout" >/dev/null
+	run podman image inspect --format '{{.ID}} {{index .Annotations "'"$DIGEST_KEY"'"}}' "localhost$layout:latest" "$image"
+	[ "$output" = "$(printf '%s %s\n%s %s' "$id" "$digest" "$id" "$digest")" ]
+	run --separate-stderr cfs_podman run --rm "${ULIMITS[@]}" "$image"
+	echo "$output$stderr"
+	podman rmi -f "$id" >/dev/null 2>&1 || true
+	rm -rf "$layout"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$HELLO" ]
+	grep -q "msg=verified .*verdict=\"composefs digest sha256:$digest: cosign signature trusted by signer" "$BATS_FILE_TMPDIR/own.log"
+	[ -z "$(pm_leftovers)" ]
+}
+
 @test "podman run --read-only: the signed composefs root is read-only, its mount points need not be in the image" {
 	pm_config reject
 	# podman mounts tmpfs on /tmp, /var/tmp and /run, and binds /etc/hosts,

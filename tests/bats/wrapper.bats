@@ -66,13 +66,77 @@ trace_handoff() {
 	grep -q 'execve("'"$(dirname "$CFS_RUNTIME")"'/cfs-runtime-mount"' "$BATS_TEST_TMPDIR/trace"
 }
 
-@test "an unsigned run: the front hands it to cfs-runtime-mount, which reads its four files" {
-	# cfs-runtime-mount: config.toml, the bundle (locked), config.json and
-	# the policy. The signer's key is not read: no signature needs it.
+@test "an unsigned run: the front decides it from its four files and execs only the runtime" {
+	# config.toml, the bundle (locked), config.json and the policy. The
+	# signer's key is not read: no signature needs it. cfs-runtime-mount
+	# is not exec'd: an unsigned container costs the exec of the front only.
 	command -v strace >/dev/null || skip "strace is not installed (tests/install-deps.sh installs it)"
 	trace_handoff run --bundle "$BUNDLE" "$(cid trace)"
-	[ "$opened" = $'config.toml\nconfig.toml\nbundle\nbundle/config.json\nkeys/allow.toml' ]
-	[ "$execs" = "$CFS_RUNTIME"$'\n'"$(dirname "$CFS_RUNTIME")/cfs-runtime-mount" ]
+	[ "$opened" = $'config.toml\nbundle\nbundle/config.json\nkeys/allow.toml' ]
+	[ "$execs" = "$CFS_RUNTIME" ]
+}
+
+@test "an unsigned run started by the front is logged as cfs-runtime-mount logs it" {
+	export CFS_RUNTIME_MOUNT=/nonexistent/cfs-runtime-mount
+	run "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid front)"
+	[ "$status" -eq 0 ]
+	line=$(grep 'msg="starting unverified container"' "$BATS_TEST_TMPDIR/own.log")
+	# slog's text format (strconv.Quote where needed), as logging.Open's logger writes it.
+	cat >"$BATS_TEST_TMPDIR/want" <<-'EOF'
+		verdict="no composefs digest: allowed unsigned by rule \"unsigned = \\\"allow\\\"\""
+	EOF
+	[[ "$line" == time=20*" level=WARN msg=\"starting unverified container\" pid="[0-9]*" id=$(cid front) bundle=$BUNDLE $(cat "$BATS_TEST_TMPDIR/want")" ]]
+}
+
+# front_declines WHY: the front hands the run to cfs-runtime-mount (here a
+# stand-in that says so) instead of starting the container itself.
+front_declines() {
+	printf '#!/bin/sh\necho "cfs-runtime-mount $*"\nexit 3\n' >"$BATS_TEST_TMPDIR/mount-standin"
+	chmod +x "$BATS_TEST_TMPDIR/mount-standin"
+	CFS_RUNTIME_MOUNT="$BATS_TEST_TMPDIR/mount-standin" run "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid declined)"
+	echo "$1: $output"
+	[ "$status" -eq 3 ]
+	[ "$output" = "cfs-runtime-mount run --bundle $BUNDLE $(cid declined)" ]
+}
+
+@test "the front leaves every container it cannot plainly decide to cfs-runtime-mount" {
+	keys="$BATS_TEST_TMPDIR/keys"
+	# Any annotation that mentions composefs, spelled right or not.
+	for key in composefs.merged.erofs.v1.fsverity-sha256-12 composefs.merged.erofs.v1.fsverty-sha256-12 Composefs.Merged.Erofs.V1.Fsverity-sha256-12.sig x.cosign; do
+		cp "$BUNDLE_TMPL/config.json" "$BUNDLE/config.json"
+		update_config "$BUNDLE" ".annotations[\"$key\"] = \"0\""
+		front_declines "annotation $key"
+	done
+	cp "$BUNDLE_TMPL/config.json" "$BUNDLE/config.json"
+	# A policy that refuses unsigned containers: cfs-runtime-mount words it.
+	write_policy "$keys/allow.toml" userspace reject "$keys/allow.pub"
+	front_declines "unsigned = reject"
+	# A rule with a regexp: the front links no regexp engine.
+	printf '[[allow_unsigned]]\nname = "re"\nannotations = { "a" = "b.*" }\n' >>"$keys/allow.toml"
+	update_config "$BUNDLE" '.annotations.a = "bc"'
+	front_declines "regexp rule"
+	# A policy outside plain TOML (a multi-line string).
+	write_policy "$keys/allow.toml" userspace allow "$keys/allow.pub"
+	printf '[[allow_unsigned]]\nname = "t"\n[allow_unsigned.annotations]\n"a" = "b"\n' >>"$keys/allow.toml"
+	front_declines "not plain TOML"
+	# An insecure policy.
+	write_policy "$keys/allow.toml" userspace allow "$keys/allow.pub"
+	chmod 0666 "$keys/allow.toml"
+	front_declines "policy writable by others"
+	chmod 0644 "$keys/allow.toml"
+	# A broken configuration.
+	echo 'log_level = "loud"' >>"$CFS_RUNTIME_CONFIG"
+	front_declines "broken config.toml"
+}
+
+@test "the front starts an unsigned container that a literal rule allows" {
+	keys="$BATS_TEST_TMPDIR/keys"
+	write_policy "$keys/allow.toml" userspace reject "$keys/allow.pub"
+	printf '[[allow_unsigned]]\nname = "sandbox"\nannotations = { "io.kubernetes.cri.container-type" = "sandbox" }\n' >>"$keys/allow.toml"
+	update_config "$BUNDLE" '.annotations["io.kubernetes.cri.container-type"] = "sandbox"'
+	CFS_RUNTIME_MOUNT=/nonexistent/cfs-runtime-mount run "$CFS_RUNTIME" run --bundle "$BUNDLE" "$(cid sandbox)"
+	[ "$status" -eq 0 ]
+	grep -q 'verdict="no composefs digest: allowed unsigned by rule \\"sandbox\\""' "$BATS_TEST_TMPDIR/own.log"
 }
 
 @test "run passes the exit code through: sh -c 'exit 7' exits 7" {

@@ -13,6 +13,12 @@
 #   CFS_VM_SCENARIO_TIMEOUT  seconds per scenario inside the guest (default 300)
 #   CFS_VM_VERBOSE=1         stream the guest console while it runs
 #   CFS_VM_KEEP=1            keep the work directory (initramfs, disk, logs)
+#   CFS_VM_BIN_DIR           take cfs-runtime, cfs-runtime-mount and
+#                            cfs-runtime-tools from this directory (static
+#                            builds, e.g. make build's bin/) instead of building
+#   CFS_VM_CONSOLE_LOG=FILE  also keep the guest's console (boot, scenarios) in FILE
+#   CFS_VM_STORY=1           print the scenarios' STORY lines (a narrative
+#                            for people, demo/run.sh) on stdout
 #   CFS_VM_CYCLES, CFS_BENCH_*  passed on to the guest's scenarios
 #   CFS_VM_SHELL=1           after the scenarios, a shell on the guest console
 #                            (interactive; no timeout, no console checks)
@@ -283,7 +289,7 @@ printf '%s\n' $BASE_MODULES >"$VM_MODULES"
 export REPO VM_DIR VM_ROOT VM_CACHE VM_MODULES GO
 
 # the guest root: busybox, our binaries, runc
-log "building cfs-runtime and tools"
+log "building the guest tools${CFS_VM_BIN_DIR:+ (cfs-runtime from $CFS_VM_BIN_DIR)}"
 cp /bin/busybox "$VM_ROOT/bin/busybox"
 for a in $(/bin/busybox --list-full); do
 	[ -e "$VM_ROOT/$a" ] || ln -s /bin/busybox "$VM_ROOT/$a"
@@ -303,7 +309,16 @@ BUILD_FAIL=""
 	cat "$W/build.log" >&2
 	die "building the guest tools failed"
 }
-if ! (cd "$REPO" && . "$VM_DIR/host-lib.sh" && vm_go build -o "$VM_ROOT/usr/local/bin/cfs-runtime" . && vm_go build -o "$VM_ROOT/usr/local/bin/cfs-runtime-mount" ./cmd/cfs-runtime-mount && vm_go build -o "$VM_ROOT/usr/local/bin/cfs-runtime-tools" ./cmd/cfs-runtime-tools) >"$W/build-cfs.log" 2>&1; then
+if [ -n "${CFS_VM_BIN_DIR:-}" ]; then
+	for b in cfs-runtime cfs-runtime-mount cfs-runtime-tools; do
+		# the guest has no libc: only static binaries run there
+		if [ ! -x "$CFS_VM_BIN_DIR/$b" ] || ldd "$CFS_VM_BIN_DIR/$b" >/dev/null 2>&1; then
+			BUILD_FAIL="CFS_VM_BIN_DIR: $CFS_VM_BIN_DIR/$b is not a static executable (make build makes one)"
+			break
+		fi
+		install -m 0755 "$CFS_VM_BIN_DIR/$b" "$VM_ROOT/usr/local/bin/$b"
+	done
+elif ! (cd "$REPO" && . "$VM_DIR/host-lib.sh" && vm_go build -o "$VM_ROOT/usr/local/bin/cfs-runtime" . && vm_go build -o "$VM_ROOT/usr/local/bin/cfs-runtime-mount" ./cmd/cfs-runtime-mount && vm_go build -o "$VM_ROOT/usr/local/bin/cfs-runtime-tools" ./cmd/cfs-runtime-tools) >"$W/build-cfs.log" 2>&1; then
 	sed 's/^/    | /' "$W/build-cfs.log" >&2
 	BUILD_FAIL="go build failed: $(grep -v '^#' "$W/build-cfs.log" | head -n 1 | cut -c1-200)"
 fi
@@ -400,6 +415,9 @@ fi
 # qemu exits 0 on a guest panic too (-no-reboot): the console decides.
 tr -d '\r' <"$W/results.log" >"$W/results.txt"
 tr -d '\r' <"$W/console.log" >"$W/console.txt"
+if [ -n "${CFS_VM_CONSOLE_LOG:-}" ]; then
+	cp "$W/console.txt" "$CFS_VM_CONSOLE_LOG"
+fi
 passed=0
 failed=0
 report() { # report PASS|FAIL TEXT
@@ -420,6 +438,7 @@ while IFS= read -r line; do
 	"FAIL "*) report FAIL "${line#FAIL }" ;;
 	"END "*) echo "vm: scenario ${line#END }" >&2 ;;
 	"INFO "*) echo "${line#INFO }" ;; # measurements (benchmarks), not results
+	"STORY "*) if [ -n "${CFS_VM_STORY:-}" ]; then echo "$line"; fi ;;
 	esac
 done <"$W/results.txt"
 for s in "${RUN[@]}"; do

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # The demo's inputs (60-demo.sh tells the story in the guest; demo/run.sh
-# shows it with CFS_VM_VERBOSE=1 tests/vm/run.sh 60):
+# shows its STORY lines: CFS_VM_STORY=1 tests/vm/run.sh 60):
 #
 #   bundle/rootfs       busybox and an /etc/motd (large enough to be stored as
 #                       an object, not inline in the image)

@@ -2,8 +2,9 @@
 # The demo story on a kernel with fs-verity, enforcement = "require": a
 # busybox image signed with a throwaway key runs through cfs-runtime; then
 # it is tampered with three ways and each is caught. Human-readable steps go
-# to the console (demo/run.sh streams it: CFS_VM_VERBOSE=1 tests/vm/run.sh
-# 60); every step is also a check. Two container starts.
+# to the console (the guest log); every step is also a check. STORY lines
+# are the short narrative demo/run.sh shows (CFS_VM_STORY=1 tests/vm/run.sh
+# 60), each made from what actually happened. Two container starts.
 
 # shellcheck disable=SC1091 # written by the host hook
 . "$VM_DATA/digest" # DIGEST: of bundle/rootfs, signed on the host
@@ -16,6 +17,17 @@ step() { printf '\n== VM %s\n' "$*"; }
 say() { printf '   %s\n' "$*"; }
 # cmd TEXT: show a command line as the user would type it
 cmd() { printf '   $ %s\n' "$*"; }
+# story TEXT: one line of demo/run.sh's narrative
+story() { _vm_mark "STORY $*"; }
+# refused TEXT: the story of the last check_fails: refused with TEXT, or not
+# shellcheck disable=SC2154 # _vm_rc: set by guest-lib.sh's check_fails
+refused() {
+	if [ "$_vm_rc" -ne 0 ] && grep -qF -- "$1" "$VM_OUT"; then
+		echo "refused before the container starts ($1)"
+	else
+		echo "NOT refused as expected (exit $_vm_rc; see the guest log)"
+	fi
+}
 
 step "1. A Debian kernel with fs-verity: $(uname -r)"
 say "The object store is on an ext4 made with 'mkfs.ext4 -O verity'; the policy"
@@ -42,12 +54,14 @@ cmd "cat $E/demo-policy.toml"
 sed 's/^/     /' "$E/demo-policy.toml"
 say "The container's annotations (config.json), made by 'cfs-runtime sign':"
 grep composefs "$B/config.json" | sed 's/^ */     /'
+story "Linux $(uname -r) with fs-verity; the store on ext4 -O verity; enforcement = \"require\""
 
 step "2. cfs-runtime run: verified, imported into the store, mounted with verity=require"
 cmd "cfs-runtime run --bundle $B demo"
 check_contains runs-signed "This is the original /etc/motd" cfs-runtime run --bundle "$B" demo
 cp "$VM_OUT" "$VM_WORK/run1.out"
 check_contains root-verity-require ",verity=require" grep "^root filesystem: overlay " "$VM_WORK/run1.out"
+story "signed container, root mounted with verity=require, prints: $(grep -m1 -o 'This is the original[^.]*' "$VM_WORK/run1.out" || echo '(nothing: see the guest log)')"
 say "The kernel itself measures the stored image: it is the signed digest."
 cmd "vmtool measure $S/images/$DIGEST"
 check_contains image-measures-signed-digest "sha256:$DIGEST $S/images/$DIGEST" vmtool measure "$S/images/$DIGEST"
@@ -65,6 +79,8 @@ cp "$VM_DATA/config.signed.json" "$B/config.json"
 cmd "cfs-runtime run --bundle $B demo"
 check_contains tampered-object-eio "cat: read error: Input/output error" cfs-runtime run --bundle "$B" demo
 cp "$VM_OUT" "$VM_WORK/run2.out"
+story "one byte of /etc/motd flipped on the raw disk; the kernel refuses to return it:"
+story "    $(grep -m1 'Input/output error' "$VM_WORK/run2.out" || echo '(no I/O error: see the guest log)')"
 check_fails tampered-motd-not-shown "" grep -q "Welcome" "$VM_WORK/run2.out"
 say "and says why, in the kernel log:"
 check_contains kernel-says-corrupted "FILE CORRUPTED" sh -c 'dmesg | grep "FILE CORRUPTED" | tail -n 1'
@@ -82,16 +98,26 @@ cmd "cfs-runtime run --bundle $B demo"
 say "Refused before the container starts; the kernel measured the image:"
 check_fails swapped-image-refused "composefs digest mismatch: image $S/images/$DIGEST measures $evil, but the signed digest is $DIGEST" \
 	cfs-runtime run --bundle "$B" demo
+story "the store's image swapped for another tree's: $(refused "composefs digest mismatch")"
 
 step "5. Tamper with the container: claim the other tree's digest, keep the signature"
 sed "s/$DIGEST/$evil/" "$VM_DATA/config.signed.json" >"$B/config.json"
 cmd "cfs-runtime run --bundle $B demo   # annotation now names $evil"
 check_fails changed-digest-refused "signature not trusted" cfs-runtime run --bundle "$B" demo
+changed=$(refused "signature not trusted")
 
 step "6. And a container without a signature at all"
 sed '/"composefs\./d' "$VM_DATA/config.signed.json" >"$B/config.json"
 cmd "cfs-runtime run --bundle $B demo   # no composefs annotations"
 check_fails unsigned-refused "no composefs digest" cfs-runtime run --bundle "$B" demo
+unsigned=$(refused "no composefs digest")
+case $changed$unsigned in
+"refused before"*"refused before"*) story "the digest annotation changed to that tree's, or no signature at all: refused too" ;;
+*)
+	story "the digest annotation changed to that tree's: $changed"
+	story "no signature at all: $unsigned"
+	;;
+esac
 
 step "Nothing is left mounted"
 check_output nothing-mounted "" sh -c 'grep " /run/cfs-runtime/" /proc/self/mountinfo; ls -A /run/cfs-runtime; runc list -q'

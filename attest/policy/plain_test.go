@@ -1,4 +1,4 @@
-package attest
+package policy
 
 import (
 	"bytes"
@@ -14,11 +14,11 @@ import (
 // go-toml's strict decoding does.
 func checkPlainPolicy(t *testing.T, data []byte) bool {
 	t.Helper()
-	fast, ok := plainPolicy(data)
+	fast, ok := plainFile(data)
 	if !ok {
 		return false
 	}
-	var slow policyFile
+	var slow File
 	if err := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields().Decode(&slow); err != nil {
 		t.Fatalf("plainPolicy accepted %q, go-toml: %v", data, err)
 	}

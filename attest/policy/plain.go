@@ -1,14 +1,14 @@
-package attest
+package policy
 
 import "github.com/cfs-runtime/cfs-runtime/internal/plaintoml"
 
-// plainPolicy decodes a policy written in the plain subset of TOML without
+// plainFile decodes a policy written in the plain subset of TOML without
 // go-toml's reflection (see plaintoml.Decode: the policy is read before
 // every create). False for anything else, unknown keys and other types
-// included: LoadPolicy then decodes with go-toml, which words the errors.
+// included: Load then needs a Decoder, which words the errors.
 // FuzzPlainPolicy holds the two equal.
-func plainPolicy(data []byte) (policyFile, bool) {
-	var pf policyFile
+func plainFile(data []byte) (File, bool) {
+	var pf File
 	doc, ok := plaintoml.Decode(data)
 	if !ok {
 		return pf, false
@@ -58,8 +58,8 @@ func plainEach[T any](tables []plaintoml.Table, decode func(plaintoml.Table) (T,
 	return out, true
 }
 
-func plainSigner(t plaintoml.Table) (signerFile, bool) {
-	var s signerFile
+func plainSigner(t plaintoml.Table) (SignerFile, bool) {
+	var s SignerFile
 	strings := map[string]*string{
 		"name": &s.Name, "certificates": &s.Certificates, "ca": &s.CA, "public_key": &s.PublicKey, "trusted_root": &s.TrustedRoot,
 		"oidc_issuer": &s.OIDCIssuer, "oidc_issuer_regexp": &s.OIDCIssuerRegexp, "subject": &s.Subject, "subject_regexp": &s.SubjectRegexp,
@@ -88,8 +88,8 @@ func plainSigner(t plaintoml.Table) (signerFile, bool) {
 	return s, true
 }
 
-func plainRule(t plaintoml.Table) (ruleFile, bool) {
-	var r ruleFile
+func plainRule(t plaintoml.Table) (RuleFile, bool) {
+	var r RuleFile
 	var ok bool
 	for k, v := range t {
 		switch k {
