@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cfs-runtime/cfs-runtime/internal/containerd"
 	"github.com/cfs-runtime/cfs-runtime/internal/engineimage"
 )
 
@@ -47,7 +48,7 @@ func storageManifest(req *engineimage.Request) (*engineimage.Manifest, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := checkDigest(d.Digest, data); err != nil {
+			if err := containerd.CheckDigest(d.Digest, data); err != nil {
 				return nil, err
 			}
 			return data, nil

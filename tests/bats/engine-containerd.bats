@@ -243,3 +243,18 @@ runs_verified() {
 	run grep -c "msg=\"engine import\" .*step=\"imported containerd:$REGISTRY/twice:1: " "$CFSLOG"
 	[ "$output" = 1 ]
 }
+
+@test "engine: fsck --repair restores an image imported from containerd from containerd's content store" {
+	start_pod
+	c1=$(create one app1)
+	runs_verified "$c1" app1
+	local obj
+	obj=$(fsverity digest --compact "$CTRD/app1.b/rootfs/bin/busybox")
+	rm "$STORE/objects/${obj:0:2}/${obj:2}"
+	run --separate-stderr env CFS_RUNTIME_CONFIG="$CTRD/cfs.toml" "$CFS_RUNTIME" fsck --repair "$DIGEST_app1"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[[ "$stderr" == *"fsck: repair needs layer sha256:"*" of containerd:$REGISTRY/app1:1 (1 objects)"* ]]
+	[[ "$output" == "$DIGEST_app1: clean"* ]]
+	[ -f "$STORE/objects/${obj:0:2}/${obj:2}" ]
+}
