@@ -55,7 +55,8 @@ install: build man completion
 # (config.toml, policy.toml and keys are the administrator's).
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cfs-runtime $(DESTDIR)$(BINDIR)/cfs-runtime-mount \
-		$(DESTDIR)$(BINDIR)/cfs-runtime-tools $(DESTDIR)$(BINDIR)/cfs-runtime-sigstore
+		$(DESTDIR)$(BINDIR)/cfs-runtime-tools $(DESTDIR)$(BINDIR)/cfs-runtime-sigstore \
+		$(DESTDIR)$(BINDIR)/cfs-runtime-engine
 	rm -f $(DESTDIR)$(CONFDIR)/config.toml.example $(DESTDIR)$(CONFDIR)/policy.toml.example
 	[ ! -d $(DESTDIR)$(CONFDIR) ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(CONFDIR)
 	rm -f $(DESTDIR)$(MANDIR)/man8/cfs-runtime.8 $(DESTDIR)$(MANDIR)/man8/cfs-runtime-*.8 \

@@ -54,9 +54,12 @@ func run(r io.Reader) (*engineimage.Manifest, error) {
 	switch req.Image.Engine {
 	case engineimage.Containerd:
 		return containerdManifest(&req)
-	case engineimage.CRIO:
+	case engineimage.CRIO, engineimage.Podman:
 		if req.Op == engineimage.OpImport {
-			return nil, errors.New("containers-storage: importing an image's layers from containers-storage is not supported yet: import the sealed image first (cfs-runtime import)")
+			return storageImport(&req)
+		}
+		if req.Image.Engine == engineimage.Podman {
+			return nil, errors.New("podman names no image: only an import is asked for")
 		}
 		return storageManifest(&req)
 	}

@@ -24,6 +24,7 @@ import (
 // storageImage is the part of an images.json record read here.
 type storageImage struct {
 	ID             string            `json:"id"`
+	Layer          string            `json:"layer"`
 	Digest         string            `json:"digest"`
 	Names          []string          `json:"names"`
 	BigDataDigests map[string]string `json:"big-data-digests"`

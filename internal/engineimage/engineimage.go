@@ -21,6 +21,15 @@ const (
 	// CRIO is CRI-O: ImageName as asked for, ImageRef the image's id in
 	// containers-storage.
 	CRIO = "cri-o"
+	// Podman names no image, but its container's record in
+	// containers-storage does: create asks the helper to import a sealed
+	// image's bytes from there (the seal itself comes in the container's
+	// annotations, copied from the manifest).
+	Podman = "podman"
+	// ContainerManager is the annotation in which podman and CRI-O say
+	// they made the container; PodmanManager is podman's value.
+	ContainerManager = "io.container.manager"
+	PodmanManager    = "libpod"
 
 	ContainerdImageName     = "io.kubernetes.cri.image-name"
 	ContainerdContainerType = "io.kubernetes.cri.container-type"

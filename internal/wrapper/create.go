@@ -182,7 +182,14 @@ func ensureImage(env *runtimeEnv, st imageStore, b *bundle.Bundle, d composefs.I
 	if env.sealedImage != nil {
 		// The bytes come from the engine's store, never from the
 		// prepared root filesystem.
-		return importFromEngine(env, st, d)
+		return importFromEngine(env, st, d, env.sealedImage)
+	}
+	if env.podmanImage != nil {
+		err := importFromEngine(env, st, d, env.podmanImage)
+		if err == nil {
+			return nil
+		}
+		env.log.Warn("importing the podman container's image from containers-storage", "err", err)
 	}
 	rootfs := b.RootPath()
 	if fi, err := os.Stat(rootfs); rootfs == "" || err != nil || !fi.IsDir() {

@@ -43,6 +43,12 @@ func verifiedAnnotations(env *runtimeEnv, b *bundle.Bundle, id string) (map[stri
 	ann := b.Annotations()
 	img, ok := engineimage.FromAnnotations(ann)
 	if !ok {
+		if ann[engineimage.ContainerManager] == engineimage.PodmanManager {
+			// podman names no image, but its record of the container
+			// does: a source of bytes if the store lacks the image.
+			env.podmanImage = &engineimage.Request{Image: engineimage.Image{Engine: engineimage.Podman},
+				ContainerID: id, StorageRoot: env.cfg.ContainersStorage}
+		}
 		return ann, nil
 	}
 	req := &engineimage.Request{
@@ -118,11 +124,12 @@ func runEngineHelper(req *engineimage.Request) (*engineimage.Manifest, error) {
 	return &m, nil
 }
 
-// importFromEngine imports the sealed image the engine names (env.sealedImage)
-// from the engine's store: the helper commits it only if it has the
-// digest d. The caller holds the store's import lock of d.
-func importFromEngine(env *runtimeEnv, st imageStore, d composefs.ImageDigest) error {
-	req := *env.sealedImage
+// importFromEngine imports the image of src (the sealed image the engine
+// names, or a podman container's image) from the engine's store: the
+// helper commits it only if it has the digest d. The caller holds the
+// store's import lock of d.
+func importFromEngine(env *runtimeEnv, st imageStore, d composefs.ImageDigest, src *engineimage.Request) error {
+	req := *src
 	req.Op, req.Store, req.Expect = engineimage.OpImport, st.Dir(), d.Hex()
 	m, err := env.readManifest(&req)
 	if err != nil {

@@ -37,6 +37,10 @@ type runtimeEnv struct {
 	// container's image and that image is sealed: create imports its
 	// bytes from the engine's store.
 	sealedImage *engineimage.Request
+	// podmanImage is set for a podman container (podman names no image):
+	// create imports the image from containers-storage when the store
+	// lacks it, and falls back to the bundle's root filesystem.
+	podmanImage *engineimage.Request
 }
 
 // runRuntime handles a runtime call that verifies or mounts: create and

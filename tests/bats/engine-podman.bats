@@ -5,7 +5,11 @@
 #
 # - podman 4.3 names no image in config.json; it copies the image
 #   manifest's annotations, the seal among them, into the container's:
-#   `podman run --runtime cfs-runtime IMAGE` needs no flags.
+#   `podman run --runtime cfs-runtime IMAGE` needs no flags. cfs-runtime's
+#   store starts empty: create imports the image's layers from
+#   containers-storage (the container's record names its image; the
+#   layers' tars are reassembled from tar-split and checked against their
+#   diff_ids).
 # - CRI-O (not installable here) names the image with
 #   io.kubernetes.cri-o.ImageName / ImageRef: a bundle with those
 #   annotations is created through cfs-runtime directly, which reads the
@@ -56,11 +60,9 @@ setup_file() {
 	EOF
 	sealed_image "$ENG" app1 "$KEYS/good.key"
 	sealed_image "$ENG" app2 "$KEYS/good.key"
-	# Until create imports from the engine's store, the sealed images are
-	# imported from their layouts first.
+	sealed_image "$ENG" broken "$KEYS/good.key"
 	local n
-	for n in app1 app2; do
-		"$CFS_RUNTIME" import --store "$STORE" "oci:$ENG/$n:1" >/dev/null 2>&1
+	for n in app1 app2 broken; do
 		pm pull -q --tls-verify=false "$REGISTRY/$n:1" >/dev/null
 	done
 }
@@ -100,13 +102,18 @@ crio_bundle() {
 	echo "$b"
 }
 
-@test "engine: podman pull, then podman run --runtime cfs-runtime IMAGE with no flags: verified by the seal podman copies from the manifest" {
+@test "engine: podman pull, then podman run --runtime cfs-runtime IMAGE with no flags and an empty store: imported from containers-storage, verified by the seal podman copies" {
+	[ ! -e "$STORE/images/$DIGEST_app1" ]
 	run pm run --rm "${ULIMITS[@]}" --runtime "$CFS_RUNTIME" --runtime-flag "cfs-config=$CONFIG" "$REGISTRY/app1:1" \
 		sh -c 'cat /data/name; grep "^composefs / overlay" /proc/mounts | cut -d" " -f1-3'
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "$output" = "$(printf 'app1\ncomposefs / overlay')" ]
 	grep -q "level=INFO msg=verified .*composefs digest sha256:$DIGEST_app1: cosign signature trusted by signer" "$OWNLOG"
+	grep -q "msg=\"engine import\" .*step=\"imported containers-storage:$REGISTRY/app1:1: composefs digest $DIGEST_app1, manifest sha256:[0-9a-f]*, 1 of 1 layers read\"" "$OWNLOG"
+	[ -f "$STORE/images/$DIGEST_app1" ]
+	run grep -c "imported bundle root filesystem" "$OWNLOG"
+	[ "$output" = 0 ]
 }
 
 @test "engine: CRI-O's annotations name the image: the seal comes from its manifest in containers-storage" {
@@ -158,4 +165,29 @@ crio_bundle() {
 	grep -q "msg=verified pid=[0-9]* id=$id .*composefs digest sha256:$DIGEST_app1: cosign signature trusted by signer" "$OWNLOG"
 	run grep -c "id=$id .*starting unverified container\|starting unverified container.* id=$id " "$OWNLOG"
 	[ "$output" = 0 ]
+}
+
+@test "engine: CRI-O names a sealed image the store lacks: imported from containers-storage" {
+	[ ! -e "$STORE/images/$DIGEST_app2" ]
+	b=$(crio_bundle two app2)
+	id=$(cid two)
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$b" "$id"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'app2\ncomposefs / overlay')" ]
+	grep -q "msg=\"engine import\" .*image=\"cri-o image $REGISTRY/app2:1 ([0-9a-f]*)\" step=\"imported containers-storage:$REGISTRY/app2:1: composefs digest $DIGEST_app2, " "$OWNLOG"
+}
+
+@test "engine: a file changed in containers-storage's unpacked layer is refused, naming the layer; nothing committed" {
+	local top diff
+	top=$(jq -r --arg n "$REGISTRY/broken:1" '.[] | select(.names[]? == $n) | .layer' "$ENG/storage/overlay-images/images.json")
+	diff=$ENG/storage/overlay/$top/diff
+	[ "$(cat "$diff/data/name")" = broken ]
+	echo brokeN >"$diff/data/name"
+	b=$(crio_bundle broken broken)
+	run --separate-stderr "$CFS_RUNTIME" run --bundle "$b" "$(cid broken)"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == "cfs-runtime: composefs image not available: composefs digest $DIGEST_broken is not in the store $STORE, and importing cri-o image $REGISTRY/broken:1 ("*") from the engine's store failed: containers-storage:$REGISTRY/broken:1: layer 1/1 blob $(jq -r --arg l "$top" '.[] | select(.id == $l) | ."diff-digest"' "$ENG/storage/overlay-layers/layers.json"): blob does not match its digest: its content has digest sha256:"* ]]
+	[ ! -e "$STORE/images/$DIGEST_broken" ]
 }
