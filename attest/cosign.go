@@ -91,11 +91,12 @@ func verifyECDSA(k *ecdsa.PublicKey, digest, sig []byte) bool {
 
 // verifyCosign checks a key-pair signature (cosign sign-blob --key) over
 // the formatted digest with one public_key signer.
-func (sg *Signer) verifyCosign(sig, msg []byte) (string, error) {
+func (sg *Signer) verifyCosign(sig, msg []byte) (detail, keyID string, err error) {
 	if !verifyKeySignature(sg.pub, sig, msg) {
-		return "", errNotThisSigner
+		return "", "", errNotThisSigner
 	}
-	return fmt.Sprintf("%s public key %s", keyType(sg.pub), KeyFingerprint(sg.pub)), nil
+	keyID = KeyFingerprint(sg.pub)
+	return fmt.Sprintf("%s public key %s", keyType(sg.pub), keyID), keyID, nil
 }
 
 // SignCosign makes what `cosign sign-blob --key KEY` makes when the blob is

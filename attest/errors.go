@@ -35,3 +35,17 @@ var (
 	// that create and hook mode hold the root filesystem to.
 	ErrDigestMismatch = errors.New("composefs digest mismatch")
 )
+
+// Sentinels of the rules that apply after a signature verified (issue
+// #20): the signer's scopes, the revocation list, the signer's expiry.
+var (
+	// ErrRevoked: the composefs digest, or the key that signed it, is on
+	// the policy's revocation list.
+	ErrRevoked = errors.New("revoked")
+	// ErrExpired: the signer's not_after has passed, or the signature is
+	// older than its max_age (or carries no signing time it can prove).
+	ErrExpired = errors.New("signer expired")
+	// ErrOutOfScope: the container's image reference is outside every
+	// scope of the signer that verified it, or no reference is known.
+	ErrOutOfScope = errors.New("image outside the signer's scopes")
+)

@@ -73,7 +73,7 @@ func FuzzParsePKCS7(f *testing.F) {
 		}
 		_ = s.signerName()
 		for _, sg := range p.Signers {
-			_, _ = sg.verifyPKCS7(s, time.Now())
+			_, _, _, _ = sg.verifyPKCS7(s, time.Now())
 		}
 	})
 }

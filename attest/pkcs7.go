@@ -107,7 +107,21 @@ func (s *pkcs7Sig) checkWith(cert *x509.Certificate) error {
 var errNotThisSigner = errors.New("not this signer")
 
 // verifyPKCS7 checks a PKCS#7 signature against one certificates/ca signer.
-func (sg *Signer) verifyPKCS7(s *pkcs7Sig, now time.Time) (string, error) {
+// It returns who signed, the key id, and the signingTime authenticated
+// attribute when the signature has one (zero otherwise).
+func (sg *Signer) verifyPKCS7(s *pkcs7Sig, now time.Time) (detail, keyID string, signedAt time.Time, err error) {
+	detail, leaf, err := sg.checkPKCS7(s, now)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	var t time.Time
+	if s.p7.UnmarshalSignedAttribute(pkcs7.OIDAttributeSigningTime, &t) == nil {
+		signedAt = t
+	}
+	return detail, KeyFingerprint(leaf.PublicKey), signedAt, nil
+}
+
+func (sg *Signer) checkPKCS7(s *pkcs7Sig, now time.Time) (string, *x509.Certificate, error) {
 	var leaf *x509.Certificate
 	for _, c := range sg.certs {
 		if s.names(c) {
@@ -117,10 +131,10 @@ func (sg *Signer) verifyPKCS7(s *pkcs7Sig, now time.Time) (string, error) {
 	}
 	if sg.Type == SignerCertificates {
 		if leaf == nil {
-			return "", errNotThisSigner
+			return "", nil, errNotThisSigner
 		}
 		if err := checkValidity(leaf, now); err != nil {
-			return "", fmt.Errorf("%w: signer %q: %v", ErrUntrusted, sg.Name, err)
+			return "", nil, fmt.Errorf("%w: signer %q: %v", ErrUntrusted, sg.Name, err)
 		}
 	} else {
 		// With a CA, the signer's certificate may come from the signature
@@ -135,27 +149,27 @@ func (sg *Signer) verifyPKCS7(s *pkcs7Sig, now time.Time) (string, error) {
 			}
 		}
 		if leaf == nil {
-			return "", errNotThisSigner
+			return "", nil, errNotThisSigner
 		}
 		inter := x509.NewCertPool()
 		for _, c := range append(append([]*x509.Certificate(nil), s.p7.Certificates...), sg.certs...) {
 			inter.AddCert(c)
 		}
 		if _, err := leaf.Verify(x509.VerifyOptions{Roots: sg.roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-			return "", fmt.Errorf("%w: signer %q: certificate %s: %s", ErrUntrusted, sg.Name, certName(leaf), oneLine(errors.New(describeX509(err))))
+			return "", nil, fmt.Errorf("%w: signer %q: certificate %s: %s", ErrUntrusted, sg.Name, certName(leaf), oneLine(errors.New(describeX509(err))))
 		}
 		if err := checkKey(leaf.PublicKey); err != nil {
-			return "", fmt.Errorf("%w: signer %q: certificate %s: %v", ErrUntrusted, sg.Name, certName(leaf), err)
+			return "", nil, fmt.Errorf("%w: signer %q: certificate %s: %v", ErrUntrusted, sg.Name, certName(leaf), err)
 		}
 	}
 	if err := s.checkWith(leaf); err != nil {
 		var mm *pkcs7.MessageDigestMismatchError
 		if errors.As(err, &mm) {
-			return "", fmt.Errorf("%w: PKCS#7 signature by certificate %s (signer %q) does not verify over this digest: it signs a message hashing to %X, this digest's formatted digest hashes to %X", ErrBadSignature, certName(leaf), sg.Name, mm.ExpectedDigest, mm.ActualDigest)
+			return "", nil, fmt.Errorf("%w: PKCS#7 signature by certificate %s (signer %q) does not verify over this digest: it signs a message hashing to %X, this digest's formatted digest hashes to %X", ErrBadSignature, certName(leaf), sg.Name, mm.ExpectedDigest, mm.ActualDigest)
 		}
-		return "", fmt.Errorf("%w: PKCS#7 signature by certificate %s (signer %q) does not verify over this digest (it signs another digest, or was made by another key with the same issuer and serial): %s", ErrBadSignature, certName(leaf), sg.Name, oneLine(err))
+		return "", nil, fmt.Errorf("%w: PKCS#7 signature by certificate %s (signer %q) does not verify over this digest (it signs another digest, or was made by another key with the same issuer and serial): %s", ErrBadSignature, certName(leaf), sg.Name, oneLine(err))
 	}
-	return "certificate " + certName(leaf), nil
+	return "certificate " + certName(leaf), leaf, nil
 }
 
 func checkValidity(c *x509.Certificate, now time.Time) error {

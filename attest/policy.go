@@ -114,9 +114,50 @@ type Policy struct {
 	SigstoreHelper string
 	Signers        []*Signer
 	Rules          []UnsignedRule
+	// Revoked is the revocation list file ("" = none).
+	Revoked string
 
-	file  *policy.Policy
-	check FileCheck // the ownership check the policy was loaded with, for the helper
+	file     *policy.Policy
+	check    FileCheck // the ownership check the policy was loaded with, for the helper
+	revIndex string    // WithRevocationIndex
+	revOnce  sync.Once
+	rev      *revocations
+	revErr   error
+}
+
+// revocations loads the revocation list once (nil without one).
+func (p *Policy) revocations() (*revocations, error) {
+	if p.Revoked == "" {
+		return nil, nil
+	}
+	p.revOnce.Do(func() { p.rev, p.revErr = loadRevocations(p.Revoked, p.check, p.revIndex) })
+	return p.rev, p.revErr
+}
+
+// Revocations reads and parses the revocation list (nil without one),
+// after the ownership check the policy was loaded with.
+func (p *Policy) Revocations() ([]Revocation, error) {
+	if p.Revoked == "" {
+		return nil, nil
+	}
+	if _, err := p.revocations(); err != nil {
+		return nil, err
+	}
+	data, err := rawfile.ReadFile(p.Revoked)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPolicy, fserr.New("revocation list", p.Revoked, err))
+	}
+	return ParseRevocations(p.Revoked, data)
+}
+
+// IsRevoked reports whether the list revokes entry (as
+// CanonicalRevocation returns it).
+func (p *Policy) IsRevoked(entry string) (bool, error) {
+	r, err := p.revocations()
+	if err != nil {
+		return false, err
+	}
+	return r.has(entry), nil
 }
 
 // LoadOption changes how LoadPolicy works.
@@ -126,7 +167,14 @@ type loadConfig struct {
 	check        FileCheck
 	fullSigstore bool
 	deferParsing bool
+	revIndex     string
 }
+
+// WithRevocationIndex keeps an index of the revocation list in dir (the
+// state directory), valid for one version of the file (device, inode,
+// size, modification and change time): a create then reads the index
+// instead of parsing the list again.
+func WithRevocationIndex(dir string) LoadOption { return func(l *loadConfig) { l.revIndex = dir } }
 
 // DeferParsing checks, reads and parses the files a signer names
 // (certificates, CA, public key, trusted root) when a signature is checked
@@ -183,6 +231,7 @@ func LoadPolicy(path string, opts ...LoadOption) (*Policy, error) {
 	p := &Policy{
 		Path: f.Path, Enforcement: f.Enforcement, AllowUnsigned: f.AllowUnsigned,
 		SigstoreHelper: f.SigstoreHelper, Rules: f.Rules, file: f, check: cfg.check,
+		Revoked: f.Revoked, revIndex: cfg.revIndex,
 	}
 	for i, decl := range f.Signers {
 		s := &Signer{Signer: decl}

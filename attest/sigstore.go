@@ -345,26 +345,44 @@ func helperError(key string, e *helperproto.Error) error {
 	return fmt.Errorf("%w: %s", ErrPolicy, e.Message)
 }
 
-// verifySigstore checks a bundle against the sigstore signers, in order, in
-// one helper run. It returns the signer that trusted it and who signed, or
-// every signer's refusal.
-func (p *Policy) verifySigstore(key string, b *sigstoreBundle, msg []byte) (name, detail string, failures []error) {
-	req := &helperproto.Request{Op: helperproto.OpVerify, Bundle: b.json, Message: msg}
+// sigstoreSigners are the policy's sigstore signers, in order.
+func (p *Policy) sigstoreSigners() []*Signer {
+	var out []*Signer
 	for _, sg := range p.Signers {
 		if sg.Type == SignerSigstore {
-			req.Signers = append(req.Signers, sg.helperSigner())
+			out = append(out, sg)
 		}
+	}
+	return out
+}
+
+// verifySigstore checks a bundle against signers, in order, in one helper
+// run. It returns the signer that trusted it, who signed, the
+// transparency log's (or timestamp authority's) time, and the signers
+// after it; or every signer's refusal.
+func (p *Policy) verifySigstore(key string, b *sigstoreBundle, msg []byte, signers []*Signer) (sg *Signer, detail string, signedAt time.Time, rest []*Signer, failures []error) {
+	req := &helperproto.Request{Op: helperproto.OpVerify, Bundle: b.json, Message: msg}
+	for _, sg := range signers {
+		req.Signers = append(req.Signers, sg.helperSigner())
 	}
 	resp, err := p.runHelper(req)
 	if err != nil {
-		return "", "", []error{err}
+		return nil, "", time.Time{}, nil, []error{err}
 	}
 	if resp.Error != nil {
-		return "", "", []error{helperError(key, resp.Error)}
+		return nil, "", time.Time{}, nil, []error{helperError(key, resp.Error)}
 	}
 	for _, r := range resp.Results {
 		if r.OK {
-			return r.Name, r.Detail, nil
+			for i, sg := range signers {
+				if sg.Name == r.Name {
+					if r.SignedAt > 0 {
+						signedAt = time.Unix(r.SignedAt, 0)
+					}
+					return sg, r.Detail, signedAt, signers[i+1:], nil
+				}
+			}
+			return nil, "", time.Time{}, nil, []error{fmt.Errorf("%w: sigstore helper named an unknown signer %q", ErrPolicy, r.Name)}
 		}
 		if r.Error != nil {
 			failures = append(failures, helperError(key, r.Error))
@@ -373,7 +391,7 @@ func (p *Policy) verifySigstore(key string, b *sigstoreBundle, msg []byte) (name
 	if len(failures) == 0 {
 		failures = append(failures, fmt.Errorf("%w: sigstore helper returned no verdict", ErrPolicy))
 	}
-	return "", "", failures
+	return nil, "", time.Time{}, nil, failures
 }
 
 // checkSigstore has the helper fully parse every sigstore signer's trusted

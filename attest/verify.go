@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cfs-runtime/cfs-runtime/attest/policy"
+	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 )
 
 // Verdict is the outcome of a successful Verify: either a digest signed by a
@@ -27,6 +28,17 @@ type Verdict struct {
 	Unsigned      bool
 	Rule          string
 	IgnoredDigest bool
+	// KeyID is the SHA-256 of the signing key (PKCS#7, cosign; what a
+	// revocation list's key: entries name), SignedAt the signing time the
+	// signature proves (zero: none), Reference the image reference the
+	// container was checked with ("" = none known).
+	//
+	// When Verify refuses because a signer's rules (scopes, revocation,
+	// expiry) refused a signature it verified, Signer and KeyID name the
+	// first such signer, for the audit trail; the error is the refusal.
+	KeyID     string
+	SignedAt  time.Time
+	Reference string
 }
 
 // String is a one-line summary for logs.
@@ -51,11 +63,21 @@ func (v Verdict) String() string {
 type VerifyOption func(*verifyConfig)
 
 type verifyConfig struct {
-	now func() time.Time
+	now    func() time.Time
+	ref    string
+	refErr error
 }
 
-// WithTime checks certificate validity at t instead of now (PKCS#7 only:
-// sigstore bundles are checked at their own signed timestamps).
+// WithReference gives the image reference the container runs (normalised,
+// see internal/imageref; "" = none known), or why it cannot be told: a
+// signer with scopes then refuses.
+func WithReference(ref string, err error) VerifyOption {
+	return func(c *verifyConfig) { c.ref, c.refErr = ref, err }
+}
+
+// WithTime checks certificate validity (PKCS#7 only: sigstore bundles are
+// checked at their own signed timestamps), not_after and max_age at t
+// instead of now.
 func WithTime(t time.Time) VerifyOption {
 	return func(c *verifyConfig) { c.now = func() time.Time { return t } }
 }
@@ -116,6 +138,14 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 	if len(a.Signatures) == 0 {
 		return fail(fmt.Errorf("%w: no %s%s, %s or %s annotation", ErrUnsigned, a.Key, SigSuffix, CosignSuffix, BundleSuffix))
 	}
+	v.Reference = cfg.ref
+	rev, err := p.revocations()
+	if err != nil {
+		return v, err
+	}
+	if e := RevocationEntry(d); rev.has(e) {
+		return fail(rev.refuse("composefs digest "+d.String(), e))
+	}
 	msg := d.Message()
 
 	// Decode everything first: a malformed signature annotation is refused
@@ -172,13 +202,27 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 					}
 				}
 			}
-			// One helper run tries every sigstore signer, in order.
-			name, detail, errs := p.verifySigstore(a.Key+BundleSuffix, bun, msg)
-			if errs == nil {
-				v.Kind, v.Signer, v.Detail = kind, name, detail
+			// One helper run tries every sigstore signer, in order; a
+			// signer that verifies but whose rules refuse the container
+			// is left out of the next run.
+			signers := p.sigstoreSigners()
+			for len(signers) > 0 {
+				sg, detail, signedAt, rest, errs := p.verifySigstore(a.Key+BundleSuffix, bun, msg, signers)
+				if errs != nil {
+					failures = append(failures, errs...)
+					break
+				}
+				if err := p.admit(sg, "", signedAt, kind, &cfg, rev); err != nil {
+					failures = append(failures, err)
+					if v.Signer == "" {
+						v.Signer = sg.Name
+					}
+					signers = rest
+					continue
+				}
+				v.Kind, v.Signer, v.Detail, v.SignedAt = kind, sg.Name, detail, signedAt
 				return v, nil
 			}
-			failures = append(failures, errs...)
 		default:
 			for _, sg := range p.Signers {
 				if verifiesKind(sg.Type) != kind {
@@ -187,15 +231,21 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 				if err := sg.material(); err != nil {
 					return v, err
 				}
-				var detail string
+				var detail, keyID string
+				var signedAt time.Time
 				var err error
 				if kind == PKCS7Signature {
-					detail, err = sg.verifyPKCS7(p7, cfg.now())
+					detail, keyID, signedAt, err = sg.verifyPKCS7(p7, cfg.now())
 				} else {
-					detail, err = sg.verifyCosign(cos, msg)
+					detail, keyID, err = sg.verifyCosign(cos, msg)
 				}
 				if err == nil {
-					v.Kind, v.Signer, v.Detail = kind, sg.Name, detail
+					if err = p.admit(sg, keyID, signedAt, kind, &cfg, rev); err != nil && v.Signer == "" {
+						v.Signer, v.KeyID = sg.Name, keyID
+					}
+				}
+				if err == nil {
+					v.Kind, v.Signer, v.Detail, v.KeyID, v.SignedAt = kind, sg.Name, detail, keyID, signedAt
 					return v, nil
 				}
 				if !errors.Is(err, errNotThisSigner) {
@@ -272,4 +322,49 @@ func joinErrors(errs []error) error {
 		return errs[0]
 	}
 	return multiError(errs)
+}
+
+// maxClockSkew is how far ahead of this host's clock a signing time may be.
+const maxClockSkew = 5 * time.Minute
+
+// admit applies the rules that follow a verified signature by signer sg:
+// the key's revocation, the signer's not_after and max_age, its scopes.
+func (p *Policy) admit(sg *Signer, keyID string, signedAt time.Time, kind SignatureKind, cfg *verifyConfig, rev *revocations) error {
+	if keyID != "" && rev.has("key:"+keyID) {
+		return rev.refuse(fmt.Sprintf("key %s of signer %q", keyID, sg.Name), "key:"+keyID)
+	}
+	now := cfg.now()
+	if !sg.NotAfter.IsZero() && !now.Before(sg.NotAfter) {
+		return fmt.Errorf("%w: signer %q is not trusted after %s (not_after)", ErrExpired, sg.Name, sg.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if sg.MaxAge > 0 {
+		if signedAt.IsZero() {
+			return fmt.Errorf("%w: signer %q has max_age %s, but this %s proves no signing time (see docs/policy.md: only sigstore bundles and PKCS#7 signatures with a signingTime do)", ErrExpired, sg.Name, sg.MaxAge, describeKind(kind))
+		}
+		// A signing time ahead of the clock (beyond a few minutes of
+		// skew) would keep a signature young forever: a PKCS#7
+		// signingTime is whatever the key holder wrote.
+		if signedAt.After(now.Add(maxClockSkew)) {
+			return fmt.Errorf("%w: signer %q: signature claims to be made %s, in the future (max_age needs a signing time that has passed)", ErrExpired, sg.Name, signedAt.UTC().Format(time.RFC3339))
+		}
+		if age := now.Sub(signedAt); age > sg.MaxAge {
+			return fmt.Errorf("%w: signer %q: signature made %s is %s old, older than its max_age %s", ErrExpired, sg.Name, signedAt.UTC().Format(time.RFC3339), age.Round(time.Second), sg.MaxAge)
+		}
+	}
+	if len(sg.Scopes) == 0 {
+		return nil
+	}
+	scopes := strings.Join(quoteAll(sg.Scopes), ", ")
+	switch {
+	case cfg.refErr != nil:
+		return fmt.Errorf("%w: signer %q is limited to scopes %s, and the container's image reference cannot be told: %v", ErrOutOfScope, sg.Name, scopes, cfg.refErr)
+	case cfg.ref == "":
+		return fmt.Errorf("%w: signer %q is limited to scopes %s, and no image reference is known for this container (the engine sets none of %s, %s, %s)", ErrOutOfScope, sg.Name, scopes, imageref.ContainerdAnnotation, imageref.CRIOAnnotation, imageref.RefNameAnnotation)
+	}
+	for _, sc := range sg.Scopes {
+		if imageref.MatchScope(sc, cfg.ref) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: image %s is outside the scopes of signer %q (%s)", ErrOutOfScope, cfg.ref, sg.Name, scopes)
 }

@@ -45,6 +45,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
+	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -94,7 +95,9 @@ func newChecker() *checker {
 // loads the bundle's config.json and applies policy p to its annotations;
 // for a signed digest it verifies that the container's root is a composefs
 // overlay with verity=require whose EROFS image measures as that digest.
-// Every error says in one line why the container may not start.
+// Every error says in one line why the container may not start; with it
+// comes the Result as far as it is known (nil before the bundle is read),
+// for the audit trail.
 func CreateRuntime(r io.Reader, p *attest.Policy) (*Result, error) {
 	return newChecker().createRuntime(r, p)
 }
@@ -106,7 +109,7 @@ func (c *checker) createRuntime(r io.Reader, p *attest.Policy) (*Result, error) 
 	}
 	res, err := c.check(st, p)
 	if err != nil {
-		return nil, fmt.Errorf("container %s: %w", st.ID, err)
+		return res, fmt.Errorf("container %s: %w", st.ID, err)
 	}
 	return res, nil
 }
@@ -116,20 +119,21 @@ func (c *checker) check(st *specs.State, p *attest.Policy) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	verdict, err := attest.Verify(b.Annotations(), p)
-	if err != nil {
-		return nil, err
-	}
+	ref, refErr := imageref.FromAnnotations(b.Annotations())
+	verdict, err := attest.Verify(b.Annotations(), p, attest.WithReference(ref, refErr))
 	res := &Result{ID: st.ID, Bundle: b.Dir, Verdict: verdict}
+	if err != nil {
+		return res, err
+	}
 	if verdict.Unsigned {
 		return res, nil
 	}
 	root := b.RootPath()
 	if root == "" {
-		return nil, fmt.Errorf("%w: %s has no root.path", ErrNotComposefs, b.ConfigPath)
+		return res, fmt.Errorf("%w: %s has no root.path", ErrNotComposefs, b.ConfigPath)
 	}
 	if err := c.verifyRoot(res, root, *verdict.Digest); err != nil {
-		return nil, err
+		return res, err
 	}
 	return res, nil
 }

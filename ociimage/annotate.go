@@ -35,47 +35,93 @@ func Annotate(ref Ref, set map[string]string, dropPrefix string, expect digest.D
 		return old, updated, err
 	}
 	defer l.Close()
-	old = img.ManifestDescriptor()
-	if expect != "" && old.Digest != expect {
-		return old, updated, fmt.Errorf("%s: %w: its manifest is %s now, not %s (the layout changed meanwhile)", ref, ErrNoImage, old.Digest, expect)
-	}
-	data, err := annotateManifest(img.ManifestJSON, set, dropPrefix)
+	blobs, err := rewrite(l, img, set, dropPrefix, expect)
 	if err != nil {
-		return old, updated, fmt.Errorf("%s: manifest %s: %w", ref, old.Digest, err)
-	}
-	if updated, err = putBlob(ref.Path, old, data); err != nil {
 		return old, updated, err
 	}
-	// Up the chain: each index gets a new blob naming the new child.
-	child, newChild := old, updated
-	for k := len(img.Chain) - 2; k >= 0; k-- {
-		desc := img.Chain[k]
-		blob, err := l.readBlob(desc, "index", maxIndexSize)
-		if err != nil {
+	for _, b := range blobs {
+		if _, err := putBlob(ref.Path, b.Desc, b.Data); err != nil {
 			return old, updated, err
 		}
-		blob, err = replaceDescriptor(blob, child.Digest, newChild, "")
-		if err != nil {
-			return old, updated, fmt.Errorf("%s: index %s: %w", ref, desc.Digest, err)
-		}
-		nd, err := putBlob(ref.Path, desc, blob)
-		if err != nil {
-			return old, updated, err
-		}
-		child, newChild = desc, nd
 	}
+	top := blobs[len(blobs)-1]
 	p := filepath.Join(ref.Path, v1.ImageIndexFile)
 	index, err := os.ReadFile(p)
 	if err != nil {
 		return old, updated, fmt.Errorf("%s: %w", ref, err)
 	}
-	if index, err = replaceDescriptor(index, child.Digest, newChild, img.Name); err != nil {
+	if index, err = replaceDescriptor(index, top.Old, top.Desc, img.Name); err != nil {
 		return old, updated, fmt.Errorf("%s: index.json: %w", ref, err)
 	}
 	if err := atomicfile.WriteFile(p, index, 0o644); err != nil {
 		return old, updated, fmt.Errorf("%s: %w", ref, err)
 	}
-	return old, updated, nil
+	return img.ManifestDescriptor(), blobs[0].Desc, nil
+}
+
+// A RewrittenBlob is a manifest or index that annotating an image
+// replaced: Old is the digest it replaces, Desc and Data the new one.
+type RewrittenBlob struct {
+	Old  digest.Digest
+	Desc v1.Descriptor
+	Data []byte
+}
+
+// AnnotateRemote computes what Annotate would write for an image that is
+// not a layout on disk (a registry's): the new manifest first, then each
+// index up the chain to the one the reference names, last. Nothing is
+// written; the caller pushes them in that order (children before the
+// indexes that name them).
+func AnnotateRemote(ref Ref, set map[string]string, dropPrefix string, expect digest.Digest) ([]RewrittenBlob, error) {
+	l, img, err := openImage(ref)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	return rewrite(l, img, set, dropPrefix, expect)
+}
+
+// rewrite annotates img's manifest and rewrites the indexes leading to it
+// (all fields but the annotations and the child descriptors' digests and
+// sizes kept as they are).
+func rewrite(l *Layout, img *Image, set map[string]string, dropPrefix string, expect digest.Digest) ([]RewrittenBlob, error) {
+	ref := l.ref
+	old := img.ManifestDescriptor()
+	if expect != "" && old.Digest != expect {
+		what := "layout"
+		if ref.Transport == TransportDocker {
+			what = "tag"
+		}
+		return nil, fmt.Errorf("%s: %w: its manifest is %s now, not %s (the %s changed meanwhile)", ref, ErrNoImage, old.Digest, expect, what)
+	}
+	data, err := annotateManifest(img.ManifestJSON, set, dropPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("%s: manifest %s: %w", ref, old.Digest, err)
+	}
+	blobs := []RewrittenBlob{{Old: old.Digest, Desc: withContent(old, data), Data: data}}
+	// Up the chain: each index gets a new blob naming the new child.
+	child, newChild := old, blobs[0].Desc
+	for k := len(img.Chain) - 2; k >= 0; k-- {
+		desc := img.Chain[k]
+		blob, err := l.readBlob(desc, "index", maxIndexSize)
+		if err != nil {
+			return nil, err
+		}
+		blob, err = replaceDescriptor(blob, child.Digest, newChild, "")
+		if err != nil {
+			return nil, fmt.Errorf("%s: index %s: %w", ref, desc.Digest, err)
+		}
+		nd := withContent(desc, blob)
+		blobs = append(blobs, RewrittenBlob{Old: desc.Digest, Desc: nd, Data: blob})
+		child, newChild = desc, nd
+	}
+	return blobs, nil
+}
+
+// withContent is like's descriptor with data's digest and size.
+func withContent(like v1.Descriptor, data []byte) v1.Descriptor {
+	like.Digest, like.Size = digest.Canonical.FromBytes(data), int64(len(data))
+	return like
 }
 
 // marshal encodes JSON without HTML escaping (so that "<" in a value

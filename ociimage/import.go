@@ -73,6 +73,19 @@ func (o Options) check() error {
 
 func (o Options) composefsRS() bool { return o.Canonical == CanonicalComposefsRS }
 
+// rules names the canonicalization in provenance records: "" for the
+// default, "composefs-rs/vN" otherwise.
+func (o Options) rules() string {
+	if !o.composefsRS() {
+		return ""
+	}
+	v := o.ErofsVersion
+	if !o.ErofsVersionSet {
+		v = 1
+	}
+	return fmt.Sprintf("%s/v%d", CanonicalComposefsRS, v)
+}
+
 // writeImage returns the function that writes t's image in the format the
 // options select.
 func (o Options) writeImage(t *composefs.Tree) func(io.Writer) error {
@@ -95,7 +108,8 @@ func (o Options) writeImage(t *composefs.Tree) func(io.Writer) error {
 // LayerResult says what happened to one layer.
 type LayerResult struct {
 	DiffID  digest.Digest
-	Reused  bool // applied from its record: the layer was not read
+	Blob    digest.Digest // the layer blob's (compressed) digest
+	Reused  bool          // applied from its record: the layer was not read
 	Entries int
 	// Objects is how many distinct objects the layer's files have.
 	Objects int
@@ -111,6 +125,12 @@ type Result struct {
 	// Stats counts the objects written to, or found in, the store (layers
 	// that were read only).
 	Stats store.StreamStats
+	// BytesRead is how many layer blob bytes were read (fetched, from a
+	// registry).
+	BytesRead int64
+	// Annotations are the manifest's (a sealed image's composefs digest
+	// and signatures among them).
+	Annotations map[string]string
 }
 
 // Processed is how many layers were read (not reused from records).
@@ -175,7 +195,7 @@ func (r *layerRun) layer(i int, st *store.Store, sink objectSink) error {
 		}
 	}
 	r.all = append(r.all, entries)
-	r.layers = append(r.layers, LayerResult{DiffID: diffID, Reused: reused, Entries: len(entries), Objects: len(objs)})
+	r.layers = append(r.layers, LayerResult{DiffID: diffID, Blob: r.img.Manifest.Layers[i].Digest, Reused: reused, Entries: len(entries), Objects: len(objs)})
 	if reused {
 		r.logf("%s: already imported (%d entries, %d objects)", what, len(entries), len(objs))
 	} else {
@@ -235,6 +255,9 @@ func ImportLayout(st *store.Store, l *Layout, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if res, ok := unchanged(st, ref, l, img, opts); ok {
+		return res, nil
+	}
 	si, err := st.BeginStream()
 	if err != nil {
 		return nil, err
@@ -265,7 +288,7 @@ func ImportLayout(st *store.Store, l *Layout, opts Options) (*Result, error) {
 	if err := si.Commit(d); err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
-	res := &Result{Ref: ref, Digest: d, Manifest: img.ManifestDescriptor().Digest, Layers: r.layers, Stats: si.Stats()}
+	res := &Result{Ref: ref, Digest: d, Manifest: img.ManifestDescriptor().Digest, Layers: r.layers, Stats: si.Stats(), BytesRead: l.read, Annotations: img.Manifest.Annotations}
 	// Records only once their objects are durable (Commit's syncfs): a
 	// record is trusted to mean "these objects are in the store".
 	for i, entries := range r.fresh {
@@ -283,10 +306,68 @@ func ImportLayout(st *store.Store, l *Layout, opts Options) (*Result, error) {
 	return res, nil
 }
 
+// unchanged finds a re-pull with nothing to do: the registry reference's
+// ref names an image the store still has, made with the same rules from
+// every layer of the manifest the registry serves now (provenance names
+// the repository pinned to the manifest digest, so the same manifest means
+// the same image). Then nothing is read or written. Only for registries:
+// a layout on disk is named by path, and its content may change.
+func unchanged(st *store.Store, ref Ref, l *Layout, img *Image, opts Options) (*Result, bool) {
+	if ref.Transport != TransportDocker {
+		return nil, false
+	}
+	name := opts.RefName
+	if name == "" {
+		name = refName(ref, img)
+	}
+	refs, err := st.Refs()
+	if err != nil {
+		return nil, false
+	}
+	d, ok := refs[name]
+	if !ok {
+		return nil, false
+	}
+	if _, err := st.ImagePath(d); err != nil {
+		return nil, false
+	}
+	srcs, err := st.Provenance(d)
+	if err != nil {
+		return nil, false
+	}
+	loc, rules := l.location(), opts.rules()
+	found := map[string]bool{}
+	for _, s := range srcs {
+		if s.Kind == store.SourceOCILayer && s.Layout == loc && s.Canonical == rules {
+			found[s.Blob+" "+s.Ref] = true
+		}
+	}
+	res := &Result{Ref: ref, Digest: d, Manifest: img.ManifestDescriptor().Digest, RefName: name, Annotations: img.Manifest.Annotations}
+	for i, desc := range img.Manifest.Layers {
+		diffID := img.Config.RootFS.DiffIDs[i]
+		if !found[desc.Digest.String()+" "+diffID.String()] {
+			return nil, false
+		}
+		res.Layers = append(res.Layers, LayerResult{DiffID: diffID, Blob: desc.Digest, Reused: true})
+	}
+	if opts.Log != nil {
+		fmt.Fprintf(opts.Log, "%s: manifest %s imported before as image %s: nothing to fetch\n", ref, res.Manifest, d)
+	}
+	return res, true
+}
+
 // refName is the store ref of an imported image: the layout reference,
 // with the image's name when none was given and the index names it; for a
 // reference too long for a ref file name, "oci@" and the manifest digest.
+// A registry image is kept as its reference, "docker://REF", as given.
 func refName(ref Ref, img *Image) string {
+	// refs: see #17 item 5 (a docker:// import is kept as an oci: one is).
+	if ref.Transport == TransportDocker {
+		if name := ref.String(); len(url.PathEscape(name)) <= maxRefName {
+			return name
+		}
+		return "docker@" + img.ManifestDescriptor().Digest.String()
+	}
 	if ref.Tag == "" && img.Name != "" {
 		ref.Tag = img.Name
 	}
@@ -323,10 +404,12 @@ func (r *layerRun) provenance(t *composefs.Tree) []store.Source {
 		}
 		slices.Sort(objs)
 		srcs = append(srcs, store.Source{
-			Kind:    store.SourceOCILayer,
-			Ref:     r.img.Config.RootFS.DiffIDs[i].String(),
-			Layout:  r.l.ref.String(),
-			Objects: objs,
+			Kind:      store.SourceOCILayer,
+			Ref:       r.img.Config.RootFS.DiffIDs[i].String(),
+			Layout:    r.l.location(),
+			Blob:      r.img.Manifest.Layers[i].Digest.String(),
+			Canonical: r.opts.rules(),
+			Objects:   objs,
 		})
 	}
 	return srcs

@@ -120,6 +120,7 @@ func (l *Layout) walkLayer(img *Image, i int, fn func(e entry, content io.Reader
 		return err
 	}
 	defer b.Close()
+	defer func() { l.read += b.n }()
 	if err := walkTar(b, comp, img.Config.RootFS.DiffIDs[i], b.name, fn); err != nil {
 		if verr := b.Verify(); verr != nil {
 			return verr
@@ -153,8 +154,12 @@ func walkTar(r io.Reader, comp string, diffID digest.Digest, name string, fn fun
 		return fmt.Errorf("%s: %w: diff_id algorithm %q", name, ErrUnsupported, diffID.Algorithm())
 	}
 	dh := diffID.Algorithm().Hash()
-	tee := io.TeeReader(dec, dh)
-	tr := tar.NewReader(tee)
+	// Decompression and both digests (the blob's, in r, and the
+	// diff_id's) run ahead in their own goroutine; stopped (and waited
+	// for) before walkTar returns, so that the caller may read r again.
+	ahead := newReadAhead(io.TeeReader(dec, dh))
+	defer ahead.stop()
+	tr := tar.NewReader(ahead)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -176,7 +181,7 @@ func walkTar(r io.Reader, comp string, diffID digest.Digest, name string, fn fun
 	}
 	// The end-of-archive blocks and any padding after them are part of the
 	// uncompressed stream the diff_id covers.
-	if _, err := io.Copy(io.Discard, tee); err != nil {
+	if _, err := io.Copy(io.Discard, ahead); err != nil {
 		return fmt.Errorf("%s: reading to the end: %w", name, err)
 	}
 	if got := digest.NewDigest(diffID.Algorithm(), dh); got != diffID {

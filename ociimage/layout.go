@@ -29,8 +29,9 @@ import (
 
 // Errors, matched with errors.Is; messages name the layout and the blob.
 var (
-	// ErrBadReference: not "oci:DIR[:TAG]" or "oci-archive:FILE[:TAG]".
-	ErrBadReference = errors.New("invalid OCI layout reference (want oci:DIR[:TAG] or oci-archive:FILE[:TAG])")
+	// ErrBadReference: not "oci:DIR[:TAG]", "oci-archive:FILE[:TAG]" or
+	// "docker://REF".
+	ErrBadReference = errors.New("invalid OCI image reference (want oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://REF)")
 	// ErrInvalidLayout: the layout's files are not what the OCI image
 	// layout specification describes.
 	ErrInvalidLayout = errors.New("invalid OCI image layout")
@@ -52,6 +53,11 @@ const (
 	// TransportContainerd names images read from containerd's content
 	// store (OpenBlobs), "containerd:NAME", in messages and provenance.
 	TransportContainerd = "containerd"
+	// TransportDocker is a registry (docker://HOST/REPO[:TAG][@DIGEST], as
+	// skopeo and podman write it); it is read through the opener
+	// RegisterTransport installed (package ociimage/registry), so that
+	// this package links no registry client.
+	TransportDocker = "docker"
 )
 
 // Ref names an image in an OCI layout: Transport:Path[:Tag]. As with
@@ -64,15 +70,26 @@ type Ref struct {
 	Tag       string // "" = the layout's only image
 }
 
-// IsRef reports whether s names an OCI layout rather than a directory
-// tree (it starts with "oci:" or "oci-archive:").
+// IsRef reports whether s names an OCI image rather than a directory
+// tree (it starts with "oci:", "oci-archive:" or "docker://").
 func IsRef(s string) bool {
-	return strings.HasPrefix(s, TransportDir+":") || strings.HasPrefix(s, TransportArchive+":")
+	return strings.HasPrefix(s, TransportDir+":") || strings.HasPrefix(s, TransportArchive+":") || IsRegistryRef(s)
 }
 
-// ParseRef parses "oci:DIR[:TAG]" or "oci-archive:FILE[:TAG]"; a relative
-// path is made absolute.
+// IsRegistryRef reports whether s names an image in a registry
+// ("docker://REF").
+func IsRegistryRef(s string) bool { return strings.HasPrefix(s, TransportDocker+"://") }
+
+// ParseRef parses "oci:DIR[:TAG]" or "oci-archive:FILE[:TAG]" (a relative
+// path is made absolute) or "docker://REF" (Path is REF as given: the
+// registry opener parses and normalizes it).
 func ParseRef(s string) (Ref, error) {
+	if name, ok := strings.CutPrefix(s, TransportDocker+"://"); ok {
+		if name == "" {
+			return Ref{}, fmt.Errorf("%w: %q names no image", ErrBadReference, s)
+		}
+		return Ref{Transport: TransportDocker, Path: name}, nil
+	}
 	transport, rest, ok := strings.Cut(s, ":")
 	if !ok || (transport != TransportDir && transport != TransportArchive) {
 		return Ref{}, fmt.Errorf("%w: %q", ErrBadReference, s)
@@ -90,6 +107,9 @@ func ParseRef(s string) (Ref, error) {
 
 // String is the reference in its canonical form, with the absolute path.
 func (r Ref) String() string {
+	if r.Transport == TransportDocker {
+		return TransportDocker + "://" + r.Path
+	}
 	s := r.Transport + ":" + r.Path
 	if r.Tag != "" {
 		s += ":" + r.Tag
@@ -124,6 +144,18 @@ func (d dirSource) close() error { return nil }
 type Layout struct {
 	ref Ref
 	src blobSource
+	// read counts the layer blob bytes read (for import summaries).
+	read int64
+}
+
+// location is where the layout's layers are read again: the reference,
+// or for a registry the reference pinned to the manifest's digest (a tag
+// may move on).
+func (l *Layout) location() string {
+	if r, ok := l.src.(*remoteSource); ok {
+		return r.pinned()
+	}
+	return l.ref.String()
 }
 
 // Open opens the layout ref names and checks its oci-layout file.
@@ -143,6 +175,12 @@ func Open(ref Ref) (*Layout, error) {
 		src, err := openArchive(ref.Path)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", ref, err)
+		}
+		l.src = src
+	case TransportDocker:
+		src, err := openRemote(ref)
+		if err != nil {
+			return nil, err
 		}
 		l.src = src
 	default:
@@ -213,7 +251,12 @@ func (l *Layout) openBlob(desc v1.Descriptor, what string) (*blobReader, error) 
 	if desc.Size < 0 {
 		return nil, fmt.Errorf("%s: %w: %s %s: negative size %d", l.ref, ErrInvalidLayout, what, desc.Digest, desc.Size)
 	}
-	f, err := l.src.open(name)
+	var f io.ReadCloser
+	if r, ok := l.src.(*remoteSource); ok {
+		f, err = r.openBlob(desc)
+	} else {
+		f, err = l.src.open(name)
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s: %w: %s blob %s is missing", l.ref, ErrInvalidLayout, what, desc.Digest)

@@ -30,7 +30,10 @@ func TestParseRef(t *testing.T) {
 		{in: "oci:rel", want: Ref{TransportDir, filepath.Join(wd, "rel"), ""}},
 		{in: "oci-archive:/srv/img.tar:v2", want: Ref{TransportArchive, "/srv/img.tar", "v2"}},
 		{in: "oci:", err: true},
-		{in: "docker://busybox", err: true},
+		{in: "docker://busybox", want: Ref{TransportDocker, "busybox", ""}},
+		{in: "docker://127.0.0.1:5000/a/b:v1", want: Ref{TransportDocker, "127.0.0.1:5000/a/b:v1", ""}},
+		{in: "docker://", err: true},
+		{in: "docker:busybox", err: true},
 		{in: "/srv/img", err: true},
 	} {
 		got, err := ParseRef(c.in)
@@ -40,6 +43,9 @@ func TestParseRef(t *testing.T) {
 		if err != nil && !errors.Is(err, ErrBadReference) {
 			t.Errorf("ParseRef(%q): %v is not ErrBadReference", c.in, err)
 		}
+	}
+	if s := (Ref{TransportDocker, "h:5000/img:v1", ""}).String(); s != "docker://h:5000/img:v1" {
+		t.Errorf("String() = %q", s)
 	}
 	if s := (Ref{TransportDir, "/srv/img", "a:b"}).String(); s != "oci:/srv/img:a:b" {
 		t.Errorf("String() = %q", s)

@@ -22,6 +22,8 @@ func plainFile(data []byte) (File, bool) {
 			dst = &pf.Unsigned
 		case "sigstore_helper":
 			dst = &pf.Helper
+		case "revoked":
+			dst = &pf.Revoked
 		default:
 			return pf, false
 		}
@@ -63,8 +65,16 @@ func plainSigner(t plaintoml.Table) (SignerFile, bool) {
 	strings := map[string]*string{
 		"name": &s.Name, "certificates": &s.Certificates, "ca": &s.CA, "public_key": &s.PublicKey, "trusted_root": &s.TrustedRoot,
 		"oidc_issuer": &s.OIDCIssuer, "oidc_issuer_regexp": &s.OIDCIssuerRegexp, "subject": &s.Subject, "subject_regexp": &s.SubjectRegexp,
+		"not_after": &s.NotAfter, "max_age": &s.MaxAge,
 	}
 	for k, v := range t {
+		if k == "scopes" {
+			var ok bool
+			if s.Scopes, ok = v.([]string); !ok {
+				return s, false
+			}
+			continue
+		}
 		if dst, ok := strings[k]; ok {
 			if *dst, ok = v.(string); !ok {
 				return s, false

@@ -34,6 +34,9 @@ var plainPolicyCases = []testutil.FastPathCase{
 	{Input: "enforcement = 'measure'\nsigstore_helper = '/h'\n[[signer]]\nname = 'a'\ntrusted_root = '/r'\noidc_issuer = 'i'\nsubject_regexp = '.*'\nct_log_threshold = 0\ntlog_threshold = 2\n[[signer]]\nname = 'b'\ncertificates = '/c'\nca = '/ca'\n", Fast: true},
 	{Input: "[[allow_unsigned]]\nname = \"containerd-sandbox\"\nannotations = { \"io.kubernetes.cri.container-type\" = \"sandbox\" }\nignore_digest = true\n[[allow_unsigned]]\nname = 'x'\nannotations = {}\n", Fast: true},
 	{Input: "[[signer]]\n[[allow_unsigned]]\n", Fast: true},
+	{Input: "revoked = '/r.txt'\n[[signer]]\nname = 'a'\npublic_key = '/k'\nscopes = [\"quay.io/a\", '*.example.com']\nnot_after = '2027-01-01'\nmax_age = '30d'\n", Fast: true},
+	{Input: "[[signer]]\nscopes = []\n", Fast: true},
+	{Input: "[[signer]]\nscopes = [\n  'a', # x\n  'b',\n]\n", Fast: true},
 	// Declined: go-toml decides.
 	{Input: "unsigned = 1", Fast: false},
 	{Input: "signer = 'x'", Fast: false},
@@ -44,6 +47,10 @@ var plainPolicyCases = []testutil.FastPathCase{
 	{Input: "[[allow_unsigned]]\nignore_digest = 'yes'", Fast: false},
 	{Input: "[[allow_unsigned]]\n[allow_unsigned.annotations]\na = 'b'", Fast: false},
 	{Input: "[[rule]]", Fast: false},
+	{Input: "[[signer]]\nscopes = ['a', 1]", Fast: false},
+	{Input: "[[signer]]\nscopes = 'a'", Fast: false},
+	{Input: "[[signer]]\nnot_after = 2027-01-01", Fast: false},
+	{Input: "revoked = ['/r']", Fast: false},
 	{Input: "[[signer]]\nname = 'a'\nname = 'b'", Fast: false},
 }
 

@@ -15,9 +15,11 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
+	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 )
 
@@ -109,6 +111,15 @@ type Signer struct {
 	// certificate must carry; TLogThreshold how many transparency log
 	// entries the bundle must prove (0 = none required).
 	CTLogThreshold, TLogThreshold int
+
+	// Scopes limits the image references the signer may vouch for
+	// (containers-policy.json's docker scopes; empty: any image).
+	Scopes []string
+	// NotAfter: the signer is not trusted from then on (zero: never
+	// expires). MaxAge: a signature older than that is refused, and so is
+	// one that proves no signing time (zero: no limit).
+	NotAfter time.Time
+	MaxAge   time.Duration
 }
 
 // Policy is a loaded, validated trust policy.
@@ -123,6 +134,8 @@ type Policy struct {
 	SigstoreHelper string
 	Signers        []Signer
 	Rules          []UnsignedRule
+	// Revoked is the revocation list file ("" = none; see attest).
+	Revoked string
 
 	data []byte // the file, for ErrAt's line numbers
 }
@@ -183,23 +196,27 @@ type File struct {
 	Enforcement   string       `toml:"enforcement"`
 	Unsigned      string       `toml:"unsigned"`
 	Helper        string       `toml:"sigstore_helper"`
+	Revoked       string       `toml:"revoked"`
 	Signers       []SignerFile `toml:"signer"`
 	AllowUnsigned []RuleFile   `toml:"allow_unsigned"`
 }
 
 // SignerFile is one [[signer]] table.
 type SignerFile struct {
-	Name             string `toml:"name"`
-	Certificates     string `toml:"certificates"`
-	CA               string `toml:"ca"`
-	PublicKey        string `toml:"public_key"`
-	TrustedRoot      string `toml:"trusted_root"`
-	OIDCIssuer       string `toml:"oidc_issuer"`
-	OIDCIssuerRegexp string `toml:"oidc_issuer_regexp"`
-	Subject          string `toml:"subject"`
-	SubjectRegexp    string `toml:"subject_regexp"`
-	CTLogThreshold   *int   `toml:"ct_log_threshold"`
-	TLogThreshold    *int   `toml:"tlog_threshold"`
+	Name             string   `toml:"name"`
+	Certificates     string   `toml:"certificates"`
+	CA               string   `toml:"ca"`
+	PublicKey        string   `toml:"public_key"`
+	TrustedRoot      string   `toml:"trusted_root"`
+	OIDCIssuer       string   `toml:"oidc_issuer"`
+	OIDCIssuerRegexp string   `toml:"oidc_issuer_regexp"`
+	Subject          string   `toml:"subject"`
+	SubjectRegexp    string   `toml:"subject_regexp"`
+	CTLogThreshold   *int     `toml:"ct_log_threshold"`
+	TLogThreshold    *int     `toml:"tlog_threshold"`
+	Scopes           []string `toml:"scopes"`
+	NotAfter         string   `toml:"not_after"`
+	MaxAge           string   `toml:"max_age"`
 }
 
 // RuleFile is one [[allow_unsigned]] table.
@@ -419,6 +436,12 @@ func (l *loader) build(pf File) (*Policy, error) {
 		}
 		p.SigstoreHelper = pf.Helper
 	}
+	if pf.Revoked != "" {
+		if !filepath.IsAbs(pf.Revoked) {
+			return nil, l.errAt("", -1, "revoked", "%q is not an absolute path", pf.Revoked)
+		}
+		p.Revoked = pf.Revoked
+	}
 	switch Enforcement(pf.Enforcement) {
 	case "":
 	case EnforceRequire, EnforceMeasure, EnforceUserspace:
@@ -506,6 +529,26 @@ func (l *loader) signer(i int, sf SignerFile) (Signer, error) {
 		return Signer{}, at("name", "signer %q has no trust material: set one of certificates, ca, public_key, trusted_root", sf.Name)
 	case len(kinds) > 1:
 		return Signer{}, at(kinds[1], "signer %q sets %s: set only one of certificates (optionally with ca), public_key, trusted_root", sf.Name, strings.Join(kinds, " and "))
+	}
+	for j, sc := range sf.Scopes {
+		if err := imageref.CheckScope(sc); err != nil {
+			return Signer{}, at("scopes", "scope %d: %v", j+1, err)
+		}
+		s.Scopes = append(s.Scopes, sc)
+	}
+	if sf.NotAfter != "" {
+		t, err := parseDate(sf.NotAfter)
+		if err != nil {
+			return Signer{}, at("not_after", "%v", err)
+		}
+		s.NotAfter = t
+	}
+	if sf.MaxAge != "" {
+		d, err := parseAge(sf.MaxAge)
+		if err != nil {
+			return Signer{}, at("max_age", "%v", err)
+		}
+		s.MaxAge = d
 	}
 	sigstoreKeys := map[string]bool{"oidc_issuer": sf.OIDCIssuer != "", "oidc_issuer_regexp": sf.OIDCIssuerRegexp != "", "subject": sf.Subject != "", "subject_regexp": sf.SubjectRegexp != "", "ct_log_threshold": sf.CTLogThreshold != nil, "tlog_threshold": sf.TLogThreshold != nil}
 	if sf.TrustedRoot == "" {
@@ -596,4 +639,38 @@ func lineOf(data []byte, table string, index int, key string) int {
 		}
 	}
 	return header
+}
+
+// parseDate reads not_after: a date (YYYY-MM-DD, meaning its start, UTC)
+// or an RFC 3339 time.
+func parseDate(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither a date (2027-01-31) nor an RFC 3339 time (2027-01-31T12:00:00Z)", s)
+}
+
+// parseAge reads max_age: a Go duration ("720h", "90m") or a number of
+// days ("30d"), positive.
+func parseAge(s string) (time.Duration, error) {
+	var d time.Duration
+	if n, ok := strings.CutSuffix(s, "d"); ok && n != "" && strings.Trim(n, "0123456789") == "" && len(n) <= 5 {
+		days := 0
+		for _, c := range n {
+			days = days*10 + int(c-'0')
+		}
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("%q is neither a duration (720h) nor a number of days (30d)", s)
+		}
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%q is not a positive age", s)
+	}
+	return d, nil
 }

@@ -74,7 +74,7 @@ func Handle(req *helperproto.Request) (resp helperproto.Response) {
 			res := helperproto.Result{Name: s.Name}
 			sg, perr := newSigner(s)
 			if perr == nil {
-				res.Detail, perr = sg.verify(b, req.Message)
+				res.Detail, res.SignedAt, perr = sg.verify(b, req.Message)
 			}
 			res.OK, res.Error = perr == nil, perr
 			resp.Results = append(resp.Results, res)
@@ -152,18 +152,26 @@ func newSigner(s helperproto.Signer) (*signer, *helperproto.Error) {
 // offline: certificate chain to the trusted root's Fulcio CA, SCTs,
 // transparency log inclusion proof or signed entry timestamp, observer
 // timestamps, identity, and the signature over msg.
-func (sg *signer) verify(b *bundle.Bundle, msg []byte) (string, *helperproto.Error) {
+func (sg *signer) verify(b *bundle.Bundle, msg []byte) (string, int64, *helperproto.Error) {
 	res, err := sg.verifier.Verify(b, verify.NewPolicy(verify.WithArtifact(bytes.NewReader(msg)), verify.WithCertificateIdentity(sg.identity)))
 	if err == nil {
 		who := ""
 		if res.Signature != nil && res.Signature.Certificate != nil {
 			who = fmt.Sprintf("identity %q issued by %q", res.Signature.Certificate.SubjectAlternativeName, res.Signature.Certificate.Issuer)
 		}
-		return who, nil
+		// The signing time a max_age is checked against: the earliest
+		// time the verifier proved (log integration or timestamp).
+		var at int64
+		for _, ts := range res.VerifiedTimestamps {
+			if u := ts.Timestamp.Unix(); u > 0 && (at == 0 || u < at) {
+				at = u
+			}
+		}
+		return who, at, nil
 	}
 	var idErr *verify.ErrNoMatchingCertificateIdentity
 	if errors.As(err, &idErr) {
-		return "", &helperproto.Error{Kind: helperproto.KindUntrusted,
+		return "", 0, &helperproto.Error{Kind: helperproto.KindUntrusted,
 			Message: fmt.Sprintf("signer %q: sigstore certificate identity not allowed: %s", sg.name, oneLine(lastErr(idErr)))}
 	}
 	// Tell "trusted, but over another artifact" from "not trusted at all":
@@ -171,10 +179,10 @@ func (sg *signer) verify(b *bundle.Bundle, msg []byte) (string, *helperproto.Err
 	// that passes, only the artifact was wrong.
 	claimed := b.GetMessageSignature().GetMessageDigest().GetDigest()
 	if _, err2 := sg.verifier.Verify(b, verify.NewPolicy(verify.WithArtifactDigest("sha256", claimed), verify.WithCertificateIdentity(sg.identity))); err2 == nil {
-		return "", &helperproto.Error{Kind: helperproto.KindBadSignature,
+		return "", 0, &helperproto.Error{Kind: helperproto.KindBadSignature,
 			Message: fmt.Sprintf("sigstore bundle from a trusted identity (signer %q) does not sign this digest: %s", sg.name, oneLine(err))}
 	}
-	return "", &helperproto.Error{Kind: helperproto.KindUntrusted,
+	return "", 0, &helperproto.Error{Kind: helperproto.KindUntrusted,
 		Message: fmt.Sprintf("signer %q: sigstore bundle does not verify against the trusted root: %s", sg.name, oneLine(err))}
 }
 

@@ -75,22 +75,26 @@ object, a bad argument).
 
 --repair restores each missing or corrupt object from a file with the same
 fs-verity digest, found in the --source(s): a directory tree, a tar archive
-(plain, gzip or bzip2) or an OCI image (oci:DIR[:NAME], oci-archive:FILE[:NAME]:
-all its layers). Without --source it reads the sources the import recorded
-and only those: the tree an image was imported from, or the layers its
-objects came from (it says which layers of which layout it needs). Each object is written
+(plain, gzip or bzip2) or an OCI image (oci:DIR[:NAME], oci-archive:FILE[:NAME],
+docker://REF: all its layers). Without --source it reads the sources the import
+recorded and only those: the tree an image was imported from, or the layers its
+objects came from (it says which layers of which layout it needs); for an image
+imported from a registry, only the layer blobs holding damaged or missing objects
+are fetched again from its repository, pinned to the manifest it was imported
+from, each checked against its digest (--authfile, --cert-dir, --tls-verify and
+--registries-conf as for import). Each object is written
 to a temporary file, verified, and renamed into place; nothing else in the
 store is written. Objects without fs-verity get it enabled in place. The
 images are then checked again and the exit status says what is left.`,
-	Flags: []cli.Flag{
+	Flags: append([]cli.Flag{
 		storeFlag(),
 		&cli.BoolFlag{Name: "all", Usage: "check every image of the store"},
 		&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 		&cli.BoolFlag{Name: "userspace", Usage: "hash every object in userspace, also where the kernel could measure it"},
 		&cli.IntFlag{Name: "threads", Usage: "objects checked in parallel", DefaultText: "the number of CPUs"},
 		&cli.BoolFlag{Name: "repair", Usage: "restore missing and corrupt objects (from --source, else from the recorded sources)"},
-		&cli.StringSliceFlag{Name: "source", Usage: "where repair finds objects: a directory `TREE`, a TAR file, oci:DIR[:NAME] or oci-archive:FILE[:NAME] (repeatable)"},
-	},
+		&cli.StringSliceFlag{Name: "source", Usage: "where repair finds objects: a directory `TREE`, a TAR file, oci:DIR[:NAME], oci-archive:FILE[:NAME] or docker://REF (repeatable)"},
+	}, registryFlags()...),
 	Action: fsckAction,
 }
 
@@ -100,6 +104,10 @@ type fsckOutput struct {
 	// Repair is set with --repair when something needed repair; Images
 	// are then the state after it.
 	Repair *fsckRepair `json:"repair,omitempty"`
+	// Revoked maps each checked image the policy's revocation list
+	// revokes to the line that does (create refuses it; not damage, so
+	// the exit status does not change).
+	Revoked map[string]string `json:"revoked,omitempty"`
 }
 
 type fsckRepair struct {
@@ -132,6 +140,13 @@ func fsckAction(c *cli.Context) error {
 			return cli.Exit("fsck: "+err.Error(), fsckExitError)
 		}
 	}
+	revoked, err := revokedImages(cfg, digests)
+	if err != nil {
+		return cli.Exit("fsck: "+err.Error(), fsckExitError)
+	}
+	if c.Bool("repair") {
+		setupRegistry(c, c.App.ErrWriter)
+	}
 	// Sources are opened before anything is checked: a typo fails fast.
 	var sources []store.ObjectSource
 	for _, arg := range c.StringSlice("source") {
@@ -162,6 +177,9 @@ func fsckAction(c *cli.Context) error {
 		return cli.Exit("fsck: "+err.Error(), fsckExitError)
 	}
 	out := fsckOutput{Images: reports}
+	if len(revoked) > 0 {
+		out.Revoked = revoked
+	}
 	if c.Bool("repair") {
 		if out.Repair, err = fsckRepairImages(ctx, c, cfg, s, reports, sources); err != nil {
 			return cli.Exit("fsck: "+err.Error(), fsckExitError)
@@ -221,7 +239,7 @@ func hexDigest(d string) (string, error) {
 // openSourceArg opens a --source: an OCI image (all its layers), a
 // directory tree or a tar file.
 func openSourceArg(arg string) (store.ObjectSource, error) {
-	if strings.HasPrefix(arg, "oci:") || strings.HasPrefix(arg, "oci-archive:") {
+	if ociimage.IsRef(arg) {
 		return ociSources(arg, nil)
 	}
 	fi, err := os.Stat(arg)
@@ -312,9 +330,21 @@ func planSources(errw io.Writer, cfg config.Config, plan store.RepairPlan, rep *
 		}
 		sources = append(sources, src)
 	}
+	// The engine's store first: local, where create imported from, and
+	// read before any registry.
+	fromEngine := func(layout string) bool { return strings.HasPrefix(layout, ociimage.TransportContainerd+":") }
+	slices.SortStableFunc(order, func(a, b string) int {
+		switch {
+		case fromEngine(a) && !fromEngine(b):
+			return -1
+		case fromEngine(b) && !fromEngine(a):
+			return 1
+		}
+		return 0
+	})
 	for _, layout := range order {
 		open := ociSources
-		if strings.HasPrefix(layout, ociimage.TransportContainerd+":") {
+		if fromEngine(layout) {
 			// The engine's store, where create imported the image from.
 			open = func(layout string, layers []string) (store.ObjectSource, error) {
 				return containerdSource(cfg, layout, layers)
@@ -333,6 +363,9 @@ func planSources(errw io.Writer, cfg config.Config, plan store.RepairPlan, rep *
 // printFsck writes the text report: one line per image, one per problem.
 func printFsck(w io.Writer, out fsckOutput) {
 	for _, r := range out.Images {
+		if why, ok := out.Revoked[r.Image]; ok {
+			fmt.Fprintf(w, "%s: REVOKED: %s\n", r.Image, why)
+		}
 		switch r.Status {
 		case store.FsckClean:
 			fmt.Fprintf(w, "%s: clean (%d objects, %s)\n", r.Image, r.Objects, humanSize(r.Bytes))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -51,7 +52,8 @@ func TestHookCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	logFile := filepath.Join(f.dir, "cfs-runtime.log")
-	cfg := sigWriteFile(t, filepath.Join(f.dir, "config.toml"), fmt.Sprintf("policy = %q\nlog_file = %q\n", f.policy, logFile))
+	auditFile := filepath.Join(f.dir, "audit.jsonl")
+	cfg := sigWriteFile(t, filepath.Join(f.dir, "config.toml"), fmt.Sprintf("policy = %q\nlog_file = %q\naudit_file = %q\n", f.policy, logFile, auditFile))
 	t.Setenv("CFS_RUNTIME_CONFIG", cfg)
 	state := fmt.Sprintf(`{"ociVersion":"1.0.2-dev","id":"c1","status":"creating","pid":1,"bundle":%q}`, bundle)
 	config := func(annotations string) {
@@ -86,6 +88,25 @@ func TestHookCommand(t *testing.T) {
 	if code != 1 || !strings.HasPrefix(err.Error(), "container c1: no composefs digest: ") {
 		t.Errorf("unsigned: exit %d: %v", code, err)
 	}
+	// Each decision of hook mode is in the audit trail, once.
+	audit, err := os.ReadFile(auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decisions []string
+	for _, l := range strings.Split(strings.TrimSpace(string(audit)), "\n") {
+		var ev struct {
+			Decision    string `json:"decision"`
+			ContainerID string `json:"container_id"`
+		}
+		if err := json.Unmarshal([]byte(l), &ev); err != nil || ev.ContainerID != "c1" {
+			t.Fatalf("audit line %q: %v", l, err)
+		}
+		decisions = append(decisions, ev.Decision)
+	}
+	if got := strings.Join(decisions, " "); got != "deny deny unsigned-allowed deny" {
+		t.Errorf("audit decisions %q", got)
+	}
 	data, err := os.ReadFile(logFile)
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +128,7 @@ func TestHookCommand(t *testing.T) {
 		t.Errorf("empty stdin: exit %d: %v", code, err)
 	}
 	// the same missing-policy refusal as create
-	sigWriteFile(t, cfg, fmt.Sprintf("policy = %q\n", filepath.Join(f.dir, "none.toml")))
+	sigWriteFile(t, cfg, fmt.Sprintf("policy = %q\naudit_file = %q\n", filepath.Join(f.dir, "none.toml"), auditFile))
 	code, err = runHook(t, state, "hook", "createRuntime")
 	if code != 1 || !strings.HasPrefix(err.Error(), "no trust policy: "+filepath.Join(f.dir, "none.toml")+" does not exist; every container is refused") {
 		t.Errorf("no policy: exit %d: %v", code, err)

@@ -95,10 +95,21 @@ func imagesAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("images: %w", err)
 	}
+	digests := make([]string, len(infos))
+	for i, info := range infos {
+		digests[i] = info.Digest
+	}
+	revoked, err := revokedImages(cfg, digests)
+	if err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
 	type row struct {
 		store.ImageInfo
 		Containers []string `json:"containers"`
 		InUse      bool     `json:"inUse"`
+		// Revoked says which line of the policy's revocation list
+		// revokes the image (create refuses it).
+		Revoked string `json:"revoked,omitempty"`
 	}
 	rows := make([]row, 0, len(infos))
 	for _, info := range infos {
@@ -106,7 +117,7 @@ func imagesAction(c *cli.Context) error {
 		if ids == nil {
 			ids = []string{}
 		}
-		rows = append(rows, row{ImageInfo: info, Containers: ids, InUse: len(ids) > 0})
+		rows = append(rows, row{ImageInfo: info, Containers: ids, InUse: len(ids) > 0, Revoked: revoked[info.Digest]})
 	}
 	if c.Bool("json") {
 		enc := json.NewEncoder(c.App.Writer)
@@ -114,7 +125,12 @@ func imagesAction(c *cli.Context) error {
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "DIGEST\tSIZE\tOBJECTS\tREFS\tIN USE")
+	// The REVOKED column only when an image is revoked.
+	header, revCol := "DIGEST\tSIZE\tOBJECTS\tREFS\tSEALED\tIN USE", len(revoked) > 0
+	if revCol {
+		header += "\tREVOKED"
+	}
+	fmt.Fprintln(tw, header)
 	for _, r := range rows {
 		use := "no"
 		if r.InUse {
@@ -128,7 +144,11 @@ func imagesAction(c *cli.Context) error {
 		if r.Error != "" {
 			objs = "? (" + r.Error + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Digest, humanSize(r.Size), objs, refs, use)
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", r.Digest, humanSize(r.Size), objs, refs, sealColumn(r.Seal), use)
+		if revCol {
+			line += "\t" + cmp.Or(r.Revoked, "-")
+		}
+		fmt.Fprintln(tw, line)
 	}
 	return tw.Flush()
 }
@@ -228,4 +248,19 @@ func containersByImage(stateDir string, s *store.Store) (map[string][]string, er
 		}
 	}
 	return users, nil
+}
+
+// sealColumn says whether the image came from a sealed manifest and, when
+// the policy verified it at import, by which signer and key (the key
+// fingerprint's first 12 hex digits, as image ids are shortened).
+func sealColumn(seal *store.Seal) string {
+	switch {
+	case seal == nil:
+		return "-"
+	case !seal.Verified:
+		return "yes (not verified)"
+	case seal.KeyID != "":
+		return fmt.Sprintf("%s (key %.12s)", seal.Signer, seal.KeyID)
+	}
+	return seal.Signer
 }

@@ -26,7 +26,7 @@ func TestImagesCommand(t *testing.T) {
 	if err != nil || len(lines) != 2 {
 		t.Fatalf("images: %v\n%s", err, out)
 	}
-	if f := strings.Fields(lines[0]); strings.Join(f, " ") != "DIGEST SIZE OBJECTS REFS IN USE" {
+	if f := strings.Fields(lines[0]); strings.Join(f, " ") != "DIGEST SIZE OBJECTS REFS SEALED IN USE" {
 		t.Errorf("header %q", lines[0])
 	}
 	fi, err := os.Stat(filepath.Join(e.store, "images", img))
@@ -34,7 +34,7 @@ func TestImagesCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	size := humanSize(fi.Size() + 300 + 5000 + 100000)
-	if f := strings.Fields(lines[1]); strings.Join(f, " ") != img+" "+size+" 3 web:v1 yes (ctr1)" {
+	if f := strings.Fields(lines[1]); strings.Join(f, " ") != img+" "+size+" 3 web:v1 - yes (ctr1)" {
 		t.Errorf("row %q", lines[1])
 	}
 	out, err = runInfo(t, "images", "--json")

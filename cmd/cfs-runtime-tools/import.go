@@ -1,8 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
 
+	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/ociimage"
@@ -15,7 +21,7 @@ import (
 var importCommand = &cli.Command{
 	Name:      "import",
 	Usage:     "put a directory tree or an OCI image into the composefs object store and print its digest",
-	ArgsUsage: "TREE | oci:DIR[:NAME] | oci-archive:FILE[:NAME]",
+	ArgsUsage: "TREE | oci:DIR[:NAME] | oci-archive:FILE[:NAME] | docker://REF",
 	Description: "For a TREE: builds the image mkcomposefs 1.0.8 would build from TREE, copies (or\n" +
 		"reflinks) every file stored outside the image into STORE/objects/XX/YYYY... (named\n" +
 		"by fs-verity digest, verified, fs-verity enabled where the filesystem supports\n" +
@@ -34,6 +40,19 @@ var importCommand = &cli.Command{
 		"kept as the store ref oci:/ABS/DIR:NAME and its provenance (the layers its objects\n" +
 		"came from) is recorded for fsck. --canonical composefs-rs applies composefs-rs'\n" +
 		"OCI rules instead (see cfs-runtime-seal(8)); seal and import must use the same.\n\n" +
+		"For an image in a registry (docker://HOST/REPO[:TAG][@DIGEST], as skopeo and podman\n" +
+		"name it): the manifest (an index: the one for this platform) and config are fetched\n" +
+		"and checked, then each layer not imported before (by diff_id, from any image or\n" +
+		"layout) is streamed from the registry into the store, its blob checked against its\n" +
+		"digest as it arrives; layers imported before are not fetched. Credentials, mirrors\n" +
+		"and insecure registries come from podman's configuration (auth.json or --authfile,\n" +
+		"registries.conf, /etc/containers/certs.d or --cert-dir, --tls-verify=false); see\n" +
+		"docs/registries.md. The image is kept as the store ref docker://REF; its provenance\n" +
+		"names the repository pinned to the manifest digest and every layer blob, which\n" +
+		"fsck --repair fetches again. A progress bar per layer is drawn on a terminal.\n\n" +
+		"--json prints a summary object instead of the digest: digest, source, ref, manifest,\n" +
+		"layers (diff_id, blob, fetched), layers_fetched, layers_skipped, bytes (layer blob\n" +
+		"bytes read), objects_new.\n\n" +
 		"Everything is durable when it returns. Concurrent imports are safe.",
 	Flags:  importFlags(),
 	Action: importAction,
@@ -50,7 +69,9 @@ func importFlags() []cli.Flag {
 			flags = append(flags, f)
 		}
 	}
-	return append(flags, ociFlags()...)
+	flags = append(flags, &cli.BoolFlag{Name: "json", Usage: "print a JSON summary (digest, layers fetched and skipped, bytes, new objects) instead of the digest"})
+	flags = append(flags, ociFlags()...)
+	return append(flags, registryFlags()...)
 }
 
 // ociFlags select the canonicalization of an OCI image (import and seal).
@@ -81,10 +102,17 @@ func ociOptions(c *cli.Context, cmd string) (ociimage.Options, error) {
 
 func importAction(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return cli.Exit("import: want exactly one TREE or oci:DIR[:NAME] argument (usage: cfs-runtime import [--store DIR] [options] TREE|oci:DIR[:NAME]|oci-archive:FILE[:NAME])", 2)
+		return cli.Exit("import: want exactly one TREE, oci:DIR[:NAME] or docker://REF argument (usage: cfs-runtime import [--store DIR] [options] TREE|oci:DIR[:NAME]|oci-archive:FILE[:NAME]|docker://REF)", 2)
 	}
 	arg := c.Args().First()
 	oci := ociimage.IsRef(arg)
+	if !ociimage.IsRegistryRef(arg) {
+		for _, f := range registryFlags() {
+			if n := f.Names()[0]; c.IsSet(n) {
+				return cli.Exit(fmt.Sprintf("import: --%s applies to a registry image (docker://REF)", n), 2)
+			}
+		}
+	}
 	if oci {
 		// The tree options describe a directory scan; an OCI image has
 		// its own rules (--canonical).
@@ -126,31 +154,113 @@ func importAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	var digest string
+	var sum importSummary
 	if oci {
-		digest, err = importOCI(c, s, arg, ociOpts)
+		sum, err = importOCI(c, s, arg, ociOpts)
 	} else {
-		digest, err = s.ImportTree(arg, opts...)
+		sum.Source, _ = filepath.Abs(arg)
+		sum.Digest, err = s.ImportTree(arg, opts...)
 	}
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	_, err = fmt.Fprintln(c.App.Writer, digest)
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		if !oci {
+			// A tree has no layers to count.
+			return enc.Encode(map[string]string{"digest": sum.Digest, "source": sum.Source})
+		}
+		return enc.Encode(sum)
+	}
+	_, err = fmt.Fprintln(c.App.Writer, sum.Digest)
 	return err
 }
 
+// importSummary is what import --json prints.
+type importSummary struct {
+	Digest        string        `json:"digest"`
+	Source        string        `json:"source"`
+	Ref           string        `json:"ref,omitempty"`
+	Manifest      string        `json:"manifest,omitempty"`
+	Layers        []importLayer `json:"layers,omitempty"`
+	LayersFetched int           `json:"layers_fetched"`
+	LayersSkipped int           `json:"layers_skipped"`
+	Bytes         int64         `json:"bytes"`
+	ObjectsNew    int64         `json:"objects_new"`
+}
+
+type importLayer struct {
+	DiffID  string `json:"diff_id"`
+	Blob    string `json:"blob"`
+	Fetched bool   `json:"fetched"`
+}
+
 // importOCI imports an OCI image, reporting each layer on stderr.
-func importOCI(c *cli.Context, s *store.Store, arg string, opts ociimage.Options) (string, error) {
+func importOCI(c *cli.Context, s *store.Store, arg string, opts ociimage.Options) (importSummary, error) {
+	var sum importSummary
 	ref, err := ociimage.ParseRef(arg)
 	if err != nil {
-		return "", err
+		return sum, err
+	}
+	if ref.Transport == ociimage.TransportDocker {
+		setupRegistry(c, c.App.ErrWriter)
 	}
 	opts.Log = c.App.ErrWriter
 	res, err := ociimage.Import(s, ref, opts)
 	if err != nil {
-		return "", err
+		return sum, err
 	}
 	fmt.Fprintf(c.App.ErrWriter, "imported %s (manifest %s) as %s: %d layers, %d read, %d new objects\n",
 		ref, res.Manifest, res.RefName, len(res.Layers), res.Processed(), res.Stats.Created)
-	return res.Digest, nil
+	if err := recordSeal(c, s, res); err != nil {
+		return sum, err
+	}
+	sum = importSummary{Digest: res.Digest, Source: ref.String(), Ref: res.RefName, Manifest: res.Manifest.String(),
+		LayersFetched: res.Processed(), LayersSkipped: len(res.Layers) - res.Processed(), Bytes: res.BytesRead, ObjectsNew: res.Stats.Created}
+	for _, l := range res.Layers {
+		sum.Layers = append(sum.Layers, importLayer{l.DiffID.String(), l.Blob.String(), !l.Reused})
+	}
+	return sum, nil
 }
+
+// recordSeal records, for `images`, the seal of an image imported from a
+// sealed manifest: one whose composefs annotations name the imported
+// image. The trust policy in force (the configuration's) says whether a
+// signature verifies and by which signer; a policy that cannot be loaded
+// leaves the seal recorded as not verified. Annotations naming another
+// digest (sealed with other --canonical rules) are reported, not recorded.
+func recordSeal(c *cli.Context, s *store.Store, res *ociimage.Result) error {
+	a, err := attest.ParseAnnotations(res.Annotations)
+	if err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "cfs-runtime: import: note: the manifest's composefs annotations are not usable: %v\n", err)
+		return nil
+	}
+	if a.Digest == nil {
+		return nil
+	}
+	if a.Digest.Hex() != res.Digest {
+		fmt.Fprintf(c.App.ErrWriter, "cfs-runtime: import: note: the manifest is sealed for composefs digest %s, not the imported %s (sealed with other --canonical rules?)\n", a.Digest.Hex(), res.Digest)
+		return nil
+	}
+	seal := store.Seal{Source: res.Ref.String(), Manifest: res.Manifest.String(), Signatures: []string{}}
+	for k := range a.Signatures {
+		seal.Signatures = append(seal.Signatures, strings.TrimPrefix(k.Suffix(), "."))
+	}
+	slices.Sort(seal.Signatures)
+	if p, err := loadTrustPolicy(c); err != nil {
+		seal.Detail = "not verified: " + err.Error()
+	} else if v, err := attest.Verify(res.Annotations, p); err != nil {
+		seal.Detail = "not verified: " + err.Error()
+	} else if !v.Unsigned {
+		seal.Verified, seal.Signer, seal.Detail = true, v.Signer, v.Detail
+		seal.KeyID = keyIDPattern.FindString(v.Detail)
+	}
+	if err := s.SetSeal(res.Digest, seal); err != nil {
+		return fmt.Errorf("%s: seal: %w", res.Ref, err)
+	}
+	return nil
+}
+
+// keyIDPattern finds the key fingerprint in a verdict's detail.
+var keyIDPattern = regexp.MustCompile(`[0-9a-f]{64}`)

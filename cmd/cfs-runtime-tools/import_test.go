@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -178,5 +179,36 @@ func TestFsckRepairsFromOCILayout(t *testing.T) {
 	}
 	if _, err := os.Stat(obj); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// import --json: a summary for every source; an OCI image's counts its
+// layers, a tree's has no layers to count.
+func TestImportJSON(t *testing.T) {
+	dir := ociLayout(t)
+	store := filepath.Join(t.TempDir(), "store")
+	runSplit(t, "import", "--store", store, "oci:"+dir+":v1")
+	out, errOut, code := runSplit(t, "import", "--store", store, "--json", "oci:"+dir+":v2")
+	if code != 0 {
+		t.Fatalf("import --json: exit %d, %s", code, errOut)
+	}
+	var sum importSummary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	if sum.LayersFetched != 1 || sum.LayersSkipped != 2 || len(sum.Layers) != 3 || sum.Layers[2].Fetched != true ||
+		sum.Source != "oci:"+dir+":v2" || sum.Ref != "oci:"+dir+":v2" || len(sum.Digest) != 64 || sum.Bytes == 0 || sum.ObjectsNew != 1 {
+		t.Errorf("summary %+v", sum)
+	}
+	tree := t.TempDir()
+	os.WriteFile(filepath.Join(tree, "f"), []byte(ot.Body('t', 100)), 0o644)
+	out, _, code = runSplit(t, "import", "--store", store, "--json", tree)
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); code != 0 || err != nil || len(m) != 2 || m["source"] != tree {
+		t.Errorf("tree --json: exit %d, %v: %s", code, err, out)
+	}
+	_, errOut, code = runSplit(t, "import", "--store", store, "--authfile", "x.json", tree)
+	if code != 2 || !strings.Contains(errOut, "import: --authfile applies to a registry image (docker://REF)") {
+		t.Errorf("--authfile with a tree: exit %d, %s", code, errOut)
 	}
 }

@@ -79,7 +79,7 @@ func mainManPage(tools []*cli.Command) string {
 	m.text("Every other global option (--root, --log, --log-format, --debug, --systemd-cgroup, ...) is the real runtime's and is passed to it. " +
 		"--version prints cfs-runtime's version, then the runtime's; --help cfs-runtime's commands, then the runtime's help.")
 	m.section("FILES")
-	m.item(`\fI/etc/cfs\-runtime/config.toml\fR`, "the configuration: runtime, store_dir, state_dir, log_file, log_level, policy. A missing file means the defaults.")
+	m.item(`\fI/etc/cfs\-runtime/config.toml\fR`, "the configuration: runtime, store_dir, state_dir, log_file, log_level, policy, audit_file. A missing file means the defaults.")
 	m.item(`\fI/etc/cfs\-runtime/policy.toml\fR`, "the trust policy: enforcement, unsigned, [[signer]], [[allow_unsigned]]. Must be owned by root and writable by root only; without it every container is refused.")
 	m.item(`\fI/var/lib/cfs\-runtime\fR`, "the store: composefs images (images/DIGEST) and content objects (objects/XX/...).")
 	m.item(`\fI/run/cfs\-runtime/ID\fR`, "the composefs mount and writable layer of container ID, removed when the container is deleted.")

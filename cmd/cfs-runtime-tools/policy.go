@@ -20,7 +20,10 @@ var policyCommand = &cli.Command{
 			"names) loads; 1 with the file, line and key at fault otherwise. The policy is\n" +
 			"refused if a non-root user could change it or anything it relies on. Sigstore\n" +
 			"trusted roots are checked in full by the cfs-runtime-sigstore helper, which\n" +
-			"must be installed next to cfs-runtime (or named by sigstore_helper).",
+			"must be installed next to cfs-runtime (or named by sigstore_helper).\n" +
+			"It prints each signer's scopes, not_after and max_age, the revocation list\n" +
+			"with the signers each entry applies to, and warns (on stderr, exit status 0)\n" +
+			"about a signer without scopes when others have scopes.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "policy", Usage: "trust policy `FILE`", DefaultText: "the configuration's policy, " + attest.DefaultPolicyPath},
 		},
@@ -34,7 +37,15 @@ var policyCommand = &cli.Command{
 			if err != nil {
 				return fmt.Errorf("policy check: %w", err)
 			}
+			// A revocation list that cannot be used refuses every
+			// signed container: as much an error as the policy's.
+			if _, err := p.Revocations(); err != nil {
+				return fmt.Errorf("policy check: %w", err)
+			}
 			p.Describe(c.App.Writer)
+			for _, w := range p.Warnings() {
+				fmt.Fprintf(c.App.ErrWriter, "cfs-runtime: warning: %s\n", w)
+			}
 			return nil
 		},
 	}},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/ociimage"
+	"github.com/cfs-runtime/cfs-runtime/ociimage/registry"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 	"github.com/urfave/cli/v2"
 )
@@ -19,7 +21,7 @@ import (
 var sealCommand = &cli.Command{
 	Name:      "seal",
 	Usage:     "sign an OCI image's composefs digest and write the sealing annotations into its manifest",
-	ArgsUsage: "oci:DIR[:NAME]",
+	ArgsUsage: "oci:DIR[:NAME] | docker://REF",
 	Description: "Reads the image (every blob checked against its digest) and computes the composefs\n" +
 		"digest of its merged layers, as `cfs-runtime import` builds it (no store is needed).\n" +
 		"Signs it as `cfs-runtime sign` does: with --cert a PKCS#7 signature (.sig\n" +
@@ -36,14 +38,19 @@ var sealCommand = &cli.Command{
 		"is the one `cfsctl --hash sha256 oci compute-id` prints (composefs-rs' OCI rules:\n" +
 		"seconds-only mtimes, root metadata from /usr, /run emptied; --erofs-version as\n" +
 		"cfsctl's); the default, oci, keeps the layers' metadata as written and the\n" +
-		"libcomposefs format of every other cfs-runtime digest.",
-	Flags:  append(signFlags("key", "cert", "format"), ociFlags()...),
+		"libcomposefs format of every other cfs-runtime digest.\n\n" +
+		"For docker://HOST/REPO[:TAG][@DIGEST]: the image is read from the registry (every\n" +
+		"blob checked) and the sealed manifest (and, for a multi-platform index, the index\n" +
+		"naming it) is pushed back to the tag, or by its digest when the reference has no\n" +
+		"tag. The config and layers are not uploaded again: the registry has them. Registry\n" +
+		"options as for import (docs/registries.md).",
+	Flags:  append(append(signFlags("key", "cert", "format"), ociFlags()...), registryFlags()...),
 	Action: sealAction,
 }
 
 func sealAction(c *cli.Context) error {
 	if c.NArg() != 1 || !ociimage.IsRef(c.Args().First()) {
-		return cli.Exit("seal: want exactly one oci:DIR[:NAME] argument (usage: cfs-runtime seal --key KEY [--cert CERT] [--canonical oci|composefs-rs] oci:DIR[:NAME])", 2)
+		return cli.Exit("seal: want exactly one oci:DIR[:NAME] or docker://REF argument (usage: cfs-runtime seal --key KEY [--cert CERT] [--canonical oci|composefs-rs] oci:DIR[:NAME]|docker://REF)", 2)
 	}
 	format, err := annotationFormat(c, "seal")
 	if err != nil {
@@ -57,8 +64,17 @@ func sealAction(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit("seal: "+err.Error(), 2)
 	}
-	if ref.Transport != ociimage.TransportDir {
+	switch ref.Transport {
+	case ociimage.TransportArchive:
 		return cli.Exit(fmt.Sprintf("seal: %s: only oci:DIR layouts can be sealed (extract the archive and seal oci:DIR)", ref), 2)
+	case ociimage.TransportDir:
+		for _, f := range registryFlags() {
+			if n := f.Names()[0]; c.IsSet(n) {
+				return cli.Exit(fmt.Sprintf("seal: --%s applies to a registry image (docker://REF)", n), 2)
+			}
+		}
+	case ociimage.TransportDocker:
+		setupRegistry(c, c.App.ErrWriter)
 	}
 	key, chain, err := signingKey(c)
 	if err != nil {
@@ -75,6 +91,13 @@ func sealAction(c *cli.Context) error {
 	ann, err := attest.Sign(d, key, chain)
 	if err != nil {
 		return fmt.Errorf("seal: %w", err)
+	}
+	if ref.Transport == ociimage.TransportDocker {
+		if err := sealPush(c, ref, ann, img); err != nil {
+			return fmt.Errorf("seal: %w", err)
+		}
+		fmt.Fprintf(c.App.ErrWriter, "sealed %s: composefs digest %s\n", ref, d)
+		return writeAnnotations(c.App.Writer, ann, format)
 	}
 	old, updated, err := ociimage.Annotate(ref, ann, attest.DigestAnnotationPrefix, img.ManifestDescriptor().Digest)
 	if err != nil {
@@ -127,4 +150,19 @@ func signingKey(c *cli.Context) (crypto.Signer, []*x509.Certificate, error) {
 		}
 	}
 	return key, chain, nil
+}
+
+// sealPush pushes the sealed manifest of a registry image (and the
+// indexes leading to it) back to its repository.
+func sealPush(c *cli.Context, ref ociimage.Ref, ann map[string]string, img *ociimage.Image) error {
+	blobs, err := ociimage.AnnotateRemote(ref, ann, attest.DigestAnnotationPrefix, img.ManifestDescriptor().Digest)
+	if err != nil {
+		return err
+	}
+	pushed, err := registry.Push(context.Background(), ref.Path, registryOptions(c), blobs)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "pushed docker://%s: manifest %s (was %s)\n", pushed, blobs[0].Desc.Digest, blobs[0].Old)
+	return nil
 }

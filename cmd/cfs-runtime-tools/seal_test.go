@@ -74,7 +74,7 @@ func TestSealCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"--key", key, "oci-archive:" + archive}, 2, "seal: oci-archive:" + archive + ": only oci:DIR layouts can be sealed (extract the archive and seal oci:DIR)"},
-		{[]string{"--key", key, dir}, 2, "seal: want exactly one oci:DIR[:NAME] argument"},
+		{[]string{"--key", key, dir}, 2, "seal: want exactly one oci:DIR[:NAME] or docker://REF argument"},
 		{[]string{"--key", key, "--format", "xml", ref}, 2, `seal: unknown --format "xml"`},
 		{[]string{"--key", filepath.Join(keys, "none"), ref}, 1, "seal: open " + filepath.Join(keys, "none") + ": no such file or directory"},
 		{[]string{ref}, 2, `Required flag "key" not set`},

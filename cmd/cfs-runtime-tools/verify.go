@@ -12,6 +12,7 @@ import (
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
+	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/urfave/cli/v2"
 )
 
@@ -26,11 +27,15 @@ var verifyCommand = &cli.Command{
 		"KEY=VALUE lines; - for stdin), applies the trust policy (--policy, default: the\n" +
 		"configuration's `policy`) and prints the verdict. Exit status 0 when the\n" +
 		"container may start (signed by a trusted signer, or allowed unsigned), 1 when\n" +
-		"create would refuse it.",
+		"create would refuse it. The image reference signer scopes are checked\n" +
+		"against is the one create takes from the annotations (containerd's\n" +
+		"io.kubernetes.cri.image-name, CRI-O's io.kubernetes.cri-o.ImageName, the\n" +
+		"image's org.opencontainers.image.ref.name), or --image.",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "OCI bundle `DIR` whose config.json to check"},
 		&cli.StringFlag{Name: "annotations", Usage: "annotations `FILE` (JSON object or KEY=VALUE lines, - for stdin)"},
 		&cli.StringFlag{Name: "policy", Usage: "trust policy `FILE`", DefaultText: "the configuration's policy, " + attest.DefaultPolicyPath},
+		&cli.StringFlag{Name: "image", Usage: "the image reference `REF` the container runs (default: from the annotations)"},
 	},
 	Action: verifyAction,
 }
@@ -78,7 +83,16 @@ func verifyAction(c *cli.Context) error {
 	for _, k := range keys {
 		fmt.Fprintf(w, "composefs annotation: %s (%d bytes)\n", k, len(ann[k]))
 	}
-	v, err := attest.Verify(ann, p)
+	ref, refErr := imageref.FromAnnotations(ann)
+	if r := c.String("image"); r != "" {
+		if ref, refErr = imageref.Normalize(r); refErr != nil {
+			return cli.Exit("verify: --image: "+refErr.Error(), 2)
+		}
+	}
+	if ref != "" {
+		fmt.Fprintf(w, "image: %s\n", ref)
+	}
+	v, err := attest.Verify(ann, p, attest.WithReference(ref, refErr))
 	if err != nil {
 		fmt.Fprintf(w, "verdict: refused: %v\n", err)
 		return cli.Exit("", 1)

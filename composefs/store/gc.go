@@ -136,6 +136,12 @@ func (s *Store) GC(opts ...GCOption) (GCReport, error) {
 	if err := s.sweepProvenance(kept, &rep); err != nil {
 		return rep, err
 	}
+	if err := s.sweepDir("seals", rep.DryRun, func(name string) bool {
+		d, ok := strings.CutSuffix(name, ".json")
+		return ok && kept(d)
+	}, func(string) {}); err != nil {
+		return rep, err
+	}
 	if err := s.sweepLayers(layers, &rep); err != nil {
 		return rep, err
 	}
@@ -276,6 +282,9 @@ type ImageInfo struct {
 	Size    int64    `json:"size"`
 	Objects int      `json:"objects"`
 	Refs    []string `json:"refs"`
+	// Seal is the seal recorded when the image was imported from a
+	// sealed manifest (nil: none).
+	Seal *Seal `json:"seal,omitempty"`
 	// Error says why the image could not be read (then Size is the image
 	// object's size at most and Objects 0).
 	Error string `json:"error,omitempty"`
@@ -298,6 +307,7 @@ func (s *Store) Images() ([]ImageInfo, error) {
 	infos := make([]ImageInfo, 0, len(ds))
 	for _, d := range ds {
 		info := ImageInfo{Digest: d, Refs: byImage[d]}
+		info.Seal, _ = s.Seal(d)
 		if info.Refs == nil {
 			info.Refs = []string{}
 		}

@@ -29,7 +29,7 @@ import (
 // Source kinds of a provenance record.
 const (
 	SourceTree     = "tree"      // Ref: absolute path of a directory tree
-	SourceOCILayer = "oci-layer" // Ref: "sha256:HEX" layer (diff) digest; Layout: where it was read
+	SourceOCILayer = "oci-layer" // Ref: "sha256:HEX" layer (diff) digest; Layout: where it was read; Blob: its blob's digest
 	SourceImage    = "image"     // Ref: path of an imported composefs image file
 )
 
@@ -42,8 +42,16 @@ type Source struct {
 	Kind string `json:"kind"`
 	Ref  string `json:"ref"`
 	// Layout is the OCI layout a layer was read from ("oci:DIR[:TAG]" or
-	// "oci-archive:FILE"); empty for other kinds.
+	// "oci-archive:FILE"), or its registry repository pinned to the
+	// image's manifest ("docker://HOST/REPO@sha256:..."); empty for other
+	// kinds.
 	Layout string `json:"layout,omitempty"`
+	// Blob is the digest of the (compressed) layer blob, the one a
+	// registry serves it by; empty for other kinds.
+	Blob string `json:"blob,omitempty"`
+	// Canonical names the rules that made the image from OCI layers when
+	// they are not the default ones ("composefs-rs/v1"); empty otherwise.
+	Canonical string `json:"canonical,omitempty"`
 	// Objects are the hex fs-verity digests of the objects this source
 	// provided, sorted. An object may be listed by several sources.
 	Objects []string `json:"objects"`

@@ -13,7 +13,6 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/internal/atomicfile"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 var (
@@ -38,9 +37,26 @@ type Bundle struct {
 	doc map[string]json.RawMessage
 }
 
+// Root and Hook are runtime-spec's (specs.Root, specs.Hook) with the same
+// JSON: the runtime front loads bundles too, and linking specs-go would
+// cost its every start the package's initialisation (it formats its
+// version string). TestTypesAreTheSpecs holds them equal.
+type (
+	Root struct {
+		Path     string `json:"path"`
+		Readonly bool   `json:"readonly,omitempty"`
+	}
+	Hook struct {
+		Path    string   `json:"path"`
+		Args    []string `json:"args,omitempty"`
+		Env     []string `json:"env,omitempty"`
+		Timeout *int     `json:"timeout,omitempty"`
+	}
+)
+
 // View is what cfs-runtime reads from a config.
 type View struct {
-	Root        *specs.Root       `json:"root,omitempty"`
+	Root        *Root             `json:"root,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
@@ -180,7 +196,7 @@ func (b *Bundle) SetRootPath(p string) error {
 		return err
 	}
 	if b.Spec.Root == nil {
-		b.Spec.Root = &specs.Root{}
+		b.Spec.Root = &Root{}
 	}
 	b.Spec.Root.Path = p
 	return nil
@@ -189,7 +205,7 @@ func (b *Bundle) SetRootPath(p string) error {
 // AppendHook adds h to hooks.<stage> (e.g. "poststop"), keeping the hooks
 // already there except those for which replaces returns true (nil keeps
 // all): a bundle used again must not collect one hook per earlier create.
-func (b *Bundle) AppendHook(stage string, h specs.Hook, replaces func(specs.Hook) bool) error {
+func (b *Bundle) AppendHook(stage string, h Hook, replaces func(Hook) bool) error {
 	hooks := map[string]json.RawMessage{}
 	if raw, ok := b.doc["hooks"]; ok && !isNull(raw) {
 		if err := json.Unmarshal(raw, &hooks); err != nil {
@@ -205,7 +221,7 @@ func (b *Bundle) AppendHook(stage string, h specs.Hook, replaces func(specs.Hook
 	if replaces != nil {
 		kept := list[:0]
 		for _, raw := range list {
-			var old specs.Hook
+			var old Hook
 			if json.Unmarshal(raw, &old) == nil && replaces(old) {
 				continue
 			}

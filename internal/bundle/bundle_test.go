@@ -45,12 +45,12 @@ func TestPatchKeepsUnknownFields(t *testing.T) {
 	if err := b.SetRootPath("/run/cfs-runtime/c1/merged"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.AppendHook("poststop", specs.Hook{Path: "/usr/local/bin/cfs-runtime", Args: []string{"cfs-runtime", "cleanup", "old"}}, nil); err != nil {
+	if err := b.AppendHook("poststop", Hook{Path: "/usr/local/bin/cfs-runtime", Args: []string{"cfs-runtime", "cleanup", "old"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	// A second create replaces the first one's hook.
-	isOurs := func(h specs.Hook) bool { return h.Path == "/usr/local/bin/cfs-runtime" }
-	if err := b.AppendHook("poststop", specs.Hook{Path: "/usr/local/bin/cfs-runtime", Args: []string{"cfs-runtime", "cleanup"}}, isOurs); err != nil {
+	isOurs := func(h Hook) bool { return h.Path == "/usr/local/bin/cfs-runtime" }
+	if err := b.AppendHook("poststop", Hook{Path: "/usr/local/bin/cfs-runtime", Args: []string{"cfs-runtime", "cleanup"}}, isOurs); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Save(); err != nil {
@@ -189,5 +189,18 @@ func TestLoadOnlyRegularConfig(t *testing.T) {
 	b, err := Load(dir, "config.json")
 	if err != nil || b.RootPath() != filepath.Join(dir, "r") {
 		t.Fatalf("symlink to a config of MaxConfigSize bytes: %v", err)
+	}
+}
+
+// Root and Hook are runtime-spec's: the same fields (the conversions
+// compile only then), types and JSON names.
+func TestTypesAreTheSpecs(t *testing.T) {
+	_, _ = specs.Root(Root{}), specs.Hook(Hook{})
+	for _, pair := range [][2]reflect.Type{{reflect.TypeFor[Root](), reflect.TypeFor[specs.Root]()}, {reflect.TypeFor[Hook](), reflect.TypeFor[specs.Hook]()}} {
+		for i := range pair[0].NumField() {
+			if a, b := pair[0].Field(i).Tag.Get("json"), pair[1].Field(i).Tag.Get("json"); a != b {
+				t.Errorf("%s.%s: json %q, runtime-spec %q", pair[0], pair[0].Field(i).Name, a, b)
+			}
+		}
 	}
 }

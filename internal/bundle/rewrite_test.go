@@ -18,9 +18,9 @@ const (
 	testRoot = "/run/cfs-runtime/c1/merged"
 )
 
-var testHook = specs.Hook{Path: testSelf, Args: []string{"cfs-runtime", "cleanup", "c1"}}
+var testHook = Hook{Path: testSelf, Args: []string{"cfs-runtime", "cleanup", "c1"}}
 
-func isTestHook(h specs.Hook) bool { return h.Path == testSelf && slices.Contains(h.Args, "cleanup") }
+func isTestHook(h Hook) bool { return h.Path == testSelf && slices.Contains(h.Args, "cleanup") }
 
 // checkRewrite: Load refuses the config, or runc (encoding/json into
 // specs.Spec) reads the patched file as the original apart from root.path
@@ -45,7 +45,7 @@ func checkRewrite(t *testing.T, data []byte) {
 	}
 	if origErr == nil {
 		// The View is what runc reads.
-		if !reflect.DeepEqual(b.Spec.Root, orig.Root) {
+		if (b.Spec.Root == nil) != (orig.Root == nil) || (orig.Root != nil && specs.Root(*b.Spec.Root) != *orig.Root) {
 			t.Fatalf("%q: View root %+v, runc's %+v", data, b.Spec.Root, orig.Root)
 		}
 		want := orig.Annotations
@@ -86,7 +86,7 @@ func checkRewrite(t *testing.T, data []byte) {
 	if got.Root == nil || got.Root.Path != testRoot {
 		t.Fatalf("%q: patched root %+v", data, got.Root)
 	}
-	if got.Hooks == nil || len(got.Hooks.Poststop) == 0 || !reflect.DeepEqual(got.Hooks.Poststop[len(got.Hooks.Poststop)-1], testHook) {
+	if got.Hooks == nil || len(got.Hooks.Poststop) == 0 || !reflect.DeepEqual(got.Hooks.Poststop[len(got.Hooks.Poststop)-1], specs.Hook(testHook)) {
 		t.Fatalf("%q: patched hooks %+v: want create's poststop hook last", data, got.Hooks)
 	}
 	// Apart from those two, the same.
@@ -99,7 +99,7 @@ func checkRewrite(t *testing.T, data []byte) {
 	if orig.Hooks == nil {
 		orig.Hooks = &specs.Hooks{}
 	}
-	orig.Hooks.Poststop = slices.DeleteFunc(orig.Hooks.Poststop, isTestHook)
+	orig.Hooks.Poststop = slices.DeleteFunc(orig.Hooks.Poststop, func(h specs.Hook) bool { return isTestHook(Hook(h)) })
 	if len(orig.Hooks.Poststop) == 0 && len(got.Hooks.Poststop) == 0 {
 		orig.Hooks.Poststop, got.Hooks.Poststop = nil, nil
 	}

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
-
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // runc decodes config.json with encoding/json into specs.Spec, which does
@@ -514,7 +512,7 @@ func decodeMembers(members []member) (doc map[string]json.RawMessage, view *View
 // decodeRoot reads the "root" object: null, or path (a string) and readonly
 // (a boolean), other keys ignored as encoding/json ignores them. (Keys are
 // unique and spelled as the spec spells them: scanConfig checked.)
-func decodeRoot(raw json.RawMessage) (*specs.Root, bool) {
+func decodeRoot(raw json.RawMessage) (*Root, bool) {
 	if string(raw) == "null" {
 		return nil, true
 	}
@@ -522,7 +520,7 @@ func decodeRoot(raw json.RawMessage) (*specs.Root, bool) {
 	if err != nil {
 		return nil, false
 	}
-	root := &specs.Root{}
+	root := &Root{}
 	var ok bool
 	for _, m := range members {
 		switch m.key {

@@ -64,6 +64,9 @@ type Config struct {
 	ContainerdNamespace string `toml:"containerd_namespace"`
 	// ContainersStorage is containers-storage's root (CRI-O, podman).
 	ContainersStorage string `toml:"containers_storage"`
+	// AuditFile receives one JSON line per trust decision (see package
+	// audit); empty disables the file (the journal still gets them).
+	AuditFile string `toml:"audit_file"`
 
 	// Path is the file the configuration was read from ("" = defaults only).
 	Path string `toml:"-"`
@@ -81,6 +84,8 @@ func Defaults() Config {
 		ContainerdAddress:   "/run/containerd/containerd.sock",
 		ContainerdNamespace: "k8s.io",
 		ContainersStorage:   "/var/lib/containers/storage",
+		// audit.DefaultPath (not imported: the front links this package).
+		AuditFile: "/var/log/cfs-runtime/audit.jsonl",
 	}
 }
 
@@ -130,7 +135,7 @@ func (c Config) validate(data []byte) error {
 	default:
 		return fmt.Errorf("%s: %q is not one of debug, info, warn, error", at("log_level"), c.LogLevel)
 	}
-	for key, v := range map[string]string{"runtime": c.Runtime, "store_dir": c.StoreDir, "state_dir": c.StateDir, "log_file": c.LogFile, "policy": c.Policy,
+	for key, v := range map[string]string{"runtime": c.Runtime, "store_dir": c.StoreDir, "state_dir": c.StateDir, "log_file": c.LogFile, "policy": c.Policy, "audit_file": c.AuditFile,
 		"containerd_address": c.ContainerdAddress, "containers_storage": c.ContainersStorage} {
 		if v != "" && !filepath.IsAbs(v) {
 			return fmt.Errorf("%s: %q is not an absolute path", at(key), v)
@@ -177,7 +182,7 @@ func Salvage(path string, dec Decoder) (Config, error) {
 	}
 	for _, f := range []struct{ from, to *string }{
 		{&raw.Runtime, &best.Runtime}, {&raw.StoreDir, &best.StoreDir}, {&raw.StateDir, &best.StateDir},
-		{&raw.LogFile, &best.LogFile}, {&raw.Policy, &best.Policy},
+		{&raw.LogFile, &best.LogFile}, {&raw.Policy, &best.Policy}, {&raw.AuditFile, &best.AuditFile},
 		{&raw.ContainerdAddress, &best.ContainerdAddress}, {&raw.ContainersStorage, &best.ContainersStorage},
 	} {
 		if filepath.IsAbs(*f.from) {

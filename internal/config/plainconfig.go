@@ -34,6 +34,8 @@ func plainConfig(data []byte, c *Config) bool {
 			out.ContainerdNamespace = s
 		case "containers_storage":
 			out.ContainersStorage = s
+		case "audit_file":
+			out.AuditFile = s
 		default:
 			return false
 		}

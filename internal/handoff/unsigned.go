@@ -4,8 +4,10 @@ import (
 	"os"
 
 	"github.com/cfs-runtime/cfs-runtime/attest/policy"
+	"github.com/cfs-runtime/cfs-runtime/internal/audit"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/engineimage"
+	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/cfs-runtime/cfs-runtime/internal/logline"
 )
 
@@ -61,5 +63,14 @@ func startUnsigned(c *Call) bool {
 	// Not fatal, as in cfs-runtime-mount: the container matters more than
 	// our own log.
 	_ = logline.Warn(c.Cfg.LogFile, c.Cfg.LogLevel, "starting unverified container", "id", start.ID, "bundle", b.Dir, "verdict", policy.UnsignedVerdict(rule))
+	// The audit line cfs-runtime-mount's recordDecision would write; not
+	// fatal either (cfs-runtime-mount logs a failure to write it too).
+	ref, _ := imageref.FromAnnotations(ann)
+	if err := audit.Write(c.Cfg.AuditFile, audit.Event{
+		Decision: audit.UnsignedAllowed, ContainerID: start.ID, Image: ref, Rule: rule,
+		Enforcement: string(p.Enforcement), Reason: policy.UnsignedVerdict(rule),
+	}); err != nil {
+		_ = logline.Warn(c.Cfg.LogFile, c.Cfg.LogLevel, "audit trail not written", "id", start.ID, "decision", audit.UnsignedAllowed, "err", err.Error())
+	}
 	return true
 }

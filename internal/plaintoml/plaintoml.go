@@ -19,8 +19,8 @@ import (
 // callers' fuzz targets (config, attest) hold the two equal wherever the
 // plain path answers.
 
-// Table holds a table's keys: string, int64, bool, or map[string]string
-// (an inline table of strings).
+// Table holds a table's keys: string, int64, bool, map[string]string
+// (an inline table of strings) or []string (an array of strings).
 type Table map[string]any
 
 // Doc is a document of the plain subset: top-level keys, then arrays
@@ -32,7 +32,8 @@ type Doc struct {
 
 // Decode decodes data if it is valid TOML of the plain subset: keys
 // that are one bare or quoted name, each defined once; values that are
-// strings, decimal integers, booleans or inline tables of strings; no
+// strings, decimal integers, booleans, inline tables of strings or
+// arrays of strings; no
 // [table] headers, only [[array]] ones.
 func Decode(data []byte) (Doc, bool) {
 	doc := Doc{Top: Table{}}
@@ -116,6 +117,16 @@ func plainValue(v *unstable.Node) (any, bool) {
 			m[k] = string(kv.Value().Data)
 		}
 		return m, true
+	case unstable.Array:
+		l := []string{}
+		it := v.Children()
+		for it.Next() {
+			if it.Node().Kind != unstable.String {
+				return nil, false
+			}
+			l = append(l, string(it.Node().Data))
+		}
+		return l, true
 	}
 	return nil, false
 }

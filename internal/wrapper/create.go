@@ -15,8 +15,8 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/cfs-runtime/cfs-runtime/mount"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 var (
@@ -35,6 +35,15 @@ var (
 // function for a failed hand-off (nil when nothing was mounted).
 func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	id := env.start.ID
+	// Every create leaves one line in the audit trail: its final outcome,
+	// so that a container the policy allowed but whose image then failed
+	// its check is recorded as refused, with the reason.
+	var (
+		ref     string
+		policy  *attest.Policy
+		verdict attest.Verdict
+	)
+	defer func() { recordDecision(env.cfg, env.log, id, ref, policy, verdict, err) }()
 	var cwd string
 	if env.start.NeedsCwd() {
 		if cwd, err = os.Getwd(); err != nil {
@@ -47,16 +56,18 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		return nil, err
 	}
 	defer unlockBundle()
-	policy, err := attest.LoadPolicy(env.cfg.Policy, attest.DeferParsing())
-	if err != nil {
+	// The image reference comes from the engine's annotations for now
+	// (imageref.FromAnnotations); a signer with scopes refuses when it is
+	// unknown.
+	ref, refErr := imageref.FromAnnotations(b.Annotations())
+	if policy, err = attest.LoadPolicy(env.cfg.Policy, attest.DeferParsing(), attest.WithRevocationIndex(env.cfg.StateDir)); err != nil {
 		return nil, err
 	}
 	ann, err := verifiedAnnotations(env, b, id)
 	if err != nil {
 		return nil, err
 	}
-	verdict, err := attest.Verify(ann, policy)
-	if err != nil {
+	if verdict, err = attest.Verify(ann, policy, attest.WithReference(ref, refErr)); err != nil {
 		return nil, err
 	}
 	if verdict.Unsigned {
@@ -269,10 +280,10 @@ func patchBundle(cfg config.Config, b *bundle.Bundle, root, id string) error {
 		args = append(args, "--cfs-config", cfg.Path)
 	}
 	args = append(args, "cleanup", id)
-	isOurs := func(h specs.Hook) bool {
+	isOurs := func(h bundle.Hook) bool {
 		return h.Path == self && len(h.Args) > 1 && slices.Contains(h.Args, "cleanup")
 	}
-	if err := b.AppendHook("poststop", specs.Hook{Path: self, Args: args}, isOurs); err != nil {
+	if err := b.AppendHook("poststop", bundle.Hook{Path: self, Args: args}, isOurs); err != nil {
 		return err
 	}
 	return b.Save()

@@ -35,11 +35,17 @@ func Hook(inv *oci.Invocation, args []string, stdin io.Reader) (err error) {
 	}
 	log, closer, _ := logging.Open(cfg.LogFile, cfg.LogLevel)
 	defer closer.Close()
-	policy, err := attest.LoadPolicy(cfg.Policy, attest.DeferParsing())
+	policy, err := attest.LoadPolicy(cfg.Policy, attest.DeferParsing(), attest.WithRevocationIndex(cfg.StateDir))
 	if err != nil {
+		recordDecision(cfg, log, "", "", nil, attest.Verdict{}, err)
 		return err
 	}
 	res, err := hooks.CreateRuntime(stdin, policy)
+	if res != nil {
+		recordDecision(cfg, log, res.ID, res.Verdict.Reference, policy, res.Verdict, err)
+	} else if err != nil {
+		recordDecision(cfg, log, "", "", policy, attest.Verdict{}, err)
+	}
 	if err != nil {
 		log.Error("hook createRuntime: refused", "err", err)
 		return err

@@ -125,8 +125,9 @@ func TestRefusalsAreNotMisreadByPodman(t *testing.T) {
 			if b == "" {
 				b = bundle
 			}
-			cfg := sigWriteFile(t, filepath.Join(dir, "config.toml"), fmt.Sprintf("runtime = %q\nstore_dir = %q\nstate_dir = %q\npolicy = %q\n",
-				rt, filepath.Join(dir, "store"), filepath.Join(dir, "state"), pol))
+			auditFile := filepath.Join(t.TempDir(), "audit.jsonl")
+			cfg := sigWriteFile(t, filepath.Join(dir, "config.toml"), fmt.Sprintf("runtime = %q\nstore_dir = %q\nstate_dir = %q\npolicy = %q\naudit_file = %q\n",
+				rt, filepath.Join(dir, "store"), filepath.Join(dir, "state"), pol, auditFile))
 			t.Setenv("CFS_RUNTIME_CONFIG", cfg)
 			logFile := filepath.Join(t.TempDir(), "log.json")
 			inv := oci.Parse([]string{"--root", filepath.Join(dir, "runc"), "--log", logFile, "--log-format", "json", "create", "--bundle", b, "c1"})
@@ -134,11 +135,27 @@ func TestRefusalsAreNotMisreadByPodman(t *testing.T) {
 			if err == nil && env.call.CfgErr != nil {
 				err = env.call.CfgErr
 			}
-			if err == nil {
+			prepared := err == nil
+			if prepared {
 				_, err = prepareCreate(env)
 			}
 			if err == nil {
 				t.Fatal("not refused")
+			}
+			// A refused create leaves one deny line with its reason in the
+			// audit trail.
+			data, _ := os.ReadFile(auditFile)
+			var ev struct {
+				Decision    string `json:"decision"`
+				ContainerID string `json:"container_id"`
+				Reason      string `json:"reason"`
+			}
+			if !prepared {
+				if len(data) != 0 {
+					t.Errorf("audit trail of a create that never prepared: %q", data)
+				}
+			} else if strings.Count(string(data), "\n") != 1 || json.Unmarshal(data, &ev) != nil || ev.Decision != "deny" || ev.ContainerID != "c1" || ev.Reason != err.Error() {
+				t.Errorf("audit trail %q, want one deny of c1 with reason %q", data, err)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("refusal\n got %s\nwant %s", err, tc.want)

@@ -37,6 +37,7 @@ cfs_config() {
 		store_dir = "${1:-$STORE}"
 		state_dir = "$CTRD/cfs-state"
 		log_file = "$CFSLOG"
+		audit_file = "$BATS_FILE_TMPDIR/audit.jsonl"
 		log_level = "debug"
 		policy = "$POLICY"
 		containerd_address = "$CTRD/containerd.sock"

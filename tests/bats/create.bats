@@ -39,6 +39,7 @@ cr_config() {
 		store_dir = "$STORE"
 		state_dir = "$STATE"
 		log_file = "$OWNLOG"
+		audit_file = "$OWNLOG.audit"
 		log_level = "debug"
 		policy = "$POLICY"
 	EOF

@@ -113,4 +113,5 @@ use_config() {
 	for d in store state; do
 		grep -q "^${d}_dir" "$CFS_RUNTIME_CONFIG" || echo "${d}_dir = \"$BATS_TEST_TMPDIR/$d\"" >>"$CFS_RUNTIME_CONFIG"
 	done
+	grep -q "^audit_file" "$CFS_RUNTIME_CONFIG" || echo "audit_file = \"$BATS_TEST_TMPDIR/audit.jsonl\"" >>"$CFS_RUNTIME_CONFIG"
 }

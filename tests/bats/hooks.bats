@@ -29,7 +29,7 @@ setup_file() {
 	write_policy "$keys/allow.toml" require allow "$keys/good.pub"
 	local p
 	for p in reject allow; do
-		printf 'policy = "%s"\nlog_file = "%s"\n' "$keys/$p.toml" "$BATS_FILE_TMPDIR/$p.log" >"$BATS_FILE_TMPDIR/$p.config.toml"
+		printf 'policy = "%s"\nlog_file = "%s"\naudit_file = "%s.audit"\n' "$keys/$p.toml" "$BATS_FILE_TMPDIR/$p.log" "$BATS_FILE_TMPDIR/$p" >"$BATS_FILE_TMPDIR/$p.config.toml"
 	done
 	# a digest of nothing in particular, signed by the trusted key
 	"$CFS_RUNTIME" sign --key "$keys/good.key" --format json "sha256:$(printf '%064d' 7)" >"$BATS_FILE_TMPDIR/signed.json"

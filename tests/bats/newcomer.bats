@@ -159,6 +159,7 @@ setup_file() {
 		store_dir = "$W/store"
 		state_dir = "$W/state"
 		log_file = "$W/own.log"
+		audit_file = "$W/audit.jsonl"
 	EOF
 
 	# The mistakes' world: key, policy, store with tree A; tree B signed
@@ -173,6 +174,7 @@ setup_file() {
 		store_dir = "$M/store"
 		state_dir = "$M/state"
 		log_file = "$M/own.log"
+		audit_file = "$M/audit.jsonl"
 	EOF
 	make_rootfs "$M/a"
 	make_rootfs "$M/b"

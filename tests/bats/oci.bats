@@ -75,6 +75,7 @@ setup_file() {
 		store_dir = "$STORE"
 		state_dir = "$BATS_FILE_TMPDIR/state"
 		log_file = "$OWNLOG"
+		audit_file = "$OWNLOG.audit"
 		log_level = "debug"
 	EOF
 

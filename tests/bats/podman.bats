@@ -64,6 +64,7 @@ pm_config() {
 		store_dir = "${2:-$STORE}"
 		state_dir = "$STATE"
 		log_file = "$BATS_FILE_TMPDIR/own.log"
+		audit_file = "$BATS_FILE_TMPDIR/audit.jsonl"
 		policy = "$BATS_FILE_TMPDIR/policy.toml"
 	EOF
 }

@@ -72,7 +72,14 @@ registry_start() {
 	} >"$REGISTRY_DIR/config.yml"
 	# The registry writes its access log (combined format) and its own log to
 	# stdout/stderr; both go to one file that the tests grep.
-	"$REGISTRY_BIN" serve "$REGISTRY_DIR/config.yml" >"$REGISTRY_LOG" 2>&1 &
+	# The registry takes REGISTRY_* environment variables as configuration
+	# (REGISTRY_LOG would replace the log section): a second registry started
+	# where the first one's variables are exported must not see them.
+	local unset=() v
+	for v in $(compgen -e REGISTRY_); do
+		unset+=(-u "$v")
+	done
+	env "${unset[@]}" "$REGISTRY_BIN" serve "$REGISTRY_DIR/config.yml" >"$REGISTRY_LOG" 2>&1 &
 	REGISTRY_PID=$!
 	local i
 	for i in $(seq 100); do

@@ -66,13 +66,14 @@ trace_handoff() {
 	grep -q 'execve("'"$(dirname "$CFS_RUNTIME")"'/cfs-runtime-mount"' "$BATS_TEST_TMPDIR/trace"
 }
 
-@test "an unsigned run: the front decides it from its four files and execs only the runtime" {
-	# config.toml, the bundle (locked), config.json and the policy. The
-	# signer's key is not read: no signature needs it. cfs-runtime-mount
-	# is not exec'd: an unsigned container costs the exec of the front only.
+@test "an unsigned run: the front decides it from four files, audits it, and execs only the runtime" {
+	# config.toml, the bundle (locked), config.json and the policy; then
+	# the audit trail, appended. The signer's key is not read: no
+	# signature needs it. cfs-runtime-mount is not exec'd: an unsigned
+	# container costs the exec of the front only.
 	command -v strace >/dev/null || skip "strace is not installed (tests/install-deps.sh installs it)"
 	trace_handoff run --bundle "$BUNDLE" "$(cid trace)"
-	[ "$opened" = $'config.toml\nbundle\nbundle/config.json\nkeys/allow.toml' ]
+	[ "$opened" = $'config.toml\nbundle\nbundle/config.json\nkeys/allow.toml\naudit.jsonl' ]
 	[ "$execs" = "$CFS_RUNTIME" ]
 }
 

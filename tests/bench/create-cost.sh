@@ -62,7 +62,7 @@ go build -o "$work/cyclecost" ./tests/bench/tools/cyclecost
 bench_tree "$work/tiny" 10 bare
 bench_images bin/cfs-runtime "$work" "$work/tiny" tiny >/dev/null
 printf 'enforcement = "userspace"\nunsigned = "reject"\n[[signer]]\nname = "bench"\npublic_key = "%s"\n' "$work/keys/bench.pub" >"$work/policy.toml"
-printf 'runtime = "%s"\nstore_dir = "%s/store"\nstate_dir = "%s/state"\nlog_file = ""\npolicy = "%s/policy.toml"\n' "$work/runc" "$work" "$run" "$work" >"$work/config.toml"
+printf 'runtime = "%s"\nstore_dir = "%s/store"\nstate_dir = "%s/state"\nlog_file = ""\npolicy = "%s/policy.toml"\naudit_file = "%s/audit.jsonl"\n' "$work/runc" "$work" "$run" "$work" "$run" >"$work/config.toml"
 mkdir -p "$work/b-shim" "$work/b-cal/rootfs" "$run/root"
 host_cal() { # "SHIM_CPU CAL_ADDED_CPU CAL_ADDED_WALL": medians of HOST_ROUNDS rounds
 	"$work/cyclecost" -rounds "$HOST_ROUNDS" -root "$run/root" -base shim -gone "$run/state/{id}" \

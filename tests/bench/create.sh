@@ -32,7 +32,7 @@ install_runtime bin "$work"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/k.key" 2>/dev/null
 openssl pkey -in "$work/k.key" -pubout -out "$work/k.pub"
 printf 'enforcement = "userspace"\nunsigned = "reject"\n[[signer]]\nname = "bench"\npublic_key = "%s"\n' "$work/k.pub" >"$work/policy.toml"
-printf 'runtime = "%s"\nstore_dir = "%s/store"\nstate_dir = "%s/state"\nlog_file = ""\npolicy = "%s/policy.toml"\n' "$RUNC" "$work" "$work" "$work" >"$work/config.toml"
+printf 'runtime = "%s"\nstore_dir = "%s/store"\nstate_dir = "%s/state"\nlog_file = ""\npolicy = "%s/policy.toml"\naudit_file = "%s/audit.jsonl"\n' "$RUNC" "$work" "$work" "$work" "$work" >"$work/config.toml"
 export CFS_RUNTIME_CONFIG=$work/config.toml
 
 make_bundle() { # DIR NFILES

@@ -50,7 +50,7 @@ openssl pkey -in "$work/k.key" -pubout -out "$work/k.pub"
 printf 'unsigned = "allow"\n[[signer]]\nname = "bench"\npublic_key = "%s"\n' "$work/k.pub" >"$work/policy.toml"
 chmod 0755 "$work"
 config() { # RUNTIME: cfs-runtime's configuration with that runtime
-	printf 'runtime = "%s"\nlog_file = ""\npolicy = "%s"\nstore_dir = "%s/store"\nstate_dir = "%s/state"\n' "$1" "$work/policy.toml" "$work" "$work"
+	printf 'runtime = "%s"\nlog_file = ""\npolicy = "%s"\nstore_dir = "%s/store"\nstate_dir = "%s/state"\naudit_file = "%s/audit.jsonl"\n' "$1" "$work/policy.toml" "$work" "$work" "$work"
 }
 config "$RUNC" >"$work/config.toml"
 config /bin/true >"$work/config-noop.toml"

@@ -139,7 +139,7 @@ mkdir -p "$work/cfs"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/cfs/k.key" 2>/dev/null
 openssl pkey -in "$work/cfs/k.key" -pubout -out "$work/cfs/k.pub"
 printf 'unsigned = "allow"\nenforcement = "userspace"\n[[signer]]\nname = "conformance"\npublic_key = "%s"\n' "$work/cfs/k.pub" >"$work/cfs/policy.toml"
-printf 'runtime = "%s"\npolicy = "%s"\nstore_dir = "%s"\nstate_dir = "%s"\nlog_file = ""\n' "${RUNC:-/usr/sbin/runc}" "$work/cfs/policy.toml" "$work/cfs/store" "$work/cfs/state" >"$work/cfs/config.toml"
+printf 'runtime = "%s"\npolicy = "%s"\nstore_dir = "%s"\nstate_dir = "%s"\nlog_file = ""\naudit_file = "%s"\n' "${RUNC:-/usr/sbin/runc}" "$work/cfs/policy.toml" "$work/cfs/store" "$work/cfs/state" "$work/cfs/audit.jsonl" >"$work/cfs/config.toml"
 export CFS_RUNTIME_CONFIG=$work/cfs/config.toml
 # mktemp makes 0700 directories; containers with user namespaces
 # (linux_uid_mappings) must be able to reach their bundle below it.

@@ -65,6 +65,10 @@ type Result struct {
 	// Detail says who signed (OK), Error why not.
 	Detail string `json:"detail,omitempty"`
 	Error  *Error `json:"error,omitempty"`
+	// SignedAt is the earliest verified timestamp of an OK bundle (the
+	// transparency log's integrated time, or a timestamp authority's), in
+	// Unix seconds; 0 if none.
+	SignedAt int64 `json:"signed_at,omitempty"`
 }
 
 // Error is a refusal: Kind selects the sentinel; Message is the text that

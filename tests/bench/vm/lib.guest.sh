@@ -28,6 +28,7 @@ bench_setup() {
 			store_dir = "$S"
 			state_dir = "/run/cfs-runtime"
 			log_file = ""
+			audit_file = "/run/cfs-runtime/audit.jsonl"
 			policy = "/etc/cfs-runtime/bench-$e.policy.toml"
 		P
 	done

@@ -48,6 +48,7 @@ conf() {
 		store_dir = "$2"
 		state_dir = "$STATE"
 		log_file = "$VM_WORK/cfs-runtime.log"
+		audit_file = "$VM_WORK/audit.jsonl"
 		log_level = "debug"
 		policy = "$E/$1.policy.toml"
 	EOF

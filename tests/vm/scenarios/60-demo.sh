@@ -47,6 +47,7 @@ runtime = "/usr/sbin/runc"
 store_dir = "$S"
 state_dir = "/run/cfs-runtime"
 log_file = "$VM_WORK/cfs-runtime.log"
+audit_file = "$VM_WORK/audit.jsonl"
 policy = "$E/demo-policy.toml"
 EOF
 export CFS_RUNTIME_CONFIG="$E/demo.toml"

@@ -68,6 +68,7 @@ EOF
 cat >"$E/75-hooks.toml" <<EOF
 policy = "$E/75-hooks.policy.toml"
 log_file = "$LOG"
+audit_file = "$LOG.audit"
 log_level = "debug"
 EOF
 # mkfs.ext4 -d cannot carry fs-verity: enable it on the images and objects
