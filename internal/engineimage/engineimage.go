@@ -27,9 +27,10 @@ const (
 	// annotations, copied from the manifest).
 	Podman = "podman"
 	// ContainerManager is the annotation in which podman and CRI-O say
-	// they made the container; PodmanManager is podman's value.
+	// they made the container, with these values.
 	ContainerManager = "io.container.manager"
 	PodmanManager    = "libpod"
+	CRIOManager      = "cri-o"
 
 	ContainerdImageName     = "io.kubernetes.cri.image-name"
 	ContainerdContainerType = "io.kubernetes.cri.container-type"
@@ -65,11 +66,17 @@ func (i Image) String() string {
 // through by rule. Both engines set these keys themselves, after the
 // annotations they pass through from the pod (whose lists in contrib/
 // hold only the composefs keys).
+//
+// Each engine is known by the marks it sets on every container itself,
+// after the annotations it passes through from the pod: containerd's
+// container type "container", CRI-O's io.container.manager "cri-o". A
+// bundle that only carries an image-name annotation (made by hand, or by
+// another tool) names no image here.
 func FromAnnotations(a map[string]string) (Image, bool) {
-	if n := a[ContainerdImageName]; n != "" && a[ContainerdContainerType] != "sandbox" {
+	if n := a[ContainerdImageName]; n != "" && a[ContainerdContainerType] == "container" {
 		return Image{Engine: Containerd, Name: n}, true
 	}
-	if a[CRIOContainerType] == "sandbox" {
+	if a[ContainerManager] != CRIOManager || a[CRIOContainerType] == "sandbox" {
 		return Image{}, false
 	}
 	if n, r := a[CRIOImageName], a[CRIOImageRef]; n != "" || r != "" {

@@ -27,8 +27,12 @@ func TestFromAnnotations(t *testing.T) {
 		{"containerd sandbox claiming an image", map[string]string{ContainerdContainerType: "sandbox", ContainerdImageName: "app:1"}, Image{}, false},
 		{"cri-o", map[string]string{CRIOImageName: "docker.io/library/app:1", CRIOImageRef: "d4328552600a0e6a7904b6f4fd2de88da6184f7ff0bf4f10c4963a0e73389e93", "io.container.manager": "cri-o"},
 			Image{Engine: CRIO, Name: "docker.io/library/app:1", Ref: "d4328552600a0e6a7904b6f4fd2de88da6184f7ff0bf4f10c4963a0e73389e93"}, true},
-		{"cri-o sandbox", map[string]string{CRIOContainerType: "sandbox", CRIOImageName: "registry.k8s.io/pause:3.9", CRIOImageRef: "e6f1"}, Image{}, false},
-		{"cri-o, ref only", map[string]string{CRIOImageRef: "d43285"}, Image{Engine: CRIO, Ref: "d43285"}, true},
+		{"cri-o sandbox", map[string]string{"io.container.manager": "cri-o", CRIOContainerType: "sandbox", CRIOImageName: "registry.k8s.io/pause:3.9", CRIOImageRef: "e6f1"}, Image{}, false},
+		{"cri-o, ref only", map[string]string{"io.container.manager": "cri-o", CRIOImageRef: "d43285"}, Image{Engine: CRIO, Ref: "d43285"}, true},
+		// Without the engine's own marks: a hand-made bundle names no image.
+		{"image-name alone", map[string]string{ContainerdImageName: "reg/app:1"}, Image{}, false},
+		{"cri-o ImageName alone", map[string]string{CRIOImageName: "reg/app:1", CRIOImageRef: "d43285"}, Image{}, false},
+		{"cri-o keys under podman", map[string]string{"io.container.manager": "libpod", CRIOImageName: "reg/app:1"}, Image{}, false},
 		{"podman", map[string]string{"io.container.manager": "libpod", key: sealed, "io.podman.annotations.init": "FALSE"}, Image{}, false},
 		{"none", nil, Image{}, false},
 	} {

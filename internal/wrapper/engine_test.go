@@ -50,13 +50,13 @@ func TestVerifiedAnnotations(t *testing.T) {
 		},
 		{
 			name:    "CRI-O names a sealed image; the pod names another digest",
-			ann:     `{"io.kubernetes.cri-o.ImageName": "reg/app:1", "io.kubernetes.cri-o.ImageRef": "abc", "` + key + `": "` + other + `"}`,
+			ann:     `{"io.container.manager": "cri-o", "io.kubernetes.cri-o.ImageName": "reg/app:1", "io.kubernetes.cri-o.ImageRef": "abc", "` + key + `": "` + other + `"}`,
 			answer:  &engineimage.Manifest{Annotations: map[string]string{key: signed, key + ".cosign": "SIG"}},
 			wantErr: "composefs annotation conflicts with the image's seal: the container's annotation " + key + " names composefs digest " + other + ", but cri-o image reg/app:1 (abc) is sealed with " + signed + " (" + key + "): remove the annotation, or run the image it names",
 		},
 		{
 			name:    "the engine's store cannot be read",
-			ann:     `{"io.kubernetes.cri.image-name": "reg/app:1"}`,
+			ann:     `{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.image-name": "reg/app:1"}`,
 			fail:    errors.New("containerd /run/c.sock: image reg/app:1: not found"),
 			wantErr: "cannot read the engine's image: containerd image reg/app:1: containerd /run/c.sock: image reg/app:1: not found",
 		},
@@ -169,8 +169,8 @@ func TestSealCache(t *testing.T) {
 		}
 		return verifiedAnnotations(env, b, "c1")
 	}
-	crio := `{"io.kubernetes.cri-o.ImageName": "reg/app:1", "io.kubernetes.cri-o.ImageRef": "` + id + `"}`
-	want := map[string]string{"io.kubernetes.cri-o.ImageName": "reg/app:1", "io.kubernetes.cri-o.ImageRef": id, key: signed, key + ".cosign": "SIG"}
+	crio := `{"io.container.manager": "cri-o", "io.kubernetes.cri-o.ImageName": "reg/app:1", "io.kubernetes.cri-o.ImageRef": "` + id + `"}`
+	want := map[string]string{"io.container.manager": "cri-o", "io.kubernetes.cri-o.ImageName": "reg/app:1", "io.kubernetes.cri-o.ImageRef": id, key: signed, key + ".cosign": "SIG"}
 	for i := 1; i <= 2; i++ {
 		got, err := create(crio)
 		if err != nil || !maps.Equal(got, want) || asked != 1 {
@@ -193,7 +193,7 @@ func TestSealCache(t *testing.T) {
 	}
 	// containerd: no id, no cache.
 	for i := 0; i < 2; i++ {
-		if _, err := create(`{"io.kubernetes.cri.image-name": "reg/app:1"}`); err != nil {
+		if _, err := create(`{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.image-name": "reg/app:1"}`); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -154,7 +154,7 @@ eb=$work/bengine
 mkdir -p "$eb/rootfs"
 (cd "$eb" && "$RUNC" spec)
 jq --arg r "$imgid" '.root = {path: "rootfs", readonly: true} | .process.terminal = false | .process.args = ["/bin/true"]
-	| .annotations = {"io.kubernetes.cri-o.ImageName": "localhost/minbase:1", "io.kubernetes.cri-o.ImageRef": $r}' \
+	| .annotations = {"io.container.manager": "cri-o", "io.kubernetes.cri-o.ImageName": "localhost/minbase:1", "io.kubernetes.cri-o.ImageRef": $r}' \
 	"$eb/config.json" >"$eb/config.engine.json"
 jq --arg t "$TREE" '.root = {path: $t, readonly: true} | .process.terminal = false | .process.args = ["/bin/true"]' \
 	"$eb/config.json" >"$eb/config.runc.json"

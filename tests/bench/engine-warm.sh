@@ -77,7 +77,7 @@ bundle() { # DIR ANNOTATIONS-JSON
 	jq --argjson a "$2" '.process.terminal = false | .process.args = ["/bin/true"] | .annotations = $a' "$1/config.json" >"$1/c" && mv "$1/c" "$1/config.json"
 }
 bundle "$work/ann" "$seal"
-bundle "$work/crio" "$(jq -n --arg r "$id" '{"io.kubernetes.cri-o.ImageName": "localhost/bench:1", "io.kubernetes.cri-o.ImageRef": $r}')"
+bundle "$work/crio" "$(jq -n --arg r "$id" '{"io.container.manager": "cri-o", "io.kubernetes.cri-o.ImageName": "localhost/bench:1", "io.kubernetes.cri-o.ImageRef": $r}')"
 
 once() { # BIN CONFIG BUNDLE ID
 	local t0 t1
