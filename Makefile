@@ -25,6 +25,7 @@ build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime-mount ./cmd/cfs-runtime-mount
 	CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime-tools ./cmd/cfs-runtime-tools
 	CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime-sigstore ./cmd/cfs-runtime-sigstore
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime-engine ./cmd/cfs-runtime-engine
 	CGO_ENABLED=0 go build -o bin/recvtty ./tests/tools/recvtty
 
 # deps (= deps-demo) installs what building, `make demo` and the README's
@@ -41,6 +42,7 @@ install: build man completion
 	install -D -m 0755 bin/cfs-runtime-mount $(DESTDIR)$(BINDIR)/cfs-runtime-mount
 	install -D -m 0755 bin/cfs-runtime-tools $(DESTDIR)$(BINDIR)/cfs-runtime-tools
 	install -D -m 0755 bin/cfs-runtime-sigstore $(DESTDIR)$(BINDIR)/cfs-runtime-sigstore
+	install -D -m 0755 bin/cfs-runtime-engine $(DESTDIR)$(BINDIR)/cfs-runtime-engine
 	install -d -m 0755 $(DESTDIR)$(CONFDIR)
 	install -m 0644 contrib/config.toml.example contrib/policy.toml.example $(DESTDIR)$(CONFDIR)/
 	install -d -m 0755 $(DESTDIR)$(MANDIR)/man8
@@ -53,7 +55,8 @@ install: build man completion
 # (config.toml, policy.toml and keys are the administrator's).
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cfs-runtime $(DESTDIR)$(BINDIR)/cfs-runtime-mount \
-		$(DESTDIR)$(BINDIR)/cfs-runtime-tools $(DESTDIR)$(BINDIR)/cfs-runtime-sigstore
+		$(DESTDIR)$(BINDIR)/cfs-runtime-tools $(DESTDIR)$(BINDIR)/cfs-runtime-sigstore \
+		$(DESTDIR)$(BINDIR)/cfs-runtime-engine
 	rm -f $(DESTDIR)$(CONFDIR)/config.toml.example $(DESTDIR)$(CONFDIR)/policy.toml.example
 	[ ! -d $(DESTDIR)$(CONFDIR) ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(CONFDIR)
 	rm -f $(DESTDIR)$(MANDIR)/man8/cfs-runtime.8 $(DESTDIR)$(MANDIR)/man8/cfs-runtime-*.8 \

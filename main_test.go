@@ -14,17 +14,21 @@ import (
 // heavyDeps are packages cfs-runtime must not link: their initializers cost
 // milliseconds at every start, and cfs-runtime is exec'd for every runtime
 // call (state, kill, delete, ...). sigstore-go lives in the separate
-// cfs-runtime-sigstore helper.
+// cfs-runtime-sigstore helper, containerd's gRPC API in cfs-runtime-engine.
 var heavyDeps = regexp.MustCompile(`sigstore|protobuf|grpc|openapi|govalidator|containerregistry|opencontainers/runc|^go\.podman\.io/`)
 
-// The cfs-runtime binary links none of the heavy packages; the
-// cfs-runtime-sigstore helper does (which shows the check can fail).
+// The cfs-runtime and cfs-runtime-mount binaries link none of the heavy
+// packages; the helpers do (which shows the check can fail).
 func TestNoHeavyDependencies(t *testing.T) {
-	if offenders := heavyPackages(t, heavyDeps, "."); len(offenders) > 0 {
-		t.Fatalf("cfs-runtime links %d heavy packages:\n%s", len(offenders), strings.Join(offenders, "\n"))
+	for _, bin := range []string{".", "./cmd/cfs-runtime-mount"} {
+		if offenders := heavyPackages(t, heavyDeps, bin); len(offenders) > 0 {
+			t.Fatalf("%s links %d heavy packages:\n%s", bin, len(offenders), strings.Join(offenders, "\n"))
+		}
 	}
-	if offenders := heavyPackages(t, heavyDeps, "./cmd/cfs-runtime-sigstore"); len(offenders) == 0 {
-		t.Fatal("the dependency check finds nothing heavy in cfs-runtime-sigstore, which links sigstore-go")
+	for bin, what := range map[string]string{"./cmd/cfs-runtime-sigstore": "sigstore-go", "./cmd/cfs-runtime-engine": "gRPC"} {
+		if offenders := heavyPackages(t, heavyDeps, bin); len(offenders) == 0 {
+			t.Fatalf("the dependency check finds nothing heavy in %s, which links %s", bin, what)
+		}
 	}
 }
 

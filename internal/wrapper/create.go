@@ -63,7 +63,11 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	if policy, err = attest.LoadPolicy(env.cfg.Policy, attest.DeferParsing(), attest.WithRevocationIndex(env.cfg.StateDir)); err != nil {
 		return nil, err
 	}
-	if verdict, err = attest.Verify(b.Annotations(), policy, attest.WithReference(ref, refErr)); err != nil {
+	ann, err := verifiedAnnotations(env, b, id)
+	if err != nil {
+		return nil, err
+	}
+	if verdict, err = attest.Verify(ann, policy, attest.WithReference(ref, refErr)); err != nil {
 		return nil, err
 	}
 	if verdict.Unsigned {
@@ -168,6 +172,7 @@ func startVerified(env *runtimeEnv, st imageStore, b *bundle.Bundle, level attes
 }
 
 // ensureImage makes sure the store has the image: if not, it imports the
+// sealed image the engine names from the engine's store, or else the
 // bundle's root filesystem, which is only a source of bytes, and requires
 // that what it built is what was signed before anything of it enters the
 // store.
@@ -184,6 +189,18 @@ func ensureImage(env *runtimeEnv, st imageStore, b *bundle.Bundle, d composefs.I
 	defer unlock()
 	if st.HasImage(d) {
 		return nil
+	}
+	if env.sealedImage != nil {
+		// The bytes come from the engine's store, never from the
+		// prepared root filesystem.
+		return importFromEngine(env, st, d, env.sealedImage)
+	}
+	if env.podmanImage != nil {
+		err := importFromEngine(env, st, d, env.podmanImage)
+		if err == nil {
+			return nil
+		}
+		env.log.Warn("importing the podman container's image from containers-storage", "err", err)
 	}
 	rootfs := b.RootPath()
 	if fi, err := os.Stat(rootfs); rootfs == "" || err != nil || !fi.IsDir() {
