@@ -320,7 +320,7 @@ setup() {
 # the test key). Each exits 2, as runc and the other CLIs do.
 USAGE_MISTAKES='sign DIGEST|Required flag "key" not set|"key"
 sign --key KEY|want exactly one DIGEST, IMAGE or TREE argument|usage: cfs-runtime sign --key KEY
-import|want exactly one TREE or oci:DIR[:NAME] argument|usage: cfs-runtime import
+import|want exactly one TREE, oci:DIR[:NAME] or docker://REF argument|usage: cfs-runtime import
 verify|want exactly one of --bundle DIR or --annotations FILE|usage: cfs-runtime verify
 policy chek|unknown command "chek"|want check'
 
