@@ -5,8 +5,10 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -116,6 +118,13 @@ func usageError(err error) error {
 		}
 	}
 	return err
+}
+
+// printJSON writes v as the indented JSON document of a --json flag.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // invocation returns the runtime command line a tool was started with.
