@@ -86,7 +86,7 @@ func mainManPage(tools []*cli.Command) string {
 	m.item(`\fI/var/log/cfs\-runtime.log\fR`, "cfs-runtime's own log.")
 	m.section("ENVIRONMENT")
 	m.item(`\fBCFS_RUNTIME_CONFIG\fR`, "the configuration file (podman and conmon start the runtime with a scrubbed environment: use /etc/cfs-runtime/config.toml there).")
-	m.item(`\fBCOSIGN_PASSWORD\fR`, "the password of an encrypted signing key (sign).")
+	m.item(`\fBCOSIGN_PASSWORD\fR`, "the password of an encrypted signing key (sign, seal); when it is not set and stdin is a terminal, the password is asked for.")
 	m.item(`\fBCFS_RUNTIME_SIGSTORE\fR`, "the cfs-runtime-sigstore helper that verifies keyless sigstore bundles.")
 	m.section("EXIT STATUS")
 	m.text("For runtime commands, the real runtime's exit status (create and run: 1 when cfs-runtime refuses the container). " +
