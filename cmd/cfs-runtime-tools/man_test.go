@@ -52,12 +52,16 @@ func TestManPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ page, pkg string }{{"cfs-runtime-config.toml.5", "internal/config"}, {"cfs-runtime-policy.toml.5", "attest"}} {
+	for _, c := range []struct{ page, pkg string }{{"cfs-runtime-config.toml.5", "internal/config"}, {"cfs-runtime-policy.toml.5", "attest/policy"}} {
 		page := files[c.page]
 		if !strings.HasPrefix(page, ".TH "+strings.ToUpper(escape(strings.TrimSuffix(c.page, ".5")))+" 5 ") {
 			t.Errorf("%s: not a section 5 page:\n%.200s", c.page, page)
 		}
-		for _, k := range tomlKeys(t, c.pkg) {
+		keys := tomlKeys(t, c.pkg)
+		if len(keys) < 5 {
+			t.Fatalf("found only %d keys in %s: is the scan broken?", len(keys), c.pkg)
+		}
+		for _, k := range keys {
 			if !strings.Contains(page, `\fB`+escape(k)+`\fR`) && !strings.Contains(page, `\fB[[`+escape(k)+`]]\fR`) {
 				t.Errorf("%s lacks the key %s", c.page, k)
 			}
