@@ -217,21 +217,19 @@ var keyParts = [...]string{"composefs", "merged", "erofs", "v1"}
 
 // lookAlike reports whether a lowercase annotation key that does not start
 // with DigestAnnotationPrefix looks like a mistyped composefs annotation:
-// it names a part only composefs keys have, or its start is a few edits
-// away from the prefix. Such a key is refused rather than ignored.
+// it holds two adjacent parts only composefs keys have, or its start is at
+// most three edits away from the prefix. Such a key is refused rather than
+// ignored. Every look-alike keeps one of the words policy.MentionsComposefs
+// looks for intact (three edits cannot break all of compos, merged, erofs
+// and verity), so the runtime front never starts one itself
+// (FuzzMentionsComposefs).
 func lookAlike(lk string) bool {
-	var squeezed strings.Builder
-	for i := 0; i < len(lk) && i < 256; i++ {
-		if c := lk[i]; (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') {
-			squeezed.WriteByte(c)
-		}
-	}
-	for _, part := range []string{"composefsmerged", "mergederofs", "erofsv1", "fsveritysha"} {
-		if strings.Contains(squeezed.String(), part) {
+	for _, part := range []string{"composefs.merged", "merged.erofs", "erofs.v1", "fsverity-sha"} {
+		if strings.Contains(lk, part) {
 			return true
 		}
 	}
-	const slack = 4
+	const slack = 3
 	p := DigestAnnotationPrefix
 	for n := len(p) - slack; n <= len(p)+slack && n <= len(lk); n++ {
 		if editDistance(lk[:n], p, slack) <= slack {

@@ -2,7 +2,10 @@ package attest
 
 import (
 	"errors"
+	"strings"
 	"testing"
+
+	"github.com/cfs-runtime/cfs-runtime/attest/policy"
 )
 
 // A mistyped composefs annotation is refused, saying which part is wrong,
@@ -26,6 +29,37 @@ func TestAnnotationTypos(t *testing.T) {
 		if lookAlike(k) {
 			t.Errorf("%s taken for a composefs look-alike", k)
 		}
+	}
+}
+
+// Every key within three edits of the prefix is a look-alike, and every
+// look-alike is one the runtime front leaves to Verify
+// (policy.MentionsComposefs): all single, double and a sample of triple
+// substitutions of the prefix's letters.
+func TestLookAlikeMentionsComposefs(t *testing.T) {
+	p := []byte(DigestAnnotationPrefix + "sha256-12")
+	n := 0
+	for i := 0; i < len(p); i++ {
+		for j := i; j < len(p); j += 3 {
+			for l := j; l < len(p); l += 7 {
+				k := append([]byte(nil), p...)
+				k[i], k[j], k[l] = 'X', 'Y', 'Z'
+				lk := strings.ToLower(string(k))
+				if strings.HasPrefix(lk, DigestAnnotationPrefix) {
+					continue
+				}
+				n++
+				if !lookAlike(lk) {
+					t.Errorf("%s: three substitutions, not a look-alike", k)
+				}
+				if !policy.MentionsComposefs(map[string]string{string(k): ""}) {
+					t.Errorf("%s: a look-alike the front would start unsigned", k)
+				}
+			}
+		}
+	}
+	if n < 100 {
+		t.Fatalf("only %d keys tried", n)
 	}
 }
 
