@@ -23,6 +23,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/internal/hostcheck"
 	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 	"github.com/cfs-runtime/cfs-runtime/mount"
+	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
 // doctorCommand checks the host for everything cfs-runtime needs, trying
@@ -129,6 +130,13 @@ func doctorAction(c *cli.Context) error {
 		add("trust policy", checkOK, fmt.Sprintf("%s: enforcement %s, %s", p.Path, p.Enforcement, signers), "")
 	}
 	needsVerity := level != attest.EnforceUserspace
+	// verityFix: at userspace, fs-verity is what a stronger level needs.
+	verityFix := func(err error) string {
+		if needsVerity {
+			return hostcheck.VerityFix(err, paths)
+		}
+		return fmt.Sprintf(`for enforcement "require" (set in %s): `, policyPath) + hostcheck.VerityRemedy(err, paths)
+	}
 	// need is the status of a missing feature: FAIL when the level needs
 	// it, warn otherwise.
 	need := func(needed bool) string {
@@ -150,8 +158,8 @@ func doctorAction(c *cli.Context) error {
 	case h.KernelVerity:
 		add("fs-verity (kernel)", checkOK, "built with CONFIG_FS_VERITY", "")
 	case h.KernelKnown:
-		add("fs-verity (kernel)", need(needsVerity), "kernel built without fs-verity (CONFIG_FS_VERITY)",
-			fmt.Sprintf(`boot a kernel built with CONFIG_FS_VERITY, or set enforcement = "userspace" in %s (weaker: each file is hashed once before the container starts; a change to the store after that is not detected)`, policyPath))
+		noKernel := fmt.Errorf("fs-verity: %w", verity.ErrKernelNoVerity)
+		add("fs-verity (kernel)", need(needsVerity), "kernel built without fs-verity (CONFIG_FS_VERITY)", verityFix(noKernel))
 	default:
 		add("fs-verity (kernel)", checkOK, "cannot tell from /proc/sys/fs and /sys/fs (a container?): see the store's line", "")
 	}
@@ -180,7 +188,7 @@ func doctorAction(c *cli.Context) error {
 	if h.Verity == nil {
 		add("fs-verity in the store", checkOK, "enabled on a temporary file in "+h.Probed, "")
 	} else {
-		add("fs-verity in the store", need(needsVerity), h.Verity.Error(), hostcheck.VerityFix(h.Verity, paths))
+		add("fs-verity in the store", need(needsVerity), h.Verity.Error(), verityFix(h.Verity))
 	}
 
 	doctorRuntime(cfg, add)

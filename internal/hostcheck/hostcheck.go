@@ -80,13 +80,18 @@ const userspaceRisk = `(weaker: each file is hashed once before the container st
 // VerityFix says what to change when fs-verity is unusable in the store
 // (err as verity.Probe returns it) at an enforcement level that needs it.
 func VerityFix(err error, p Paths) string {
+	return VerityRemedy(err, p) + fmt.Sprintf(`, or set enforcement = "userspace" in %s %s`, p.Policy, userspaceRisk)
+}
+
+// VerityRemedy is VerityFix without the weaker level: what gives the
+// store fs-verity.
+func VerityRemedy(err error, p Paths) string {
 	var ue *verity.UnsupportedError
 	errors.As(err, &ue)
-	userspace := fmt.Sprintf(`or set enforcement = "userspace" in %s %s`, p.Policy, userspaceRisk)
 	moveStore := fmt.Sprintf("move store_dir (%s) to ext4 with the verity feature, btrfs or f2fs", configName(p.Config))
 	switch {
 	case errors.Is(err, verity.ErrKernelNoVerity):
-		return "boot a kernel built with CONFIG_FS_VERITY, " + userspace
+		return "boot a kernel built with CONFIG_FS_VERITY"
 	case errors.Is(err, verity.ErrFeatureDisabled):
 		dev := "DEV"
 		if ue != nil && ue.Device != "" {
@@ -96,14 +101,13 @@ func VerityFix(err error, p Paths) string {
 		if ue != nil && ue.FSType == "f2fs" {
 			tool = "fsck.f2fs -O verity " + dev
 		}
-		return fmt.Sprintf("run %s (with the filesystem unmounted), %s, ", tool, "or "+moveStore) + userspace
+		return fmt.Sprintf("run %s (with the filesystem unmounted), or %s", tool, moveStore)
 	case errors.Is(err, verity.ErrFSNoVerity):
 		if has, known := verity.KernelSupport(); known && !has {
-			return "boot a kernel built with CONFIG_FS_VERITY and " + moveStore + ", " + userspace
+			return "boot a kernel built with CONFIG_FS_VERITY and " + moveStore
 		}
-		return moveStore + ", " + userspace
 	}
-	return moveStore + ", " + userspace
+	return moveStore
 }
 
 func configName(path string) string {
