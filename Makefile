@@ -36,6 +36,8 @@ deps deps-demo:
 deps-test:
 	tests/install-deps.sh test
 
+# install runs mandb -q where it exists (not for a DESTDIR staging
+# install), so that man -k and whatis find the new pages.
 install: build man completion
 	install -D -m 0755 bin/cfs-runtime $(DESTDIR)$(BINDIR)/cfs-runtime
 	install -D -m 0755 bin/cfs-runtime-mount $(DESTDIR)$(BINDIR)/cfs-runtime-mount
@@ -46,7 +48,6 @@ install: build man completion
 	install -d -m 0755 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
 	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
-	# man -k and whatis find the new pages once mandb has indexed them.
 	if [ -z "$(DESTDIR)" ] && command -v mandb >/dev/null; then mandb -q; fi
 	install -D -m 0644 bin/completion/cfs-runtime.bash $(DESTDIR)$(BASHCOMPDIR)/cfs-runtime
 	install -D -m 0644 bin/completion/_cfs-runtime $(DESTDIR)$(ZSHCOMPDIR)/_cfs-runtime

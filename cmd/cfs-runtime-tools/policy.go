@@ -131,15 +131,14 @@ func policyCheckAction(c *cli.Context) error {
 		}
 		return nil
 	}
+	// The policy as it is in effect; a host that can enforce it adds
+	// nothing (exit status 0 says so), one that cannot an error.
 	p.Describe(w)
 	for _, warning := range p.Warnings() {
 		fmt.Fprintf(c.App.ErrWriter, "cfs-runtime: warning: %s\n", warning)
 	}
 	if hostErr != nil {
 		return fmt.Errorf("policy check: %w", hostErr)
-	}
-	if host != nil {
-		fmt.Fprintf(w, "\n# this host can enforce %s with the store %s (%s)\n", p.Enforcement, host.Store, host.Filesystem)
 	}
 	return nil
 }

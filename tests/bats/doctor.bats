@@ -128,7 +128,8 @@ dr_line() {
 	dr_policy userspace reject
 	run --separate-stderr "$CFS_RUNTIME" policy check
 	[ "$status" -eq 0 ]
-	[ "${lines[-1]}" = "# this host can enforce userspace with the store $STORE (ext4)" ]
+	[ "$stderr" = "" ]
+	[ "${lines[0]}" = "# effective trust policy from $POLICY" ]
 	[ "$(jq -r .host.can_enforce <<<"$("$CFS_RUNTIME" policy check --json)")" = true ]
 }
 
