@@ -201,3 +201,21 @@ dr_line() {
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"cfs-runtime: sign: $KEYS/enc.key: private key: wrong password (as typed)"* ]]
 }
+
+@test "podman: a config typo is printed once (the refused create), not again by the delete that follows" {
+	command -v podman >/dev/null || skip "podman not installed"
+	local img=localhost/cfs-bats-doctor-$$/typo:1 rootfs=$BATS_TEST_TMPDIR/rootfs
+	make_rootfs "$rootfs"
+	tar -C "$rootfs" -cf "$BATS_TEST_TMPDIR/rootfs.tar" .
+	podman import -q "$BATS_TEST_TMPDIR/rootfs.tar" "$img" >/dev/null
+	echo 'stor_dir = "/x"' >>"$CFS_RUNTIME_CONFIG"
+	# podman starts the runtime with a scrubbed environment: the
+	# configuration is named on its command line.
+	run podman --runtime "$CFS_RUNTIME" --runtime-flag "cfs-config=$CFS_RUNTIME_CONFIG" run --rm \
+		--ulimit nofile=20000:20000 --ulimit nproc=32768:32768 "$img" true
+	podman rmi -f "$img" >/dev/null 2>&1 || true
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[ "$(grep -c "key stor_dir: unknown key" <<<"$output")" = 1 ]
+	[[ "$output" == *"cfs-runtime: invalid configuration: $CFS_RUNTIME_CONFIG:5: key stor_dir: unknown key"* ]]
+}
