@@ -48,7 +48,8 @@ func fileManPagesFrom(dir string) (map[string]string, error) {
 var mdLink = regexp.MustCompile(`\[([^\]]+)\]\([^)]+\)`)
 
 // markdownToRoff writes the markdown the reference docs use (a title,
-// paragraphs, tables, fenced code, bullet lists, ## headings) as man(7).
+// paragraphs, tables, fenced and indented code, bullet lists, ## headings)
+// as man(7).
 // The title is left out: the page's NAME says it. A table becomes tagged
 // paragraphs: the first column the tag, then the "meaning" column, then
 // the others as "header: cell".
@@ -111,6 +112,14 @@ func markdownToRoff(m *roff, md string) {
 			m.raw(line(mdLink.ReplaceAllString(strings.Join(item, " "), "$1")))
 		case strings.TrimSpace(l) == "":
 			flush()
+		case len(para) == 0 && (strings.HasPrefix(l, "    ") || strings.HasPrefix(l, "\t")):
+			// An indented code block: kept as it is.
+			m.WriteString(".PP\n.nf\n")
+			for ; i < len(lines) && (strings.HasPrefix(lines[i], "    ") || strings.HasPrefix(lines[i], "\t")); i++ {
+				m.raw(escapeLine(strings.TrimPrefix(strings.TrimPrefix(lines[i], "\t"), "    ")))
+			}
+			i--
+			m.WriteString(".fi\n")
 		default:
 			para = append(para, strings.TrimSpace(l))
 		}
