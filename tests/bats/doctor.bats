@@ -217,5 +217,7 @@ dr_line() {
 	echo "$output"
 	[ "$status" -ne 0 ]
 	[ "$(grep -c "key stor_dir: unknown key" <<<"$output")" = 1 ]
-	[[ "$output" == *"cfs-runtime: invalid configuration: $CFS_RUNTIME_CONFIG:5: key stor_dir: unknown key"* ]]
+	local n
+	n=$(grep -n '^stor_dir' "$CFS_RUNTIME_CONFIG" | cut -d: -f1)
+	[[ "$output" == *"cfs-runtime: invalid configuration: $CFS_RUNTIME_CONFIG:$n: key stor_dir: unknown key"* ]]
 }
