@@ -37,6 +37,8 @@ deps deps-demo:
 deps-test:
 	tests/install-deps.sh test
 
+# install runs mandb -q where it exists (not for a DESTDIR staging
+# install), so that man -k and whatis find the new pages.
 install: build man completion
 	install -D -m 0755 bin/cfs-runtime $(DESTDIR)$(BINDIR)/cfs-runtime
 	install -D -m 0755 bin/cfs-runtime-mount $(DESTDIR)$(BINDIR)/cfs-runtime-mount
@@ -45,8 +47,10 @@ install: build man completion
 	install -D -m 0755 bin/cfs-runtime-engine $(DESTDIR)$(BINDIR)/cfs-runtime-engine
 	install -d -m 0755 $(DESTDIR)$(CONFDIR)
 	install -m 0644 contrib/config.toml.example contrib/policy.toml.example $(DESTDIR)$(CONFDIR)/
-	install -d -m 0755 $(DESTDIR)$(MANDIR)/man8
+	install -d -m 0755 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
 	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
+	if [ -z "$(DESTDIR)" ] && command -v mandb >/dev/null; then mandb -q; fi
 	install -D -m 0644 bin/completion/cfs-runtime.bash $(DESTDIR)$(BASHCOMPDIR)/cfs-runtime
 	install -D -m 0644 bin/completion/_cfs-runtime $(DESTDIR)$(ZSHCOMPDIR)/_cfs-runtime
 
@@ -90,11 +94,13 @@ bench: build
 	@for b in tests/bench/*.sh; do echo "== $$b"; bash $$b || exit 1; done
 
 # man pages come from the CLI definitions (cfs-runtime-tools' hidden
-# generate-man): cfs-runtime.8 and cfs-runtime-COMMAND.8 for each command.
+# generate-man): cfs-runtime.8 and cfs-runtime-COMMAND.8 for each command;
+# the files' pages, cfs-runtime-config.toml.5 and cfs-runtime-policy.toml.5,
+# from docs/config.md and docs/policy.md.
 man: build
 	mkdir -p man
-	rm -f man/*.8
-	bin/cfs-runtime-tools generate-man man
+	rm -f man/*.8 man/*.5
+	bin/cfs-runtime-tools generate-man man docs
 
 # completion scripts come from the CLI definitions too.
 completion: build

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -134,15 +135,19 @@ func signFlags(names ...string) []cli.Flag {
 	return out
 }
 
-// signingKey loads --key (decrypted with $COSIGN_PASSWORD when encrypted)
+// signingKey loads --key (decrypted with $COSIGN_PASSWORD, or the password
+// typed on the terminal, when encrypted)
 // and --cert, as `cfs-runtime sign` takes them.
 func signingKey(c *cli.Context) (crypto.Signer, []*x509.Certificate, error) {
 	keyData, err := os.ReadFile(c.String("key"))
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := attest.LoadPrivateKey(keyData, cosignPassword)
-	if err != nil {
+	pw := &keyPassword{tty: passwordTTY(), prompt: c.App.ErrWriter}
+	key, err := attest.LoadPrivateKey(keyData, pw.get)
+	if errors.Is(err, attest.ErrWrongPassword) {
+		return nil, nil, fmt.Errorf("%s: %w (%s)", c.String("key"), err, pw.source)
+	} else if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", c.String("key"), err)
 	}
 	var chain []*x509.Certificate

@@ -15,6 +15,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/hostcheck"
 	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/cfs-runtime/cfs-runtime/mount"
 )
@@ -26,8 +27,17 @@ var (
 	// ErrNoImage: the signed image is neither in the store nor buildable.
 	ErrNoImage = errors.New("composefs image not available")
 	// ErrEnforcement: the host cannot enforce the policy's level.
-	ErrEnforcement = errors.New("cannot enforce fs-verity")
+	ErrEnforcement = hostcheck.ErrCannotEnforce
 )
+
+// fixPaths names the files a refusal's fix is made in.
+func fixPaths(cfg config.Config) hostcheck.Paths {
+	p := hostcheck.Paths{Config: cfg.Path, Policy: cfg.Policy}
+	if p.Config == "" {
+		p.Config = config.PathFromEnv("")
+	}
+	return p
+}
 
 // prepareCreate runs before create and run hand off: it applies the trust
 // policy to the bundle's annotations and, for a signed digest, mounts the
@@ -108,7 +118,7 @@ func startVerified(env *runtimeEnv, st imageStore, b *bundle.Bundle, level attes
 		// Say what the host lacks before importing anything. (With the
 		// image in the store, measuring it below is proof enough.)
 		if err := st.ProbeVerity(); err != nil {
-			return nil, fmt.Errorf("%w (enforcement %s) in store %s: %w", ErrEnforcement, level, st.Dir(), err)
+			return nil, &hostcheck.Problem{Level: level, Store: st.Dir(), Reason: err, Fix: hostcheck.VerityFix(err, fixPaths(env.cfg))}
 		}
 	}
 	if err := ensureImage(env, st, b, d); err != nil {
@@ -154,7 +164,7 @@ func startVerified(env *runtimeEnv, st imageStore, b *bundle.Bundle, level attes
 	}
 	if err != nil {
 		if errors.Is(err, mount.ErrOverlayNoVerity) {
-			return nil, fmt.Errorf("%w (enforcement require): %w", ErrEnforcement, err)
+			return nil, &hostcheck.Problem{Level: level, Store: st.Dir(), Reason: err, Fix: hostcheck.OverlayVerityFix(fixPaths(env.cfg))}
 		}
 		return nil, err
 	}
