@@ -7,7 +7,7 @@
 # values are changed: BinaryName points at the cfs-runtime under test,
 # private runc roots and CNI directories, restrict_oom_score_adj
 # uncommented (this shell lacks CAP_SYS_RESOURCE). Shared by
-# containerd.bats and engine-containerd.bats.
+# containerd.bats, engine-containerd.bats and policy-engines.bats.
 #
 #   ctrd_start          (setup_file) needs CTRD, CFS_RUNTIME and the
 #                       cfs-runtime configuration in $CTRD/cfs.toml; with

@@ -9,7 +9,8 @@
 #       digest) and MANIFEST_<NAME> (the pushed manifest's digest).
 #       $SEAL_ARGS: more arguments for seal (e.g. --canonical composefs-rs);
 #       $SEAL_BASE: a sealed layout to start from (its layers are kept, one
-#       layer is added).
+#       layer is added); $SEAL_REPO: the registry repository to push to
+#       (default NAME).
 
 sealed_image() {
 	local dir=$1 name=$2 key=$3 lay=$1/$2
@@ -37,5 +38,5 @@ sealed_image() {
 		export "DIGEST_$name=$(jq -r '.["composefs.merged.erofs.v1.fsverity-sha256-12"]' <<<"$ann")"
 	fi
 	export "MANIFEST_$name=$(jq -r '.manifests[0].digest' "$lay/index.json")"
-	registry_push "oci:$lay:1" "$name:1"
+	registry_push "oci:$lay:1" "${SEAL_REPO:-$name}:1"
 }
