@@ -427,6 +427,32 @@ policy chek|unknown command "chek"|want check'
 	done <<<"$USAGE_MISTAKES"
 }
 
+# ---- import on a terminal ------------------------------------------------
+
+@test "import draws its progress on a terminal, for a tree and an oci: layout; nothing of it when piped" {
+	local store=$BATS_TEST_TMPDIR/store layout=$BATS_TEST_TMPDIR/layout img=localhost/cfs-bats-newcomer-$$/progress:1 blob
+	# script(1) gives the command a terminal. A tree: the bytes stored and
+	# the rate (the total is not known before the scan ends), then cleared.
+	run -0 script -qec "'$CFS_RUNTIME' import --store '$store' '$M/b'" /dev/null
+	[[ "$output" == *"import ("[1-9]*" MB, "*"B/s)"* ]]
+	[[ "$output" == *$'\r'"$M_DIGEST_B"* ]]
+	# An oci: layout (as podman save writes it): a bar per layer read,
+	# named by the start of its blob digest, as for docker://.
+	tar -C "$M/a" -cf "$BATS_TEST_TMPDIR/a.tar" .
+	podman import -q "$BATS_TEST_TMPDIR/a.tar" "$img" >/dev/null
+	podman save -q --format oci-dir -o "$layout" "$img"
+	podman rmi -f "$img" >/dev/null 2>&1 || true
+	blob=$(jq -r '.layers[0].digest' "$layout/blobs/sha256/$(jq -r '.manifests[0].digest' "$layout/index.json" | cut -d: -f2)")
+	run -0 script -qec "'$CFS_RUNTIME' import --store '$store' oci:$layout" /dev/null
+	[[ "$output" == *"${blob:0:19} 100% |"* ]]
+	# Piped: the lines alone.
+	run -0 --separate-stderr "$CFS_RUNTIME" import --store "$store" "$M/b"
+	[ "$output" = "$M_DIGEST_B" ] && [ "$stderr" = "" ]
+	run -0 --separate-stderr "$CFS_RUNTIME" import --store "$store" "oci:$layout"
+	[[ "$stderr" != *"%"* && "$stderr" != *$'\r'* ]]
+	[ "${#stderr_lines[@]}" = 2 ]
+}
+
 # ---- make install / uninstall ---------------------------------------------
 
 @test "make uninstall removes everything make install put into DESTDIR" {
