@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	digest "github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
@@ -58,6 +59,11 @@ type Options struct {
 	// Expect, if set, is the composefs digest (hex) the image must have:
 	// an image with another is not committed (ErrUnexpectedDigest).
 	Expect string
+	// Progress, if set, wraps the stream of each layer blob Import reads
+	// from a layout on disk (oci:, oci-archive:): a progress bar on a
+	// terminal. A registry's blobs are wrapped by its client instead
+	// (registry.Options.Progress), as they arrive.
+	Progress func(desc v1.Descriptor, r io.ReadCloser) io.ReadCloser
 }
 
 // hash is Hash with its default.
@@ -267,6 +273,7 @@ func ImportLayout(st *store.Store, l *Layout, opts Options) (*Result, error) {
 		return nil, err
 	}
 	ref := l.ref
+	l.progress = opts.Progress
 	img, err := l.Resolve()
 	if err != nil {
 		return nil, err

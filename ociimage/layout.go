@@ -146,6 +146,8 @@ type Layout struct {
 	src blobSource
 	// read counts the layer blob bytes read (for import summaries).
 	read int64
+	// progress wraps each layer blob read from disk (Options.Progress).
+	progress func(desc v1.Descriptor, r io.ReadCloser) io.ReadCloser
 }
 
 // location is where the layout's layers are read again: the reference,

@@ -410,12 +410,7 @@ type fsckBar struct {
 }
 
 func newFsckBar(w io.Writer) *fsckBar {
-	b := &fsckBar{w: w}
-	if f, ok := w.(*os.File); ok {
-		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-		b.tty = err == nil
-	}
-	return b
+	return &fsckBar{w: w, tty: terminal(w)}
 }
 
 func (b *fsckBar) progress(done, total int64) {
@@ -425,13 +420,7 @@ func (b *fsckBar) progress(done, total int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.bar == nil {
-		b.bar = progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(b.w),
-			progressbar.OptionSetDescription("fsck"),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionThrottle(100_000_000), // 0.1 s
-			progressbar.OptionClearOnFinish(),
-		)
+		b.bar = byteBar(b.w, total, "fsck", progressbar.OptionClearOnFinish())
 	}
 	// The total grows while images are still being read.
 	if total != b.bar.GetMax64() {

@@ -18,6 +18,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/internal/hostcheck"
 	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/cfs-runtime/cfs-runtime/mount"
+	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
 var (
@@ -255,6 +256,11 @@ func enforce(env *runtimeEnv, st imageStore, d composefs.ImageDigest, f *os.File
 		// fs-verity keeps the file's content from changing: mounting
 		// this file mounts what was measured.
 		if err := measureImage(env.measure, f, name, d); err != nil {
+			if errors.Is(err, verity.ErrNotSupported) {
+				// An image imported before: the probe in startVerified
+				// did not run, and this is where the host's lack shows.
+				return mount.Image{}, mount.VerityOff, &hostcheck.Problem{Level: level, Store: st.Dir(), Reason: err, Fix: hostcheck.VerityFix(err, fixPaths(env.cfg))}
+			}
 			return mount.Image{}, mount.VerityOff, err
 		}
 		return mount.ImageFile(f), mount.VerityRequire, nil
