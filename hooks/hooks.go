@@ -185,7 +185,7 @@ func (c *checker) verifyRoot(res *Result, root string, d attest.Digest) error {
 	defer f.Close()
 	alg, got, err := c.measure(f)
 	if err != nil {
-		return fmt.Errorf("composefs digest %s: EROFS image %s (lower layer of %s): %w", d, res.Image, real, err)
+		return fmt.Errorf("composefs digest %s: EROFS image %s (lower layer of %s): %w%s", d, res.Image, real, err, measureFix(err))
 	}
 	if alg != d.Algorithm || !bytes.Equal(got, d.Value) {
 		return fmt.Errorf("%w: EROFS image %s (lower layer of %s) measures %s:%x, but the signed digest is %s", ErrDigestMismatch, res.Image, real, alg, got, d)
@@ -287,4 +287,19 @@ func openRegular(path string) (*os.File, error) {
 		return nil, fmt.Errorf("%w: EROFS image %s is not a regular file", ErrNotComposefs, path)
 	}
 	return f, nil
+}
+
+// measureFix says what to change when the kernel cannot measure the
+// engine's image: hook mode has no weaker level, it checks what the kernel
+// measures or refuses.
+func measureFix(err error) string {
+	switch {
+	case errors.Is(err, verity.ErrKernelNoVerity):
+		return ": boot a kernel built with CONFIG_FS_VERITY (hook mode checks only what the kernel measures)"
+	case errors.Is(err, verity.ErrNotEnabled):
+		return ": enable fs-verity on the image and its objects (cfs-runtime verity enable FILE...), as the engine should when it stores them"
+	case errors.Is(err, verity.ErrFSNoVerity):
+		return ": keep the engine's storage on a filesystem with fs-verity (ext4 with the verity feature, btrfs, f2fs)"
+	}
+	return ""
 }

@@ -295,7 +295,17 @@ func TestCreateRuntimeRefuses(t *testing.T) {
 				}
 			},
 			is:   verity.ErrNotEnabled,
-			want: fmt.Sprintf("container c1: composefs digest %s: EROFS image %s (lower layer of %s): fs-verity not enabled: no data available", f.digest, f.image, f.root),
+			want: fmt.Sprintf("container c1: composefs digest %s: EROFS image %s (lower layer of %s): fs-verity not enabled: no data available: enable fs-verity on the image and its objects (cfs-runtime verity enable FILE...), as the engine should when it stores them", f.digest, f.image, f.root),
+		},
+		{
+			name: "kernel-without-verity",
+			kernel: func(k *fakeKernel) {
+				k.measureFn = func(*os.File) (verity.Algorithm, []byte, error) {
+					return 0, nil, &verity.UnsupportedError{Reason: verity.ErrKernelNoVerity}
+				}
+			},
+			is:   verity.ErrKernelNoVerity,
+			want: fmt.Sprintf("container c1: composefs digest %s: EROFS image %s (lower layer of %s): kernel built without fs-verity: boot a kernel built with CONFIG_FS_VERITY (hook mode checks only what the kernel measures)", f.digest, f.image, f.root),
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

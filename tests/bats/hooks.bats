@@ -149,7 +149,7 @@ composefs_mount() {
 	run_runc "$b" "$id"
 	# (this host's kernel has no fs-verity; a kernel with it says
 	# "fs-verity not enabled" for this image, which has none)
-	refused_by_hook "$id" "composefs digest $digest: EROFS image $t/image.cfs (lower layer of $t/merged): kernel built without fs-verity"
+	refused_by_hook "$id" "composefs digest $digest: EROFS image $t/image.cfs (lower layer of $t/merged): kernel built without fs-verity: boot a kernel built with CONFIG_FS_VERITY (hook mode checks only what the kernel measures)"
 }
 
 @test "runc: an unsigned container passes the hook under unsigned = \"allow\" and is refused under reject" {
