@@ -117,16 +117,21 @@ func Load(path string, dec Decoder) (Config, error) {
 	return c, nil
 }
 
-func (c Config) validate(data []byte) error {
+func (c *Config) validate(data []byte) error {
 	at := func(key string) string { return fmt.Sprintf("%s:%d: key %s", c.Path, lineOf(data, key), key) }
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("%s: %q is not one of debug, info, warn, error", at("log_level"), c.LogLevel)
 	}
-	for key, v := range map[string]string{"runtime": c.Runtime, "store_dir": c.StoreDir, "state_dir": c.StateDir, "log_file": c.LogFile, "policy": c.Policy, "audit_file": c.AuditFile} {
-		if v != "" && !filepath.IsAbs(v) {
-			return fmt.Errorf("%s: %q is not an absolute path", at(key), v)
+	// In a fixed order, not a map's: the error names the
+	// same key every time.
+	for _, p := range [...]struct{ key, v string }{
+		{"runtime", c.Runtime}, {"store_dir", c.StoreDir}, {"state_dir", c.StateDir},
+		{"log_file", c.LogFile}, {"policy", c.Policy}, {"audit_file", c.AuditFile},
+	} {
+		if p.v != "" && !filepath.IsAbs(p.v) {
+			return fmt.Errorf("%s: %q is not an absolute path", at(p.key), p.v)
 		}
 	}
 	if c.StoreDir == "" || c.StateDir == "" {
@@ -161,12 +166,19 @@ func Salvage(path string, dec Decoder) (Config, error) {
 	if err == nil || errors.Is(err, ErrNotPlain) {
 		return c, err
 	}
+	return salvage(path, dec), err
+}
+
+// salvage is the rest of Salvage, for a broken file: a function of its
+// own, so that the frame of every runtime call's Salvage stays small (the
+// front's main goroutine then needs no larger stack).
+func salvage(path string, dec Decoder) Config {
 	best := Defaults()
 	best.Path = path
 	data, rerr := rawfile.ReadFile(path)
 	var raw Config
 	if rerr != nil || dec == nil || dec.Lenient(data, &raw) != nil {
-		return best, err
+		return best
 	}
 	for _, f := range []struct{ from, to *string }{
 		{&raw.Runtime, &best.Runtime}, {&raw.StoreDir, &best.StoreDir}, {&raw.StateDir, &best.StateDir},
@@ -180,5 +192,5 @@ func Salvage(path string, dec Decoder) (Config, error) {
 	case "debug", "info", "warn", "error":
 		best.LogLevel = raw.LogLevel
 	}
-	return best, err
+	return best
 }
