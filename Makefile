@@ -25,6 +25,7 @@ build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime-mount ./cmd/cfs-runtime-mount
 	CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime-tools ./cmd/cfs-runtime-tools
 	CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime-sigstore ./cmd/cfs-runtime-sigstore
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS_BUILD)" -o bin/cfs-runtime-engine ./cmd/cfs-runtime-engine
 	CGO_ENABLED=0 go build -o bin/recvtty ./tests/tools/recvtty
 
 # deps (= deps-demo) installs what building, `make demo` and the README's
@@ -36,15 +37,20 @@ deps deps-demo:
 deps-test:
 	tests/install-deps.sh test
 
+# install runs mandb -q where it exists (not for a DESTDIR staging
+# install), so that man -k and whatis find the new pages.
 install: build man completion
 	install -D -m 0755 bin/cfs-runtime $(DESTDIR)$(BINDIR)/cfs-runtime
 	install -D -m 0755 bin/cfs-runtime-mount $(DESTDIR)$(BINDIR)/cfs-runtime-mount
 	install -D -m 0755 bin/cfs-runtime-tools $(DESTDIR)$(BINDIR)/cfs-runtime-tools
 	install -D -m 0755 bin/cfs-runtime-sigstore $(DESTDIR)$(BINDIR)/cfs-runtime-sigstore
+	install -D -m 0755 bin/cfs-runtime-engine $(DESTDIR)$(BINDIR)/cfs-runtime-engine
 	install -d -m 0755 $(DESTDIR)$(CONFDIR)
 	install -m 0644 contrib/config.toml.example contrib/policy.toml.example $(DESTDIR)$(CONFDIR)/
-	install -d -m 0755 $(DESTDIR)$(MANDIR)/man8
+	install -d -m 0755 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
 	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
+	if [ -z "$(DESTDIR)" ] && command -v mandb >/dev/null; then mandb -q; fi
 	install -D -m 0644 bin/completion/cfs-runtime.bash $(DESTDIR)$(BASHCOMPDIR)/cfs-runtime
 	install -D -m 0644 bin/completion/_cfs-runtime $(DESTDIR)$(ZSHCOMPDIR)/_cfs-runtime
 
@@ -53,7 +59,8 @@ install: build man completion
 # (config.toml, policy.toml and keys are the administrator's).
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cfs-runtime $(DESTDIR)$(BINDIR)/cfs-runtime-mount \
-		$(DESTDIR)$(BINDIR)/cfs-runtime-tools $(DESTDIR)$(BINDIR)/cfs-runtime-sigstore
+		$(DESTDIR)$(BINDIR)/cfs-runtime-tools $(DESTDIR)$(BINDIR)/cfs-runtime-sigstore \
+		$(DESTDIR)$(BINDIR)/cfs-runtime-engine
 	rm -f $(DESTDIR)$(CONFDIR)/config.toml.example $(DESTDIR)$(CONFDIR)/policy.toml.example
 	[ ! -d $(DESTDIR)$(CONFDIR) ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(CONFDIR)
 	rm -f $(DESTDIR)$(MANDIR)/man8/cfs-runtime.8 $(DESTDIR)$(MANDIR)/man8/cfs-runtime-*.8 \
@@ -87,11 +94,13 @@ bench: build
 	@for b in tests/bench/*.sh; do echo "== $$b"; bash $$b || exit 1; done
 
 # man pages come from the CLI definitions (cfs-runtime-tools' hidden
-# generate-man): cfs-runtime.8 and cfs-runtime-COMMAND.8 for each command.
+# generate-man): cfs-runtime.8 and cfs-runtime-COMMAND.8 for each command;
+# the files' pages, cfs-runtime-config.toml.5 and cfs-runtime-policy.toml.5,
+# from docs/config.md and docs/policy.md.
 man: build
 	mkdir -p man
-	rm -f man/*.8
-	bin/cfs-runtime-tools generate-man man
+	rm -f man/*.8 man/*.5
+	bin/cfs-runtime-tools generate-man man docs
 
 # completion scripts come from the CLI definitions too.
 completion: build

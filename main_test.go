@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -14,17 +15,21 @@ import (
 // heavyDeps are packages cfs-runtime must not link: their initializers cost
 // milliseconds at every start, and cfs-runtime is exec'd for every runtime
 // call (state, kill, delete, ...). sigstore-go lives in the separate
-// cfs-runtime-sigstore helper.
+// cfs-runtime-sigstore helper, containerd's gRPC API in cfs-runtime-engine.
 var heavyDeps = regexp.MustCompile(`sigstore|protobuf|grpc|openapi|govalidator|containerregistry|opencontainers/runc|^go\.podman\.io/`)
 
-// The cfs-runtime binary links none of the heavy packages; the
-// cfs-runtime-sigstore helper does (which shows the check can fail).
+// The cfs-runtime and cfs-runtime-mount binaries link none of the heavy
+// packages; the helpers do (which shows the check can fail).
 func TestNoHeavyDependencies(t *testing.T) {
-	if offenders := heavyPackages(t, heavyDeps, "."); len(offenders) > 0 {
-		t.Fatalf("cfs-runtime links %d heavy packages:\n%s", len(offenders), strings.Join(offenders, "\n"))
+	for _, bin := range []string{".", "./cmd/cfs-runtime-mount"} {
+		if offenders := heavyPackages(t, heavyDeps, bin); len(offenders) > 0 {
+			t.Fatalf("%s links %d heavy packages:\n%s", bin, len(offenders), strings.Join(offenders, "\n"))
+		}
 	}
-	if offenders := heavyPackages(t, heavyDeps, "./cmd/cfs-runtime-sigstore"); len(offenders) == 0 {
-		t.Fatal("the dependency check finds nothing heavy in cfs-runtime-sigstore, which links sigstore-go")
+	for bin, what := range map[string]string{"./cmd/cfs-runtime-sigstore": "sigstore-go", "./cmd/cfs-runtime-engine": "gRPC"} {
+		if offenders := heavyPackages(t, heavyDeps, bin); len(offenders) == 0 {
+			t.Fatalf("the dependency check finds nothing heavy in %s, which links %s", bin, what)
+		}
 	}
 }
 
@@ -113,5 +118,54 @@ func TestFrontDependencies(t *testing.T) {
 	}
 	if offenders := heavyPackages(t, verifierDeps, "./cmd/cfs-runtime-mount"); len(offenders) < 5 {
 		t.Fatalf("the check finds only %d of them in cfs-runtime-mount: %v", len(offenders), offenders)
+	}
+}
+
+// docs/architecture.md lists the packages so that imports point downward:
+// each package imports only packages listed below it (or in its own row),
+// and every package of the module is listed.
+func TestArchitectureListsPackagesInImportOrder(t *testing.T) {
+	doc, err := os.ReadFile("docs/architecture.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(doc), "## Packages")
+	table, _, _ = strings.Cut(table, "\n## ")
+	row := map[string]int{} // package → row
+	for i, m := range regexp.MustCompile("(?m)^\\| `([^`]+)`").FindAllStringSubmatch(table, -1) {
+		name, _, _ := strings.Cut(m[1], " ")
+		if inner, ok := strings.CutPrefix(name, "internal/{"); ok {
+			for _, n := range strings.Split(strings.TrimSuffix(inner, "}"), ",") {
+				row["internal/"+n] = i
+			}
+			continue
+		}
+		row[name] = i
+	}
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./...").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mod = "github.com/cfs-runtime/cfs-runtime/"
+	// Programs, tests' tools and packages internal to a listed one are
+	// not rows of their own.
+	skip := regexp.MustCompile(`^(cmd/|tests/|contrib$|internal/config/|attest/internal/|attest/sigstorebundle$|ociimage/ocitest$)`)
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		p, ok := strings.CutPrefix(fields[0], mod)
+		if !ok || skip.MatchString(p) {
+			continue
+		}
+		i, listed := row[p]
+		if !listed {
+			t.Errorf("docs/architecture.md does not list package %s", p)
+			continue
+		}
+		for _, imp := range fields[1:] {
+			q, ok := strings.CutPrefix(imp, mod)
+			if j, listed := row[q]; ok && listed && j < i {
+				t.Errorf("docs/architecture.md: %s imports %s, which is listed above it", p, q)
+			}
+		}
 	}
 }

@@ -129,10 +129,20 @@ type Annotated struct {
 func ParseAnnotations(annotations map[string]string) (Annotated, error) {
 	var out Annotated
 	keys := make([]string, 0, 4)
+	var typos []string
 	for k := range annotations {
-		if strings.HasPrefix(strings.ToLower(k), DigestAnnotationPrefix) {
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, DigestAnnotationPrefix) {
 			keys = append(keys, k)
+		} else if lookAlike(lk) {
+			typos = append(typos, k)
 		}
+	}
+	if len(typos) > 0 {
+		// Fail closed: a mistyped key would otherwise make a signed
+		// container look unsigned.
+		sort.Strings(typos)
+		return out, fmt.Errorf("%w %q: %s", ErrMalformed, clip(typos[0]), keyTypo(typos[0]))
 	}
 	sort.Strings(keys) // deterministic messages
 	digests := map[string]string{}
@@ -152,7 +162,13 @@ func ParseAnnotations(annotations map[string]string) (Annotated, error) {
 				break
 			}
 		}
-		if _, _, err := parseAlgorithm(strings.TrimPrefix(base, DigestAnnotationPrefix)); err != nil {
+		name := strings.TrimPrefix(base, DigestAnnotationPrefix)
+		if alg, suffix, ok := strings.Cut(name, "."); ok && kind == 0 {
+			if _, _, err := parseAlgorithm(alg); err == nil {
+				return out, fmt.Errorf("%w %q: unknown signature suffix %q (want %s, %s or %s)", ErrMalformed, clip(k), clip("."+suffix), SigSuffix, CosignSuffix, BundleSuffix)
+			}
+		}
+		if _, _, err := parseAlgorithm(name); err != nil {
 			return out, fmt.Errorf("%w %q: %v", ErrMalformed, clip(k), err)
 		}
 		if kind == 0 {
@@ -193,4 +209,78 @@ func ParseAnnotations(annotations map[string]string) (Annotated, error) {
 		out.Signatures = map[SignatureKind]string{}
 	}
 	return out, nil
+}
+
+// keyParts are the dot-separated parts of DigestAnnotationPrefix before
+// "fsverity-".
+var keyParts = [...]string{"composefs", "merged", "erofs", "v1"}
+
+// lookAlike reports whether a lowercase annotation key that does not start
+// with DigestAnnotationPrefix looks like a mistyped composefs annotation:
+// it holds two adjacent parts only composefs keys have, or its start is at
+// most three edits away from the prefix. Such a key is refused rather than
+// ignored. Every look-alike keeps one of the words policy.MentionsComposefs
+// looks for intact (three edits cannot break all of compos, merged, erofs
+// and verity), so the runtime front never starts one itself
+// (FuzzMentionsComposefs).
+func lookAlike(lk string) bool {
+	for _, part := range []string{"composefs.merged", "merged.erofs", "erofs.v1", "fsverity-sha"} {
+		if strings.Contains(lk, part) {
+			return true
+		}
+	}
+	const slack = 3
+	p := DigestAnnotationPrefix
+	for n := len(p) - slack; n <= len(p)+slack && n <= len(lk); n++ {
+		if editDistance(lk[:n], p, slack) <= slack {
+			return true
+		}
+	}
+	return false
+}
+
+// editDistance is the Levenshtein distance of a and b, or max+1 once it is
+// known to exceed max.
+func editDistance(a, b string, max int) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		best := cur[0]
+		for j := 1; j <= len(b); j++ {
+			c := prev[j-1]
+			if a[i-1] != b[j-1] {
+				c = 1 + min(c, prev[j], cur[j-1])
+			}
+			cur[j] = c
+			best = min(best, c)
+		}
+		if best > max {
+			return max + 1
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// keyTypo says which part of a look-alike key is wrong and what the keys
+// are.
+func keyTypo(k string) string {
+	const want = "composefs annotation keys are " + DigestAnnotationPrefix + "{sha256|sha512}-{12|16}, followed by .sig, .cosign or .sigstore-bundle for a signature"
+	parts := strings.SplitN(strings.ToLower(k), ".", len(keyParts)+1)
+	for i, w := range keyParts {
+		if i >= len(parts) {
+			break
+		}
+		if parts[i] != w {
+			return fmt.Sprintf("looks like a mistyped composefs annotation: part %d is %q, not %q; %s", i+1, clip(parts[i]), w, want)
+		}
+	}
+	if len(parts) == len(keyParts)+1 && !strings.HasPrefix(parts[len(keyParts)], "fsverity-") {
+		return fmt.Sprintf("looks like a mistyped composefs annotation: %q does not start with \"fsverity-\"; %s", clip(parts[len(keyParts)]), want)
+	}
+	return "looks like a mistyped composefs annotation; " + want
 }

@@ -76,7 +76,7 @@ func TestParseAnnotationsRefusals(t *testing.T) {
 		{"unknown block size", map[string]string{"composefs.merged.erofs.v1.fsverity-sha256-13": hex64}, ErrMalformed,
 			`unknown fs-verity algorithm "sha256-13": block size 2^13 is not 2^12 or 2^16`},
 		{"unknown suffix", map[string]string{k256: hex64, k256 + ".gpg": "x"}, ErrMalformed,
-			`unknown fs-verity algorithm "sha256-12.gpg"`},
+			`unknown signature suffix ".gpg" (want .sig, .cosign or .sigstore-bundle)`},
 		{"no algorithm", map[string]string{"composefs.merged.erofs.v1.fsverity-": hex64}, ErrMalformed,
 			`unknown fs-verity algorithm "" (want fsverity-{sha256|sha512}-{12|16})`},
 		{"uppercase key", map[string]string{"Composefs.merged.erofs.v1.fsverity-sha256-12": hex64}, ErrMalformed,
@@ -139,6 +139,9 @@ func FuzzParseAnnotations(f *testing.F) {
 	f.Add("composefs.merged.erofs.v1.fsverity-sha512-16", hex128, ".sigstore-bundle", "{}")
 	f.Add("composefs.merged.erofs.v1.fsverity-sha256-1", "", ".cosign", "")
 	f.Add("Composefs.merged.erofs.v1.fsverity-sha256-12", hex64, ".sig", "x")
+	f.Add(k256, hex64, ".cosgin", "x")
+	f.Add("compsefs.merged.erofs.v1.fsverity-sha256-12", hex64, ".sig", "x")
+	f.Add("composefs.merged.erofs.v1.fsverity_sha256-12", hex64, ".cosign", "x")
 	f.Fuzz(func(t *testing.T, key, value, suffix, sig string) {
 		ann := map[string]string{key: value, key + suffix: sig, "other": value}
 		a, err := ParseAnnotations(ann)
@@ -147,6 +150,13 @@ func FuzzParseAnnotations(f *testing.F) {
 				t.Fatalf("multi-line error %q", err)
 			}
 			return
+		}
+		// Fail closed: nothing that looks like a mistyped composefs key
+		// is accepted (and then ignored).
+		for k := range ann {
+			if lk := strings.ToLower(k); !strings.HasPrefix(lk, DigestAnnotationPrefix) && lookAlike(lk) {
+				t.Fatalf("look-alike key %q accepted", k)
+			}
 		}
 		if a.Digest == nil {
 			if len(a.Signatures) != 0 {

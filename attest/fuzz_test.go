@@ -88,6 +88,7 @@ func FuzzMentionsComposefs(f *testing.F) {
 	p := policyFrom(f, dir, "unsigned = \"allow\"\n"+certPolicy("release", cert))
 	for _, k := range []string{
 		DefaultDigestAnnotation, DefaultDigestAnnotation + ".cosgin", "composefs.merged.erofs.v1.fsverty-sha256-12",
+		"compsefs.merged.erofs.v1.fsverity-sha256-12", "composefs.merged.erofs.v1.fsverity_sha256-12", "comXosefs.merXed.erXfs.v1.fsverity-",
 		"Composefs.Merged.Erofs.V1.Fsverity-sha256-12.sig", "io.kubernetes.cri.image-name", "", "x.sigstore-bundle",
 	} {
 		f.Add(k, hex64, "org.opencontainers.image.ref.name")

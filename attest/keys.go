@@ -168,6 +168,10 @@ func certificatesFromPEM(data []byte) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
+// ErrWrongPassword: an encrypted private key did not decrypt with the
+// password given, whatever its format.
+var ErrWrongPassword = errors.New("wrong password")
+
 // PasswordFunc returns the password of an encrypted private key.
 type PasswordFunc func() ([]byte, error)
 
@@ -184,8 +188,10 @@ func LoadPrivateKey(data []byte, password PasswordFunc) (crypto.Signer, error) {
 	}
 	k, err := parsePrivateKey(b, password)
 	if err != nil {
-		if strings.Contains(err.Error(), "decryption failed") {
-			return nil, fmt.Errorf("private key: wrong password: %w", err)
+		if errors.Is(err, ErrWrongPassword) {
+			// The same words for every format: the libraries' own
+			// ("decryption failed", "incorrect password", ...) differ.
+			return nil, fmt.Errorf("private key: %w", ErrWrongPassword)
 		}
 		return nil, fmt.Errorf("private key: %w", err)
 	}
@@ -217,10 +223,18 @@ func parsePrivateKey(b *pem.Block, password PasswordFunc) (crypto.PrivateKey, er
 		}
 		//lint:ignore SA1019 see above
 		der, err := x509.DecryptPEMBlock(b, pw)
-		if err != nil {
+		if errors.Is(err, x509.IncorrectPasswordError) {
+			return nil, ErrWrongPassword
+		} else if err != nil {
 			return nil, fmt.Errorf("failed to decrypt legacy PEM block: %w", err)
 		}
-		b = &pem.Block{Type: b.Type, Bytes: der}
+		// A wrong password can still end in valid padding (1 in 256):
+		// then the key does not parse.
+		k, err := parsePrivateKey(&pem.Block{Type: b.Type, Bytes: der}, nil)
+		if err != nil {
+			return nil, ErrWrongPassword
+		}
+		return k, nil
 	}
 	switch b.Type {
 	case "PRIVATE KEY":
@@ -236,6 +250,10 @@ func parsePrivateKey(b *pem.Block, password PasswordFunc) (crypto.PrivateKey, er
 		}
 		k, err := pkcs8.ParsePKCS8PrivateKey(b.Bytes, pw)
 		if err != nil {
+			// youmark/pkcs8: what does not parse after decryption.
+			if err.Error() == "pkcs8: incorrect password" {
+				return nil, ErrWrongPassword
+			}
 			return nil, fmt.Errorf("failed to decrypt and parse encrypted private key: %w", err)
 		}
 		return k, nil
@@ -247,6 +265,10 @@ func parsePrivateKey(b *pem.Block, password PasswordFunc) (crypto.PrivateKey, er
 		der := b.Bytes
 		if pw != nil {
 			if der, err = encrypted.Decrypt(der, pw); err != nil {
+				// secretbox's authentication failed: the wrong key.
+				if strings.Contains(err.Error(), "decryption failed") {
+					return nil, ErrWrongPassword
+				}
 				return nil, err
 			}
 		}

@@ -272,10 +272,11 @@ func Verify(annotations map[string]string, p *Policy, opts ...VerifyOption) (v V
 }
 
 // hasComposefsKey reports whether any annotation key is a composefs one
-// (matched as ParseAnnotations matches them, ignoring case).
+// (matched as ParseAnnotations matches them, ignoring case, look-alikes
+// included: ignore_digest ignores those too).
 func hasComposefsKey(annotations map[string]string) bool {
 	for k := range annotations {
-		if strings.HasPrefix(strings.ToLower(k), DigestAnnotationPrefix) {
+		if lk := strings.ToLower(k); strings.HasPrefix(lk, DigestAnnotationPrefix) || lookAlike(lk) {
 			return true
 		}
 	}

@@ -24,6 +24,9 @@ func feature(err error) Feature { return Feature{Supported: err == nil, Err: err
 
 // Features are the kernel capabilities composefs mounts use.
 type Features struct {
+	// MountAPI: the new mount API (fsopen(2), Linux ≥ 5.2), which every
+	// mount here goes through.
+	MountAPI Feature
 	// FileBackedEROFS: EROFS mounts straight from an image file (Linux ≥
 	// 6.12, CONFIG_EROFS_FS_BACKED_BY_FILE). Without it Mount uses a loop
 	// device.
@@ -46,6 +49,9 @@ type Features struct {
 // Usable says whether composefs images can be mounted at all: nil, or why
 // not.
 func (f Features) Usable() error {
+	if !f.MountAPI.Supported {
+		return fmt.Errorf("no new mount API (needs Linux ≥ 5.2): %w", f.MountAPI.Err)
+	}
 	if !f.FileBackedEROFS.Supported && !f.LoopDevice.Supported {
 		return fmt.Errorf("cannot mount EROFS images: from a file: %w; from a loop device: %w",
 			f.FileBackedEROFS.Err, f.LoopDevice.Err)
@@ -63,6 +69,7 @@ func (f Features) String() string {
 		name string
 		f    Feature
 	}{
+		{"new mount API (fsopen)", f.MountAPI},
 		{"file-backed EROFS", f.FileBackedEROFS},
 		{"EROFS on a loop device", f.LoopDevice},
 		{"overlayfs data-only layers", f.OverlayDataOnly},
@@ -93,9 +100,10 @@ func Probe(dir string) Features {
 	tmp, err := os.MkdirTemp(dir, ".cfs-mount-probe-")
 	if err != nil {
 		err = fmt.Errorf("probe: %w", err)
-		return Features{feature(err), feature(err), feature(err), feature(err), feature(err)}
+		return Features{feature(err), feature(err), feature(err), feature(err), feature(err), feature(err)}
 	}
 	defer os.RemoveAll(tmp)
+	f.MountAPI = feature(tryFsopen())
 	img, err := probeImage(tmp)
 	if err != nil {
 		f.FileBackedEROFS, f.LoopDevice = feature(err), feature(err)
@@ -157,6 +165,16 @@ func probeImage(tmp string) (*os.File, error) {
 		return nil, fmt.Errorf("probe: %w", err)
 	}
 	return f, nil
+}
+
+// tryFsopen opens (and drops) a filesystem context.
+func tryFsopen() error {
+	c, err := openFS("overlay")
+	if err != nil {
+		return err
+	}
+	c.close()
+	return nil
 }
 
 func tryEROFS(source string) error {

@@ -660,7 +660,8 @@ func TestProbe(t *testing.T) {
 	resetFeatureCache(t)
 	dir := t.TempDir()
 	f := Probe(dir)
-	want := `file-backed EROFS: yes
+	want := `new mount API (fsopen): yes
+file-backed EROFS: yes
 EROFS on a loop device: yes
 overlayfs data-only layers: yes
 overlayfs lowerdir+/datadir+: yes
@@ -692,13 +693,15 @@ overlayfs verity=: yes
 
 	// What a kernel without the features looks like.
 	none := Features{
+		MountAPI:           Feature{Supported: true},
 		FileBackedEROFS:    Feature{Err: &KernelError{Op: "erofs: fsconfig create", Errno: unix.ENOTBLK}},
 		LoopDevice:         Feature{Err: errors.New("loop device: open /dev/loop-control: no such file or directory")},
 		OverlayDataOnly:    Feature{Err: &KernelError{Op: "overlay: fsconfig create", Errno: unix.EINVAL}},
 		OverlayLayerAppend: Feature{Err: fmt.Errorf("%w: %w", errNoLayerAppend, &KernelError{Op: "overlay: fsconfig lowerdir+=/x", Errno: unix.EINVAL, Log: []string{"overlay: Unknown parameter 'lowerdir+'"}})},
 		OverlayVerity:      Feature{Err: fmt.Errorf("%w: %w", ErrOverlayNoVerity, &KernelError{Op: "overlay: fsconfig verity=require", Errno: unix.EINVAL, Log: []string{"overlay: Unknown parameter 'verity'"}})},
 	}
-	want = `file-backed EROFS: no (erofs: fsconfig create: block device required)
+	want = `new mount API (fsopen): yes
+file-backed EROFS: no (erofs: fsconfig create: block device required)
 EROFS on a loop device: no (loop device: open /dev/loop-control: no such file or directory)
 overlayfs data-only layers: no (overlay: fsconfig create: invalid argument)
 overlayfs lowerdir+/datadir+: no (overlayfs does not support lowerdir+/datadir+: overlay: fsconfig lowerdir+=/x: invalid argument (overlay: Unknown parameter 'lowerdir+'))
@@ -758,9 +761,9 @@ func TestImageOnTmpfs(t *testing.T) {
 	}
 	defer os.RemoveAll(shm)
 	f := Probe(shm)
-	want := "file-backed EROFS: no (file-backed EROFS not supported (needs Linux ≥ 6.12, and the image on a filesystem such as ext4, xfs or btrfs, not tmpfs): erofs: fsconfig create: block device required)\n"
+	want := "new mount API (fsopen): yes\nfile-backed EROFS: no (file-backed EROFS not supported (needs Linux ≥ 6.12, and the image on a filesystem such as ext4, xfs or btrfs, not tmpfs): erofs: fsconfig create: block device required)\n"
 	if !strings.HasPrefix(f.String(), want) || !f.LoopDevice.Supported || f.Usable() != nil {
-		t.Errorf("Probe(tmpfs) =\n%s\nwant first line\n%s", f, want)
+		t.Errorf("Probe(tmpfs) =\n%s\nwant first lines\n%s", f, want)
 	}
 	img := filepath.Join(shm, "image.cfs")
 	data, _ := os.ReadFile(e.image)

@@ -163,7 +163,8 @@ func TestVMMountVerityRequireObjectsWithout(t *testing.T) {
 func TestVMProbe(t *testing.T) {
 	vmEnv(t)
 	f := Probe(os.Getenv("CFS_MOUNT_TEST_DIR"))
-	want := `file-backed EROFS: yes
+	want := `new mount API (fsopen): yes
+file-backed EROFS: yes
 EROFS on a loop device: yes
 overlayfs data-only layers: yes
 overlayfs lowerdir+/datadir+: yes

@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	digest "github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
@@ -55,6 +56,14 @@ type Options struct {
 	// verity.SHA256 (0 means it) or verity.SHA512 (cfsctl's default).
 	// Import uses the store's (store.WithHash).
 	Hash verity.Algorithm
+	// Expect, if set, is the composefs digest (hex) the image must have:
+	// an image with another is not committed (ErrUnexpectedDigest).
+	Expect string
+	// Progress, if set, wraps the stream of each layer blob Import reads
+	// from a layout on disk (oci:, oci-archive:): a progress bar on a
+	// terminal. A registry's blobs are wrapped by its client instead
+	// (registry.Options.Progress), as they arrive.
+	Progress func(desc v1.Descriptor, r io.ReadCloser) io.ReadCloser
 }
 
 // hash is Hash with its default.
@@ -250,11 +259,25 @@ func Import(st *store.Store, ref Ref, opts Options) (*Result, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	l, img, err := openImage(ref)
+	l, err := Open(ref)
 	if err != nil {
 		return nil, err
 	}
 	defer l.Close()
+	return ImportLayout(st, l, opts)
+}
+
+// ImportLayout is Import of the image of an opened layout (OpenBlobs).
+func ImportLayout(st *store.Store, l *Layout, opts Options) (*Result, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	ref := l.ref
+	l.progress = opts.Progress
+	img, err := l.Resolve()
+	if err != nil {
+		return nil, err
+	}
 	if res, ok := unchanged(st, ref, l, img, opts); ok {
 		return res, nil
 	}
@@ -276,6 +299,9 @@ func Import(st *store.Store, ref Ref, opts Options) (*Result, error) {
 	d, err := si.WriteImage(opts.writeImage(t))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	if opts.Expect != "" && d != opts.Expect {
+		return nil, fmt.Errorf("%s: %w: it has composefs digest %s, but the sealed digest is %s", ref, store.ErrUnexpectedDigest, d, opts.Expect)
 	}
 	// Provenance before the image appears (as every import records it):
 	// fsck never finds the image without its sources.

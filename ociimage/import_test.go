@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	ot "github.com/cfs-runtime/cfs-runtime/ociimage/ocitest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 var (
@@ -355,4 +357,59 @@ func appendByte(t *testing.T, dir, hexDigest string) {
 	}
 	f.Write([]byte{0})
 	f.Close()
+}
+
+// countingReader counts what is read through it and whether it was closed.
+type countingReader struct {
+	r      io.ReadCloser
+	n      int64
+	closed bool
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingReader) Close() error { c.closed = true; return c.r.Close() }
+
+// TestImportProgress: Options.Progress sees each layer blob read, whole,
+// once, and closes it; layers imported before are not read, so not seen.
+func TestImportProgress(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "layout")
+	ot.WriteImage(t, dir, "v1", threeLayers(t)...)
+	s := openStore(t)
+	var seen []v1.Descriptor
+	var readers []*countingReader
+	opts := Options{Progress: func(desc v1.Descriptor, r io.ReadCloser) io.ReadCloser {
+		seen = append(seen, desc)
+		c := &countingReader{r: r}
+		readers = append(readers, c)
+		return c
+	}}
+	res, err := Import(s, ref(t, "oci:"+dir+":v1"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 3 {
+		t.Fatalf("progress saw %d blobs, want the 3 layers", len(seen))
+	}
+	var total int64
+	for i, desc := range seen {
+		if desc.Digest != res.Layers[i].Blob || readers[i].n != desc.Size || !readers[i].closed {
+			t.Errorf("layer %d: saw %s, read %d of %d bytes, closed %v; want blob %s", i, desc.Digest, readers[i].n, desc.Size, readers[i].closed, res.Layers[i].Blob)
+		}
+		total += readers[i].n
+	}
+	if total != res.BytesRead {
+		t.Errorf("progress read %d bytes, the import %d", total, res.BytesRead)
+	}
+	seen = nil
+	if _, err := Import(s, ref(t, "oci:"+dir+":v1"), opts); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 0 {
+		t.Errorf("a second import read %d layer blobs through progress, want none", len(seen))
+	}
 }

@@ -119,6 +119,9 @@ func (l *Layout) walkLayer(img *Image, i int, fn func(e entry, content io.Reader
 	if err != nil {
 		return err
 	}
+	if _, remote := l.src.(*remoteSource); l.progress != nil && !remote {
+		b.f = l.progress(desc, b.f)
+	}
 	defer b.Close()
 	defer func() { l.read += b.n }()
 	if err := walkTar(b, comp, img.Config.RootFS.DiffIDs[i], b.name, fn); err != nil {

@@ -50,6 +50,9 @@ var (
 const (
 	TransportDir     = "oci"
 	TransportArchive = "oci-archive"
+	// TransportContainerd names images read from containerd's content
+	// store (OpenBlobs), "containerd:NAME", in messages and provenance.
+	TransportContainerd = "containerd"
 	// TransportDocker is a registry (docker://HOST/REPO[:TAG][@DIGEST], as
 	// skopeo and podman write it); it is read through the opener
 	// RegisterTransport installed (package ociimage/registry), so that
@@ -143,6 +146,8 @@ type Layout struct {
 	src blobSource
 	// read counts the layer blob bytes read (for import summaries).
 	read int64
+	// progress wraps each layer blob read from disk (Options.Progress).
+	progress func(desc v1.Descriptor, r io.ReadCloser) io.ReadCloser
 }
 
 // location is where the layout's layers are read again: the reference,
@@ -385,7 +390,12 @@ func (l *Layout) Resolve() (*Image, error) {
 // openImage opens the layout and resolves the image ref names; the
 // caller closes the layout.
 func openImage(ref Ref) (*Layout, *Image, error) {
-	l, err := Open(ref)
+	return resolved(Open(ref))
+}
+
+// resolved resolves the image of a layout just opened (closing it on an
+// error).
+func resolved(l *Layout, err error) (*Layout, *Image, error) {
 	if err != nil {
 		return nil, nil, err
 	}

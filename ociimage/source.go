@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	digest "github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
@@ -25,11 +26,22 @@ func NewSource(layout string, layers []string) (store.ObjectSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := Inspect(ref)
+	return newLayerSource(ref, func() (*Layout, *Image, error) { return openImage(ref) }, layers)
+}
+
+// NewBlobsSource is NewSource for an image in a store of blobs by digest
+// (OpenBlobs: containerd's content store).
+func NewBlobsSource(ref Ref, open func(digest string) (io.ReadCloser, error), top v1.Descriptor, layers []string) (store.ObjectSource, error) {
+	return newLayerSource(ref, func() (*Layout, *Image, error) { return resolved(OpenBlobs(ref, open, top)) }, layers)
+}
+
+func newLayerSource(ref Ref, open func() (*Layout, *Image, error), layers []string) (store.ObjectSource, error) {
+	l, img, err := open()
 	if err != nil {
 		return nil, err
 	}
-	src := &layerSource{ref: ref}
+	l.Close()
+	src := &layerSource{ref: ref, open: open}
 	for _, want := range layers {
 		i := slices.Index(img.Config.RootFS.DiffIDs, digest.Digest(want))
 		if i < 0 {
@@ -47,6 +59,7 @@ func NewSource(layout string, layers []string) (store.ObjectSource, error) {
 
 type layerSource struct {
 	ref    Ref
+	open   func() (*Layout, *Image, error)
 	layers []int // indexes into the image's layers
 }
 
@@ -58,7 +71,7 @@ func (s *layerSource) String() string {
 // tar stream is read in order). Whiteout markers and hardlinks carry no
 // content and are not offered.
 func (s *layerSource) Files(ctx context.Context, want func(int64) bool, fn func(store.SourceFile) error) error {
-	l, img, err := openImage(s.ref)
+	l, img, err := s.open()
 	if err != nil {
 		return err
 	}

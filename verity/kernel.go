@@ -159,6 +159,30 @@ func kernelVerity(fstype string) (has, known bool) {
 	return false, exists(filepath.Dir(procVerity)) || exists(features)
 }
 
+// KernelSupport reports whether the running kernel was built with
+// CONFIG_FS_VERITY, and whether that could be told at all (see
+// kernelVerity), whatever filesystem is at hand.
+func KernelSupport() (has, known bool) {
+	for _, fs := range []string{"ext4", "btrfs", "f2fs"} {
+		h, k := kernelVerity(fs)
+		if h {
+			return true, true
+		}
+		known = known || k
+	}
+	return false, known
+}
+
+// FilesystemType names the filesystem that holds path ("ext4", "tmpfs",
+// "filesystem 0x..." when unknown).
+func FilesystemType(path string) (string, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return "", fmt.Errorf("statfs %s: %w", path, err)
+	}
+	return fsTypeName(int64(st.Type)), nil
+}
+
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil

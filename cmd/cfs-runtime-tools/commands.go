@@ -10,7 +10,7 @@ import (
 // in runc. The runtime binary knows them by name (handoff.ToolsBinaryCommands
 // and handoff.RuntimePathCommands, which TestToolsBinaryCommands keeps
 // equal to this list): add each new command in both places.
-var toolCommands = []*cli.Command{verityCommand, digestCommand, mkimageCommand, infoCommand, importCommand, sealCommand, signCommand, verifyCommand, policyCommand, cleanupCommand, hookCommand, completionCommand, fsckCommand, gcCommand, imagesCommand, revokeCommand, auditCommand}
+var toolCommands = []*cli.Command{verityCommand, digestCommand, mkimageCommand, infoCommand, importCommand, sealCommand, signCommand, verifyCommand, policyCommand, cleanupCommand, hookCommand, completionCommand, fsckCommand, gcCommand, imagesCommand, revokeCommand, auditCommand, doctorCommand}
 
 const (
 	cleanupUsage       = "unmount and remove the composefs state of containers the runtime no longer knows"

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +13,12 @@ import (
 	"sync"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
+	"github.com/cfs-runtime/cfs-runtime/internal/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/containerd"
 	"github.com/cfs-runtime/cfs-runtime/internal/decompress"
 	"github.com/cfs-runtime/cfs-runtime/ociimage"
+	digest "github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -32,6 +35,27 @@ const (
 // an OCI image ("oci:DIR[:NAME]" or "oci-archive:FILE[:NAME]") as one
 // object source for repair.
 var ociSources = ociimage.NewSource
+
+// containerdSource opens the given layers of an image in containerd's
+// content store (the configuration's containerd_address and
+// containerd_namespace) as one object source for repair. Every blob is
+// checked against its digest and every layer against its diff_id as it
+// is read, as from a layout.
+func containerdSource(cfg config.Config, layout string, layers []string) (store.ObjectSource, error) {
+	name := strings.TrimPrefix(layout, ociimage.TransportContainerd+":")
+	c, err := containerd.Dial(cfg.ContainerdAddress, cfg.ContainerdNamespace, 0)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.Image(name)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("containerd %s: image %s: %w", cfg.ContainerdAddress, name, containerd.Describe(err))
+	}
+	top := v1.Descriptor{MediaType: t.MediaType, Digest: digest.Digest(t.Digest), Size: t.Size}
+	// The connection lives as long as the repair: the process ends then.
+	return ociimage.NewBlobsSource(ociimage.Ref{Transport: ociimage.TransportContainerd, Path: name}, c.OpenBlob, top, layers)
+}
 
 var fsckCommand = &cli.Command{
 	Name:      "fsck",
@@ -159,7 +183,7 @@ func fsckAction(c *cli.Context) error {
 		out.Revoked = revoked
 	}
 	if c.Bool("repair") {
-		if out.Repair, err = fsckRepairImages(ctx, c, s, reports, sources); err != nil {
+		if out.Repair, err = fsckRepairImages(ctx, c, cfg, s, reports, sources); err != nil {
 			return cli.Exit("fsck: "+err.Error(), fsckExitError)
 		}
 		if out.Repair != nil {
@@ -183,9 +207,7 @@ func fsckAction(c *cli.Context) error {
 		}
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(c.App.Writer, out); err != nil {
 			return err
 		}
 	} else {
@@ -228,7 +250,7 @@ func openSourceArg(arg string) (store.ObjectSource, error) {
 // fsckRepairImages repairs the damaged images among reports: from sources,
 // or else from the sources their provenance records name. It returns nil
 // when nothing needed repair. Messages about what it reads go to stderr.
-func fsckRepairImages(ctx context.Context, c *cli.Context, s *store.Store, reports []store.FsckImage, sources []store.ObjectSource) (*fsckRepair, error) {
+func fsckRepairImages(ctx context.Context, c *cli.Context, cfg config.Config, s *store.Store, reports []store.FsckImage, sources []store.ObjectSource) (*fsckRepair, error) {
 	var damaged []store.FsckImage
 	for _, r := range reports {
 		if r.Status == store.FsckDamaged {
@@ -245,7 +267,7 @@ func fsckRepairImages(ctx context.Context, c *cli.Context, s *store.Store, repor
 		if err != nil {
 			return nil, err
 		}
-		if sources, err = planSources(errw, plan, rep); err != nil {
+		if sources, err = planSources(errw, cfg, plan, rep); err != nil {
 			return nil, err
 		}
 	}
@@ -269,7 +291,7 @@ func fsckRepairImages(ctx context.Context, c *cli.Context, s *store.Store, repor
 
 // planSources says which recorded sources the repair reads and opens
 // them; sources it cannot open are reported (in rep too) and skipped.
-func planSources(errw io.Writer, plan store.RepairPlan, rep *fsckRepair) ([]store.ObjectSource, error) {
+func planSources(errw io.Writer, cfg config.Config, plan store.RepairPlan, rep *fsckRepair) ([]store.ObjectSource, error) {
 	var sources []store.ObjectSource
 	fail := func(msg string) {
 		rep.Errors = append(rep.Errors, msg)
@@ -300,8 +322,27 @@ func planSources(errw io.Writer, plan store.RepairPlan, rep *fsckRepair) ([]stor
 		}
 		sources = append(sources, src)
 	}
+	// The engine's store first: local, where create imported from, and
+	// read before any registry.
+	fromEngine := func(layout string) bool { return strings.HasPrefix(layout, ociimage.TransportContainerd+":") }
+	slices.SortStableFunc(order, func(a, b string) int {
+		switch {
+		case fromEngine(a) && !fromEngine(b):
+			return -1
+		case fromEngine(b) && !fromEngine(a):
+			return 1
+		}
+		return 0
+	})
 	for _, layout := range order {
-		src, err := ociSources(layout, layouts[layout])
+		open := ociSources
+		if fromEngine(layout) {
+			// The engine's store, where create imported the image from.
+			open = func(layout string, layers []string) (store.ObjectSource, error) {
+				return containerdSource(cfg, layout, layers)
+			}
+		}
+		src, err := open(layout, layouts[layout])
 		if err != nil {
 			fail(fmt.Sprintf("layers %s of %s are needed: %v (give the image where it is now, or the layers' tar files, with --source)", strings.Join(layouts[layout], ", "), layout, err))
 			continue
@@ -369,12 +410,7 @@ type fsckBar struct {
 }
 
 func newFsckBar(w io.Writer) *fsckBar {
-	b := &fsckBar{w: w}
-	if f, ok := w.(*os.File); ok {
-		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-		b.tty = err == nil
-	}
-	return b
+	return &fsckBar{w: w, tty: terminal(w)}
 }
 
 func (b *fsckBar) progress(done, total int64) {
@@ -384,13 +420,7 @@ func (b *fsckBar) progress(done, total int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.bar == nil {
-		b.bar = progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(b.w),
-			progressbar.OptionSetDescription("fsck"),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionThrottle(100_000_000), // 0.1 s
-			progressbar.OptionClearOnFinish(),
-		)
+		b.bar = byteBar(b.w, total, "fsck", progressbar.OptionClearOnFinish())
 	}
 	// The total grows while images are still being read.
 	if total != b.bar.GetMax64() {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
@@ -47,9 +46,7 @@ func gcAction(c *cli.Context) error {
 		return err // already says "gc: "
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return printJSON(c.App.Writer, rep)
 	}
 	w := c.App.Writer
 	verb := "removed"

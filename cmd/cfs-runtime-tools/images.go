@@ -2,7 +2,6 @@ package main
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -135,9 +134,7 @@ func imagesAction(c *cli.Context) error {
 		rows = append(rows, row{ImageInfo: info, Containers: ids, InUse: len(ids) > 0, Revoked: revoked[info.Digest]})
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return printJSON(c.App.Writer, rows)
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	// The REVOKED column only when an image is revoked.

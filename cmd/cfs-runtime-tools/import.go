@@ -55,8 +55,9 @@ var importCommand = &cli.Command{
 		"registries.conf, /etc/containers/certs.d or --cert-dir, --tls-verify=false); see\n" +
 		"docs/registries.md. The image is kept as the store ref docker://REF (or --ref NAME);\n" +
 		"its provenance names the repository pinned to the manifest digest and every layer\n" +
-		"blob, which fsck --repair fetches again. A progress bar per layer is drawn on a\n" +
-		"terminal.\n\n" +
+		"blob, which fsck --repair fetches again.\n\n" +
+		"On a terminal (stderr), a progress bar is drawn per layer read (oci:, oci-archive:,\n" +
+		"docker://) and, for a TREE, a counter of the bytes stored.\n\n" +
 		"--json prints a summary object instead of the digest: digest, source, ref, manifest,\n" +
 		"layers (diff_id, blob, fetched), layers_fetched, layers_skipped, bytes (layer blob\n" +
 		"bytes read), objects_new.\n\n" +
@@ -164,8 +165,16 @@ func importAction(c *cli.Context) error {
 	if c.IsSet("threads") {
 		sopts = append(sopts, store.WithThreads(c.Int("threads")))
 	}
+	bar := &treeBar{}
+	if !oci {
+		bar = newTreeBar(c.App.ErrWriter)
+		if fn := bar.stored(); fn != nil {
+			sopts = append(sopts, store.WithImportProgress(fn))
+		}
+	}
 	s, err := store.Open(dir, sopts...)
 	if err != nil {
+		bar.finish()
 		return fmt.Errorf("import: %w", err)
 	}
 	var sum importSummary
@@ -178,6 +187,7 @@ func importAction(c *cli.Context) error {
 			sum.Ref = sum.Source
 		}
 		sum.Digest, err = s.ImportTreeAs(arg, c.String("ref"), opts...)
+		bar.finish()
 	}
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
@@ -226,6 +236,10 @@ func importOCI(c *cli.Context, s *store.Store, arg string, opts ociimage.Options
 	}
 	opts.Log = c.App.ErrWriter
 	opts.RefName = c.String("ref")
+	if ref.Transport != ociimage.TransportDocker {
+		// (A registry's layers get theirs from setupRegistry.)
+		opts.Progress = layerBars(c.App.ErrWriter)
+	}
 	res, err := ociimage.Import(s, ref, opts)
 	if err != nil {
 		return sum, err

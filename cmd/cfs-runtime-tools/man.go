@@ -12,18 +12,29 @@ import (
 
 // generate-man, a hidden command that `make man` runs: it writes
 // cfs-runtime.8 and one page per command, cfs-runtime-COMMAND.8, from the
-// command definitions (and oci.Commands for the commands runc/crun run).
+// command definitions (and oci.Commands for the commands runc/crun run),
+// and with DOCS (the repository's docs/) the section 5 pages of the files,
+// cfs-runtime-config.toml.5 and cfs-runtime-policy.toml.5 (man5.go).
 func init() {
 	toolCommands = append(toolCommands, &cli.Command{
 		Name:      "generate-man",
 		Hidden:    true,
-		ArgsUsage: "DIR",
+		ArgsUsage: "DIR [DOCS]",
 		Action: func(c *cli.Context) error {
 			dir := c.Args().First()
 			if dir == "" {
 				return fmt.Errorf("generate-man: missing output directory")
 			}
 			pages := manPages(c.App.Commands)
+			if docs := c.Args().Get(1); docs != "" {
+				files, err := fileManPagesFrom(docs)
+				if err != nil {
+					return fmt.Errorf("generate-man: %w", err)
+				}
+				for name, page := range files {
+					pages[name] = page
+				}
+			}
 			for name, page := range pages {
 				if err := os.WriteFile(filepath.Join(dir, name), []byte(page), 0o644); err != nil {
 					return fmt.Errorf("generate-man: %w", err)
@@ -79,14 +90,14 @@ func mainManPage(tools []*cli.Command) string {
 	m.text("Every other global option (--root, --log, --log-format, --debug, --systemd-cgroup, ...) is the real runtime's and is passed to it. " +
 		"--version prints cfs-runtime's version, then the runtime's; --help cfs-runtime's commands, then the runtime's help.")
 	m.section("FILES")
-	m.item(`\fI/etc/cfs\-runtime/config.toml\fR`, "the configuration: runtime, store_dir, state_dir, log_file, log_level, policy, audit_file. A missing file means the defaults.")
-	m.item(`\fI/etc/cfs\-runtime/policy.toml\fR`, "the trust policy: enforcement, unsigned, [[signer]], [[allow_unsigned]]. Must be owned by root and writable by root only; without it every container is refused.")
+	m.item(`\fI/etc/cfs\-runtime/config.toml\fR`, "the configuration: runtime, store_dir, state_dir, log_file, log_level, policy, audit_file. A missing file means the defaults. See cfs-runtime-config.toml(5).")
+	m.item(`\fI/etc/cfs\-runtime/policy.toml\fR`, "the trust policy: enforcement, unsigned, [[signer]], [[allow_unsigned]]. Must be owned by root and writable by root only; without it every container is refused. See cfs-runtime-policy.toml(5).")
 	m.item(`\fI/var/lib/cfs\-runtime\fR`, "the store: composefs images (images/DIGEST) and content objects (objects/XX/...).")
 	m.item(`\fI/run/cfs\-runtime/ID\fR`, "the composefs mount and writable layer of container ID, removed when the container is deleted.")
 	m.item(`\fI/var/log/cfs\-runtime.log\fR`, "cfs-runtime's own log.")
 	m.section("ENVIRONMENT")
 	m.item(`\fBCFS_RUNTIME_CONFIG\fR`, "the configuration file (podman and conmon start the runtime with a scrubbed environment: use /etc/cfs-runtime/config.toml there).")
-	m.item(`\fBCOSIGN_PASSWORD\fR`, "the password of an encrypted signing key (sign).")
+	m.item(`\fBCOSIGN_PASSWORD\fR`, "the password of an encrypted signing key (sign, seal); when it is not set and stdin is a terminal, the password is asked for.")
 	m.item(`\fBCFS_RUNTIME_SIGSTORE\fR`, "the cfs-runtime-sigstore helper that verifies keyless sigstore bundles.")
 	m.section("EXIT STATUS")
 	m.text("For runtime commands, the real runtime's exit status (create and run: 1 when cfs-runtime refuses the container). " +
@@ -97,6 +108,9 @@ func mainManPage(tools []*cli.Command) string {
 		if !c.Hidden {
 			also = append(also, `\fBcfs\-runtime\-`+escape(c.Name)+`\fR(8)`)
 		}
+	}
+	for _, p := range fileManPages {
+		also = append(also, `\fB`+escape(strings.TrimSuffix(p.page, ".5"))+`\fR(5)`)
 	}
 	also = append(also, `\fBrunc\fR(8)`, `\fBpodman\-run\fR(1)`, `\fBcontainers.conf\fR(5)`, `\fBfsverity\fR(1)`, `\fBmkcomposefs\fR(1)`)
 	m.raw(strings.Join(also, ", "))
@@ -181,8 +195,10 @@ func visibleFlags(flags []cli.Flag) []cli.Flag {
 // roff builds a man(7) page.
 type roff struct{ strings.Builder }
 
-func (m *roff) header(name, usage string) {
-	fmt.Fprintf(m, ".TH %s 8 \"\" \"cfs-runtime %s\" \"cfs-runtime manual\"\n", strings.ToUpper(escape(name)), escape(version))
+func (m *roff) header(name, usage string) { m.headerSection(name, "8", usage) }
+
+func (m *roff) headerSection(name, section, usage string) {
+	fmt.Fprintf(m, ".TH %s %s \"\" \"cfs-runtime %s\" \"cfs-runtime manual\"\n", strings.ToUpper(escape(name)), section, escape(version))
 	// No hyphenation, ragged right: digests and option names stay whole.
 	m.WriteString(".nh\n.ad l\n")
 	m.section("NAME")

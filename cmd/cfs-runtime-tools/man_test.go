@@ -47,6 +47,31 @@ func TestManPages(t *testing.T) {
 		}
 	}
 
+	// The section 5 pages, from docs/: every key of the file is an item.
+	files, err := fileManPagesFrom(repoPath(t, "docs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ page, pkg string }{{"cfs-runtime-config.toml.5", "internal/config"}, {"cfs-runtime-policy.toml.5", "attest/policy"}} {
+		page := files[c.page]
+		if !strings.HasPrefix(page, ".TH "+strings.ToUpper(escape(strings.TrimSuffix(c.page, ".5")))+" 5 ") {
+			t.Errorf("%s: not a section 5 page:\n%.200s", c.page, page)
+		}
+		keys := tomlKeys(t, c.pkg)
+		if len(keys) < 5 {
+			t.Fatalf("found only %d keys in %s: is the scan broken?", len(keys), c.pkg)
+		}
+		for _, k := range keys {
+			if !strings.Contains(page, `\fB`+escape(k)+`\fR`) && !strings.Contains(page, `\fB[[`+escape(k)+`]]\fR`) {
+				t.Errorf("%s lacks the key %s", c.page, k)
+			}
+		}
+		if !strings.Contains(pages["cfs-runtime.8"], `\fB`+escape(strings.TrimSuffix(c.page, ".5"))+`\fR(5)`) {
+			t.Errorf("cfs-runtime.8 does not refer to %s", c.page)
+		}
+		pages[c.page] = page
+	}
+
 	man, err := exec.LookPath("man")
 	if err != nil {
 		t.Skip("man not installed: pages not rendered")
@@ -78,5 +103,13 @@ func TestRoffEscaping(t *testing.T) {
 		if got := line(in); got != want {
 			t.Errorf("line(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// cfs-runtime --help lists --cfs-config, cfs-runtime's own global option.
+func TestHelpShowsCfsConfig(t *testing.T) {
+	out, code, err := runAttestCLI(t, "--help")
+	if code != 0 || !strings.Contains(out, "GLOBAL OPTIONS:\n   --cfs-config FILE  cfs-runtime's configuration FILE, removed before the real runtime runs (default: \"/etc/cfs-runtime/config.toml\") [$CFS_RUNTIME_CONFIG]\n") {
+		t.Errorf("--help: %d %v\n%s", code, err, out)
 	}
 }

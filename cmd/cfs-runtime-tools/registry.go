@@ -1,12 +1,8 @@
 package main
 
 import (
-	"fmt"
 	"io"
-	"os"
 
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
 	"github.com/cfs-runtime/cfs-runtime/ociimage/registry"
@@ -27,17 +23,8 @@ func registryFlags() []cli.Flag {
 // progress bars are drawn on errw when it is a terminal.
 func setupRegistry(c *cli.Context, errw io.Writer) *registry.Stats {
 	opts := registryOptions(c)
-	if f, ok := errw.(*os.File); ok && isTerminal(f) {
-		opts.Progress = func(desc v1.Descriptor, r io.ReadCloser) io.ReadCloser {
-			bar := progressbar.NewOptions64(desc.Size,
-				progressbar.OptionSetWriter(errw),
-				progressbar.OptionSetDescription(fmt.Sprintf("%.19s", desc.Digest)),
-				progressbar.OptionShowBytes(true),
-				progressbar.OptionThrottle(100_000_000), // 0.1 s
-				progressbar.OptionOnCompletion(func() { fmt.Fprintln(errw) }),
-			)
-			return &barReader{r: r, bar: bar}
-		}
+	if bars := layerBars(errw); bars != nil {
+		opts.Progress = bars
 	}
 	return registry.Register(opts)
 }
@@ -54,20 +41,4 @@ func registryOptions(c *cli.Context) registry.Options {
 		opts.TLSVerify = &v
 	}
 	return opts
-}
-
-type barReader struct {
-	r   io.ReadCloser
-	bar *progressbar.ProgressBar
-}
-
-func (b *barReader) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	b.bar.Add(n)
-	return n, err
-}
-
-func (b *barReader) Close() error {
-	b.bar.Finish()
-	return b.r.Close()
 }

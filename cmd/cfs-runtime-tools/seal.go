@@ -5,14 +5,19 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
+	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/cfs-runtime/cfs-runtime/ociimage"
 	"github.com/cfs-runtime/cfs-runtime/ociimage/registry"
 	"github.com/cfs-runtime/cfs-runtime/verity"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli/v2"
 )
 
@@ -32,6 +37,10 @@ var sealCommand = &cli.Command{
 		"annotations are replaced), stores it as a blob and points index.json at it\n" +
 		"(atomically; the layout stays valid for skopeo and umoci, the old manifest blob\n" +
 		"stays). The manifest digest changes.\n" +
+		"The manifest also gets org.opencontainers.image.ref.name, the image's full\n" +
+		"reference (--ref-name REF; for docker://REF with a tag, REF by default): podman\n" +
+		"copies it into the container's annotations, and a signer's scopes are checked\n" +
+		"against it (docs/policy.md).\n" +
 		"Prints the annotations, by default as podman flags:\n\n" +
 		"   podman run --runtime cfs-runtime $(cfs-runtime seal --key k.pem oci:DIR:NAME) IMAGE\n\n" +
 		"The image runs only once its composefs image is in the store: `cfs-runtime import\n" +
@@ -47,7 +56,8 @@ var sealCommand = &cli.Command{
 		"tag. The config and layers are not uploaded again: the registry has them. Registry\n" +
 		"options as for import (docs/registries.md).",
 	Flags: append(append(append(signFlags("key", "cert", "format"), ociFlags()...), registryFlags()...),
-		&cli.StringFlag{Name: "hash", Value: "sha256", Usage: "fs-verity hash `ALGORITHM` of the digest: sha256 or sha512 (as `cfsctl --hash sha512 oci compute-id`, bootc)"}),
+		&cli.StringFlag{Name: "hash", Value: "sha256", Usage: "fs-verity hash `ALGORITHM` of the digest: sha256 or sha512 (as `cfsctl --hash sha512 oci compute-id`, bootc)"},
+		&cli.StringFlag{Name: "ref-name", Usage: "the image's registry `REF` (HOST/REPO[:TAG]) for the manifest's org.opencontainers.image.ref.name, which podman passes on to the scopes check (default for docker://REF: REF)"}),
 	Action: sealAction,
 }
 
@@ -82,6 +92,10 @@ func sealAction(c *cli.Context) error {
 	case ociimage.TransportDocker:
 		setupRegistry(c, c.App.ErrWriter)
 	}
+	refName, err := sealRefName(c, ref)
+	if err != nil {
+		return cli.Exit("seal: "+err.Error(), 2)
+	}
 	key, chain, err := signingKey(c)
 	if err != nil {
 		return fmt.Errorf("seal: %w", err)
@@ -98,19 +112,49 @@ func sealAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}
+	// The manifest gets the reference too; the annotations printed are
+	// the seal's only (they are for the container, which the engine
+	// names).
+	set := maps.Clone(ann)
+	if refName != "" {
+		set[v1.AnnotationRefName] = refName
+	}
 	if ref.Transport == ociimage.TransportDocker {
-		if err := sealPush(c, ref, ann, img); err != nil {
+		if err := sealPush(c, ref, set, img); err != nil {
 			return fmt.Errorf("seal: %w", err)
 		}
 		fmt.Fprintf(c.App.ErrWriter, "sealed %s: composefs digest %s\n", ref, d)
 		return writeAnnotations(c.App.Writer, ann, format)
 	}
-	old, updated, err := ociimage.Annotate(ref, ann, attest.DigestAnnotationPrefix, img.ManifestDescriptor().Digest)
+	old, updated, err := ociimage.Annotate(ref, set, attest.DigestAnnotationPrefix, img.ManifestDescriptor().Digest)
 	if err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "sealed %s: composefs digest %s, manifest %s (was %s)\n", ref, d, updated.Digest, old.Digest)
 	return writeAnnotations(c.App.Writer, ann, format)
+}
+
+// sealRefName returns the reference the sealed manifest names in
+// org.opencontainers.image.ref.name, normalized as the scopes check reads
+// it: --ref-name, else for docker://REF with a tag (or none: latest) REF.
+// A reference by digest names none: sealing changes the manifest's digest.
+// "" when there is none.
+func sealRefName(c *cli.Context, ref ociimage.Ref) (string, error) {
+	name := c.String("ref-name")
+	if !c.IsSet("ref-name") {
+		if ref.Transport != ociimage.TransportDocker || strings.Contains(ref.Path, "@") {
+			return "", nil
+		}
+		name = ref.Path
+	}
+	if strings.Contains(name, "@") {
+		return "", fmt.Errorf("--ref-name %q: a reference by digest cannot name the sealed manifest (sealing changes its digest): give HOST/REPO[:TAG]", name)
+	}
+	n, err := imageref.Normalize(name)
+	if err != nil {
+		return "", fmt.Errorf("--ref-name: %w", err)
+	}
+	return n, nil
 }
 
 // annotationFormat returns --format, one of writeAnnotations' formats.
@@ -134,15 +178,19 @@ func signFlags(names ...string) []cli.Flag {
 	return out
 }
 
-// signingKey loads --key (decrypted with $COSIGN_PASSWORD when encrypted)
+// signingKey loads --key (decrypted with $COSIGN_PASSWORD, or the password
+// typed on the terminal, when encrypted)
 // and --cert, as `cfs-runtime sign` takes them.
 func signingKey(c *cli.Context) (crypto.Signer, []*x509.Certificate, error) {
 	keyData, err := os.ReadFile(c.String("key"))
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := attest.LoadPrivateKey(keyData, cosignPassword)
-	if err != nil {
+	pw := &keyPassword{tty: passwordTTY(), prompt: c.App.ErrWriter}
+	key, err := attest.LoadPrivateKey(keyData, pw.get)
+	if errors.Is(err, attest.ErrWrongPassword) {
+		return nil, nil, fmt.Errorf("%s: %w (%s)", c.String("key"), err, pw.source)
+	} else if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", c.String("key"), err)
 	}
 	var chain []*x509.Certificate

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/ociimage"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func TestSealCommand(t *testing.T) {
@@ -82,6 +83,62 @@ func TestSealCommand(t *testing.T) {
 		_, errOut, code := runSplit(t, append([]string{"seal"}, c.args...)...)
 		if code != c.code || !strings.Contains(errOut, c.want) {
 			t.Errorf("seal %v: exit %d, %q; want %d, %q", c.args, code, errOut, c.code, c.want)
+		}
+	}
+}
+
+// TestSealRefName: --ref-name puts the image's full reference, normalized
+// as the scopes check reads it, into the sealed manifest (podman copies
+// it into the container's annotations); the annotations printed stay the
+// seal's; a reference by digest or no reference at all is refused.
+func TestSealRefName(t *testing.T) {
+	dir := ociLayout(t)
+	keys := t.TempDir()
+	key := filepath.Join(keys, "k.key")
+	sigShell(t, "openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
+	ref := "oci:" + dir + ":v1"
+	inspect := func() map[string]string {
+		t.Helper()
+		img, err := ociimage.Inspect(ociimage.Ref{Transport: ociimage.TransportDir, Path: dir, Tag: "v1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img.Manifest.Annotations
+	}
+	for _, c := range []struct{ arg, want string }{
+		{"127.0.0.1:5000/app/a:1", "127.0.0.1:5000/app/a:1"},
+		{"registry.example.com/app/web", "registry.example.com/app/web:latest"},
+		{"busybox", "docker.io/library/busybox:latest"},
+	} {
+		out, errOut, code := runSplit(t, "seal", "--key", key, "--format", "json", "--ref-name", c.arg, ref)
+		if code != 0 {
+			t.Fatalf("seal --ref-name %s: exit %d: %s", c.arg, code, errOut)
+		}
+		var ann map[string]string
+		if err := json.Unmarshal([]byte(out), &ann); err != nil || len(ann) != 2 {
+			t.Fatalf("printed annotations %v (%v): want the seal's two", ann, err)
+		}
+		got := inspect()
+		if got[v1.AnnotationRefName] != c.want || len(got) != 3 {
+			t.Errorf("--ref-name %s: manifest annotations %v, want ref.name %s and the seal's two", c.arg, got, c.want)
+		}
+	}
+	// Sealing again without --ref-name keeps the name: the seal's own
+	// annotations are what a new seal replaces.
+	if _, errOut, code := runSplit(t, "seal", "--key", key, ref); code != 0 {
+		t.Fatalf("seal: %s", errOut)
+	}
+	if got := inspect()[v1.AnnotationRefName]; got != "docker.io/library/busybox:latest" {
+		t.Errorf("ref.name after sealing again: %q", got)
+	}
+	for _, c := range []struct{ arg, want string }{
+		{"127.0.0.1:5000/app/a@sha256:" + strings.Repeat("a", 64), `seal: --ref-name "127.0.0.1:5000/app/a@sha256:` + strings.Repeat("a", 64) + `": a reference by digest cannot name the sealed manifest (sealing changes its digest): give HOST/REPO[:TAG]`},
+		{"Registry.example.com/App", `seal: --ref-name: invalid image reference "Registry.example.com/App": invalid repository path component "App"`},
+		{"", `seal: --ref-name: invalid image reference "": empty`},
+	} {
+		_, errOut, code := runSplit(t, "seal", "--key", key, "--ref-name", c.arg, ref)
+		if code != 2 || !strings.Contains(errOut, c.want) {
+			t.Errorf("seal --ref-name %q: exit %d, %q; want 2, %q", c.arg, code, errOut, c.want)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,7 +31,8 @@ var signCommand = &cli.Command{
 		"the .sig annotation; without it, a key-pair signature (what `cosign sign-blob\n" +
 		"--key` makes over the formatted digest) under the .cosign annotation.\n" +
 		"Encrypted keys (ENCRYPTED SIGSTORE PRIVATE KEY from `cosign generate-key-pair`,\n" +
-		"ENCRYPTED PRIVATE KEY) are decrypted with $COSIGN_PASSWORD.\n\n" +
+		"ENCRYPTED PRIVATE KEY) are decrypted with $COSIGN_PASSWORD, or, when it is not\n" +
+		"set and stdin is a terminal, with the password typed at the prompt.\n\n" +
 		"--format podman prints `--annotation K=V` flags for podman run/create, json a\n" +
 		"JSON object (for `cfs-runtime verify --annotations`), annotations K=V lines.",
 	Flags: append([]cli.Flag{
@@ -72,16 +72,6 @@ func signAction(c *cli.Context) error {
 		}
 	}
 	return writeAnnotations(c.App.Writer, ann, format)
-}
-
-// cosignPassword reads the password of an encrypted key from
-// $COSIGN_PASSWORD, as cosign does (an empty value is a valid password).
-func cosignPassword() ([]byte, error) {
-	pw, ok := os.LookupEnv("COSIGN_PASSWORD")
-	if !ok {
-		return nil, errors.New("the key is encrypted: set COSIGN_PASSWORD")
-	}
-	return []byte(pw), nil
 }
 
 // signTarget resolves the argument: an existing directory is a TREE (or,

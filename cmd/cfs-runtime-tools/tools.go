@@ -5,8 +5,10 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -80,7 +82,17 @@ func newApp() *cli.App {
 			"Every runc/crun command (create, run, start, state, kill, delete, exec, ...) is\n" +
 			"accepted with the real runtime's options; create and run verify and mount the\n" +
 			"container's composefs root filesystem first. The commands below are cfs-runtime's own.",
-		Commands:        toolCommands,
+		Commands: toolCommands,
+		// cfs-runtime's one global option of its own (internal/oci takes
+		// it off the command line before anything else reads it): listed
+		// here so that --help shows it.
+		Flags: []cli.Flag{&cli.StringFlag{
+			Name:      "cfs-config",
+			Usage:     "cfs-runtime's configuration `FILE`, removed before the real runtime runs",
+			TakesFile: true,
+			EnvVars:   []string{config.EnvPath},
+			Value:     config.DefaultPath,
+		}},
 		HideHelpCommand: true,
 		Writer:          os.Stdout,
 		ErrWriter:       os.Stderr,
@@ -116,6 +128,13 @@ func usageError(err error) error {
 		}
 	}
 	return err
+}
+
+// printJSON writes v as the indented JSON document of a --json flag.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // invocation returns the runtime command line a tool was started with.

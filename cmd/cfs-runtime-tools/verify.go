@@ -25,7 +25,7 @@ var verifyCommand = &cli.Command{
 	Description: "Reads the annotations of an OCI bundle's config.json (--bundle) or of a file\n" +
 		"(--annotations: a JSON object as `cfs-runtime sign --format json` prints, or\n" +
 		"KEY=VALUE lines; - for stdin), applies the trust policy (--policy, default: the\n" +
-		"configuration's `policy`) and prints the verdict. Exit status 0 when the\n" +
+		"configuration's `policy`) and prints the verdict (--json: as JSON). Exit status 0 when the\n" +
 		"container may start (signed by a trusted signer, or allowed unsigned), 1 when\n" +
 		"create would refuse it. The image reference signer scopes are checked\n" +
 		"against is the one create takes from the annotations (containerd's\n" +
@@ -36,6 +36,7 @@ var verifyCommand = &cli.Command{
 		&cli.StringFlag{Name: "annotations", Usage: "annotations `FILE` (JSON object or KEY=VALUE lines, - for stdin)"},
 		&cli.StringFlag{Name: "policy", Usage: "trust policy `FILE`", DefaultText: "the configuration's policy, " + attest.DefaultPolicyPath},
 		&cli.StringFlag{Name: "image", Usage: "the image reference `REF` the container runs (default: from the annotations)"},
+		&cli.BoolFlag{Name: "json", Usage: "print the verdict as JSON"},
 	},
 	Action: verifyAction,
 }
@@ -67,9 +68,6 @@ func verifyAction(c *cli.Context) error {
 		return fmt.Errorf("verify: %w", err)
 	}
 
-	w := c.App.Writer
-	fmt.Fprintf(w, "annotations: %s\n", source)
-	fmt.Fprintf(w, "policy: %s\n", p.Path)
 	keys := make([]string, 0, len(ann))
 	for k := range ann {
 		if strings.HasPrefix(strings.ToLower(k), attest.DigestAnnotationPrefix) {
@@ -77,24 +75,30 @@ func verifyAction(c *cli.Context) error {
 		}
 	}
 	sort.Strings(keys)
-	if len(keys) == 0 {
-		fmt.Fprintf(w, "composefs annotations: none\n")
-	}
-	for _, k := range keys {
-		fmt.Fprintf(w, "composefs annotation: %s (%d bytes)\n", k, len(ann[k]))
-	}
 	ref, refErr := imageref.FromAnnotations(ann)
 	if r := c.String("image"); r != "" {
 		if ref, refErr = imageref.Normalize(r); refErr != nil {
 			return cli.Exit("verify: --image: "+refErr.Error(), 2)
 		}
 	}
+	v, verr := attest.Verify(ann, p, attest.WithReference(ref, refErr))
+	if c.Bool("json") {
+		return printVerifyJSON(c.App.Writer, source, p, keys, ref, v, verr)
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "annotations: %s\n", source)
+	fmt.Fprintf(w, "policy: %s\n", p.Path)
+	if len(keys) == 0 {
+		fmt.Fprintf(w, "composefs annotations: none\n")
+	}
+	for _, k := range keys {
+		fmt.Fprintf(w, "composefs annotation: %s (%d bytes)\n", k, len(ann[k]))
+	}
 	if ref != "" {
 		fmt.Fprintf(w, "image: %s\n", ref)
 	}
-	v, err := attest.Verify(ann, p, attest.WithReference(ref, refErr))
-	if err != nil {
-		fmt.Fprintf(w, "verdict: refused: %v\n", err)
+	if verr != nil {
+		fmt.Fprintf(w, "verdict: refused: %v\n", verr)
 		return cli.Exit("", 1)
 	}
 	if v.Unsigned {
@@ -105,6 +109,48 @@ func verifyAction(c *cli.Context) error {
 	fmt.Fprintf(w, "signature: %s (%s%s) trusted by signer %q: %s\n", v.Kind, v.Digest.AnnotationKey(), v.Kind.Suffix(), v.Signer, v.Detail)
 	fmt.Fprintf(w, "enforcement: %s: %s\n", v.Enforcement, v.Enforcement.Describe())
 	fmt.Fprintf(w, "verdict: trusted\n")
+	return nil
+}
+
+// verifyJSON is verify's --json document.
+type verifyJSON struct {
+	Annotations string `json:"annotations"`
+	Policy      string `json:"policy"`
+	// ComposefsAnnotations are the composefs annotation keys present.
+	ComposefsAnnotations []string `json:"composefs_annotations"`
+	// Image is the image reference signer scopes are checked against.
+	Image string `json:"image,omitempty"`
+	// Verdict: "trusted", "unsigned" (allowed by Rule) or "refused"
+	// (Reason says why).
+	Verdict     string `json:"verdict"`
+	Reason      string `json:"reason,omitempty"`
+	Rule        string `json:"rule,omitempty"`
+	Digest      string `json:"digest,omitempty"`
+	Signature   string `json:"signature,omitempty"`
+	Annotation  string `json:"signature_annotation,omitempty"`
+	Signer      string `json:"signer,omitempty"`
+	Detail      string `json:"detail,omitempty"`
+	Enforcement string `json:"enforcement,omitempty"`
+}
+
+func printVerifyJSON(w io.Writer, source string, p *attest.Policy, keys []string, ref string, v attest.Verdict, verr error) error {
+	out := verifyJSON{Annotations: source, Policy: p.Path, ComposefsAnnotations: keys, Image: ref}
+	switch {
+	case verr != nil:
+		out.Verdict, out.Reason = "refused", verr.Error()
+	case v.Unsigned:
+		out.Verdict, out.Rule = "unsigned", v.Rule
+	default:
+		out.Verdict = "trusted"
+		out.Digest, out.Signature, out.Annotation = v.Digest.String(), v.Kind.String(), v.Digest.AnnotationKey()+v.Kind.Suffix()
+		out.Signer, out.Detail, out.Enforcement = v.Signer, v.Detail, string(v.Enforcement)
+	}
+	if err := printJSON(w, out); err != nil {
+		return err
+	}
+	if verr != nil {
+		return cli.Exit("", 1)
+	}
 	return nil
 }
 

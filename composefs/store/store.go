@@ -74,6 +74,9 @@ type Store struct {
 	fanoutOnce sync.Once
 	fanoutErr  error
 	tightened  bool
+
+	// importProgress gets the size of each file a tree import stored.
+	importProgress func(bytes int64)
 }
 
 // WithLazyFanout makes Open skip the 256 objects/XX directories until the
@@ -95,6 +98,14 @@ type Option func(*Store)
 // own digest; ImportTreeExpecting uses the algorithm of the digest it
 // expects.
 func WithHash(a verity.Algorithm) Option { return func(s *Store) { s.hash = a } }
+
+// WithImportProgress has a tree import (ImportTree, ImportTreeAs,
+// ImportTreeExpecting) call fn with the size of each file once its
+// content is in the store: a progress report for a terminal. fn is called
+// from the import's workers, concurrently.
+func WithImportProgress(fn func(bytes int64)) Option {
+	return func(s *Store) { s.importProgress = fn }
+}
 
 // WithThreads sets how many files an import reads, hashes, copies
 // and verifies in parallel (default GOMAXPROCS). It takes the place of
@@ -547,7 +558,17 @@ func (s *Store) importTree(tree, want string, alg verity.Algorithm, ref *Ref, op
 
 	// The store's threads and the algorithm, whatever opts holds.
 	scan := append(opts[:len(opts):len(opts)], composefs.WithThreads(s.threads), composefs.WithHash(alg))
-	t, err := composefs.BuildTreeWith(tree, se.storeContent, scan...)
+	content := se.storeContent
+	if s.importProgress != nil {
+		content = func(w *composefs.ContentWorker, fd int, path string, size int64) ([]byte, error) {
+			d, err := se.storeContent(w, fd, path, size)
+			if err == nil {
+				s.importProgress(size)
+			}
+			return d, err
+		}
+	}
+	t, err := composefs.BuildTreeWith(tree, content, scan...)
 	if err != nil {
 		return "", err
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -243,6 +244,41 @@ func TestStoreImportTwice(t *testing.T) {
 	}
 	if len(after) != len(before) {
 		t.Errorf("%d files after the second import, %d before", len(after), len(before))
+	}
+}
+
+// TestStoreImportProgress: a tree import reports each stored file's size
+// once (the files inlined in the image are not stored), from its workers.
+func TestStoreImportProgress(t *testing.T) {
+	tree := t.TempDir()
+	var want int64
+	for i, size := range []int{5000, 70000, 300000, 5000} {
+		// Two files of equal content: stored once, reported for each.
+		content := bytes.Repeat([]byte{byte(i % 3)}, size)
+		if err := os.WriteFile(filepath.Join(tree, fmt.Sprint("f", i)), content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want += int64(size)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "inline"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got, calls int64
+	s, err := Open(t.TempDir(), WithThreads(3), WithImportProgress(func(n int64) {
+		mu.Lock()
+		got += n
+		calls++
+		mu.Unlock()
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ImportTreeAs(tree, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got != want || calls != 4 {
+		t.Fatalf("progress reported %d bytes in %d calls, want %d in 4", got, calls, want)
 	}
 }
 

@@ -57,6 +57,13 @@ type Config struct {
 	LogLevel string `toml:"log_level"`
 	// Policy is the trust policy file (see package attest).
 	Policy string `toml:"policy"`
+	// ContainerdAddress and ContainerdNamespace reach containerd's API,
+	// where create reads the manifest of an image that containerd's CRI
+	// names (package engineimage).
+	ContainerdAddress   string `toml:"containerd_address"`
+	ContainerdNamespace string `toml:"containerd_namespace"`
+	// ContainersStorage is containers-storage's root (CRI-O, podman).
+	ContainersStorage string `toml:"containers_storage"`
 	// AuditFile receives one JSON line per trust decision (see package
 	// audit); empty disables the file (the journal still gets them).
 	AuditFile string `toml:"audit_file"`
@@ -73,6 +80,10 @@ func Defaults() Config {
 		LogFile:  "/var/log/cfs-runtime.log",
 		LogLevel: "info",
 		Policy:   "/etc/cfs-runtime/policy.toml",
+
+		ContainerdAddress:   "/run/containerd/containerd.sock",
+		ContainerdNamespace: "k8s.io",
+		ContainersStorage:   "/var/lib/containers/storage",
 		// audit.DefaultPath (not imported: the front links this package).
 		AuditFile: "/var/log/cfs-runtime/audit.jsonl",
 	}
@@ -129,6 +140,7 @@ func (c *Config) validate(data []byte) error {
 	for _, p := range [...]struct{ key, v string }{
 		{"runtime", c.Runtime}, {"store_dir", c.StoreDir}, {"state_dir", c.StateDir},
 		{"log_file", c.LogFile}, {"policy", c.Policy}, {"audit_file", c.AuditFile},
+		{"containerd_address", c.ContainerdAddress}, {"containers_storage", c.ContainersStorage},
 	} {
 		if p.v != "" && !filepath.IsAbs(p.v) {
 			return fmt.Errorf("%s: %q is not an absolute path", at(p.key), p.v)
@@ -183,6 +195,7 @@ func salvage(path string, dec Decoder) Config {
 	for _, f := range []struct{ from, to *string }{
 		{&raw.Runtime, &best.Runtime}, {&raw.StoreDir, &best.StoreDir}, {&raw.StateDir, &best.StateDir},
 		{&raw.LogFile, &best.LogFile}, {&raw.Policy, &best.Policy}, {&raw.AuditFile, &best.AuditFile},
+		{&raw.ContainerdAddress, &best.ContainerdAddress}, {&raw.ContainersStorage, &best.ContainersStorage},
 	} {
 		if filepath.IsAbs(*f.from) {
 			*f.to = *f.from

@@ -28,6 +28,12 @@ func plainConfig(data []byte, c *Config) bool {
 			out.LogLevel = s
 		case "policy":
 			out.Policy = s
+		case "containerd_address":
+			out.ContainerdAddress = s
+		case "containerd_namespace":
+			out.ContainerdNamespace = s
+		case "containers_storage":
+			out.ContainersStorage = s
 		case "audit_file":
 			out.AuditFile = s
 		default:

@@ -84,14 +84,25 @@ func (c *Call) Starts() bool {
 }
 
 // CheckConfig refuses a container start on a broken configuration, and
-// lets everything else through with a warning on stderr: a broken file
-// must not strand the containers that run.
+// lets everything else through with a warning on stderr (except the delete
+// of a container cfs-runtime has nothing of): a broken file must not
+// strand the containers that run.
 func (c *Call) CheckConfig() error {
 	if c.CfgErr == nil {
 		return nil
 	}
 	if c.Starts() {
 		return c.CfgErr
+	}
+	if c.Line.Command == "delete" {
+		// A container without composefs state is the runtime's alone:
+		// the configuration plays no part in deleting it, so no warning.
+		// (Engines delete every container that failed to start: after a
+		// create refused for this configuration, the warning would only
+		// repeat that error.)
+		if _, _, dir := DeleteTarget(c.Inv, c.Cfg.StateDir); dir == "" {
+			return nil
+		}
 	}
 	fmt.Fprintf(os.Stderr, "cfs-runtime: warning: %v (handing %q to %s anyway; create and run are refused until it is fixed)\n", c.CfgErr, c.Line.Command, c.Runtime.Path())
 	return nil

@@ -44,7 +44,7 @@ var ErrNoSibling = errors.New("not found")
 // cfs-runtime-tools' TestToolsBinaryCommands keeps the two lists equal to
 // its commands.
 var (
-	ToolsBinaryCommands = []string{"audit", "completion", "digest", "fsck", "gc", "images", "import", "info", "mkimage", "policy", "revoke", "seal", "sign", "verify", "verity"}
+	ToolsBinaryCommands = []string{"audit", "completion", "digest", "doctor", "fsck", "gc", "images", "import", "info", "mkimage", "policy", "revoke", "seal", "sign", "verify", "verity"}
 	RuntimePathCommands = []string{"cleanup", "hook"}
 )
 

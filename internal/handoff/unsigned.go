@@ -6,6 +6,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/attest/policy"
 	"github.com/cfs-runtime/cfs-runtime/internal/audit"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
+	"github.com/cfs-runtime/cfs-runtime/internal/engineimage"
 	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/cfs-runtime/cfs-runtime/internal/logline"
 )
@@ -17,8 +18,9 @@ import (
 // is not plainly such a container goes to cfs-runtime-mount, which decides
 // it and words every refusal: a broken configuration, a bundle that cannot
 // be read or is in use, a policy that cannot be read without go-toml or
-// is invalid or insecure, any annotation that mentions composefs, and a
-// container no rule allows.
+// is invalid or insecure, any annotation that mentions composefs, a
+// container whose image the engine names (engineimage.FromAnnotations: its
+// seal is in the image), and a container no rule allows.
 
 // startUnsigned returns whether the container c starts is allowed to start
 // unverified, having logged it as cfs-runtime-mount would; the caller then
@@ -47,6 +49,11 @@ func startUnsigned(c *Call) bool {
 	}
 	ann := b.Annotations()
 	if policy.MentionsComposefs(ann) {
+		return false
+	}
+	// The engine names the container's image: its seal, if any, is in
+	// the image's manifest, which cfs-runtime-mount reads.
+	if _, named := engineimage.FromAnnotations(ann); named {
 		return false
 	}
 	rule, ok := p.Unsigned(ann)

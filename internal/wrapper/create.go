@@ -15,8 +15,10 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/hostcheck"
 	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/cfs-runtime/cfs-runtime/mount"
+	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
 var (
@@ -26,8 +28,17 @@ var (
 	// ErrNoImage: the signed image is neither in the store nor buildable.
 	ErrNoImage = errors.New("composefs image not available")
 	// ErrEnforcement: the host cannot enforce the policy's level.
-	ErrEnforcement = errors.New("cannot enforce fs-verity")
+	ErrEnforcement = hostcheck.ErrCannotEnforce
 )
+
+// fixPaths names the files a refusal's fix is made in.
+func fixPaths(cfg config.Config) hostcheck.Paths {
+	p := hostcheck.Paths{Config: cfg.Path, Policy: cfg.Policy}
+	if p.Config == "" {
+		p.Config = config.PathFromEnv("")
+	}
+	return p
+}
 
 // prepareCreate runs before create and run hand off: it applies the trust
 // policy to the bundle's annotations and, for a signed digest, mounts the
@@ -63,7 +74,11 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 	if policy, err = attest.LoadPolicy(env.cfg.Policy, attest.DeferParsing(), attest.WithRevocationIndex(env.cfg.StateDir)); err != nil {
 		return nil, err
 	}
-	if verdict, err = attest.Verify(b.Annotations(), policy, attest.WithReference(ref, refErr)); err != nil {
+	ann, err := verifiedAnnotations(env, b, id)
+	if err != nil {
+		return nil, err
+	}
+	if verdict, err = attest.Verify(ann, policy, attest.WithReference(ref, refErr)); err != nil {
 		return nil, err
 	}
 	if verdict.Unsigned {
@@ -104,7 +119,7 @@ func startVerified(env *runtimeEnv, st imageStore, b *bundle.Bundle, level attes
 		// Say what the host lacks before importing anything. (With the
 		// image in the store, measuring it below is proof enough.)
 		if err := st.ProbeVerity(); err != nil {
-			return nil, fmt.Errorf("%w (enforcement %s) in store %s: %w", ErrEnforcement, level, st.Dir(), err)
+			return nil, &hostcheck.Problem{Level: level, Store: st.Dir(), Reason: err, Fix: hostcheck.VerityFix(err, fixPaths(env.cfg))}
 		}
 	}
 	if err := ensureImage(env, st, b, d); err != nil {
@@ -150,7 +165,7 @@ func startVerified(env *runtimeEnv, st imageStore, b *bundle.Bundle, level attes
 	}
 	if err != nil {
 		if errors.Is(err, mount.ErrOverlayNoVerity) {
-			return nil, fmt.Errorf("%w (enforcement require): %w", ErrEnforcement, err)
+			return nil, &hostcheck.Problem{Level: level, Store: st.Dir(), Reason: err, Fix: hostcheck.OverlayVerityFix(fixPaths(env.cfg))}
 		}
 		return nil, err
 	}
@@ -168,6 +183,7 @@ func startVerified(env *runtimeEnv, st imageStore, b *bundle.Bundle, level attes
 }
 
 // ensureImage makes sure the store has the image: if not, it imports the
+// sealed image the engine names from the engine's store, or else the
 // bundle's root filesystem, which is only a source of bytes, and requires
 // that what it built is what was signed before anything of it enters the
 // store.
@@ -184,6 +200,18 @@ func ensureImage(env *runtimeEnv, st imageStore, b *bundle.Bundle, d composefs.I
 	defer unlock()
 	if st.HasImage(d) {
 		return nil
+	}
+	if env.sealedImage != nil {
+		// The bytes come from the engine's store, never from the
+		// prepared root filesystem.
+		return importFromEngine(env, st, d, env.sealedImage)
+	}
+	if env.podmanImage != nil {
+		err := importFromEngine(env, st, d, env.podmanImage)
+		if err == nil {
+			return nil
+		}
+		env.log.Warn("importing the podman container's image from containers-storage", "err", err)
 	}
 	rootfs := b.RootPath()
 	if fi, err := os.Stat(rootfs); rootfs == "" || err != nil || !fi.IsDir() {
@@ -228,6 +256,11 @@ func enforce(env *runtimeEnv, st imageStore, d composefs.ImageDigest, f *os.File
 		// fs-verity keeps the file's content from changing: mounting
 		// this file mounts what was measured.
 		if err := measureImage(env.measure, f, name, d); err != nil {
+			if errors.Is(err, verity.ErrNotSupported) {
+				// An image imported before: the probe in startVerified
+				// did not run, and this is where the host's lack shows.
+				return mount.Image{}, mount.VerityOff, &hostcheck.Problem{Level: level, Store: st.Dir(), Reason: err, Fix: hostcheck.VerityFix(err, fixPaths(env.cfg))}
+			}
 			return mount.Image{}, mount.VerityOff, err
 		}
 		return mount.ImageFile(f), mount.VerityRequire, nil

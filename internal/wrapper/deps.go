@@ -69,6 +69,9 @@ func withDefaults(env *runtimeEnv) *runtimeEnv {
 			return d, err
 		}
 	}
+	if env.readManifest == nil {
+		env.readManifest = runEngineHelper
+	}
 	if env.patch == nil {
 		env.patch = func(b *bundle.Bundle, root, id string) error { return patchBundle(env.cfg, b, root, id) }
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/config/tomlconfig"
+	"github.com/cfs-runtime/cfs-runtime/internal/engineimage"
 	"github.com/cfs-runtime/cfs-runtime/internal/handoff"
 	"github.com/cfs-runtime/cfs-runtime/internal/logging"
 	"github.com/cfs-runtime/cfs-runtime/internal/oci"
@@ -29,6 +30,17 @@ type runtimeEnv struct {
 	mount     func(mount.Options) (mounted, error)
 	measure   measureFunc
 	patch     func(b *bundle.Bundle, root, id string) error
+	// readManifest reads the manifest of the image the engine names
+	// (engine.go: the cfs-runtime-engine helper).
+	readManifest readManifestFunc
+	// sealedImage is set by verifiedAnnotations when the engine names the
+	// container's image and that image is sealed: create imports its
+	// bytes from the engine's store.
+	sealedImage *engineimage.Request
+	// podmanImage is set for a podman container (podman names no image):
+	// create imports the image from containers-storage when the store
+	// lacks it, and falls back to the bundle's root filesystem.
+	podmanImage *engineimage.Request
 }
 
 // runRuntime handles a runtime call that verifies or mounts: create and

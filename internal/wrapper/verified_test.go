@@ -170,9 +170,10 @@ func expect(level attest.Enforcement, k kernel, s storeState) want {
 	// userspace: hashed, mounted from the bytes that were hashed.
 	case !kernelLevel:
 		return want{verity: mount.VerityOff, fromBytes: true, imports: imports}
-	// An image in the store that the kernel cannot measure.
+	// An image in the store that the kernel cannot measure: the host
+	// cannot enforce the level, and the refusal says what to change.
 	case k == noVerity:
-		return want{fails: true, imports: imports}
+		return want{fails: true, errIs: ErrEnforcement, imports: imports}
 	// require needs overlayfs verity=.
 	case level == attest.EnforceRequire && k == noOverlayVerity:
 		return want{fails: true, errIs: ErrEnforcement, imports: imports}
@@ -211,7 +212,7 @@ func newVerifiedFixture(t *testing.T, k kernel, s storeState, measured string, p
 		mount:     m.mount,
 		measure: func(*os.File) ([]byte, error) {
 			if k == noVerity {
-				return nil, errors.New("fs-verity not enabled")
+				return nil, &verity.UnsupportedError{FSType: "ext4", Reason: verity.ErrKernelNoVerity}
 			}
 			return []byte(measured), nil
 		},

@@ -21,57 +21,13 @@
 # builds it into ~/go/bin) and podman.
 
 load helpers
+load containerd
 bats_require_minimum_version 1.5.0
 
-PATH=$PATH:$HOME/go/bin
 DIGEST_KEY=composefs.merged.erofs.v1.fsverity-sha256-12
 # A file large enough to be stored as an object (composefs inlines up to 64
 # bytes), so that tampering with the store can be shown.
 HELLO="hello from the signed composefs image, $(printf '%0200d' 0)"
-
-CONTRIB=$BATS_TEST_DIRNAME/../../contrib
-SANDBOX_IMAGE=registry.k8s.io/pause:3.6
-
-# cctl ARGS...: crictl with contrib's crictl.yaml, on the private containerd.
-cctl() {
-	crictl --config "$CONTRIB/containerd/crictl.yaml" \
-		--runtime-endpoint "unix://$CTRD/containerd.sock" --image-endpoint "unix://$CTRD/containerd.sock" "$@"
-}
-
-# edit FILE SED-SCRIPT N: apply a sed substitution that must change exactly N
-# lines (so that a changed contrib file fails here instead of silently
-# testing something else).
-edit() {
-	local n
-	n=$(sed -n "$2;T;=" "$1" | wc -l)
-	if [ "$n" != "$3" ]; then
-		echo "$1: '$2' changes $n lines, want $3" >&2
-		return 1
-	fi
-	sed -i "$2" "$1"
-}
-
-# ctrd_config: Debian's stock config.toml with the paths of a private
-# containerd and the imports line docs/kubernetes.md adds; the drop-in from
-# contrib with this node's values.
-ctrd_config() {
-	local main=$CTRD/config.toml dropin=$CTRD/conf.d/cfs-runtime.toml
-	mkdir -p "$CTRD/conf.d"
-	cp "$CONTRIB/testdata/debian12-containerd-config.toml" "$main"
-	edit "$main" 's|^version = 2$|&\nimports = ["'"$CTRD"'/conf.d/*.toml"]\nroot = "'"$CTRD"'/root"\nstate = "'"$CTRD"'/state"|' 1
-	edit "$main" 's|^\( *path = \)"/var/lib/containerd/opt"$|\1"'"$CTRD"'/opt"|' 1
-	printf '[grpc]\n  address = "%s"\n' "$CTRD/containerd.sock" >>"$main"
-	cp "$CONTRIB/containerd/cfs-runtime.toml" "$dropin"
-	edit "$dropin" 's|^\( *\)BinaryName = "/usr/local/bin/cfs-runtime"$|\1BinaryName = "'"$CFS_RUNTIME"'"|' 1
-	edit "$dropin" 's|^\( *\)# restrict_oom_score_adj = true$|\1restrict_oom_score_adj = true|' 1
-	edit "$dropin" 's|^\( *bin_dir = \)"/usr/lib/cni"$|\1"'"$CTRD"'/cni/bin"|' 1
-	edit "$dropin" 's|^\( *conf_dir = \)"/etc/cni/net.d"$|\1"'"$CTRD"'/cni/net.d"|' 1
-	edit "$dropin" 's|^\[plugins\."io\.containerd\.grpc\.v1\.cri"\.containerd\.runtimes\.[a-z]*\.options\]$|&\n  Root = "'"$CTRD"'/runc"|' 2
-	grep -qxF "sandbox_image = \"$SANDBOX_IMAGE\"" <(sed 's/^ *//' "$dropin") || {
-		echo "$dropin: sandbox_image is not $SANDBOX_IMAGE" >&2
-		return 1
-	}
-}
 
 # cfs_config [STORE]: cfs-runtime's configuration (containerd hands
 # CFS_RUNTIME_CONFIG down to the shim and the shim to cfs-runtime).
@@ -84,6 +40,7 @@ cfs_config() {
 		audit_file = "$BATS_FILE_TMPDIR/audit.jsonl"
 		log_level = "debug"
 		policy = "$POLICY"
+		containerd_address = "$CTRD/containerd.sock"
 	EOF
 }
 
@@ -99,23 +56,7 @@ image() {
 }
 
 setup_file() {
-	if [ "$(id -u)" != 0 ]; then
-		skip "containerd tests require root"
-	fi
-	local tool
-	for tool in containerd ctr crictl podman; do
-		command -v "$tool" >/dev/null && continue
-		# In CI a missing tool is a broken setup, not a reason to skip.
-		if [ -n "${CI:-}" ]; then
-			echo "$tool not installed (tests/install-deps.sh installs it)" >&2
-			return 1
-		fi
-		skip "$tool not installed (tests/install-deps.sh installs it)"
-	done
-	if [ ! -x "$CFS_RUNTIME" ]; then
-		echo "cfs-runtime binary $CFS_RUNTIME not found: build it or set CFS_RUNTIME" >&2
-		return 1
-	fi
+	ctrd_requires podman
 	if ldd "$BUSYBOX" >/dev/null 2>&1; then
 		echo "$BUSYBOX is dynamically linked; install busybox-static" >&2
 		return 1
@@ -125,34 +66,13 @@ setup_file() {
 	export STORE=$CTRD/store CFSLOG=$CTRD/cfs.log POLICY=$CTRD/keys/policy.toml
 	export CGROUP_PARENT=cfs-bats-ctrd-$$
 	export APP_IMAGE=localhost/cfs-bats-ctrd-$$/app:1 PAUSE_IMAGE=localhost/cfs-bats-ctrd-$$/pause:1
-	mkdir -p "$CTRD"/{keys,cni/bin,cni/net.d,logs}
-	# containerd's runc shim always puts its sockets in /run/containerd/s.
-	[ -d /run/containerd ] || echo /run/containerd >"$CTRD/made-dirs"
-	[ -d /run/containerd/s ] || echo /run/containerd/s >>"$CTRD/made-dirs"
+	mkdir -p "$CTRD/keys"
 
 	make_key "$CTRD/keys" good
 	make_key "$CTRD/keys" other
-	write_policy "$POLICY" userspace reject "$CTRD/keys/good.pub"
-	cat >>"$POLICY" <<-'EOF'
-		[[allow_unsigned]]
-		name = "containerd-sandbox"
-		annotations = { "io.kubernetes.cri.container-type" = "sandbox" }
-		ignore_digest = true
-	EOF
+	ctrd_policy "$POLICY" "$CTRD/keys/good.pub"
 	cfs_config
-	ctrd_config
-
-	CFS_RUNTIME_CONFIG=$CTRD/cfs.toml containerd --config "$CTRD/config.toml" >"$CTRD/containerd.log" 2>&1 3>&- &
-	echo $! >"$CTRD/containerd.pid"
-	local _
-	for _ in $(seq 100); do
-		cctl info >/dev/null 2>&1 && break
-		sleep 0.1
-	done
-	cctl info >/dev/null || {
-		tail -20 "$CTRD/containerd.log" >&2
-		return 1
-	}
+	ctrd_start
 
 	local app=$CTRD/app-rootfs pause=$CTRD/pause-rootfs
 	make_rootfs "$app"
@@ -174,12 +94,7 @@ setup_file() {
 setup() {
 	requires_root
 	cfs_config
-	# Each test's pod: contrib's pod.json (host network, no CNI) with its own
-	# name, log directory and cgroup parent.
-	jq --arg name "pod-$BATS_TEST_NUMBER" --arg cg "/$CGROUP_PARENT" --arg logs "$CTRD/logs/$BATS_TEST_NUMBER" '
-		.metadata.name = $name | .metadata.namespace = "cfs-bats" | .metadata.uid = ("uid-" + $name) |
-		.log_directory = $logs | .linux.cgroup_parent = $cg
-	' "$CONTRIB/containerd/pod.json" >"$BATS_TEST_TMPDIR/pod.json"
+	ctrd_pod_json
 }
 
 teardown() {
@@ -187,32 +102,7 @@ teardown() {
 }
 
 teardown_file() {
-	[ -n "${CTRD:-}" ] || return 0
-	if [ -S "$CTRD/containerd.sock" ]; then
-		cctl rmp --all --force >/dev/null 2>&1 || true
-	fi
-	# Shims of containers that could not be removed.
-	local f pid m d
-	for f in "$CTRD"/state/io.containerd.runtime.v2.task/*/*/shim.pid; do
-		[ -e "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
-	done
-	if [ -e "$CTRD/containerd.pid" ]; then
-		pid=$(cat "$CTRD/containerd.pid")
-		kill "$pid" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-	fi
-	for m in $(awk -v d="$CTRD" 'index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
-		umount -l "$m" || true
-	done
-	for d in /sys/fs/cgroup/*/"$CGROUP_PARENT"; do
-		[ -d "$d" ] && rmdir "$d" 2>/dev/null || true
-	done
-	if [ -e "$CTRD/made-dirs" ]; then
-		tac "$CTRD/made-dirs" | xargs rmdir 2>/dev/null || true
-	fi
+	ctrd_stop
 }
 
 # ctr_json NAME ANNOTATIONS-JSON [ARGS-JSON]: contrib's ctr.json for the app
@@ -225,23 +115,6 @@ ctr_json() {
 	echo "$BATS_TEST_TMPDIR/$1.json"
 }
 
-# start_pod: run this test's pod on handler cfs; sets POD.
-start_pod() {
-	POD=$(cctl runp --runtime cfs "$BATS_TEST_TMPDIR/pod.json")
-	[ -n "$POD" ]
-}
-
-# wait_exited CTR: up to 10 s for the container to exit.
-wait_exited() {
-	local _
-	for _ in $(seq 100); do
-		[ "$(cctl inspect -o json "$1" | jq -r .status.state)" = CONTAINER_EXITED ] && return 0
-		sleep 0.1
-	done
-	echo "container $1 did not exit: $(cctl inspect -o json "$1" | jq -c .status)" >&2
-	return 1
-}
-
 # refused NAME ANNOTATIONS-JSON MESSAGE: creating works, starting fails with
 # cfs-runtime's MESSAGE, and the container's status (what `kubectl describe
 # pod` shows) carries it.
@@ -249,18 +122,7 @@ refused() {
 	start_pod
 	local ctr
 	ctr=$(cctl create "$POD" "$(ctr_json "$1" "$2")" "$BATS_TEST_TMPDIR/pod.json")
-	run cctl start "$ctr"
-	echo "$output"
-	[ "$status" -eq 1 ]
-	# crictl prints the gRPC error inside a quoted string.
-	[[ "$output" == *"OCI runtime create failed: cfs-runtime: ${3//\"/\\\"}: unknown"* ]]
-	run cctl inspect -o json "$ctr"
-	[ "$status" -eq 0 ]
-	[ "$(jq -r .status.state <<<"$output")" = CONTAINER_EXITED ]
-	[ "$(jq -r .status.reason <<<"$output")" = StartError ]
-	[ "$(jq -r .status.message <<<"$output")" = "failed to create containerd task: failed to create shim task: OCI runtime create failed: cfs-runtime: $3: unknown" ]
-	# The pod itself is fine: its sandbox keeps running.
-	[ "$(cctl inspectp -o json "$POD" | jq -r .status.state)" = SANDBOX_READY ]
+	assert_refused "$ctr" "$3"
 }
 
 @test "containerd: the sandbox passes by rule, a signed container runs from its composefs image, removal leaves nothing" {
@@ -278,6 +140,9 @@ refused() {
 	[[ "${lines[1]}" == *" / / "*" - overlay composefs "* ]]
 	grep -q "msg=verified .*id=$ctr .*composefs digest sha256:$DIGEST: cosign signature trusted by signer \\\\\"test\\\\\"" "$CFSLOG"
 	grep -q "msg=mounted .*id=$ctr " "$CFSLOG"
+	# containerd named the image, which has no seal: verified by the
+	# container's annotations.
+	grep -q "msg=\"engine image\" pid=[0-9]* id=$ctr image=\"containerd image $APP_IMAGE\" manifest=sha256:[0-9a-f]* config=sha256:[0-9a-f]* sealed=false" "$CFSLOG"
 
 	cctl stopp "$POD" >/dev/null
 	cctl rmp "$POD" >/dev/null

@@ -620,7 +620,7 @@ cr_create_bounded() {
 
 # --- require on this host ---------------------------------------------------
 
-@test "require (the default) on a kernel without fs-verity: refused, naming what is missing" {
+@test "require (the default) on a kernel without fs-verity: refused, naming what is missing and what to change" {
 	if [ -d /proc/sys/fs/verity ]; then
 		skip "this kernel has fs-verity: the require level is proven by tests/vm"
 	fi
@@ -634,7 +634,7 @@ cr_create_bounded() {
 		run --separate-stderr "$CFS_RUNTIME" --log "$log" --log-format json create --bundle "$BUNDLE" "$id"
 		[ "$status" -eq 1 ]
 		[ "$output" = "" ]
-		[ "$stderr" = "cfs-runtime: cannot enforce fs-verity (enforcement ${level:-require}) in store $STORE: fs-verity in $STORE/objects: kernel built without fs-verity" ]
+		[ "$stderr" = "cfs-runtime: cannot enforce fs-verity (enforcement ${level:-require}) in store $STORE: fs-verity in $STORE/objects: kernel built without fs-verity: boot a kernel built with CONFIG_FS_VERITY, or set enforcement = \"userspace\" in $POLICY (weaker: each file is hashed once before the container starts; a change to the store after that is not detected)" ]
 		cr_json_log "$log" "$stderr"
 		run "$RUNC" state "$id"
 		[ "$status" -eq 1 ]

@@ -128,6 +128,22 @@ mistake_bundle() {
 	echo "$b"
 }
 
+# mistake_config NAME ENFORCEMENT UNSIGNED: the mistakes' configuration
+# (same key, store and state) with a policy of this level; prints its path.
+mistake_config() {
+	local d=$BATS_TEST_TMPDIR/$1
+	mkdir -p "$d"
+	write_policy "$d/policy.toml" "$2" "$3" "$M/good.pub"
+	sed "s|^policy = .*|policy = \"$d/policy.toml\"|" "$M/config.toml" >"$d/config.toml"
+	echo "$d/config.toml"
+}
+
+# signed_a: the annotations `cfs-runtime sign --format json` prints for
+# tree A.
+signed_a() {
+	"$CFS_RUNTIME" sign --key "$M/good.key" --format json "$M_DIGEST_A"
+}
+
 setup_file() {
 	[ "$(id -u)" = 0 ] || return 0
 	if ! command -v podman >/dev/null; then
@@ -316,11 +332,85 @@ setup() {
 	[[ "$output" != *"made by another key"* ]]
 }
 
+@test "mistake: enforcement = \"require\" on a host without fs-verity: policy check and create say what to change" {
+	[ ! -d /proc/sys/fs/verity ] || skip "this kernel has fs-verity: tests/vm proves require"
+	local cfg policy=$BATS_TEST_TMPDIR/require/policy.toml
+	cfg=$(mistake_config require require reject)
+	local fix="boot a kernel built with CONFIG_FS_VERITY, or set enforcement = \"userspace\" in $policy (weaker:"
+	run "$CFS_RUNTIME" --cfs-config "$cfg" policy check
+	says 1 "cannot enforce fs-verity (enforcement require) in store $M/store: fs-verity in $M/store/objects: kernel built without fs-verity" "$fix"
+	# create, with the signed image already imported (as the walk-through
+	# does it): the kernel is asked to measure it.
+	b=$(mistake_bundle require "$(signed_a)")
+	run "$CFS_RUNTIME" --cfs-config "$cfg" run --bundle "$b" "$(cid require)"
+	says 1 "cannot enforce fs-verity (enforcement require) in store $M/store: composefs digest $M_DIGEST_A: image $M/store/images/$M_DIGEST_A: kernel built without fs-verity" "$fix"
+}
+
+@test "mistake: a signature annotation ending .cosgin is refused, naming the suffixes expected" {
+	cfg=$(mistake_config cosgin userspace allow)
+	b=$(mistake_bundle cosgin "$(signed_a | jq 'with_entries(.key |= sub("\\.cosign$"; ".cosgin"))')")
+	run "$CFS_RUNTIME" --cfs-config "$cfg" run --bundle "$b" "$(cid cosgin)"
+	says 1 'malformed annotation "composefs.merged.erofs.v1.fsverity-sha256-12.cosgin": unknown signature suffix ".cosgin"' \
+		"(want .sig, .cosign or .sigstore-bundle)"
+}
+
+@test "mistake: a typo in the annotation key is refused, not run unsigned, naming the wrong part" {
+	# unsigned = "allow": a key not recognised would start the container
+	# unsigned.
+	cfg=$(mistake_config fsverty userspace allow)
+	b=$(mistake_bundle fsverty "$(signed_a | jq 'with_entries(.key |= sub("fsverity-"; "fsverty-"))')")
+	run "$CFS_RUNTIME" --cfs-config "$cfg" run --bundle "$b" "$(cid fsverty)"
+	says 1 'malformed annotation "composefs.merged.erofs.v1.fsverty-sha256-12": looks like a mistyped composefs annotation: "fsverty-sha256-12" does not start with "fsverity-"' \
+		"composefs annotation keys are composefs.merged.erofs.v1.fsverity-{sha256|sha512}-{12|16}, followed by .sig, .cosign or .sigstore-bundle"
+}
+
+@test "mistake: a wrong COSIGN_PASSWORD is worded alike for PKCS#8 and legacy PEM encrypted keys" {
+	local k=$BATS_TEST_TMPDIR
+	openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:s3cret -in "$M/good.key" -out "$k/pkcs8.key"
+	openssl ec -aes256 -passout pass:s3cret -in "$M/good.key" -out "$k/legacy.key" 2>/dev/null
+	grep -q '^-----BEGIN ENCRYPTED PRIVATE KEY-----$' "$k/pkcs8.key"
+	grep -q '^Proc-Type: 4,ENCRYPTED$' "$k/legacy.key"
+	for key in pkcs8 legacy; do
+		COSIGN_PASSWORD=wrong run "$CFS_RUNTIME" sign --key "$k/$key.key" "$M_DIGEST_A"
+		says 1 "cfs-runtime: sign: $k/$key.key: private key: wrong password" "(from \$COSIGN_PASSWORD)"
+		# the right one signs
+		COSIGN_PASSWORD=s3cret run "$CFS_RUNTIME" sign --key "$k/$key.key" "$M_DIGEST_A"
+		[ "$status" -eq 0 ]
+	done
+}
+
+@test "mistake: a typo in the configuration is printed once through podman, with its file and line" {
+	local cfg img=localhost/cfs-bats-newcomer-$$/typo:1 n
+	cfg=$(mistake_config typo userspace reject)
+	echo 'stor_dir = "/x"' >>"$cfg"
+	n=$(grep -n '^stor_dir' "$cfg" | cut -d: -f1)
+	tar -C "$M/a" -cf "$BATS_TEST_TMPDIR/a.tar" .
+	podman import -q "$BATS_TEST_TMPDIR/a.tar" "$img" >/dev/null
+	# As the README runs podman: contrib's drop-in names the runtime cfs.
+	CONTAINERS_CONF=$W/containers.conf run podman --runtime-flag "cfs-config=$cfg" run --rm --runtime cfs \
+		--ulimit nofile=20000:20000 --ulimit nproc=32768:32768 "$img" /bin/true
+	podman rmi -f "$img" >/dev/null 2>&1 || true
+	says 126 "key stor_dir: unknown key" "cfs-runtime: invalid configuration: $cfg:$n:"
+	# once: the refused create says it, the delete podman runs after it
+	# does not say it again.
+	[ "$(grep -c "key stor_dir: unknown key" <<<"$output")" = 1 ]
+}
+
+@test "mistake: cfs-runtime doctor on this host names fs-verity as missing and what to do" {
+	[ ! -d /proc/sys/fs/verity ] || skip "this kernel has fs-verity"
+	local cfg
+	cfg=$(mistake_config doctor require reject)
+	run "$CFS_RUNTIME" --cfs-config "$cfg" doctor
+	says 1 "FAIL  fs-verity (kernel): kernel built without fs-verity (CONFIG_FS_VERITY)" \
+		"      to fix: boot a kernel built with CONFIG_FS_VERITY, or set enforcement = \"userspace\" in $BATS_TEST_TMPDIR/doctor/policy.toml"
+	[[ "${lines[-1]}" == *" checks failed: containers would be refused on this host" ]]
+}
+
 # Usage mistakes: ARGS|WRONG|DO, one a line (ARGS split on spaces; KEY is
 # the test key). Each exits 2, as runc and the other CLIs do.
 USAGE_MISTAKES='sign DIGEST|Required flag "key" not set|"key"
 sign --key KEY|want exactly one DIGEST, IMAGE or TREE argument|usage: cfs-runtime sign --key KEY
-import|want exactly one TREE or oci:DIR[:NAME] argument|usage: cfs-runtime import
+import|want exactly one TREE, oci:DIR[:NAME] or docker://REF argument|usage: cfs-runtime import
 verify|want exactly one of --bundle DIR or --annotations FILE|usage: cfs-runtime verify
 policy chek|unknown command "chek"|want check'
 
@@ -335,6 +425,32 @@ policy chek|unknown command "chek"|want check'
 			return 1
 		}
 	done <<<"$USAGE_MISTAKES"
+}
+
+# ---- import on a terminal ------------------------------------------------
+
+@test "import draws its progress on a terminal, for a tree and an oci: layout; nothing of it when piped" {
+	local store=$BATS_TEST_TMPDIR/store layout=$BATS_TEST_TMPDIR/layout img=localhost/cfs-bats-newcomer-$$/progress:1 blob
+	# script(1) gives the command a terminal. A tree: the bytes stored and
+	# the rate (the total is not known before the scan ends), then cleared.
+	run -0 script -qec "'$CFS_RUNTIME' import --store '$store' '$M/b'" /dev/null
+	[[ "$output" == *"import ("[1-9]*" MB, "*"B/s)"* ]]
+	[[ "$output" == *$'\r'"$M_DIGEST_B"* ]]
+	# An oci: layout (as podman save writes it): a bar per layer read,
+	# named by the start of its blob digest, as for docker://.
+	tar -C "$M/a" -cf "$BATS_TEST_TMPDIR/a.tar" .
+	podman import -q "$BATS_TEST_TMPDIR/a.tar" "$img" >/dev/null
+	podman save -q --format oci-dir -o "$layout" "$img"
+	podman rmi -f "$img" >/dev/null 2>&1 || true
+	blob=$(jq -r '.layers[0].digest' "$layout/blobs/sha256/$(jq -r '.manifests[0].digest' "$layout/index.json" | cut -d: -f2)")
+	run -0 script -qec "'$CFS_RUNTIME' import --store '$store' oci:$layout" /dev/null
+	[[ "$output" == *"${blob:0:19} 100% |"* ]]
+	# Piped: the lines alone.
+	run -0 --separate-stderr "$CFS_RUNTIME" import --store "$store" "$M/b"
+	[ "$output" = "$M_DIGEST_B" ] && [ "$stderr" = "" ]
+	run -0 --separate-stderr "$CFS_RUNTIME" import --store "$store" "oci:$layout"
+	[[ "$stderr" != *"%"* && "$stderr" != *$'\r'* ]]
+	[ "${#stderr_lines[@]}" = 2 ]
 }
 
 # ---- make install / uninstall ---------------------------------------------

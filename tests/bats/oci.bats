@@ -176,7 +176,7 @@ teardown() {
 	[ "$prepared" != "$sealed" ]
 }
 
-@test "sealed but not imported: create builds from podman's root filesystem, and refuses the mismatch" {
+@test "sealed but not imported: create imports podman's image from containers-storage, never from its root filesystem" {
 	layout="$BATS_TEST_TMPDIR/layout"
 	cp -a "$LAYOUT" "$layout"
 	run --separate-stderr "$CFS_RUNTIME" seal --key "$KEYS/seal.key" "oci:$layout"
@@ -185,11 +185,14 @@ teardown() {
 	digest=$(sed -n "s/.*$DIGEST_KEY=\([0-9a-f]*\) .*/\1/p" <<<"$flags")
 	# A configuration whose store does not have the image.
 	sed "s|^store_dir = .*|store_dir = \"$BATS_TEST_TMPDIR/empty-store\"|" "$CONFIG" >"$BATS_TEST_TMPDIR/config.toml"
+	# The unsealed image in podman's storage has the sealed layers.
 	# shellcheck disable=SC2086 # the flags are words
-	run podman --runtime "$CFS_RUNTIME" --runtime-flag "cfs-config=$BATS_TEST_TMPDIR/config.toml" run --rm "${ULIMITS[@]}" $flags "$IMAGE2" true
+	run podman --runtime "$CFS_RUNTIME" --runtime-flag "cfs-config=$BATS_TEST_TMPDIR/config.toml" run --rm "${ULIMITS[@]}" $flags "$IMAGE2" cat /hello
 	echo "$output"
-	[ "$status" -ne 0 ]
-	[[ "$output" == *"composefs digest mismatch: bundle root filesystem "*" has composefs digest "*", but the signed digest is $digest"* ]]
+	[ "$status" -eq 0 ]
+	[ "$output" = hello ]
+	[ -f "$BATS_TEST_TMPDIR/empty-store/images/$digest" ]
+	grep -q "msg=\"engine import\" .*step=\"imported containers-storage:[^ ]*: composefs digest $digest, manifest sha256:[0-9a-f]*, 3 of 3 layers read\"" "$OWNLOG"
 }
 
 @test "an image without the sealing annotations is refused" {

@@ -646,7 +646,7 @@ wait_state() {
 	# the container's output, and cfs-runtime's warning (the order of the
 	# two streams is not fixed)
 	[[ "$output" == *"$HELLO"* ]]
-	[[ "$output" == *"cfs-runtime: warning: invalid configuration: $ETC/config.toml:6: key log_levl: unknown key (handing \"exec\" to $RUNC anyway; create and run are refused until it is fixed)"* ]]
+	[[ "$output" == *"cfs-runtime: warning: invalid configuration: $ETC/config.toml:7: key log_levl: unknown key (handing \"exec\" to $RUNC anyway; create and run are refused until it is fixed)"* ]]
 	run cfs_podman stop -t 0 "$name"
 	[ "$status" -eq 0 ]
 	run cfs_podman rm -f -t 0 "$name"

@@ -4,6 +4,11 @@
 # for a 10-file and a 100,000-file image already in the store (warm), and a
 # cold create (import of the bundle rootfs) reported separately.
 #
+# At the end: a cold create from the engine's store (issue #18): the
+# minbase tree as a sealed OCI image in containers-storage, created through
+# a CRI-O bundle with an empty store (the engine helper imports it),
+# against `cfs-runtime import oci:DIR` of the same image and runc.
+#
 # This host has no kernel fs-verity, so the only enforcement level that can
 # run here is `userspace`, which by design hashes the image and every object
 # at each create: its cost grows with the image. The `require` level's warm
@@ -123,3 +128,62 @@ for r in 1 2 3; do
 done
 printf 'cold create from a %d MB rootfs (%s: empty store, import + digest check + userspace hashing + mount), median of 3: %.0f ms\n' \
 	"$size" "$(basename "$TREE")" "$(median <<<"$cold")"
+
+# Cold create from the engine's store: the same tree as a sealed OCI image
+# (one gzip layer), in a private containers-storage, named by a CRI-O
+# bundle (io.kubernetes.cri-o.ImageName/ImageRef, no composefs
+# annotations); an empty store each round, so create runs
+# cfs-runtime-engine, which rebuilds the layer from tar-split and the
+# unpacked files and imports it. Against, in the same rounds: `cfs-runtime
+# import oci:DIR` of the same image into an empty store, and runc create +
+# delete of the tree. Goal: cold create <= 1.3x the import.
+lay=$work/minbase-oci
+umoci init --layout "$lay"
+umoci new --image "$lay:1"
+umoci unpack --image "$lay:1" "$work/mb" >/dev/null
+cp -a "$TREE/." "$work/mb/rootfs/"
+umoci repack --image "$lay:1" "$work/mb"
+rm -rf --one-file-system "$work/mb"
+seal=$(bin/cfs-runtime seal --key "$work/k.key" --format json "oci:$lay:1" 2>/dev/null)
+cs=$work/cs
+skopeo copy -q "oci:$lay:1" "containers-storage:[overlay@$cs/storage+$cs/run]localhost/minbase:1"
+imgid=$(podman --root "$cs/storage" --runroot "$cs/run" --storage-driver overlay image inspect --format '{{.Id}}' localhost/minbase:1)
+sed "s|^store_dir = .*|store_dir = \"$work/estore\"|" "$work/config.toml" >"$work/engine.toml"
+echo "containers_storage = \"$cs/storage\"" >>"$work/engine.toml"
+eb=$work/bengine
+mkdir -p "$eb/rootfs"
+(cd "$eb" && "$RUNC" spec)
+jq --arg r "$imgid" '.root = {path: "rootfs", readonly: true} | .process.terminal = false | .process.args = ["/bin/true"]
+	| .annotations = {"io.container.manager": "cri-o", "io.kubernetes.cri-o.ImageName": "localhost/minbase:1", "io.kubernetes.cri-o.ImageRef": $r}' \
+	"$eb/config.json" >"$eb/config.engine.json"
+jq --arg t "$TREE" '.root = {path: $t, readonly: true} | .process.terminal = false | .process.args = ["/bin/true"]' \
+	"$eb/config.json" >"$eb/config.runc.json"
+t_imp="" t_cold="" t_runc=""
+for r in 1 2 3; do
+	rm -rf "$work/istore" && sync
+	s=$EPOCHREALTIME
+	bin/cfs-runtime import --store "$work/istore" "oci:$lay:1" >/dev/null 2>&1
+	e=$EPOCHREALTIME
+	t_imp+="$(ms "$s" "$e") "
+
+	rm -rf "$work/estore" && mkdir "$work/estore" && sync
+	cp "$eb/config.engine.json" "$eb/config.json"
+	s=$EPOCHREALTIME
+	CFS_RUNTIME_CONFIG=$work/engine.toml bin/cfs-runtime create --bundle "$eb" "bench-engine-$r" </dev/null >/dev/null
+	CFS_RUNTIME_CONFIG=$work/engine.toml bin/cfs-runtime delete "bench-engine-$r"
+	e=$EPOCHREALTIME
+	t_cold+="$(ms "$s" "$e") "
+	[ -f "$work/estore/images/$(jq -r '.["composefs.merged.erofs.v1.fsverity-sha256-12"]' <<<"$seal")" ]
+
+	cp "$eb/config.runc.json" "$eb/config.json"
+	s=$EPOCHREALTIME
+	"$RUNC" create --bundle "$eb" "bench-runc-$r" </dev/null >/dev/null 2>&1
+	"$RUNC" delete "bench-runc-$r"
+	e=$EPOCHREALTIME
+	t_runc+="$(ms "$s" "$e") "
+done
+podman --root "$cs/storage" --runroot "$cs/run" --storage-driver overlay rmi -af >/dev/null 2>&1 || true
+m_imp=$(median <<<"$t_imp") m_cold=$(median <<<"$t_cold") m_runc=$(median <<<"$t_runc")
+printf 'cold create from the engine'"'"'s store (containers-storage, %d MB minbase, CRI-O bundle, empty store), median of 3:\n' "$size"
+printf '  cfs-runtime create+delete %.0f ms, cfs-runtime import oci:DIR %.0f ms (ratio %.2f, goal <= 1.3), runc create+delete %.0f ms\n' \
+	"$m_cold" "$m_imp" "$(echo "$m_cold / $m_imp" | bc -l)" "$m_runc"
