@@ -105,27 +105,37 @@ func PathFromEnv(override string) string {
 // an invalid one an error naming the file, the line and the key. A file
 // outside the plain subset needs dec (nil: ErrNotPlain).
 func Load(path string, dec Decoder) (Config, error) {
-	c := Defaults()
+	var c Config
+	err := c.load(path, dec)
+	return c, err
+}
+
+// load is Load into c. The front's state path reads the file through
+// pointers only (SalvageInto): a Config is 200 bytes, and a copy of it in
+// each frame above rawfile.ReadFile made the main goroutine grow its
+// stack there.
+func (c *Config) load(path string, dec Decoder) error {
+	*c = Defaults()
 	data, err := rawfile.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return c, nil
+		return nil
 	}
 	if err != nil {
-		return c, fmt.Errorf("%w: %w", ErrInvalid, fserr.New("configuration file", path, err))
+		return fmt.Errorf("%w: %w", ErrInvalid, fserr.New("configuration file", path, err))
 	}
 	c.Path = path
-	if !plainConfig(data, &c) {
+	if !plainConfig(data, c) {
 		if dec == nil {
-			return c, fmt.Errorf("%w: %s", ErrNotPlain, path)
+			return fmt.Errorf("%w: %s", ErrNotPlain, path)
 		}
-		if err := dec.Strict(path, data, &c); err != nil {
-			return c, fmt.Errorf("%w: %w", ErrInvalid, err)
+		if err := dec.Strict(path, data, c); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 	}
 	if err := c.validate(data); err != nil {
-		return c, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return c, nil
+	return nil
 }
 
 func (c *Config) validate(data []byte) error {
@@ -174,23 +184,33 @@ func lineOf(data []byte, key string) int {
 // error wrapping ErrNotPlain: the caller cannot tell a valid file from a
 // broken one and should hand the call to a program that links a Decoder.
 func Salvage(path string, dec Decoder) (Config, error) {
-	c, err := Load(path, dec)
+	var c Config
+	err := SalvageInto(&c, path, dec)
+	return c, err
+}
+
+// SalvageInto is Salvage into *c, for the front, which reads the
+// configuration for every runtime call: no copy of a Config on its stack
+// (see load).
+func SalvageInto(c *Config, path string, dec Decoder) error {
+	err := c.load(path, dec)
 	if err == nil || errors.Is(err, ErrNotPlain) {
-		return c, err
+		return err
 	}
-	return salvage(path, dec), err
+	c.salvage(path, dec)
+	return err
 }
 
 // salvage is the rest of Salvage, for a broken file: a function of its
-// own, so that the frame of every runtime call's Salvage stays small (the
+// own, so that the frames of every runtime call's Salvage stay small (the
 // front's main goroutine then needs no larger stack).
-func salvage(path string, dec Decoder) Config {
-	best := Defaults()
+func (best *Config) salvage(path string, dec Decoder) {
+	*best = Defaults()
 	best.Path = path
 	data, rerr := rawfile.ReadFile(path)
 	var raw Config
 	if rerr != nil || dec == nil || dec.Lenient(data, &raw) != nil {
-		return best
+		return
 	}
 	for _, f := range []struct{ from, to *string }{
 		{&raw.Runtime, &best.Runtime}, {&raw.StoreDir, &best.StoreDir}, {&raw.StateDir, &best.StateDir},
@@ -205,5 +225,4 @@ func salvage(path string, dec Decoder) Config {
 	case "debug", "info", "warn", "error":
 		best.LogLevel = raw.LogLevel
 	}
-	return best
 }
