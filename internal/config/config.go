@@ -105,40 +105,55 @@ func PathFromEnv(override string) string {
 // an invalid one an error naming the file, the line and the key. A file
 // outside the plain subset needs dec (nil: ErrNotPlain).
 func Load(path string, dec Decoder) (Config, error) {
-	c := Defaults()
+	var c Config
+	err := c.load(path, dec)
+	return c, err
+}
+
+// load is Load into c. The front's state path reads the file through
+// pointers only (SalvageInto): a Config is 200 bytes, and a copy of it in
+// each frame above rawfile.ReadFile made the main goroutine grow its
+// stack there.
+func (c *Config) load(path string, dec Decoder) error {
+	*c = Defaults()
 	data, err := rawfile.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return c, nil
+		return nil
 	}
 	if err != nil {
-		return c, fmt.Errorf("%w: %w", ErrInvalid, fserr.New("configuration file", path, err))
+		return fmt.Errorf("%w: %w", ErrInvalid, fserr.New("configuration file", path, err))
 	}
 	c.Path = path
-	if !plainConfig(data, &c) {
+	if !plainConfig(data, c) {
 		if dec == nil {
-			return c, fmt.Errorf("%w: %s", ErrNotPlain, path)
+			return fmt.Errorf("%w: %s", ErrNotPlain, path)
 		}
-		if err := dec.Strict(path, data, &c); err != nil {
-			return c, fmt.Errorf("%w: %w", ErrInvalid, err)
+		if err := dec.Strict(path, data, c); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 	}
 	if err := c.validate(data); err != nil {
-		return c, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return c, nil
+	return nil
 }
 
-func (c Config) validate(data []byte) error {
+func (c *Config) validate(data []byte) error {
 	at := func(key string) string { return fmt.Sprintf("%s:%d: key %s", c.Path, lineOf(data, key), key) }
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("%s: %q is not one of debug, info, warn, error", at("log_level"), c.LogLevel)
 	}
-	for key, v := range map[string]string{"runtime": c.Runtime, "store_dir": c.StoreDir, "state_dir": c.StateDir, "log_file": c.LogFile, "policy": c.Policy, "audit_file": c.AuditFile,
-		"containerd_address": c.ContainerdAddress, "containers_storage": c.ContainersStorage} {
-		if v != "" && !filepath.IsAbs(v) {
-			return fmt.Errorf("%s: %q is not an absolute path", at(key), v)
+	// In a fixed order, not a map's: the error names the
+	// same key every time.
+	for _, p := range [...]struct{ key, v string }{
+		{"runtime", c.Runtime}, {"store_dir", c.StoreDir}, {"state_dir", c.StateDir},
+		{"log_file", c.LogFile}, {"policy", c.Policy}, {"audit_file", c.AuditFile},
+		{"containerd_address", c.ContainerdAddress}, {"containers_storage", c.ContainersStorage},
+	} {
+		if p.v != "" && !filepath.IsAbs(p.v) {
+			return fmt.Errorf("%s: %q is not an absolute path", at(p.key), p.v)
 		}
 	}
 	if c.StoreDir == "" || c.StateDir == "" {
@@ -169,16 +184,33 @@ func lineOf(data []byte, key string) int {
 // error wrapping ErrNotPlain: the caller cannot tell a valid file from a
 // broken one and should hand the call to a program that links a Decoder.
 func Salvage(path string, dec Decoder) (Config, error) {
-	c, err := Load(path, dec)
+	var c Config
+	err := SalvageInto(&c, path, dec)
+	return c, err
+}
+
+// SalvageInto is Salvage into *c, for the front, which reads the
+// configuration for every runtime call: no copy of a Config on its stack
+// (see load).
+func SalvageInto(c *Config, path string, dec Decoder) error {
+	err := c.load(path, dec)
 	if err == nil || errors.Is(err, ErrNotPlain) {
-		return c, err
+		return err
 	}
-	best := Defaults()
+	c.salvage(path, dec)
+	return err
+}
+
+// salvage is the rest of Salvage, for a broken file: a function of its
+// own, so that the frames of every runtime call's Salvage stay small (the
+// front's main goroutine then needs no larger stack).
+func (best *Config) salvage(path string, dec Decoder) {
+	*best = Defaults()
 	best.Path = path
 	data, rerr := rawfile.ReadFile(path)
 	var raw Config
 	if rerr != nil || dec == nil || dec.Lenient(data, &raw) != nil {
-		return best, err
+		return
 	}
 	for _, f := range []struct{ from, to *string }{
 		{&raw.Runtime, &best.Runtime}, {&raw.StoreDir, &best.StoreDir}, {&raw.StateDir, &best.StateDir},
@@ -193,5 +225,4 @@ func Salvage(path string, dec Decoder) (Config, error) {
 	case "debug", "info", "warn", "error":
 		best.LogLevel = raw.LogLevel
 	}
-	return best, err
 }

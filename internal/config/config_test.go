@@ -50,6 +50,8 @@ func TestInvalid(t *testing.T) {
 		{"runtime = \n", ":1:"},
 		{"log_level = \"loud\"\n", `:1: key log_level: "loud" is not one of debug, info, warn, error`},
 		{"\nruntime = \"runc\"\n", `:2: key runtime: "runc" is not an absolute path`},
+		// Several bad paths: always the first in the Config's order.
+		{"policy = \"p\"\nstate_dir = \"s\"\nruntime = \"r\"\n", `:3: key runtime: "r" is not an absolute path`},
 	}
 	for _, tc := range tests {
 		p := write(t, tc.content)

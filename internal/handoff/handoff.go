@@ -53,24 +53,27 @@ type Call struct {
 // cfs-runtime cannot read with certainty, is an error: refused, never
 // handed over.
 func Read(inv *oci.Invocation, dec config.Decoder) (*Call, error) {
-	cfg, cfgErr := config.Salvage(config.PathFromEnv(inv.Own["cfs-config"]), dec)
-	if errors.Is(cfgErr, config.ErrNotPlain) {
-		return nil, cfgErr
+	// Into the Call itself: no copy of the Config on the stack (see
+	// config.SalvageInto).
+	c := &Call{Inv: inv}
+	c.CfgErr = config.SalvageInto(&c.Cfg, config.PathFromEnv(inv.Own["cfs-config"]), dec)
+	if errors.Is(c.CfgErr, config.ErrNotPlain) {
+		return nil, c.CfgErr
 	}
 	// /proc/self/exe names this executable for Locate's stat (what
 	// os.Executable would read, without resolving the link).
-	path, err := oci.Locate(cfg.Runtime, oci.DefaultRuntimes, "/proc/self/exe")
+	path, err := oci.Locate(c.Cfg.Runtime, oci.DefaultRuntimes, "/proc/self/exe")
 	if err != nil {
-		if cfgErr != nil {
-			return nil, fmt.Errorf("%w; and with it: %w", cfgErr, err)
+		if c.CfgErr != nil {
+			return nil, fmt.Errorf("%w; and with it: %w", c.CfgErr, err)
 		}
 		return nil, err
 	}
-	line, err := oci.ParseLine(oci.DialectOf(path), inv.Args)
-	if err != nil {
+	if c.Line, err = oci.ParseLine(oci.DialectOf(path), inv.Args); err != nil {
 		return nil, err
 	}
-	return &Call{Inv: inv, Line: line, Cfg: cfg, CfgErr: cfgErr, Runtime: oci.NewRuntime(path)}, nil
+	c.Runtime = oci.NewRuntime(path)
+	return c, nil
 }
 
 // RefuseRestore refuses restore, saying what to do.

@@ -7,12 +7,20 @@ import (
 	"path/filepath"
 )
 
-// stateFiles is, for runtimes whose state layout is known, the file that
-// exists in <root>/<id>/ exactly while the runtime knows the container,
-// and the root it uses when it runs as real root without --root.
-var stateFiles = map[string]struct{ file, defaultRoot string }{
-	"runc": {"state.json", "/run/runc"},
-	"crun": {"status", "/run/crun"},
+// stateFile returns, for a runtime whose state layout is known (by the
+// executable's base name), the file that exists in <root>/<id>/ exactly
+// while the runtime knows the container, and the root it uses when it
+// runs as real root without --root. (A switch, not a map: a package-level
+// map is built by the package's init in every process that links it, the
+// front included, which never calls Knows.)
+func stateFile(base string) (file, defaultRoot string, ok bool) {
+	switch base {
+	case "runc":
+		return "state.json", "/run/runc", true
+	case "crun":
+		return "status", "/run/crun", true
+	}
+	return "", "", false
 }
 
 // Knows reports whether the runtime at path has a container with that id
@@ -23,13 +31,13 @@ var stateFiles = map[string]struct{ file, defaultRoot string }{
 // runtimes, and runc/crun running rootless (whose root depends on
 // XDG_RUNTIME_DIR and user namespaces), are asked with `state`.
 func Knows(path string, inv *Invocation, id string) bool {
-	if sf, ok := stateFiles[filepath.Base(path)]; ok {
+	if file, defaultRoot, ok := stateFile(filepath.Base(path)); ok {
 		root := inv.Global["root"]
 		if root == "" && os.Geteuid() == 0 && !inUserNamespace() {
-			root = sf.defaultRoot
+			root = defaultRoot
 		}
 		if root != "" {
-			_, err := os.Stat(filepath.Join(root, id, sf.file))
+			_, err := os.Stat(filepath.Join(root, id, file))
 			return err == nil
 		}
 	}
