@@ -79,6 +79,11 @@ func Dial(addr, ns string, timeout time.Duration) (*Conn, error) {
 	if err != nil {
 		return nil, &Status{Code: CodeUnavailable, Message: err.Error()}
 	}
+	return newConn(c, ns, deadline)
+}
+
+// newConn starts HTTP/2 on c.
+func newConn(c net.Conn, ns string, deadline time.Time) (*Conn, error) {
 	if err := c.SetDeadline(deadline); err != nil {
 		c.Close()
 		return nil, err

@@ -1,8 +1,12 @@
 package ctrdapi
 
 import (
+	"bytes"
 	"errors"
+	"io"
+	"net"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -108,4 +112,46 @@ func TestAppendHpackInt(t *testing.T) {
 			t.Errorf("%d in %d bits: %x, want %x", tc.v, tc.n, got, tc.want)
 		}
 	}
+}
+
+// Whatever containerd's socket answers, a call ends (by the deadline at
+// the latest) with a response or an error, never a panic; a response is
+// only ever the one message of a well-formed answer.
+func FuzzCall(f *testing.F) {
+	hdr := append(appendHeader(nil, ":status", "200"), appendHeader(nil, "content-type", "application/grpc")...)
+	ok := appendHeader(nil, "grpc-status", "0")
+	msg := []byte{0, 0, 0, 0, 3, 0x0a, 1, 'x'}
+	valid := appendFrame(nil, frameSettings, 0, 0, []byte{0, 4, 0, 0, 0xff, 0xff})
+	valid = appendFrame(valid, framePing, 0, 0, make([]byte, 8))
+	valid = appendFrame(valid, frameHeaders, flagEndHeaders, 1, hdr)
+	valid = appendFrame(valid, frameData, 0, 1, msg)
+	valid = appendFrame(valid, frameHeaders, flagEndHeaders|flagEndStream, 1, ok)
+	f.Add(valid)
+	if resp, err := answer(valid); err != nil || string(resp) != "\x0a\x01x" {
+		f.Fatalf("a well-formed answer: %x, %v", resp, err)
+	}
+	f.Add(appendFrame(nil, frameHeaders, flagEndStream, 1, hdr[:3]))
+	f.Add(appendFrame(appendFrame(nil, frameHeaders, flagPadded|flagPriority, 1, append([]byte{2, 0, 0, 0, 0, 0}, hdr...)), frameContinuation, flagEndHeaders, 1, []byte{0, 0}))
+	f.Add(appendFrame(nil, frameGoAway, 0, 0, []byte{0, 0, 0, 0, 0, 0, 0, 2, 'b', 'y', 'e'}))
+	f.Fuzz(func(t *testing.T, a []byte) {
+		resp, err := answer(a)
+		if err == nil && !bytes.Contains(a, resp) {
+			t.Fatalf("response %x is not in the answer", resp)
+		}
+	})
+}
+
+// answer makes a call that containerd's socket answers with a, the
+// connection left open (an answer cut short ends by the deadline).
+func answer(a []byte) ([]byte, error) {
+	client, server := net.Pipe()
+	defer server.Close()
+	go io.Copy(io.Discard, server)
+	go server.Write(a)
+	c, err := newConn(client, "k8s.io", time.Now().Add(50*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Call(MethodGetImage, GetRequest("x"))
 }
