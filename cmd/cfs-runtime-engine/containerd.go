@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/containerd"
+	"github.com/cfs-runtime/cfs-runtime/internal/ctrdapi"
 	"github.com/cfs-runtime/cfs-runtime/internal/engineimage"
 	"github.com/cfs-runtime/cfs-runtime/ociimage"
 	digest "github.com/opencontainers/go-digest"
@@ -47,45 +48,30 @@ func containerdManifest(req *engineimage.Request) (*engineimage.Manifest, error)
 	return m, nil
 }
 
-// manifest reads the image of the container's record: by the image id
-// the CRI plugin resolved when it created the container (the record's
-// ImageRef), so that a tag moved since then cannot change which image is
-// checked; by name only for a record without one. It also returns the
-// image record's target.
+// manifest reads the image of the container's record (ctrdapi.ImageOf:
+// by the image id the CRI plugin resolved, so that a tag moved since then
+// cannot change which image is checked). It also returns the image
+// record's target.
 func manifest(c *containerd.Client, req *engineimage.Request) (*engineimage.Manifest, descriptor, error) {
 	var none descriptor
-	name, imageID, err := c.Container(req.ContainerID)
+	ci, err := ctrdapi.ImageOf(c, c.Addr, req.ContainerID, req.Image.Name)
 	if err != nil {
 		return nil, none, err
 	}
-	if name != req.Image.Name {
-		return nil, none, fmt.Errorf("containerd: container %s runs image %q, but its annotation %s says %q", req.ContainerID, name, engineimage.ContainerdImageName, req.Image.Name)
-	}
-	lookup := name
-	if imageID != "" {
-		lookup = imageID
-	}
-	t, err := c.Image(lookup)
-	if containerd.IsNotFound(err) && lookup != name {
-		// Images the CRI plugin did not pull itself (ctr images
-		// import) have no record named by their id: the name's record
-		// then, held to the id below.
-		lookup = name
-		t, err = c.Image(lookup)
-	}
-	if err != nil {
-		return nil, none, fmt.Errorf("containerd %s: image %s: %w", c.Addr, lookup, containerd.Describe(err))
-	}
+	t := ci.Target
 	target := descriptor{MediaType: t.MediaType, Digest: t.Digest, Size: t.Size}
 	read := func(d descriptor) ([]byte, error) {
 		return c.ReadBlob(containerd.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}, maxBlob)
 	}
 	m, err := resolveManifest(read, target)
 	if err != nil {
-		return nil, none, fmt.Errorf("containerd: image %s: %w", lookup, err)
+		return nil, none, fmt.Errorf("containerd: image %s: %w", ci.Lookup, err)
 	}
-	if imageID != "" && m.Config != imageID {
-		return nil, none, fmt.Errorf("containerd: image %s: manifest %s has config %s", imageID, m.Digest, m.Config)
+	if ci.ImageID != "" && m.Config != ci.ImageID {
+		return nil, none, fmt.Errorf("containerd: image %s: manifest %s has config %s", ci.ImageID, m.Digest, m.Config)
 	}
+	// The seal cache of create is keyed by the target: what containerd's
+	// records state without reading a blob.
+	m.Target = target.Digest
 	return m, target, nil
 }

@@ -127,6 +127,9 @@ type Manifest struct {
 	// Digest is the manifest's digest, Config its config's (the image id).
 	Digest string `json:"digest"`
 	Config string `json:"config"`
+	// Target (containerd) is the digest of the image record's target
+	// the manifest was read from: the manifest's, or an index's.
+	Target string `json:"target,omitempty"`
 	// Annotations are the manifest's top-level annotations.
 	Annotations map[string]string `json:"annotations,omitempty"`
 	// Log is what OpImport did, one line per layer.

@@ -72,6 +72,9 @@ func withDefaults(env *runtimeEnv) *runtimeEnv {
 	if env.readManifest == nil {
 		env.readManifest = runEngineHelper
 	}
+	if env.containerdImage == nil {
+		env.containerdImage = readContainerdImage
+	}
 	if env.patch == nil {
 		env.patch = func(b *bundle.Bundle, root, id string) error { return patchBundle(env.cfg, b, root, id) }
 	}

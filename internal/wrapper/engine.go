@@ -17,6 +17,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/internal/atomicfile"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
+	"github.com/cfs-runtime/cfs-runtime/internal/ctrdapi"
 	"github.com/cfs-runtime/cfs-runtime/internal/engineimage"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
@@ -58,15 +59,27 @@ func verifiedAnnotations(env *runtimeEnv, b *bundle.Bundle, id string) (map[stri
 		ContainerdNamespace: env.cfg.ContainerdNamespace,
 		StorageRoot:         env.cfg.ContainersStorage,
 	}
-	cache := sealCachePath(env.cfg.StoreDir, img)
-	m, cached := readSealCache(cache, img)
+	// containerd: its records of the container and of the image state
+	// the image's target (manifest or index) digest, the seal cache's key
+	// (one short API call each, made here without the helper).
+	var ctrd *ctrdapi.ContainerImage
+	if img.Engine == engineimage.Containerd {
+		var err error
+		if ctrd, err = env.containerdImage(req); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrEngineImage, img, err)
+		}
+	}
+	key := sealKeyOf(img, ctrd)
+	m, cached := readSealCache(env.cfg.StoreDir, key)
 	if !cached {
 		var err error
 		if m, err = env.readManifest(req); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrEngineImage, img, err)
 		}
-		if cache != "" {
-			if err := writeSealCache(cache, m); err != nil {
+		// The entry is keyed by what the helper read (a tag may have
+		// moved since the lookup above: the helper's answer counts).
+		if k := sealKeyOfManifest(img, m); k.name != "" {
+			if err := writeSealCache(env.cfg.StoreDir, k, m); err != nil {
 				env.log.Warn("caching the image's seal", "image", img.String(), "err", err)
 			}
 		}
@@ -144,47 +157,86 @@ func importFromEngine(env *runtimeEnv, st imageStore, d composefs.ImageDigest, s
 	return nil
 }
 
-// The seal of an image is cached in the store by the image id the engine
-// passes, so that a warm create runs no helper: CRI-O passes the id
-// (ImageRef, the config's digest); containerd 1.6 passes only the name,
-// which a later pull can move to another image, so for containerd the
-// helper always asks containerd. An image id fixes the image's layers and
-// so its composefs digest; the signatures are verified at every create.
-// (A cached seal whose key was revoked stays refused until the entry
-// under <store>/engine-seals is removed.)
+// The seal of an image is cached in the store so that a warm create runs
+// no helper, keyed by a digest that fixes the image's bytes and seal:
+// CRI-O's image id (ImageRef, the config's digest), which it passes;
+// for containerd, which passes only the name (a later pull can move it to
+// another image), the digest of the image record's target (the manifest,
+// or the index that names it), read from containerd's records of the
+// container and the image (ctrdapi), along with the image id that the
+// CRI plugin resolved when it created the container. The signatures are
+// verified at every create. (A cached seal whose key was revoked stays
+// refused until the entry under <store>/engine-seals is removed.)
 const maxSealCache = 1 << 20
 
-// sealCachePath is the cache entry of img's seal, "" when the engine
-// passed no image id.
-func sealCachePath(storeDir string, img engineimage.Image) string {
-	id := strings.TrimPrefix(img.Ref, "sha256:")
-	if img.Engine != engineimage.CRIO || len(id) != 64 || strings.Trim(id, "0123456789abcdef") != "" {
-		return ""
-	}
-	return filepath.Join(storeDir, "engine-seals", img.Engine+"-"+id)
+// sealKey names a cache entry, <store>/engine-seals/<engine>-<hex>, and
+// what the entry must state: its config (the image id) and, for
+// containerd, its target.
+type sealKey struct {
+	name           string // "" when there is no key: no cache
+	config, target string
 }
 
-// readSealCache returns the cached manifest summary of img, if any and
-// for that image id.
-func readSealCache(path string, img engineimage.Image) (*engineimage.Manifest, bool) {
-	if path == "" {
+// sealKeyOf is the key of a create's image: CRI-O's by the image id it
+// passes, containerd's by its records (ctrd).
+func sealKeyOf(img engineimage.Image, ctrd *ctrdapi.ContainerImage) sealKey {
+	switch {
+	case img.Engine == engineimage.CRIO:
+		if id, ok := sha256Hex(img.Ref); ok {
+			return sealKey{name: img.Engine + "-" + id, config: "sha256:" + id}
+		}
+	case img.Engine == engineimage.Containerd && ctrd != nil:
+		if t, ok := sha256Hex(ctrd.Target.Digest); ok && strings.HasPrefix(ctrd.Target.Digest, "sha256:") {
+			return sealKey{name: img.Engine + "-" + t, config: ctrd.ImageID, target: ctrd.Target.Digest}
+		}
+	}
+	return sealKey{}
+}
+
+// sealKeyOfManifest is the key under which the helper's answer m for img
+// is cached.
+func sealKeyOfManifest(img engineimage.Image, m *engineimage.Manifest) sealKey {
+	if img.Engine == engineimage.Containerd {
+		return sealKeyOf(img, &ctrdapi.ContainerImage{ImageID: m.Config, Target: ctrdapi.Descriptor{Digest: m.Target}})
+	}
+	k := sealKeyOf(img, nil)
+	if k.config != m.Config {
+		return sealKey{}
+	}
+	return k
+}
+
+// sha256Hex returns the hex of a sha256 digest, with or without its
+// algorithm.
+func sha256Hex(d string) (string, bool) {
+	h := strings.TrimPrefix(d, "sha256:")
+	return h, len(h) == 64 && strings.Trim(h, "0123456789abcdef") == ""
+}
+
+// readSealCache returns the cached manifest summary of key, if any and if
+// it states the key's config and target.
+func readSealCache(storeDir string, key sealKey) (*engineimage.Manifest, bool) {
+	if key.name == "" || storeDir == "" {
 		return nil, false
 	}
-	data, err := rawfile.ReadRegular(path, maxSealCache)
+	data, err := rawfile.ReadRegular(filepath.Join(storeDir, "engine-seals", key.name), maxSealCache)
 	if err != nil {
 		return nil, false
 	}
 	var m engineimage.Manifest
-	if json.Unmarshal(data, &m) != nil || m.Config != "sha256:"+strings.TrimPrefix(img.Ref, "sha256:") {
+	if json.Unmarshal(data, &m) != nil || m.Target != key.target || (key.config != "" && m.Config != key.config) {
 		return nil, false
 	}
 	return &m, true
 }
 
-// writeSealCache keeps the manifest's digest, config and composefs
-// annotations (the seal) under path.
-func writeSealCache(path string, m *engineimage.Manifest) error {
-	keep := engineimage.Manifest{Digest: m.Digest, Config: m.Config, Annotations: map[string]string{}}
+// writeSealCache keeps the manifest's digests and composefs annotations
+// (the seal) under key.
+func writeSealCache(storeDir string, key sealKey, m *engineimage.Manifest) error {
+	if storeDir == "" {
+		return nil
+	}
+	keep := engineimage.Manifest{Digest: m.Digest, Config: m.Config, Target: key.target, Annotations: map[string]string{}}
 	for k, v := range m.Annotations {
 		if strings.HasPrefix(k, attest.DigestAnnotationPrefix) {
 			keep.Annotations[k] = v
@@ -194,10 +246,22 @@ func writeSealCache(path string, m *engineimage.Manifest) error {
 	if err != nil {
 		return err
 	}
+	path := filepath.Join(storeDir, "engine-seals", key.name)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(path, data, 0o600)
+}
+
+// readContainerdImage reads the image of the container's record from
+// containerd's API (ctrdapi: no helper).
+func readContainerdImage(req *engineimage.Request) (*ctrdapi.ContainerImage, error) {
+	c, err := ctrdapi.Dial(req.ContainerdAddress, req.ContainerdNamespace, engineTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("containerd %s: container %s: %w", req.ContainerdAddress, req.ContainerID, ctrdapi.Describe(err))
+	}
+	defer c.Close()
+	return ctrdapi.ImageOf(c, req.ContainerdAddress, req.ContainerID, req.Image.Name)
 }
 
 // sealedAnnotations returns the annotations to verify a container by: its own, with

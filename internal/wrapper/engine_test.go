@@ -11,6 +11,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/ctrdapi"
 	"github.com/cfs-runtime/cfs-runtime/internal/engineimage"
 	"github.com/cfs-runtime/cfs-runtime/internal/logging"
 )
@@ -71,6 +72,8 @@ func TestVerifiedAnnotations(t *testing.T) {
 		env := &runtimeEnv{cfg: cfg, log: logging.Discard(), readManifest: func(req *engineimage.Request) (*engineimage.Manifest, error) {
 			asked = req
 			return tc.answer, tc.fail
+		}, containerdImage: func(req *engineimage.Request) (*ctrdapi.ContainerImage, error) {
+			return &ctrdapi.ContainerImage{Name: req.Image.Name}, nil // no target: no cache
 		}}
 		got, err := verifiedAnnotations(env, b, "ctr1")
 		if tc.notAsked != (asked == nil) {
@@ -146,9 +149,8 @@ func TestEnsureImageFromEngine(t *testing.T) {
 }
 
 // A warm create of an image CRI-O names by its id runs no helper: the
-// seal is cached in the store by that id. containerd names no id: its
-// images are always asked for. A cache entry of another image id is
-// not used; the conflict rule applies to a cached seal too.
+// seal is cached in the store by that id. A cache entry of another image
+// id is not used; the conflict rule applies to a cached seal too.
 func TestSealCache(t *testing.T) {
 	key := attest.DefaultDigestAnnotation
 	const id = "d4328552600a0e6a7904b6f4fd2de88da6184f7ff0bf4f10c4963a0e73389e93"
@@ -191,14 +193,77 @@ func TestSealCache(t *testing.T) {
 	if got, err := create(crio); err != nil || got[key] != signed || asked != 2 {
 		t.Fatalf("entry of another id: %v, %v; helper asked %d times", got, err, asked)
 	}
-	// containerd: no id, no cache.
-	for i := 0; i < 2; i++ {
-		if _, err := create(`{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.image-name": "reg/app:1"}`); err != nil {
+}
+
+// containerd passes no image id: create reads the image record's target
+// from containerd's records (no helper) and caches the seal by it. A
+// target moved to another image (a tag pulled again) misses; so does an
+// entry of another image id; failing to read the records refuses.
+func TestContainerdSealCache(t *testing.T) {
+	key := attest.DefaultDigestAnnotation
+	const (
+		t1  = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+		t2  = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+		id1 = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		id2 = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	)
+	cfg := config.Defaults()
+	cfg.StoreDir = t.TempDir()
+	// containerd's records: the tag's target and image id.
+	target, id := t1, id1
+	var lookupErr error
+	seals := map[string]string{t1: signed, t2: other}
+	asked := 0
+	env := &runtimeEnv{cfg: cfg, log: logging.Discard(),
+		containerdImage: func(req *engineimage.Request) (*ctrdapi.ContainerImage, error) {
+			return &ctrdapi.ContainerImage{Name: req.Image.Name, ImageID: id, Lookup: id, Target: ctrdapi.Descriptor{Digest: target}}, lookupErr
+		},
+		readManifest: func(req *engineimage.Request) (*engineimage.Manifest, error) {
+			asked++
+			return &engineimage.Manifest{Digest: "sha256:m", Config: id, Target: target, Annotations: map[string]string{key: seals[target]}}, nil
+		}}
+	create := func() (map[string]string, error) {
+		t.Helper()
+		dir := t.TempDir()
+		writeConfig(t, dir, "rootfs", `{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.image-name": "reg/app:1"}`)
+		b, err := bundle.Load(dir, filepath.Join(dir, "config.json"))
+		if err != nil {
 			t.Fatal(err)
 		}
+		return verifiedAnnotations(env, b, "c1")
 	}
-	if asked != 4 {
-		t.Fatalf("containerd: helper asked %d times, want every time", asked-2)
+	for i := 1; i <= 2; i++ {
+		got, err := create()
+		if err != nil || got[key] != signed || asked != 1 {
+			t.Fatalf("create %d: %v, %v; helper asked %d times", i, got, err, asked)
+		}
+	}
+	entry := filepath.Join(cfg.StoreDir, "engine-seals", "containerd-"+strings.TrimPrefix(t1, "sha256:"))
+	if data, err := os.ReadFile(entry); err != nil || !strings.Contains(string(data), `"target":"`+t1+`"`) {
+		t.Fatalf("cache entry %s: %s, %v", entry, data, err)
+	}
+	// The tag moved: another target, the helper asked, its seal used.
+	target, id = t2, id2
+	if got, err := create(); err != nil || got[key] != other || asked != 2 {
+		t.Fatalf("moved tag: %v, %v; helper asked %d times", got, err, asked)
+	}
+	// The container's record names another image id than the entry's.
+	target, id = t1, id2
+	if _, err := create(); err != nil || asked != 3 {
+		t.Fatalf("entry of another image id: %v; helper asked %d times", err, asked)
+	}
+	// An entry that does not state its target is not used.
+	target, id = t1, id1
+	if err := os.WriteFile(entry, []byte(`{"config": "`+id1+`", "annotations": {"`+key+`": "`+other+`"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := create(); err != nil || got[key] != signed || asked != 4 {
+		t.Fatalf("entry without a target: %v, %v; helper asked %d times", got, err, asked)
+	}
+	// containerd's records unreadable: refused, cached or not.
+	lookupErr = errors.New("containerd /run/c.sock: container c1: Unavailable: gone")
+	if _, err := create(); err == nil || err.Error() != "cannot read the engine's image: containerd image reg/app:1: containerd /run/c.sock: container c1: Unavailable: gone" {
+		t.Fatalf("records unreadable: %v", err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/config/tomlconfig"
+	"github.com/cfs-runtime/cfs-runtime/internal/ctrdapi"
 	"github.com/cfs-runtime/cfs-runtime/internal/engineimage"
 	"github.com/cfs-runtime/cfs-runtime/internal/handoff"
 	"github.com/cfs-runtime/cfs-runtime/internal/logging"
@@ -33,6 +34,9 @@ type runtimeEnv struct {
 	// readManifest reads the manifest of the image the engine names
 	// (engine.go: the cfs-runtime-engine helper).
 	readManifest readManifestFunc
+	// containerdImage reads the image of a containerd container's
+	// record (engine.go: containerd's API, no helper).
+	containerdImage func(req *engineimage.Request) (*ctrdapi.ContainerImage, error)
 	// sealedImage is set by verifiedAnnotations when the engine names the
 	// container's image and that image is sealed: create imports its
 	// bytes from the engine's store.

@@ -5,7 +5,9 @@
 # image (io.kubernetes.cri.image-name); cfs-runtime reads that image's
 # manifest from containerd's content store (the cfs-runtime-engine helper,
 # containerd's API on its socket, namespace k8s.io) and verifies the
-# container against the seal in it. cfs-runtime's store starts empty: the
+# container against the seal in it. The seal is cached in the store by the
+# digest of the manifest containerd's records name (read by cfs-runtime
+# itself, no helper): a warm create runs no helper. cfs-runtime's store starts empty: the
 # images' bytes come from containerd's content store (the same helper).
 #
 # Images: busybox-static trees made into OCI layouts with umoci, sealed
@@ -59,6 +61,18 @@ setup_file() {
 	SEAL_BASE=$CTRD/app1 sealed_image "$CTRD" app3 "$CTRD/keys/good.key"
 	# Sealed with composefs-rs' rules: create imports with the default ones.
 	SEAL_ARGS="--canonical composefs-rs" sealed_image "$CTRD" rsimage "$CTRD/keys/good.key"
+	# moving:1, a tag pushed again to another image in a test.
+	SEAL_REPO=moving sealed_image "$CTRD" movea "$CTRD/keys/good.key"
+	# Every run of the helper leaves a line in $CTRD/engine-runs (the
+	# runtime finds it by $CFS_RUNTIME_ENGINE, which containerd passes
+	# down through its shims).
+	export CFS_RUNTIME_ENGINE=$CTRD/engine-counted
+	cat >"$CFS_RUNTIME_ENGINE" <<-EOF
+		#!/bin/sh
+		echo run >>"$CTRD/engine-runs"
+		exec "$(dirname "$CFS_RUNTIME")/cfs-runtime-engine" "\$@"
+	EOF
+	chmod +x "$CFS_RUNTIME_ENGINE"
 	cfs_config
 	ctrd_start
 	# The pause image from the registry, named as the drop-in's
@@ -132,14 +146,73 @@ runs_verified() {
 
 	# A second pod of the same images imports nothing.
 	imports=$(grep -c 'msg="engine import"' "$CFSLOG")
-	cctl rmp --all --force >/dev/null
-	ctrd_pod_json
+	app12_pod new
+	[ "$(grep -c 'msg="engine import"' "$CFSLOG")" = "$imports" ]
+}
+
+# app12_pod [new]: a pod (with "new": a new one, the others removed) of
+# a container of app1 and one of app2 ($c1, $c2), both run verified.
+app12_pod() {
+	if [ "${1:-}" = new ]; then
+		cctl rmp --all --force >/dev/null
+		ctrd_pod_json
+	fi
 	start_pod
 	c1=$(create one app1)
 	c2=$(create two app2)
 	runs_verified "$c1" app1
 	runs_verified "$c2" app2
-	[ "$(grep -c 'msg="engine import"' "$CFSLOG")" = "$imports" ]
+}
+
+# engine_runs: how many times create ran cfs-runtime-engine so far.
+engine_runs() {
+	if [ -e "$CTRD/engine-runs" ]; then wc -l <"$CTRD/engine-runs"; else echo 0; fi
+}
+
+@test "engine: a second pod of the same sealed images runs no cfs-runtime-engine" {
+	app12_pod
+	# The seal cache holds both images, by their manifests' digests.
+	[ -f "$STORE/engine-seals/containerd-${MANIFEST_app1#sha256:}" ]
+	[ -f "$STORE/engine-seals/containerd-${MANIFEST_app2#sha256:}" ]
+	runs=$(engine_runs)
+	[ "$runs" -gt 0 ]
+
+	app12_pod new
+	[ "$(engine_runs)" = "$runs" ]
+	grep -q "msg=\"engine image\" pid=[0-9]* id=$c1 .* sealed=true cached=true" "$CFSLOG"
+	grep -q "msg=\"engine image\" pid=[0-9]* id=$c2 .* sealed=true cached=true" "$CFSLOG"
+}
+
+@test "engine: a tag moved to another image after the first pod is verified against the new image" {
+	start_pod
+	c1=$(create first moving)
+	cctl start "$c1"
+	wait_exited "$c1"
+	run cctl logs "$c1"
+	[ "${lines[0]}" = movea ]
+	grep -q "msg=\"engine image\" pid=[0-9]* id=$c1 image=\"containerd image $REGISTRY/moving:1\" manifest=$MANIFEST_movea .* sealed=true cached=false" "$CFSLOG"
+	grep -q "msg=verified .*id=$c1 .*composefs digest sha256:$DIGEST_movea: " "$CFSLOG"
+	runs=$(engine_runs)
+
+	# moving:1 now names another sealed image; the node pulls it again.
+	SEAL_REPO=moving sealed_image "$CTRD" moveb "$CTRD/keys/good.key"
+	[ "$MANIFEST_moveb" != "$MANIFEST_movea" ] && [ "$DIGEST_moveb" != "$DIGEST_movea" ]
+	cctl rmp --all --force >/dev/null
+	ctrd_pod_json
+	start_pod
+	c2=$(create second moving)
+	cctl start "$c2"
+	wait_exited "$c2"
+	[ "$(cctl inspect -o json "$c2" | jq -r .status.exitCode)" = 0 ]
+	run cctl logs "$c2"
+	[ "${lines[0]}" = moveb ]
+	[[ "${lines[1]}" == *" / / "*" - overlay composefs "* ]]
+	# Not the cached seal of movea: the helper read moveb's.
+	grep -q "msg=\"engine image\" pid=[0-9]* id=$c2 image=\"containerd image $REGISTRY/moving:1\" manifest=$MANIFEST_moveb .* sealed=true cached=false" "$CFSLOG"
+	grep -q "msg=verified .*id=$c2 .*composefs digest sha256:$DIGEST_moveb: cosign signature trusted" "$CFSLOG"
+	[ "$(engine_runs)" -gt "$runs" ]
+	[ -f "$STORE/engine-seals/containerd-${MANIFEST_movea#sha256:}" ]
+	[ -f "$STORE/engine-seals/containerd-${MANIFEST_moveb#sha256:}" ]
 }
 
 @test "engine: an image sealed by an untrusted key is refused with cfs-runtime's reason; the other container of the pod runs" {

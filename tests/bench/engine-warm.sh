@@ -13,12 +13,19 @@
 #                     after the first create)
 #   new/cri-o helper  the same with the cache entry removed before every
 #                     run: create runs cfs-runtime-engine to read the seal
-#                     from containers-storage (a private one), as it does
-#                     for every containerd create (containerd 1.6 passes
-#                     no image id to key the cache by)
+#                     from containers-storage (a private one)
+#   ref/containerd    the binaries of $BENCH_REF, a bundle as containerd's
+#                     CRI makes it (io.kubernetes.cri.image-name, no
+#                     composefs annotations) for a container of which a
+#                     private containerd 1.6 has a record: the reference
+#                     runs cfs-runtime-engine at every create
+#   new/containerd    today's binaries, the same bundle: cfs-runtime-mount
+#                     reads containerd's records itself (internal/ctrdapi)
+#                     and the seal from the cache keyed by the manifest's
+#                     digest (no helper after the first create)
 #
 # Prints the median wall time of each over ROUNDS (30) rounds. Needs root,
-# runc, podman, umoci.
+# runc, podman, umoci, skopeo, containerd and ctr.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/go/bin:$PATH
@@ -60,6 +67,31 @@ seal=$("$work/new/cfs-runtime" seal --key "$work/keys/k.key" --format json "oci:
 skopeo copy -q "oci:$lay:1" "containers-storage:[overlay@$work/storage+$work/run]localhost/bench:1"
 id=$(pm image inspect --format '{{.Id}}' localhost/bench:1)
 
+# A private containerd (no CRI plugin) holding the image and a container
+# record of it, as the CRI plugin makes one before it calls the runtime.
+mkdir -p "$work/ctrd"
+printf 'version = 2\nroot = "%s"\nstate = "%s"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s"\n' \
+	"$work/ctrd/root" "$work/ctrd/state" "$work/ctrd/sock" >"$work/ctrd/config.toml"
+containerd --config "$work/ctrd/config.toml" >"$work/ctrd/log" 2>&1 &
+ctrd_pid=$!
+stop_ctrd() {
+	kill "$ctrd_pid" 2>/dev/null || true
+	wait "$ctrd_pid" 2>/dev/null || true
+	cleanup
+}
+trap stop_ctrd EXIT
+cctr() { ctr --address "$work/ctrd/sock" --namespace k8s.io "$@"; }
+for _ in $(seq 100); do
+	cctr version >/dev/null 2>&1 && break
+	sleep 0.1
+done
+skopeo copy -q "oci:$lay:1" "oci-archive:$work/bench.tar:localhost/bench:1"
+cctr images import --no-unpack "$work/bench.tar" >/dev/null
+cctr images ls -q | grep -qx localhost/bench:1
+ctrid=cfs-bench-ctrd-$$
+cctr containers create --snapshotter native localhost/bench:1 "$ctrid" >/dev/null 2>&1 ||
+	cctr containers create localhost/bench:1 "$ctrid" >/dev/null
+
 cat >"$work/config.toml" <<EOF
 runtime = "$RUNC"
 policy = "$work/policy.toml"
@@ -67,6 +99,7 @@ store_dir = "$work/store"
 state_dir = "$work/state"
 log_file = ""
 containers_storage = "$work/storage"
+containerd_address = "$work/ctrd/sock"
 EOF
 # the reference binary does not know containers_storage
 grep -v '^containers_storage' "$work/config.toml" >"$work/ref.toml"
@@ -78,21 +111,25 @@ bundle() { # DIR ANNOTATIONS-JSON
 }
 bundle "$work/ann" "$seal"
 bundle "$work/crio" "$(jq -n --arg r "$id" '{"io.container.manager": "cri-o", "io.kubernetes.cri-o.ImageName": "localhost/bench:1", "io.kubernetes.cri-o.ImageRef": $r}')"
+bundle "$work/ctrd-bundle" '{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.image-name": "localhost/bench:1"}'
 
-once() { # BIN CONFIG BUNDLE ID
-	local t0 t1
+once() { # BIN CONFIG BUNDLE ID (ID "=NAME": the container NAME)
+	local t0 t1 name=cfs-bench-engine-$$-$4
+	[ "${4#=}" = "$4" ] || name=${4#=}
 	t0=$EPOCHREALTIME
-	CFS_RUNTIME_CONFIG=$2 "$1/cfs-runtime" run --bundle "$3" "cfs-bench-engine-$$-$4" >/dev/null
+	CFS_RUNTIME_CONFIG=$2 "$1/cfs-runtime" run --bundle "$3" "$name" >/dev/null
 	t1=$EPOCHREALTIME
 	ms "$t0" "$t1"
 }
-a=() b=() c=() d=()
+a=() b=() c=() d=() e=() f=()
 for i in $(seq "$ROUNDS"); do
+	e+=("$(once "$work/ref/bin" "$work/ref.toml" "$work/ctrd-bundle" "=$ctrid")")
+	f+=("$(once "$work/new" "$work/config.toml" "$work/ctrd-bundle" "=$ctrid")")
 	a+=("$(once "$work/ref/bin" "$work/ref.toml" "$work/ann" "$i-a")")
 	b+=("$(once "$work/new" "$work/config.toml" "$work/ann" "$i-b")")
 	c+=("$(once "$work/new" "$work/config.toml" "$work/crio" "$i-c")")
-	rm -rf "$work/store/engine-seals"
+	rm -f "$work/store/engine-seals/cri-o-"*
 	d+=("$(once "$work/new" "$work/config.toml" "$work/crio" "$i-d")")
 done
-printf 'warm verified run (ms, median of %d): ref %s annotations %.2f | new annotations %.2f | new cri-o cached %.2f | new cri-o helper %.2f\n' \
-	"$ROUNDS" "$ref" "$(echo "${a[*]}" | median)" "$(echo "${b[*]}" | median)" "$(echo "${c[*]}" | median)" "$(echo "${d[*]}" | median)"
+printf 'warm verified run (ms, median of %d): ref %s annotations %.2f | new annotations %.2f | new cri-o cached %.2f | new cri-o helper %.2f | ref containerd %.2f | new containerd %.2f\n' \
+	"$ROUNDS" "$ref" "$(echo "${a[*]}" | median)" "$(echo "${b[*]}" | median)" "$(echo "${c[*]}" | median)" "$(echo "${d[*]}" | median)" "$(echo "${e[*]}" | median)" "$(echo "${f[*]}" | median)"

@@ -56,6 +56,9 @@ build_ref() {
 	if [ -x "$1/src/bin/cfs-runtime-mount" ]; then
 		install_bin "$1/src/bin/cfs-runtime-mount" "$1/bin/cfs-runtime-mount"
 	fi
+	if [ -x "$1/src/bin/cfs-runtime-engine" ]; then
+		install_bin "$1/src/bin/cfs-runtime-engine" "$1/bin/cfs-runtime-engine"
+	fi
 	git worktree remove --force "$1/src"
 	echo "$commit"
 }
