@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	ot "github.com/cfs-runtime/cfs-runtime/ociimage/ocitest"
+	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -303,6 +305,12 @@ func TestCorruptBlobRefused(t *testing.T) {
 		{"layer", func(t *testing.T, dir string, img *Image) {
 			flipByte(t, dir, img.Manifest.Layers[1].Digest.Encoded(), -20)
 		}, "layer 2/3 blob "},
+		// Layers are read at once; the first that fails, in layer order,
+		// is the one named.
+		{"two-layers", func(t *testing.T, dir string, img *Image) {
+			flipByte(t, dir, img.Manifest.Layers[2].Digest.Encoded(), -20)
+			flipByte(t, dir, img.Manifest.Layers[1].Digest.Encoded(), -20)
+		}, "layer 2/3 blob "},
 		{"layer-grown", func(t *testing.T, dir string, img *Image) {
 			appendByte(t, dir, img.Manifest.Layers[0].Digest.Encoded())
 		}, "layer 1/3 blob "},
@@ -376,40 +384,50 @@ func (c *countingReader) Close() error { c.closed = true; return c.r.Close() }
 
 // TestImportProgress: Options.Progress sees each layer blob read, whole,
 // once, and closes it; layers imported before are not read, so not seen.
+// The layers are read at once: Progress is called from several goroutines.
 func TestImportProgress(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "layout")
 	ot.WriteImage(t, dir, "v1", threeLayers(t)...)
 	s := openStore(t)
-	var seen []v1.Descriptor
-	var readers []*countingReader
+	var mu sync.Mutex
+	readers := map[digest.Digest]*countingReader{}
+	calls := 0
 	opts := Options{Progress: func(desc v1.Descriptor, r io.ReadCloser) io.ReadCloser {
-		seen = append(seen, desc)
 		c := &countingReader{r: r}
-		readers = append(readers, c)
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		readers[desc.Digest] = c
 		return c
 	}}
 	res, err := Import(s, ref(t, "oci:"+dir+":v1"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(seen) != 3 {
-		t.Fatalf("progress saw %d blobs, want the 3 layers", len(seen))
+	if calls != 3 || len(readers) != 3 {
+		t.Fatalf("progress saw %d blobs (%d different), want the 3 layers", calls, len(readers))
+	}
+	img, err := Inspect(ref(t, "oci:"+dir+":v1"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	var total int64
-	for i, desc := range seen {
-		if desc.Digest != res.Layers[i].Blob || readers[i].n != desc.Size || !readers[i].closed {
-			t.Errorf("layer %d: saw %s, read %d of %d bytes, closed %v; want blob %s", i, desc.Digest, readers[i].n, desc.Size, readers[i].closed, res.Layers[i].Blob)
+	for i, l := range res.Layers {
+		c, desc := readers[l.Blob], img.Manifest.Layers[i]
+		if c == nil || l.Blob != desc.Digest || c.n != desc.Size || !c.closed {
+			t.Errorf("layer %d: blob %s: progress saw %v, want it read whole (%d bytes) and closed", i, l.Blob, c, desc.Size)
+			continue
 		}
-		total += readers[i].n
+		total += c.n
 	}
 	if total != res.BytesRead {
 		t.Errorf("progress read %d bytes, the import %d", total, res.BytesRead)
 	}
-	seen = nil
+	calls = 0
 	if _, err := Import(s, ref(t, "oci:"+dir+":v1"), opts); err != nil {
 		t.Fatal(err)
 	}
-	if len(seen) != 0 {
-		t.Errorf("a second import read %d layer blobs through progress, want none", len(seen))
+	if calls != 0 {
+		t.Errorf("a second import read %d layer blobs through progress, want none", calls)
 	}
 }
