@@ -179,7 +179,9 @@ type layerRun struct {
 	m      *merger
 	layers []LayerResult
 	fresh  map[int][]entry // layers read in this run, to record
-	all    [][]entry
+	// layerRead, if set, is called after each layer read (in layer order).
+	layerRead func()
+	all       [][]entry
 }
 
 func newRun(l *Layout, img *Image, opts Options) *layerRun {
@@ -234,6 +236,9 @@ func (r *layerRun) applyLayers(st *store.Store, newSink func() (objectSink, erro
 			}
 			entries, reused = rd.entries, false
 			r.fresh[i] = entries
+			if r.layerRead != nil {
+				r.layerRead()
+			}
 		}
 		if err := r.apply(i, entries, reused); err != nil {
 			return err
@@ -410,6 +415,7 @@ func ImportLayout(st *store.Store, l *Layout, opts Options) (*Result, error) {
 	}
 	defer si.Close()
 	r := newRun(l, img, opts)
+	r.layerRead = si.Flush // the layer's objects to disk while the others are read
 	if err := r.applyLayers(st, func() (objectSink, error) { return si.Fork() }); err != nil {
 		return nil, err
 	}

@@ -382,6 +382,12 @@ type session struct {
 	claimed          map[string]struct{} // binary digests
 	present, created atomic.Int64
 
+	// A background syncfs (startFlush): one at a time, another after it
+	// when asked for meanwhile; close waits for it.
+	flushMu                  sync.Mutex
+	flushRunning, flushAgain bool
+	flushWG                  sync.WaitGroup
+
 	// staging: new objects are linked into the session directory
 	// (staged, under mu) and only moved to their names by publish.
 	staging bool
@@ -434,7 +440,40 @@ func (se *session) tempName() string {
 	return filepath.Join(se.dir, strconv.FormatUint(se.seq.Add(1), 10))
 }
 
+// startFlush starts a syncfs of the store's filesystem in the background:
+// what the import wrote so far goes to disk while it goes on computing,
+// and the commit's syncfs (which makes everything durable, whatever the
+// background one did) finds little left to wait for. Its errors are the
+// commit's to find.
+func (se *session) startFlush() {
+	se.flushMu.Lock()
+	defer se.flushMu.Unlock()
+	if se.flushRunning {
+		se.flushAgain = true
+		return
+	}
+	se.flushRunning = true
+	se.flushWG.Add(1)
+	go func() {
+		defer se.flushWG.Done()
+		for {
+			if f, err := os.Open(se.s.dir); err == nil {
+				unix.Syncfs(int(f.Fd()))
+				f.Close()
+			}
+			se.flushMu.Lock()
+			again := se.flushAgain
+			se.flushAgain, se.flushRunning = false, again
+			se.flushMu.Unlock()
+			if !again {
+				return
+			}
+		}
+	}()
+}
+
 func (se *session) close() {
+	se.flushWG.Wait()
 	os.RemoveAll(se.dir)
 	os.Remove(se.dir + ".lock")
 	se.lock.Close()

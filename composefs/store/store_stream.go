@@ -189,6 +189,11 @@ func (si *StreamImport) WriteImage(write func(io.Writer) error) (string, error) 
 	return si.se.writeImage(write)
 }
 
+// Flush starts writing what the import wrote so far back to disk, in the
+// background (e.g. after each layer): the commit's syncfs then has less to
+// wait for. Durability still comes from Commit alone.
+func (si *StreamImport) Flush() { si.se.startFlush() }
+
 // Commit makes everything written by this import durable (one syncfs) and
 // links images/DIGEST to the image WriteImage stored: the commit point.
 func (si *StreamImport) Commit(digest string) error {

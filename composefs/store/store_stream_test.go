@@ -77,8 +77,9 @@ func TestStreamImport(t *testing.T) {
 }
 
 // TestStreamImportFork: forks put objects into one session from several
-// goroutines at once (an import reading layers at once); content two of
-// them carry is stored once, and the parent's Commit covers them all.
+// goroutines at once (an import reading layers at once), asking for
+// background flushes as they go; content two of them carry is stored
+// once, and the parent's Commit covers them all.
 func TestStreamImportFork(t *testing.T) {
 	s, err := Open(filepath.Join(t.TempDir(), "store"))
 	if err != nil {
@@ -111,6 +112,7 @@ func TestStreamImportFork(t *testing.T) {
 					errs <- err
 					return
 				}
+				fork.Flush() // a background syncfs while the others write
 			}
 		}()
 	}
