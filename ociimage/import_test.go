@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
@@ -429,5 +431,57 @@ func TestImportProgress(t *testing.T) {
 	}
 	if calls != 0 {
 		t.Errorf("a second import read %d layer blobs through progress, want none", calls)
+	}
+}
+
+// gatedReader holds the first Read of a blob until open is closed (or
+// fails after a while): the blob is not read before another one is open.
+type gatedReader struct {
+	io.ReadCloser
+	open   <-chan struct{}
+	passed bool
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	if !g.passed {
+		select {
+		case <-g.open:
+			g.passed = true
+		case <-time.After(5 * time.Second):
+			return 0, errors.New("layer 2 was not opened while layer 1 was being read")
+		}
+	}
+	return g.ReadCloser.Read(p)
+}
+
+// TestImportReadsLayersAtOnce: with two CPUs, the second layer is opened
+// while the first is still being read (one at a time, the import fails
+// with the gate's error), and the image has the digest Digest computes.
+func TestImportReadsLayersAtOnce(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	dir := filepath.Join(t.TempDir(), "layout")
+	ot.WriteImage(t, dir, "v1", threeLayers(t)...)
+	img, err := Inspect(ref(t, "oci:"+dir+":v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan struct{})
+	var once sync.Once
+	opts := Options{Progress: func(desc v1.Descriptor, r io.ReadCloser) io.ReadCloser {
+		switch desc.Digest {
+		case img.Manifest.Layers[0].Digest:
+			return &gatedReader{ReadCloser: r, open: second}
+		case img.Manifest.Layers[1].Digest:
+			once.Do(func() { close(second) })
+		}
+		return r
+	}}
+	res, err := Import(openStore(t), ref(t, "oci:"+dir+":v1"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := Digest(ref(t, "oci:"+dir+":v1"), Options{})
+	if err != nil || res.Digest != want {
+		t.Fatalf("imported %s, Digest %s (%v)", res.Digest, want, err)
 	}
 }
