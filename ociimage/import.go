@@ -266,7 +266,10 @@ type layerRead struct {
 // decompressed and hashed. The entries of a layer are used only once its
 // read succeeded, which includes its blob digest and diff_id checks: a
 // layer that fails contributes nothing (objects it placed are complete and
-// named by their content; gc removes them if nothing uses them). stop
+// named by their content; gc removes them if nothing uses them). Layers
+// read ahead of the one being applied keep only their entries (metadata:
+// the contents are in the store), which the import keeps for every layer
+// until the end anyway (provenance, records). stop
 // ends the reads not needed any more (at their next object) and waits for
 // every goroutine: nothing uses a sink or the layout after it returns.
 func (r *layerRun) readLayers(todo []int, newSink func() (objectSink, error)) (map[int]*layerRead, func()) {
