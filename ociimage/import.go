@@ -7,7 +7,10 @@ import (
 	"io"
 	"io/fs"
 	"net/url"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -62,7 +65,9 @@ type Options struct {
 	// Progress, if set, wraps the stream of each layer blob Import reads
 	// from a layout on disk (oci:, oci-archive:): a progress bar on a
 	// terminal. A registry's blobs are wrapped by its client instead
-	// (registry.Options.Progress), as they arrive.
+	// (registry.Options.Progress), as they arrive. Layers are read
+	// several at once: Progress is called, and its readers read, from
+	// several goroutines at a time.
 	Progress func(desc v1.Descriptor, r io.ReadCloser) io.ReadCloser
 }
 
@@ -174,38 +179,164 @@ type layerRun struct {
 	m      *merger
 	layers []LayerResult
 	fresh  map[int][]entry // layers read in this run, to record
-	all    [][]entry
+	// layerRead, if set, is called after each layer read (in layer order).
+	layerRead func()
+	all       [][]entry
 }
 
 func newRun(l *Layout, img *Image, opts Options) *layerRun {
 	return &layerRun{l: l, img: img, opts: opts, m: newMerger(opts.composefsRS()), fresh: map[int][]entry{}}
 }
 
-// layer applies layer i: from its record (if store is not nil and has a
-// usable one whose objects are all present), else by reading it into sink.
-func (r *layerRun) layer(i int, st *store.Store, sink objectSink) error {
+// recorded returns the entries of layer i from its record, if store is
+// not nil and has a usable one whose objects are all present; nil if the
+// layer must be read.
+func (r *layerRun) recorded(i int, st *store.Store) []entry {
+	if st == nil {
+		return nil
+	}
 	diffID := r.img.Config.RootFS.DiffIDs[i]
-	what := fmt.Sprintf("layer %d/%d %s", i+1, len(r.img.Manifest.Layers), diffID)
-	var entries []entry
-	reused := false
-	if st != nil {
-		recorded, missing, err := loadRecord(st, diffID)
-		switch {
-		case err == nil && missing == 0:
-			entries, reused = recorded, true
-		case err == nil:
-			r.logf("%s: %d objects of its record are gone from the store: reading the layer again", what, missing)
-		case !errors.Is(err, fs.ErrNotExist):
-			r.logf("%s: %v: reading the layer again", what, err)
+	recorded, missing, err := loadRecord(st, diffID)
+	switch {
+	case err == nil && missing == 0:
+		return recorded
+	case err == nil:
+		r.logf("%s: %d objects of its record are gone from the store: reading the layer again", r.what(i), missing)
+	case !errors.Is(err, fs.ErrNotExist):
+		r.logf("%s: %v: reading the layer again", r.what(i), err)
+	}
+	return nil
+}
+
+func (r *layerRun) what(i int) string {
+	return fmt.Sprintf("layer %d/%d %s", i+1, len(r.img.Manifest.Layers), r.img.Config.RootFS.DiffIDs[i])
+}
+
+// applyLayers applies every layer in order: those with a usable record (see
+// recorded) from it, the others read into the sinks newSink returns, up
+// to maxParallelLayers at once (see readLayers).
+func (r *layerRun) applyLayers(st *store.Store, newSink func() (objectSink, error)) error {
+	n := len(r.img.Manifest.Layers)
+	recs := make([][]entry, n)
+	var todo []int
+	for i := range n {
+		if recs[i] = r.recorded(i, st); recs[i] == nil {
+			todo = append(todo, i)
 		}
 	}
-	if !reused {
-		var err error
-		if entries, err = r.l.readLayer(r.img, i, sink); err != nil {
+	reads, stop := r.readLayers(todo, newSink)
+	defer stop()
+	for i := range n {
+		entries, reused := recs[i], true
+		if entries == nil {
+			rd := reads[i]
+			<-rd.done
+			if rd.err != nil {
+				return rd.err
+			}
+			entries, reused = rd.entries, false
+			r.fresh[i] = entries
+			if r.layerRead != nil {
+				r.layerRead()
+			}
+		}
+		if err := r.apply(i, entries, reused); err != nil {
 			return err
 		}
-		r.fresh[i] = entries
 	}
+	return nil
+}
+
+// maxParallelLayers bounds how many layers an import reads at once (each
+// with its blob digest, decompression, diff_id digest and file storing
+// in goroutines of their own); fewer on fewer CPUs.
+const maxParallelLayers = 3
+
+// layerRead is one layer being read by readLayers: entries and err are
+// set when done is closed.
+type layerRead struct {
+	done    chan struct{}
+	entries []entry
+	err     error
+}
+
+// readLayers reads the layers todo (in that order) in goroutines, at most
+// min(GOMAXPROCS, maxParallelLayers) at once, each into a sink of its own:
+// while one layer's files are stored, the next ones are fetched,
+// decompressed and hashed. The entries of a layer are used only once its
+// read succeeded, which includes its blob digest and diff_id checks: a
+// layer that fails contributes nothing (objects it placed are complete and
+// named by their content; gc removes them if nothing uses them). Layers
+// read ahead of the one being applied keep only their entries (metadata:
+// the contents are in the store), which the import keeps for every layer
+// until the end anyway (provenance, records). stop
+// ends the reads not needed any more (at their next object) and waits for
+// every goroutine: nothing uses a sink or the layout after it returns.
+func (r *layerRun) readLayers(todo []int, newSink func() (objectSink, error)) (map[int]*layerRead, func()) {
+	reads := make(map[int]*layerRead, len(todo))
+	for _, i := range todo {
+		reads[i] = &layerRead{done: make(chan struct{})}
+	}
+	var (
+		wg      sync.WaitGroup
+		stopped atomic.Bool
+		quit    = make(chan struct{})
+		slots   = make(chan struct{}, max(1, min(runtime.GOMAXPROCS(0), maxParallelLayers)))
+	)
+	wg.Add(1)
+	go func() { // starts the reads in layer order, as slots free up
+		defer wg.Done()
+		for _, i := range todo {
+			rd := reads[i]
+			select {
+			case slots <- struct{}{}:
+			case <-quit:
+				rd.err = errStopped
+				close(rd.done)
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				defer close(rd.done)
+				sink, err := newSink()
+				if err != nil {
+					rd.err = err
+					return
+				}
+				rd.entries, rd.err = r.l.readLayer(r.img, i, stoppable{sink, &stopped})
+			}()
+		}
+	}()
+	var once sync.Once
+	return reads, func() {
+		once.Do(func() {
+			stopped.Store(true)
+			close(quit)
+		})
+		wg.Wait()
+	}
+}
+
+// stoppable is an objectSink that refuses objects once stopped is set:
+// a read whose result is not needed any more ends at its next object.
+type stoppable struct {
+	objectSink
+	stopped *atomic.Bool
+}
+
+func (s stoppable) PutObject(r io.Reader, size int64) ([]byte, error) {
+	if s.stopped.Load() {
+		return nil, errStopped
+	}
+	return s.objectSink.PutObject(r, size)
+}
+
+// apply merges layer i's entries (from its record if reused, else just
+// read) into the image.
+func (r *layerRun) apply(i int, entries []entry, reused bool) error {
+	what := r.what(i)
 	r.m.beginLayer(i)
 	objs := map[string]struct{}{}
 	for _, e := range entries {
@@ -217,7 +348,7 @@ func (r *layerRun) layer(i int, st *store.Store, sink objectSink) error {
 		}
 	}
 	r.all = append(r.all, entries)
-	r.layers = append(r.layers, LayerResult{DiffID: diffID, Blob: r.img.Manifest.Layers[i].Digest, Reused: reused, Entries: len(entries), Objects: len(objs)})
+	r.layers = append(r.layers, LayerResult{DiffID: r.img.Config.RootFS.DiffIDs[i], Blob: r.img.Manifest.Layers[i].Digest, Reused: reused, Entries: len(entries), Objects: len(objs)})
 	if reused {
 		r.logf("%s: already imported (%d entries, %d objects)", what, len(entries), len(objs))
 	} else {
@@ -287,10 +418,9 @@ func ImportLayout(st *store.Store, l *Layout, opts Options) (*Result, error) {
 	}
 	defer si.Close()
 	r := newRun(l, img, opts)
-	for i := range img.Manifest.Layers {
-		if err := r.layer(i, st, si); err != nil {
-			return nil, err
-		}
+	r.layerRead = si.Flush // the layer's objects to disk while the others are read
+	if err := r.applyLayers(st, func() (objectSink, error) { return si.Fork() }); err != nil {
+		return nil, err
 	}
 	t, err := r.tree()
 	if err != nil {
@@ -311,7 +441,7 @@ func ImportLayout(st *store.Store, l *Layout, opts Options) (*Result, error) {
 	if err := si.Commit(d); err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
-	res := &Result{Ref: ref, Digest: d, Manifest: img.ManifestDescriptor().Digest, Layers: r.layers, Stats: si.Stats(), BytesRead: l.read, Annotations: img.Manifest.Annotations}
+	res := &Result{Ref: ref, Digest: d, Manifest: img.ManifestDescriptor().Digest, Layers: r.layers, Stats: si.Stats(), BytesRead: l.read.Load(), Annotations: img.Manifest.Annotations}
 	// Records only once their objects are durable (Commit's syncfs): a
 	// record is trusted to mean "these objects are in the store".
 	for i, entries := range r.fresh {
@@ -473,15 +603,9 @@ func Digest(ref Ref, opts Options) (string, *Image, error) {
 		return "", nil, err
 	}
 	defer l.Close()
-	sink, err := newHashSink(opts.hash())
-	if err != nil {
-		return "", nil, err
-	}
 	r := newRun(l, img, opts)
-	for i := range img.Manifest.Layers {
-		if err := r.layer(i, nil, sink); err != nil {
-			return "", nil, err
-		}
+	if err := r.applyLayers(nil, func() (objectSink, error) { return newHashSink(opts.hash()) }); err != nil {
+		return "", nil, err
 	}
 	t, err := r.tree()
 	if err != nil {

@@ -8,12 +8,16 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	ot "github.com/cfs-runtime/cfs-runtime/ociimage/ocitest"
+	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -303,6 +307,12 @@ func TestCorruptBlobRefused(t *testing.T) {
 		{"layer", func(t *testing.T, dir string, img *Image) {
 			flipByte(t, dir, img.Manifest.Layers[1].Digest.Encoded(), -20)
 		}, "layer 2/3 blob "},
+		// Layers are read at once; the first that fails, in layer order,
+		// is the one named.
+		{"two-layers", func(t *testing.T, dir string, img *Image) {
+			flipByte(t, dir, img.Manifest.Layers[2].Digest.Encoded(), -20)
+			flipByte(t, dir, img.Manifest.Layers[1].Digest.Encoded(), -20)
+		}, "layer 2/3 blob "},
 		{"layer-grown", func(t *testing.T, dir string, img *Image) {
 			appendByte(t, dir, img.Manifest.Layers[0].Digest.Encoded())
 		}, "layer 1/3 blob "},
@@ -376,40 +386,102 @@ func (c *countingReader) Close() error { c.closed = true; return c.r.Close() }
 
 // TestImportProgress: Options.Progress sees each layer blob read, whole,
 // once, and closes it; layers imported before are not read, so not seen.
+// The layers are read at once: Progress is called from several goroutines.
 func TestImportProgress(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "layout")
 	ot.WriteImage(t, dir, "v1", threeLayers(t)...)
 	s := openStore(t)
-	var seen []v1.Descriptor
-	var readers []*countingReader
+	var mu sync.Mutex
+	readers := map[digest.Digest]*countingReader{}
+	calls := 0
 	opts := Options{Progress: func(desc v1.Descriptor, r io.ReadCloser) io.ReadCloser {
-		seen = append(seen, desc)
 		c := &countingReader{r: r}
-		readers = append(readers, c)
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		readers[desc.Digest] = c
 		return c
 	}}
 	res, err := Import(s, ref(t, "oci:"+dir+":v1"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(seen) != 3 {
-		t.Fatalf("progress saw %d blobs, want the 3 layers", len(seen))
+	if calls != 3 || len(readers) != 3 {
+		t.Fatalf("progress saw %d blobs (%d different), want the 3 layers", calls, len(readers))
+	}
+	img, err := Inspect(ref(t, "oci:"+dir+":v1"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	var total int64
-	for i, desc := range seen {
-		if desc.Digest != res.Layers[i].Blob || readers[i].n != desc.Size || !readers[i].closed {
-			t.Errorf("layer %d: saw %s, read %d of %d bytes, closed %v; want blob %s", i, desc.Digest, readers[i].n, desc.Size, readers[i].closed, res.Layers[i].Blob)
+	for i, l := range res.Layers {
+		c, desc := readers[l.Blob], img.Manifest.Layers[i]
+		if c == nil || l.Blob != desc.Digest || c.n != desc.Size || !c.closed {
+			t.Errorf("layer %d: blob %s: progress saw %v, want it read whole (%d bytes) and closed", i, l.Blob, c, desc.Size)
+			continue
 		}
-		total += readers[i].n
+		total += c.n
 	}
 	if total != res.BytesRead {
 		t.Errorf("progress read %d bytes, the import %d", total, res.BytesRead)
 	}
-	seen = nil
+	calls = 0
 	if _, err := Import(s, ref(t, "oci:"+dir+":v1"), opts); err != nil {
 		t.Fatal(err)
 	}
-	if len(seen) != 0 {
-		t.Errorf("a second import read %d layer blobs through progress, want none", len(seen))
+	if calls != 0 {
+		t.Errorf("a second import read %d layer blobs through progress, want none", calls)
+	}
+}
+
+// gatedReader holds the first Read of a blob until open is closed (or
+// fails after a while): the blob is not read before another one is open.
+type gatedReader struct {
+	io.ReadCloser
+	open   <-chan struct{}
+	passed bool
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	if !g.passed {
+		select {
+		case <-g.open:
+			g.passed = true
+		case <-time.After(5 * time.Second):
+			return 0, errors.New("layer 2 was not opened while layer 1 was being read")
+		}
+	}
+	return g.ReadCloser.Read(p)
+}
+
+// TestImportReadsLayersAtOnce: with two CPUs, the second layer is opened
+// while the first is still being read (one at a time, the import fails
+// with the gate's error), and the image has the digest Digest computes.
+func TestImportReadsLayersAtOnce(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	dir := filepath.Join(t.TempDir(), "layout")
+	ot.WriteImage(t, dir, "v1", threeLayers(t)...)
+	img, err := Inspect(ref(t, "oci:"+dir+":v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan struct{})
+	var once sync.Once
+	opts := Options{Progress: func(desc v1.Descriptor, r io.ReadCloser) io.ReadCloser {
+		switch desc.Digest {
+		case img.Manifest.Layers[0].Digest:
+			return &gatedReader{ReadCloser: r, open: second}
+		case img.Manifest.Layers[1].Digest:
+			once.Do(func() { close(second) })
+		}
+		return r
+	}}
+	res, err := Import(openStore(t), ref(t, "oci:"+dir+":v1"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := Digest(ref(t, "oci:"+dir+":v1"), Options{})
+	if err != nil || res.Digest != want {
+		t.Fatalf("imported %s, Digest %s (%v)", res.Digest, want, err)
 	}
 }

@@ -2,7 +2,7 @@ package ociimage
 
 import (
 	"archive/tar"
-	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -123,8 +124,11 @@ func (l *Layout) walkLayer(img *Image, i int, fn func(e entry, content io.Reader
 		b.f = l.progress(desc, b.f)
 	}
 	defer b.Close()
-	defer func() { l.read += b.n }()
+	defer func() { l.read.Add(b.n) }()
 	if err := walkTar(b, comp, img.Config.RootFS.DiffIDs[i], b.name, fn); err != nil {
+		if errors.Is(err, errStopped) {
+			return err // not needed any more (readLayers): fetch no more of it
+		}
 		if verr := b.Verify(); verr != nil {
 			return verr
 		}

@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -144,8 +145,9 @@ func (d dirSource) close() error { return nil }
 type Layout struct {
 	ref Ref
 	src blobSource
-	// read counts the layer blob bytes read (for import summaries).
-	read int64
+	// read counts the layer blob bytes read (for import summaries), by
+	// the goroutines reading layers at once.
+	read atomic.Int64
 	// progress wraps each layer blob read from disk (Options.Progress).
 	progress func(desc v1.Descriptor, r io.ReadCloser) io.ReadCloser
 }

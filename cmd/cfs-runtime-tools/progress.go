@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,31 +34,80 @@ func byteBar(w io.Writer, size int64, desc string, opts ...progressbar.Option) *
 
 // layerBars returns what wraps each layer blob an import reads (from a
 // registry or a layout on disk) to draw its progress bar on w, named by
-// the blob digest's start; nil when w is not a terminal.
+// the blob digest's start; nil when w is not a terminal. An import reads
+// several layers at once, but a terminal line holds one bar: the bars are
+// drawn one after the other, in the order their blobs were opened, each
+// catching up with what was read of its blob while it waited.
 func layerBars(w io.Writer) func(v1.Descriptor, io.ReadCloser) io.ReadCloser {
 	if !terminal(w) {
 		return nil
 	}
+	q := &barQueue{w: w}
 	return func(desc v1.Descriptor, r io.ReadCloser) io.ReadCloser {
-		bar := byteBar(w, desc.Size, fmt.Sprintf("%.19s", desc.Digest),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }))
-		return &barReader{r: r, bar: bar}
+		b := &barReader{r: r, q: q, desc: desc}
+		q.mu.Lock()
+		q.open = append(q.open, b)
+		q.advance()
+		q.mu.Unlock()
+		return b
+	}
+}
+
+// barQueue holds the layer bars not finished, in the order their blobs
+// were opened; the first is the one drawn.
+type barQueue struct {
+	w    io.Writer
+	mu   sync.Mutex
+	open []*barReader
+}
+
+// advance finishes the bars at the head whose blobs are closed and draws
+// the next one's. Called with mu held.
+func (q *barQueue) advance() {
+	for len(q.open) > 0 {
+		h := q.open[0]
+		if h.bar == nil {
+			w := q.w
+			h.bar = byteBar(w, h.desc.Size, fmt.Sprintf("%.19s", h.desc.Digest),
+				progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }))
+			h.bar.Add64(h.n)
+		}
+		if !h.closed {
+			return
+		}
+		h.bar.Finish()
+		q.open = q.open[1:]
 	}
 }
 
 type barReader struct {
-	r   io.ReadCloser
-	bar *progressbar.ProgressBar
+	r      io.ReadCloser
+	q      *barQueue
+	desc   v1.Descriptor
+	bar    *progressbar.ProgressBar // once it is drawn (under q.mu)
+	n      int64                    // bytes read before that
+	closed bool
 }
 
 func (b *barReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
-	b.bar.Add(n)
+	b.q.mu.Lock()
+	if b.bar != nil {
+		b.bar.Add(n)
+	} else {
+		b.n += int64(n)
+	}
+	b.q.mu.Unlock()
 	return n, err
 }
 
 func (b *barReader) Close() error {
-	b.bar.Finish()
+	b.q.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		b.q.advance()
+	}
+	b.q.mu.Unlock()
 	return b.r.Close()
 }
 

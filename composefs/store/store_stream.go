@@ -23,7 +23,7 @@ var ErrShortStream = errors.New("stream does not have the announced size")
 // linked into place without replacing anything, and nothing under a final
 // name is ever incomplete. WriteImage stores the image; Commit makes
 // everything durable and links it. A StreamImport is used by one
-// goroutine.
+// goroutine; Fork gives another goroutine its own.
 type StreamImport struct {
 	se   *session
 	done func()
@@ -48,6 +48,19 @@ func (s *Store) BeginStream() (*StreamImport, error) {
 		return nil, err
 	}
 	return &StreamImport{se: se, done: done, w: w}, nil
+}
+
+// Fork returns a StreamImport of the same import session for another
+// goroutine (with a content worker of its own), to put objects while si
+// does: several layers are read at once. Close and Commit belong to si;
+// the fork's Close does nothing, and every fork must be done putting
+// objects before si commits or closes.
+func (si *StreamImport) Fork() (*StreamImport, error) {
+	w, err := composefs.NewContentWorker(verity.WithAlgorithm(si.se.alg))
+	if err != nil {
+		return nil, err
+	}
+	return &StreamImport{se: si.se, w: w}, nil
 }
 
 // Close ends the import (removing its temporary files) and releases the
@@ -175,6 +188,11 @@ func expectEOF(r io.Reader) error {
 func (si *StreamImport) WriteImage(write func(io.Writer) error) (string, error) {
 	return si.se.writeImage(write)
 }
+
+// Flush starts writing what the import wrote so far back to disk, in the
+// background (e.g. after each layer): the commit's syncfs then has less to
+// wait for. Durability still comes from Commit alone.
+func (si *StreamImport) Flush() { si.se.startFlush() }
 
 // Commit makes everything written by this import durable (one syncfs) and
 // links images/DIGEST to the image WriteImage stored: the commit point.

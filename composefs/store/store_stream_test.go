@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 
@@ -72,5 +73,65 @@ func TestStreamImport(t *testing.T) {
 	}
 	if err := si.Commit(d); err != nil || !s.HasImage(id(t, d)) {
 		t.Fatalf("commit: %v", err)
+	}
+}
+
+// TestStreamImportFork: forks put objects into one session from several
+// goroutines at once (an import reading layers at once), asking for
+// background flushes as they go; content two of them carry is stored
+// once, and the parent's Commit covers them all.
+func TestStreamImportFork(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := s.BeginStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer si.Close()
+	shared := bytes.Repeat([]byte("shared by every fork "), 20000) // bigger than a buffer
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for f := range 4 {
+		fork, err := si.Fork()
+		if err != nil {
+			t.Fatal(err)
+		}
+		own := bytes.Repeat([]byte{byte('a' + f)}, 300)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer fork.Close() // does nothing: the session is si's
+			for _, b := range [][]byte{shared, own, shared} {
+				d, err := fork.PutObject(bytes.NewReader(b), int64(len(b)))
+				if err == nil && hex.EncodeToString(d) != verityHex(t, b) {
+					err = errors.New("wrong digest " + hex.EncodeToString(d))
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				fork.Flush() // a background syncfs while the others write
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if st := si.Stats(); st.Created != 5 {
+		t.Errorf("stats %+v, want 5 objects created (the shared one once, one per fork)", st)
+	}
+	d, err := si.WriteImage(func(w io.Writer) error { _, err := w.Write([]byte("not an image")); return err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := si.Commit(d); err != nil || !s.HasImage(id(t, d)) {
+		t.Fatalf("commit after the forks: %v", err)
+	}
+	if !s.HasObject(verityHex(t, shared), uint64(len(shared))) {
+		t.Error("the shared object is not in the store")
 	}
 }

@@ -49,7 +49,8 @@ type Options struct {
 	// RegistriesConf replaces /etc/containers/registries.conf (its drop-in
 	// directory is then RegistriesConf + ".d").
 	RegistriesConf string
-	// Progress, if set, gets one progress bar per layer blob fetched.
+	// Progress, if set, gets one progress bar per layer blob fetched
+	// (from several goroutines at once: an import fetches layers at once).
 	Progress ProgressFunc
 }
 
