@@ -112,8 +112,15 @@ func digestOf(t *testing.T, p string) string {
 
 func TestFsckClean(t *testing.T) {
 	s, _, image, _ := fsckStore(t)
-	var last, total int64
-	got := fsck1(t, s, image, WithFsckProgress(func(done, tot int64) { last, total = max(last, done), tot }))
+	var (
+		mu          sync.Mutex // the progress function runs on several goroutines
+		last, total int64
+	)
+	got := fsck1(t, s, image, WithFsckProgress(func(done, tot int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		last, total = max(last, done), tot
+	}))
 	want := FsckImage{Image: image, Status: FsckClean, Objects: 4, Bytes: 300 + 5000 + 100000 + 1<<20 + 5,
 		Missing: []FsckObject{}, Corrupt: []FsckObject{}, Unprotected: []FsckObject{}}
 	if !reflect.DeepEqual(got, want) {
