@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/containerd"
+	"github.com/cfs-runtime/cfs-runtime/internal/cstorage"
 	"github.com/cfs-runtime/cfs-runtime/internal/engineimage"
 )
 
@@ -30,8 +30,6 @@ type storageImage struct {
 	BigDataDigests map[string]string `json:"big-data-digests"`
 }
 
-const maxImagesJSON = 64 << 20
-
 func storageManifest(req *engineimage.Request) (*engineimage.Manifest, error) {
 	if req.StorageRoot == "" {
 		return nil, errors.New("containers-storage: no storage root in the request")
@@ -45,7 +43,7 @@ func storageManifest(req *engineimage.Request) (*engineimage.Manifest, error) {
 			if digest != d.Digest || (key != "manifest" && !strings.HasPrefix(key, "manifest-")) {
 				continue
 			}
-			data, err := readBounded(filepath.Join(dir, img.ID, bigDataFile(key)), maxBlob)
+			data, err := cstorage.ReadBounded(filepath.Join(dir, img.ID, bigDataFile(key)), maxBlob)
 			if err != nil {
 				return nil, err
 			}
@@ -75,7 +73,7 @@ func findStorageImage(root string, want engineimage.Image) (*storageImage, strin
 	}
 	id := strings.TrimPrefix(want.Ref, "sha256:")
 	for _, list := range lists {
-		data, err := readBounded(list, maxImagesJSON)
+		data, err := cstorage.ReadBounded(list, cstorage.MaxList)
 		if err != nil {
 			return nil, "", err
 		}
@@ -106,24 +104,4 @@ func bigDataFile(key string) string {
 		}
 	}
 	return key
-}
-
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() || fi.Size() > limit {
-		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", path, limit)
-	}
-	data := make([]byte, fi.Size())
-	if _, err := f.ReadAt(data, 0); err != nil {
-		return nil, err
-	}
-	return data, nil
 }

@@ -1,4 +1,4 @@
-package main
+package cstorage
 
 import (
 	"archive/tar"
@@ -11,30 +11,30 @@ import (
 	"testing"
 )
 
-// A layer's tar rebuilt from a tar-split record and the unpacked files
-// is byte for byte the tar the record was made from (the record written
-// here as tar-split writes it: raw segments for headers and padding, a
-// file entry for each file's content). A file changed on disk changes the
-// result, which the import then refuses by the diff_id.
-func TestReassembleTarSplit(t *testing.T) {
+type layerFile struct {
+	name, body string
+	typ        byte
+}
+
+var testFiles = []layerFile{
+	{"etc/", "", tar.TypeDir},
+	{"etc/passwd", "root:x:0:0::/root:/bin/sh\n", tar.TypeReg},
+	{"etc/empty", "", tar.TypeReg},
+	{"bin/.wh.gone", "", tar.TypeReg},
+	{"data/big", strings.Repeat("x", 5000), tar.TypeReg},
+}
+
+// writeLayer writes the tar of files, its tar-split record (as tar-split
+// writes it: a segment for everything tar writes around a file's content,
+// a file entry for the content) to splitFile and the unpacked files below
+// diff. It returns the tar.
+func writeLayer(t *testing.T, splitFile, diff string, files []layerFile) []byte {
+	t.Helper()
 	var orig bytes.Buffer
 	tw := tar.NewWriter(&orig)
-	files := []struct {
-		name, body string
-		typ        byte
-	}{
-		{"etc/", "", tar.TypeDir},
-		{"etc/passwd", "root:x:0:0::/root:/bin/sh\n", tar.TypeReg},
-		{"etc/empty", "", tar.TypeReg},
-		{"bin/.wh.gone", "", tar.TypeReg},
-		{"data/big", strings.Repeat("x", 5000), tar.TypeReg},
-	}
-	// The record: a segment for everything tar writes around a file's
-	// content, a file entry for the content.
 	var split bytes.Buffer
 	gz := gzip.NewWriter(&split)
 	enc := json.NewEncoder(gz)
-	diff := t.TempDir()
 	seg := func(from int) {
 		if orig.Len() > from {
 			if err := enc.Encode(tarSplitEntry{Type: 2, Payload: append([]byte(nil), orig.Bytes()[from:]...)}); err != nil {
@@ -49,15 +49,17 @@ func TestReassembleTarSplit(t *testing.T) {
 		}
 		tw.Flush()
 		seg(mark)
+		p := filepath.Join(diff, f.name)
 		if f.typ == tar.TypeReg {
 			if err := enc.Encode(tarSplitEntry{Type: 1, Name: f.name, Size: int64(len(f.body))}); err != nil {
 				t.Fatal(err)
 			}
-			p := filepath.Join(diff, f.name)
 			os.MkdirAll(filepath.Dir(p), 0o755)
 			if err := os.WriteFile(p, []byte(f.body), 0o644); err != nil {
 				t.Fatal(err)
 			}
+		} else {
+			os.MkdirAll(p, 0o755)
 		}
 		mark = orig.Len()
 		if _, err := tw.Write([]byte(f.body)); err != nil {
@@ -72,10 +74,24 @@ func TestReassembleTarSplit(t *testing.T) {
 	tw.Close()
 	seg(mark)
 	gz.Close()
-	splitFile := filepath.Join(t.TempDir(), "layer.tar-split.gz")
+	if err := os.MkdirAll(filepath.Dir(splitFile), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(splitFile, split.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return orig.Bytes()
+}
+
+// A layer's tar rebuilt from a tar-split record and the unpacked files
+// is byte for byte the tar the record was made from (the record written
+// here as tar-split writes it: raw segments for headers and padding, a
+// file entry for each file's content). A file changed on disk changes the
+// result, which the import then refuses by the diff_id.
+func TestReassembleTarSplit(t *testing.T) {
+	diff := t.TempDir()
+	splitFile := filepath.Join(t.TempDir(), "layer.tar-split.gz")
+	orig := writeLayer(t, splitFile, diff, testFiles)
 	rebuilt := func() []byte {
 		t.Helper()
 		var out bytes.Buffer
@@ -89,13 +105,13 @@ func TestReassembleTarSplit(t *testing.T) {
 		}
 		return out.Bytes()
 	}
-	if got := rebuilt(); !bytes.Equal(got, orig.Bytes()) {
-		t.Fatalf("rebuilt tar differs: %d bytes, want %d", len(got), orig.Len())
+	if got := rebuilt(); !bytes.Equal(got, orig) {
+		t.Fatalf("rebuilt tar differs: %d bytes, want %d", len(got), len(orig))
 	}
 	if err := os.WriteFile(filepath.Join(diff, "etc/passwd"), []byte("root:x:0:0::/root:/bin/SH\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Equal(rebuilt(), orig.Bytes()) {
+	if bytes.Equal(rebuilt(), orig) {
 		t.Fatal("a changed file gives the same tar")
 	}
 	// A file shorter than its record says is an error, not a short tar.
