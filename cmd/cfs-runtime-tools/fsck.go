@@ -15,6 +15,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/containerd"
+	"github.com/cfs-runtime/cfs-runtime/internal/cstorage"
 	"github.com/cfs-runtime/cfs-runtime/internal/decompress"
 	"github.com/cfs-runtime/cfs-runtime/ociimage"
 	digest "github.com/opencontainers/go-digest"
@@ -41,8 +42,7 @@ var ociSources = ociimage.NewSource
 // containerd_namespace) as one object source for repair. Every blob is
 // checked against its digest and every layer against its diff_id as it
 // is read, as from a layout.
-func containerdSource(cfg config.Config, layout string, layers []string) (store.ObjectSource, error) {
-	name := strings.TrimPrefix(layout, ociimage.TransportContainerd+":")
+func containerdSource(cfg config.Config, name string, layers []string) (store.ObjectSource, error) {
 	c, err := containerd.Dial(cfg.ContainerdAddress, cfg.ContainerdNamespace, 0)
 	if err != nil {
 		return nil, err
@@ -83,7 +83,10 @@ objects came from (it says which layers of which layout it needs); for an image
 imported from a registry, only the layer blobs holding damaged or missing objects
 are fetched again from its repository, pinned to the manifest it was imported
 from, each checked against its digest (--authfile, --cert-dir, --tls-verify and
---registries-conf as for import). Each object is written
+--registries-conf as for import); for an image create imported from an engine's
+store, its layers are read from there first (containerd's content store, or
+containers-storage, where each layer's tar is rebuilt and checked against its
+diff_id before any object is taken from it). Each object is written
 to a temporary file, verified, and renamed into place; nothing else in the
 store is written. Objects without fs-verity get it enabled in place. The
 images are then checked again and the exit status says what is left.`,
@@ -324,7 +327,9 @@ func planSources(errw io.Writer, cfg config.Config, plan store.RepairPlan, rep *
 	}
 	// The engine's store first: local, where create imported from, and
 	// read before any registry.
-	fromEngine := func(layout string) bool { return strings.HasPrefix(layout, ociimage.TransportContainerd+":") }
+	fromEngine := func(layout string) bool {
+		return strings.HasPrefix(layout, ociimage.TransportContainerd+":") || strings.HasPrefix(layout, cstorage.Transport+":")
+	}
 	slices.SortStableFunc(order, func(a, b string) int {
 		switch {
 		case fromEngine(a) && !fromEngine(b):
@@ -335,11 +340,17 @@ func planSources(errw io.Writer, cfg config.Config, plan store.RepairPlan, rep *
 		return 0
 	})
 	for _, layout := range order {
+		// The engine's store, where create imported the image from.
 		open := ociSources
-		if fromEngine(layout) {
-			// The engine's store, where create imported the image from.
-			open = func(layout string, layers []string) (store.ObjectSource, error) {
-				return containerdSource(cfg, layout, layers)
+		if name, ok := strings.CutPrefix(layout, ociimage.TransportContainerd+":"); ok {
+			open = func(_ string, layers []string) (store.ObjectSource, error) {
+				return containerdSource(cfg, name, layers)
+			}
+		} else if name, ok := strings.CutPrefix(layout, cstorage.Transport+":"); ok {
+			// Each layer is rebuilt and checked against its diff_id
+			// before any object is taken from it.
+			open = func(_ string, layers []string) (store.ObjectSource, error) {
+				return cstorage.NewSource(cfg.ContainersStorage, name, layers)
 			}
 		}
 		src, err := open(layout, layouts[layout])
