@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
+	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 	"github.com/urfave/cli/v2"
 )
@@ -205,5 +206,41 @@ func TestFsckRepairNoProvenance(t *testing.T) {
 		if exitCode(err) != fsckExitDamaged || !strings.Contains(out, line) {
 			t.Errorf("exit %d, output lacks %q:\n%s", exitCode(err), line, out)
 		}
+	}
+}
+
+// Without --source, the engine's store is read before any other recorded
+// layout or registry: containers-storage's layers are opened (here:
+// reported missing) before the OCI layout's, whatever the plan's order.
+func TestPlanSourcesEngineFirst(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "overlay-layers"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "overlay-layers", "layers.json"), []byte("[]"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const l1 = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	const l2 = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+	plan := store.RepairPlan{Sources: []store.PlannedSource{
+		{Source: store.Source{Kind: store.SourceOCILayer, Ref: l1, Layout: "oci:/nonexistent/layout", Objects: []string{"aa"}}},
+		{Source: store.Source{Kind: store.SourceOCILayer, Ref: l2, Layout: "containers-storage:reg/app:1", Objects: []string{"bb"}}},
+	}}
+	var cfg config.Config
+	cfg.ContainersStorage = root
+	rep := &fsckRepair{}
+	var errw strings.Builder
+	sources, err := planSources(&errw, cfg, plan, rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sources) != 0 || len(rep.Errors) != 2 {
+		t.Fatalf("sources %v, errors %q", sources, rep.Errors)
+	}
+	if want := "layers " + l2 + " of containers-storage:reg/app:1 are needed: containers-storage " + root + ": no layer with diff digest " + l2 + " (the image reg/app:1 was removed from it?)"; !strings.HasPrefix(rep.Errors[0], want) {
+		t.Errorf("first error %q, want %q...", rep.Errors[0], want)
+	}
+	if !strings.HasPrefix(rep.Errors[1], "layers "+l1+" of oci:/nonexistent/layout are needed: ") {
+		t.Errorf("second error %q", rep.Errors[1])
 	}
 }

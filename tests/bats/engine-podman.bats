@@ -61,8 +61,13 @@ setup_file() {
 	sealed_image "$ENG" app1 "$KEYS/good.key"
 	sealed_image "$ENG" app2 "$KEYS/good.key"
 	sealed_image "$ENG" broken "$KEYS/good.key"
+	# Files large enough to be objects of their own (not inlined).
+	mkdir -p "$ENG/extra/data"
+	head -c 100000 /dev/urandom >"$ENG/extra/data/one"
+	head -c 120000 /dev/urandom >"$ENG/extra/data/two"
+	SEAL_EXTRA=$ENG/extra sealed_image "$ENG" fix "$KEYS/good.key"
 	local n
-	for n in app1 app2 broken; do
+	for n in app1 app2 broken fix; do
 		pm pull -q --tls-verify=false "$REGISTRY/$n:1" >/dev/null
 	done
 }
@@ -190,4 +195,84 @@ crio_bundle() {
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == "cfs-runtime: composefs image not available: composefs digest $DIGEST_broken is not in the store $STORE, and importing cri-o image $REGISTRY/broken:1 ("*") from the engine's store failed: containers-storage:$REGISTRY/broken:1: layer 1/1 blob $(jq -r --arg l "$top" '.[] | select(.id == $l) | ."diff-digest"' "$ENG/storage/overlay-layers/layers.json"): blob does not match its digest: its content has digest sha256:"* ]]
 	[ ! -e "$STORE/images/$DIGEST_broken" ]
+}
+
+# fix_store: a configuration with an empty store of its own, into which
+# create imports the image fix from containers-storage. Sets store (its
+# directory) and FIX_CONFIG.
+fix_store() {
+	store=$BATS_TEST_TMPDIR/store
+	FIX_CONFIG=$BATS_TEST_TMPDIR/config.toml
+	sed "s|^store_dir = .*|store_dir = \"$store\"|" "$CONFIG" >"$FIX_CONFIG"
+	local b
+	b=$(crio_bundle fix fix)
+	CFS_RUNTIME_CONFIG=$FIX_CONFIG run --separate-stderr "$CFS_RUNTIME" run --bundle "$b" "$(cid fix)"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'fix\ncomposefs / overlay')" ]
+	grep -q "msg=\"engine import\" .*step=\"imported containers-storage:$REGISTRY/fix:1: composefs digest $DIGEST_fix, " "$OWNLOG"
+	[ -f "$store/images/$DIGEST_fix" ]
+}
+
+@test "engine: fsck --repair restores an image imported from containers-storage from containers-storage, only the layers needed" {
+	local one two
+	fix_store
+	one=$(fsverity digest --compact "$ENG/extra/data/one")
+	two=$(fsverity digest --compact "$ENG/extra/data/two")
+	jq -e --arg r "containers-storage:$REGISTRY/fix:1" '[.sources[] | select(.kind == "oci-layer" and .layout == $r)] | length == 1' "$store/provenance/$DIGEST_fix.json"
+	stamps() { (cd "$store/objects" && find . -type f -printf '%P %i %T@\n' | sort); }
+	stamps >"$BATS_TEST_TMPDIR/before"
+	printf 'XYZ' | dd of="$store/objects/${one:0:2}/${one:2}" bs=1 seek=100 conv=notrunc status=none
+	rm "$store/objects/${two:0:2}/${two:2}"
+	run env CFS_RUNTIME_CONFIG="$FIX_CONFIG" "$CFS_RUNTIME" fsck "$DIGEST_fix"
+	[ "$status" -eq 1 ]
+
+	run --separate-stderr env CFS_RUNTIME_CONFIG="$FIX_CONFIG" "$CFS_RUNTIME" fsck --repair "$DIGEST_fix"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[[ "$output" == "$DIGEST_fix: clean ("* ]]
+	diffid=$(jq -r --arg n "$REGISTRY/fix:1" '.[] | select(.names[]? == $n) | .layer' "$ENG/storage/overlay-images/images.json")
+	diffid=$(jq -r --arg l "$diffid" '.[] | select(.id == $l) | ."diff-digest"' "$ENG/storage/overlay-layers/layers.json")
+	grep -qxF "fsck: repair needs layer $diffid of containers-storage:$REGISTRY/fix:1 (2 objects)" <<<"$stderr"
+	grep -qxF "fsck: restored object $one from containers-storage:$REGISTRY/fix:1 (1 layers): layer 1 /data/one" <<<"$stderr"
+	grep -qxF "fsck: restored object $two from containers-storage:$REGISTRY/fix:1 (1 layers): layer 1 /data/two" <<<"$stderr"
+	[ "$(grep -c '^fsck: restored object ' <<<"$stderr")" -eq 2 ]
+	[ "$(fsverity digest --compact "$store/objects/${one:0:2}/${one:2}")" = "$one" ]
+	[ "$(fsverity digest --compact "$store/objects/${two:0:2}/${two:2}")" = "$two" ]
+	# Every other object kept its inode and mtime.
+	stamps >"$BATS_TEST_TMPDIR/after"
+	[ "$(cut -d' ' -f1 "$BATS_TEST_TMPDIR/before")" = "$(cut -d' ' -f1 "$BATS_TEST_TMPDIR/after")" ]
+	changed=$(diff "$BATS_TEST_TMPDIR/before" "$BATS_TEST_TMPDIR/after" | sed -n 's/^> \([^ ]*\) .*/\1/p' | sort)
+	[ "$changed" = "$(printf '%s\n' "${one:0:2}/${one:2}" "${two:0:2}/${two:2}" | sort)" ]
+	run env CFS_RUNTIME_CONFIG="$FIX_CONFIG" "$CFS_RUNTIME" fsck "$DIGEST_fix"
+	[ "$status" -eq 0 ]
+	[[ "$output" == "$DIGEST_fix: clean ("* ]]
+}
+
+@test "engine: fsck --repair refuses a containers-storage layer whose unpacked files changed: nothing restored from it" {
+	local one top diffid
+	fix_store
+	one=$(fsverity digest --compact "$ENG/extra/data/one")
+	rm "$store/objects/${one:0:2}/${one:2}"
+	top=$(jq -r --arg n "$REGISTRY/fix:1" '.[] | select(.names[]? == $n) | .layer' "$ENG/storage/overlay-images/images.json")
+	diffid=$(jq -r --arg l "$top" '.[] | select(.id == $l) | ."diff-digest"' "$ENG/storage/overlay-layers/layers.json")
+	# Another file of the layer than the one needed: /data/one itself is
+	# intact, but the layer is not what was imported.
+	cp -a "$ENG/storage/overlay/$top/diff/data/name" "$BATS_TEST_TMPDIR/name"
+	echo fiX >"$ENG/storage/overlay/$top/diff/data/name"
+	run --separate-stderr env CFS_RUNTIME_CONFIG="$FIX_CONFIG" "$CFS_RUNTIME" fsck --repair "$DIGEST_fix"
+	cp -a "$BATS_TEST_TMPDIR/name" "$ENG/storage/overlay/$top/diff/data/name"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"cfs-runtime: fsck: repair: source could not be read: containers-storage:$REGISTRY/fix:1 (1 layers): "*"containers-storage $ENG/storage: layer $top: blob does not match its digest: its tar rebuilt from the unpacked files has digest sha256:"*", but its diff_id is $diffid (a file of the layer was changed): nothing restored from it"* ]]
+	run grep -c '^fsck: restored object ' <<<"$stderr"
+	[ "$output" = 0 ]
+	[ ! -e "$store/objects/${one:0:2}/${one:2}" ]
+	run env CFS_RUNTIME_CONFIG="$FIX_CONFIG" "$CFS_RUNTIME" fsck "$DIGEST_fix"
+	[ "$status" -eq 1 ]
+
+	# The layer as imported again: repaired from it.
+	run --separate-stderr env CFS_RUNTIME_CONFIG="$FIX_CONFIG" "$CFS_RUNTIME" fsck --repair "$DIGEST_fix"
+	[ "$status" -eq 0 ]
+	[[ "$output" == "$DIGEST_fix: clean ("* ]]
 }

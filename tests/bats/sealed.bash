@@ -10,7 +10,8 @@
 #       $SEAL_ARGS: more arguments for seal (e.g. --canonical composefs-rs);
 #       $SEAL_BASE: a sealed layout to start from (its layers are kept, one
 #       layer is added); $SEAL_REPO: the registry repository to push to
-#       (default NAME).
+#       (default NAME); $SEAL_EXTRA: a directory whose content is copied
+#       into the tree.
 
 sealed_image() {
 	local dir=$1 name=$2 key=$3 lay=$1/$2
@@ -27,6 +28,7 @@ sealed_image() {
 		mkdir "$lay.b/rootfs/data" "$lay.b/rootfs/usr"
 	fi
 	echo "$name" >"$lay.b/rootfs/data/name"
+	[ -z "${SEAL_EXTRA:-}" ] || cp -a "$SEAL_EXTRA/." "$lay.b/rootfs/"
 	umoci repack --image "$lay:1" "$lay.b"
 	local c args=()
 	for c in "$@"; do args+=(--config.cmd "$c"); done
