@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cfs-runtime/cfs-runtime/internal/testutil"
+
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -38,15 +40,7 @@ func TestSHA512Tree(t *testing.T) {
 		"sub/nested":  bytes.Repeat([]byte{0xa5}, 4097),
 		"hello-world": []byte("hello world, and more than sixty-four bytes so that it is stored outside"),
 	}
-	for name, data := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testutil.WriteTree(t, dir, files)
 	tree, err := BuildTree(dir, WithHash(verity.SHA512))
 	if err != nil {
 		t.Fatal(err)

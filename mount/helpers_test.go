@@ -172,15 +172,7 @@ func genTree(t testing.TB, dir string) {
 		"name with spaces":     bytes.Repeat([]byte("n"), 100),
 		"unicode-\u00e9\u00e8": []byte("u"),
 	}
-	for name, data := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testutil.WriteTree(t, dir, files)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {

@@ -60,22 +60,14 @@ func FromAnnotations(a map[string]string) (string, error) {
 // "busybox" is docker.io/library/busybox:latest, index.docker.io is
 // docker.io, a name without tag or digest gets :latest; a reference with
 // both keeps the digest only. The repository must be lower case.
-func Normalize(s string) (string, error) {
-	name, tag, digest, err := split(s)
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case digest != "":
-		return name + "@" + digest, nil
-	case tag != "":
-		return name + ":" + tag, nil
-	}
-	return name + ":latest", nil
-}
+func Normalize(s string) (string, error) { return normalize(s, ":latest") }
 
 // NormalizeName expands only the name part (no tag added).
-func NormalizeName(s string) (string, error) {
+func NormalizeName(s string) (string, error) { return normalize(s, "") }
+
+// normalize is Normalize with untagged, the suffix of a name without tag
+// or digest.
+func normalize(s, untagged string) (string, error) {
 	name, tag, digest, err := split(s)
 	if err != nil {
 		return "", err
@@ -86,7 +78,7 @@ func NormalizeName(s string) (string, error) {
 	case tag != "":
 		return name + ":" + tag, nil
 	}
-	return name, nil
+	return name + untagged, nil
 }
 
 func split(s string) (name, tag, digest string, err error) {

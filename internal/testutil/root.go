@@ -1,4 +1,4 @@
-// Package testutil holds test gating shared by the project's packages.
+// Package testutil holds test gating and fixtures shared by the project's packages.
 package testutil
 
 import (

@@ -126,12 +126,7 @@ setup_file() {
 		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$KEYS/$k.key" 2>/dev/null
 		openssl pkey -in "$KEYS/$k.key" -pubout -out "$KEYS/$k.pub"
 	done
-	export TMPL="$BATS_FILE_TMPDIR/bundle"
-	make_bundle "$TMPL" cat /data/hello.txt
-	mkdir -p "$TMPL/rootfs/data"
-	printf '%s\n' "$HELLO" >"$TMPL/rootfs/data/hello.txt"
-	DIGEST=$("$CFS_RUNTIME" digest "$TMPL/rootfs")
-	export DIGEST
+	make_hello_template
 	export SIGNED
 	SIGNED=$(cr_sign "$DIGEST")
 }

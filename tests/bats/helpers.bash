@@ -43,6 +43,18 @@ make_bundle() {
 	mv "$dir/config.json.new" "$dir/config.json"
 }
 
+# make_hello_template: $TMPL, a bundle under $BATS_FILE_TMPDIR whose
+# process prints /data/hello.txt ($HELLO), and $DIGEST, the composefs
+# digest of its root filesystem.
+make_hello_template() {
+	export TMPL="$BATS_FILE_TMPDIR/bundle"
+	make_bundle "$TMPL" cat /data/hello.txt
+	mkdir -p "$TMPL/rootfs/data"
+	printf '%s\n' "$HELLO" >"$TMPL/rootfs/data/hello.txt"
+	DIGEST=$("$CFS_RUNTIME" digest "$TMPL/rootfs")
+	export DIGEST
+}
+
 # set_args BUNDLE ARGS...: change the process args of a bundle.
 set_args() {
 	local dir=$1

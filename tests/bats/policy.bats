@@ -79,12 +79,7 @@ setup_file() {
 	mkdir -p "$KEYS"
 	make_key "$KEYS" app
 	make_key "$KEYS" other
-	export TMPL="$BATS_FILE_TMPDIR/bundle"
-	make_bundle "$TMPL" cat /data/hello.txt
-	mkdir -p "$TMPL/rootfs/data"
-	printf '%s\n' "$HELLO" >"$TMPL/rootfs/data/hello.txt"
-	DIGEST=$("$CFS_RUNTIME" digest "$TMPL/rootfs")
-	export DIGEST
+	make_hello_template
 	# The audit trail of every test of this file, and what it must hold.
 	export AUDIT="$BATS_FILE_TMPDIR/audit/audit.jsonl"
 	export EXPECTED="$BATS_FILE_TMPDIR/expected"
