@@ -1,6 +1,7 @@
 package ociimage
 
 import (
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -214,7 +215,8 @@ func (r *layerRun) what(i int) string {
 
 // applyLayers applies every layer in order: those with a usable record (see
 // recorded) from it, the others read into the sinks newSink returns, up
-// to maxParallelLayers at once (see readLayers).
+// to maxParallelLayers at once (see readLayers), biggest first (see
+// biggestFirst).
 func (r *layerRun) applyLayers(st *store.Store, newSink func() (objectSink, error)) error {
 	n := len(r.img.Manifest.Layers)
 	recs := make([][]entry, n)
@@ -224,7 +226,7 @@ func (r *layerRun) applyLayers(st *store.Store, newSink func() (objectSink, erro
 			todo = append(todo, i)
 		}
 	}
-	reads, stop := r.readLayers(todo, newSink)
+	reads, stop := r.readLayers(biggestFirst(todo, r.img.Manifest.Layers), newSink)
 	defer stop()
 	for i := range n {
 		entries, reused := recs[i], true
@@ -245,6 +247,18 @@ func (r *layerRun) applyLayers(st *store.Store, newSink func() (objectSink, erro
 		}
 	}
 	return nil
+}
+
+// biggestFirst orders the layers todo by blob size, biggest first (layer
+// order among equals): reading them in layer order can leave a big last
+// layer to be read alone at the end, on one layer's worth of CPUs, while
+// the smaller layers, read first, could have filled in beside it
+// (longest-processing-time-first scheduling). The blob size stands for
+// the work a layer is; the layers are still applied in layer order.
+func biggestFirst(todo []int, layers []v1.Descriptor) []int {
+	order := slices.Clone(todo)
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(layers[b].Size, layers[a].Size) })
+	return order
 }
 
 // maxParallelLayers bounds how many layers an import reads at once (each
