@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/url"
 	"runtime"
 	"slices"
@@ -179,14 +180,14 @@ type layerRun struct {
 	opts   Options
 	m      *merger
 	layers []LayerResult
-	fresh  map[int][]entry // layers read in this run, to record
+	fresh  map[int][]byte // records of the layers read in this run, to write
 	// layerRead, if set, is called after each layer read (in layer order).
 	layerRead func()
 	all       [][]entry
 }
 
 func newRun(l *Layout, img *Image, opts Options) *layerRun {
-	return &layerRun{l: l, img: img, opts: opts, m: newMerger(opts.composefsRS()), fresh: map[int][]entry{}}
+	return &layerRun{l: l, img: img, opts: opts, m: newMerger(opts.composefsRS()), fresh: map[int][]byte{}}
 }
 
 // recorded returns the entries of layer i from its record, if store is
@@ -226,7 +227,7 @@ func (r *layerRun) applyLayers(st *store.Store, newSink func() (objectSink, erro
 			todo = append(todo, i)
 		}
 	}
-	reads, stop := r.readLayers(biggestFirst(todo, r.img.Manifest.Layers), newSink)
+	reads, stop := r.readLayers(biggestFirst(todo, r.img.Manifest.Layers), newSink, st != nil)
 	defer stop()
 	for i := range n {
 		entries, reused := recs[i], true
@@ -237,7 +238,9 @@ func (r *layerRun) applyLayers(st *store.Store, newSink func() (objectSink, erro
 				return rd.err
 			}
 			entries, reused = rd.entries, false
-			r.fresh[i] = entries
+			if st != nil {
+				r.fresh[i] = rd.record
+			}
 			if r.layerRead != nil {
 				r.layerRead()
 			}
@@ -266,11 +269,12 @@ func biggestFirst(todo []int, layers []v1.Descriptor) []int {
 // in goroutines of their own); fewer on fewer CPUs.
 const maxParallelLayers = 3
 
-// layerRead is one layer being read by readLayers: entries and err are
-// set when done is closed.
+// layerRead is one layer being read by readLayers: entries, record and
+// err are set when done is closed.
 type layerRead struct {
 	done    chan struct{}
 	entries []entry
+	record  []byte // the layer's record, encoded (if asked for)
 	err     error
 }
 
@@ -286,7 +290,10 @@ type layerRead struct {
 // until the end anyway (provenance, records). stop
 // ends the reads not needed any more (at their next object) and waits for
 // every goroutine: nothing uses a sink or the layout after it returns.
-func (r *layerRun) readLayers(todo []int, newSink func() (objectSink, error)) (map[int]*layerRead, func()) {
+// With record, each read also encodes the layer's record (see
+// writeRecords): here, beside the other reads, rather than after the
+// image is written, when nothing else runs.
+func (r *layerRun) readLayers(todo []int, newSink func() (objectSink, error), record bool) (map[int]*layerRead, func()) {
 	reads := make(map[int]*layerRead, len(todo))
 	for _, i := range todo {
 		reads[i] = &layerRead{done: make(chan struct{})}
@@ -320,6 +327,9 @@ func (r *layerRun) readLayers(todo []int, newSink func() (objectSink, error)) (m
 					return
 				}
 				rd.entries, rd.err = r.l.readLayer(r.img, i, stoppable{sink, &stopped})
+				if rd.err == nil && record {
+					rd.record = encodeRecord(r.img.Config.RootFS.DiffIDs[i], rd.entries)
+				}
 			}()
 		}
 	}()
@@ -458,10 +468,8 @@ func ImportLayout(st *store.Store, l *Layout, opts Options) (*Result, error) {
 	res := &Result{Ref: ref, Digest: d, Manifest: img.ManifestDescriptor().Digest, Layers: r.layers, Stats: si.Stats(), BytesRead: l.read.Load(), Annotations: img.Manifest.Annotations}
 	// Records only once their objects are durable (Commit's syncfs): a
 	// record is trusted to mean "these objects are in the store".
-	for i, entries := range r.fresh {
-		if err := writeRecord(st, img.Config.RootFS.DiffIDs[i], entries); err != nil {
-			return nil, err
-		}
+	if err := r.writeRecords(st); err != nil {
+		return nil, err
 	}
 	res.RefName = opts.RefName
 	if res.RefName == "" {
@@ -477,6 +485,32 @@ func ImportLayout(st *store.Store, l *Layout, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("%s: ref %q: %w", ref, res.RefName, err)
 	}
 	return res, nil
+}
+
+// writeRecords writes the records of the layers read in this run, all at
+// once: files of their own, each with its fsyncs, which the filesystem can
+// then commit together rather than one after the other. The first error in
+// layer order is returned.
+func (r *layerRun) writeRecords(st *store.Store) error {
+	idx := slices.Sorted(maps.Keys(r.fresh))
+	errs := make([]error, len(idx))
+	seen := map[digest.Digest]bool{}
+	var wg sync.WaitGroup
+	for k, i := range idx {
+		diffID := r.img.Config.RootFS.DiffIDs[i]
+		if seen[diffID] {
+			continue // the same layer twice in the image: one record
+		}
+		seen[diffID] = true
+		wg.Go(func() { errs[k] = writeRecord(st, diffID, r.fresh[i]) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // unchanged finds a re-pull with nothing to do: the registry reference's
