@@ -450,7 +450,12 @@ func ImportLayout(st *store.Store, l *Layout, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The provenance is worked out while the image is written (both only
+	// read t), on a CPU that would be idle otherwise.
+	prov := make(chan []store.Source, 1)
+	go func() { prov <- r.provenance(t) }()
 	d, err := si.WriteImage(opts.writeImage(t))
+	srcs := <-prov
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
@@ -459,7 +464,7 @@ func ImportLayout(st *store.Store, l *Layout, opts Options) (*Result, error) {
 	}
 	// Provenance before the image appears (as every import records it):
 	// fsck never finds the image without its sources.
-	if err := st.SetProvenance(d, mergeSources(st, d, r.provenance(t))); err != nil {
+	if err := st.SetProvenance(d, mergeSources(st, d, srcs)); err != nil {
 		return nil, fmt.Errorf("%s: provenance: %w", ref, err)
 	}
 	if err := si.Commit(d); err != nil {
