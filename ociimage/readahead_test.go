@@ -32,24 +32,38 @@ func (c *countingSrc) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// countingHash counts the writes made into it.
+// countingHash is a sha256 that counts the writes made into it.
 type countingHash struct {
+	hash.Hash
 	writes atomic.Int64
-	h      interface{ Write([]byte) (int, error) }
+}
+
+func (h *countingHash) Write(p []byte) (int, error) {
+	h.writes.Add(1)
+	return h.Hash.Write(p)
+}
+
+// newTestReadAhead is a readAhead of src, with a hash stage (and its hash)
+// if hashed.
+func newTestReadAhead(src io.Reader, hashed bool) (*readAhead, *countingHash) {
+	if !hashed {
+		return newReadAhead(src, nil), nil
+	}
+	h := &countingHash{Hash: sha256.New()}
+	return newReadAhead(src, h), h
 }
 
 // readAhead passes every byte through, in order, whatever the sizes, and
-// the source's error; with a hash stage, the hash has had every byte when
+// the source's end; with a hash stage, the hash has had every byte when
 // Read returns io.EOF.
 func TestReadAhead(t *testing.T) {
 	for _, hashed := range []bool{false, true} {
 		for _, n := range []int{0, 1, readAheadChunk - 1, readAheadChunk, readAheadChunk*readAheadChunks*3 + 17} {
 			data := bytes.Repeat([]byte("0123456789abcdef"), n/16+1)[:n]
-			h := sha256.New()
-			ra := newReadAhead(iotest.HalfReader(bytes.NewReader(data)), map[bool]hash.Hash{true: h}[hashed])
+			ra, h := newTestReadAhead(iotest.HalfReader(bytes.NewReader(data)), hashed)
 			got, err := io.ReadAll(iotest.OneByteReader(io.LimitReader(ra, 1<<62)))
 			if err != nil || !bytes.Equal(got, data) {
-				t.Fatalf("hash %v, %d bytes: got %d, %v", hashed, len(data), len(got), err)
+				t.Fatalf("hash stage %v, %d bytes: got %d, %v", hashed, len(data), len(got), err)
 			}
 			// The hash is read before stop: complete at io.EOF.
 			if sum := sha256.Sum256(data); hashed && !bytes.Equal(h.Sum(nil), sum[:]) {
@@ -64,12 +78,26 @@ func TestReadAhead(t *testing.T) {
 // then the source's error (not io.EOF), through the hash stage too.
 func TestReadAheadSourceError(t *testing.T) {
 	boom := errors.New("boom")
-	for _, h := range []hash.Hash{nil, sha256.New()} {
+	for _, hashed := range []bool{false, true} {
 		data := bytes.Repeat([]byte{7}, 3*readAheadChunk+1000)
-		ra := newReadAhead(io.MultiReader(bytes.NewReader(data), iotest.ErrReader(boom)), h)
+		ra, _ := newTestReadAhead(io.MultiReader(bytes.NewReader(data), iotest.ErrReader(boom)), hashed)
 		got, err := io.ReadAll(ra)
 		if !errors.Is(err, boom) || !bytes.Equal(got, data) {
-			t.Errorf("hash stage %v: %d bytes, %v; want %d bytes, %v", h != nil, len(got), err, len(data), boom)
+			t.Errorf("hash stage %v: %d bytes, %v; want %d bytes, %v", hashed, len(got), err, len(data), boom)
+		}
+		ra.stop()
+	}
+}
+
+// A source's own io.ErrUnexpectedEOF (a decompressor's truncated stream)
+// reaches Read as it is: it is not the source's end.
+func TestReadAheadTruncatedSource(t *testing.T) {
+	for _, hashed := range []bool{false, true} {
+		src := io.MultiReader(bytes.NewReader(make([]byte, 1000)), iotest.ErrReader(io.ErrUnexpectedEOF))
+		ra, _ := newTestReadAhead(src, hashed)
+		got, err := io.ReadAll(ra)
+		if len(got) != 1000 || !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("hash stage %v: %d bytes, %v; want 1000, %v", hashed, len(got), err, io.ErrUnexpectedEOF)
 		}
 		ra.stop()
 	}
@@ -82,13 +110,7 @@ func TestReadAheadStop(t *testing.T) {
 	for _, hashed := range []bool{false, true} {
 		for _, readFirst := range []bool{false, true} {
 			src := &countingSrc{r: bytes.NewReader(make([]byte, 100*readAheadChunk))}
-			h := &countingHash{h: sha256.New()}
-			var ra *readAhead
-			if hashed {
-				ra = newReadAhead(src, hashWriter{h})
-			} else {
-				ra = newReadAhead(src, nil)
-			}
+			ra, h := newTestReadAhead(src, hashed)
 			if readFirst {
 				if _, err := ra.Read(make([]byte, 10)); err != nil {
 					t.Fatal(err)
@@ -96,37 +118,29 @@ func TestReadAheadStop(t *testing.T) {
 			}
 			ra.stop()
 			ra.stop() // idempotent
-			n, w := src.reads.Load(), h.writes.Load()
+			writes := func() int64 {
+				if h == nil {
+					return 0
+				}
+				return h.writes.Load()
+			}
+			n, w := src.reads.Load(), writes()
 			if _, err := io.ReadAll(ra); err != nil && !errors.Is(err, errStopped) {
 				t.Fatalf("read after stop: %v", err)
 			}
-			if src.reads.Load() != n || h.writes.Load() != w {
-				t.Errorf("hash %v, read first %v: the source was read or the hash written after stop", hashed, readFirst)
+			if src.reads.Load() != n || writes() != w {
+				t.Errorf("hash stage %v, read first %v: the source was read or the hash written after stop", hashed, readFirst)
 			}
 		}
 	}
 }
 
-// hashWriter is a hash.Hash that counts its writes.
-type hashWriter struct{ c *countingHash }
-
-func (h hashWriter) Write(p []byte) (int, error) { h.c.writes.Add(1); return h.c.h.Write(p) }
-func (h hashWriter) Sum(b []byte) []byte         { return b }
-func (h hashWriter) Reset()                      {}
-func (h hashWriter) Size() int                   { return 0 }
-func (h hashWriter) BlockSize() int              { return 64 }
-
 // The chunks are recycled: however long the stream, Read hands out no
 // more than the readAheadChunks+2 chunks made at the start, passed
-// through the hash stage without a copy.
+// through the hash stage without a copy (one write per chunk).
 func TestReadAheadRecyclesChunks(t *testing.T) {
-	for _, h := range []*countingHash{nil, {h: sha256.New()}} {
-		var ra *readAhead
-		if h != nil {
-			ra = newReadAhead(bytes.NewReader(make([]byte, 50*readAheadChunk)), hashWriter{h})
-		} else {
-			ra = newReadAhead(bytes.NewReader(make([]byte, 50*readAheadChunk)), nil)
-		}
+	for _, hashed := range []bool{false, true} {
+		ra, h := newTestReadAhead(bytes.NewReader(make([]byte, 50*readAheadChunk)), hashed)
 		seen := map[*byte]bool{}
 		buf := make([]byte, readAheadChunk/3)
 		for {
@@ -141,9 +155,9 @@ func TestReadAheadRecyclesChunks(t *testing.T) {
 		}
 		ra.stop()
 		if len(seen) > readAheadChunks+2 {
-			t.Errorf("hash stage %v: %d different chunks handed out, want at most %d", h != nil, len(seen), readAheadChunks+2)
+			t.Errorf("hash stage %v: %d different chunks handed out, want at most %d", hashed, len(seen), readAheadChunks+2)
 		}
-		if h != nil && h.writes.Load() != 50 {
+		if hashed && h.writes.Load() != 50 {
 			t.Errorf("hash stage: %d writes for 50 chunks", h.writes.Load())
 		}
 	}
@@ -210,7 +224,6 @@ func BenchmarkWalkLayer(b *testing.B) {
 	}
 	small := make([]byte, composefs.MaxInlineFromDir)
 	b.SetBytes(int64(len(blob)))
-	b.ResetTimer()
 	for b.Loop() {
 		h := digest.SHA256.Digester()
 		err := walkTar(io.TeeReader(bytes.NewReader(blob), h.Hash()), "gzip", diffID, "bench", func(e entry, content io.Reader) error {
@@ -219,19 +232,5 @@ func BenchmarkWalkLayer(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-// A source's own io.ErrUnexpectedEOF (a decompressor's truncated stream)
-// reaches Read as it is: it is not the source's end.
-func TestReadAheadTruncatedSource(t *testing.T) {
-	for _, h := range []hash.Hash{nil, sha256.New()} {
-		src := io.MultiReader(bytes.NewReader(make([]byte, 1000)), iotest.ErrReader(io.ErrUnexpectedEOF))
-		ra := newReadAhead(src, h)
-		got, err := io.ReadAll(ra)
-		if len(got) != 1000 || !errors.Is(err, io.ErrUnexpectedEOF) {
-			t.Errorf("hash stage %v: %d bytes, %v; want 1000, %v", h != nil, len(got), err, io.ErrUnexpectedEOF)
-		}
-		ra.stop()
 	}
 }
