@@ -191,6 +191,32 @@ func TestWalkTarSourceFailsMidStream(t *testing.T) {
 	}
 }
 
+// A gzip layer cut short after a complete tar entry, without its last
+// block and trailer, whose diff_id is that of what it holds: the
+// decompressor's io.ErrUnexpectedEOF is an error, not the end of the
+// layer (it used to read as a clean end, the tar reader found its entries
+// complete, the diff_id matched, and the layer was accepted).
+func TestWalkTarTruncatedGzip(t *testing.T) {
+	whole := ot.Tar(t, ot.Dir("./", 0o755), ot.File("a", ot.Body('a', 5000)))
+	held := whole[:len(whole)-1024] // without the end-of-archive blocks
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(held)
+	zw.Flush() // a complete, but not the last, deflate block: no trailer
+	sink, err := newHashSink(verity.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := make([]byte, composefs.MaxInlineFromDir)
+	err = walkTar(bytes.NewReader(gz.Bytes()), "gzip", digest.FromBytes(held), "layer 1/1", func(e entry, content io.Reader) error {
+		return readContent(content, e.node, sink, small)
+	})
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("error %v, want %v", err, io.ErrUnexpectedEOF)
+	}
+	t.Log(err)
+}
+
 // benchLayer is a gzip layer of about 48 MiB of files of text-like
 // content (compressing about 3:1, as system files do) and its diff_id.
 func benchLayer(b *testing.B) ([]byte, digest.Digest) {
