@@ -1,11 +1,13 @@
 package ociimage
 
 import (
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/url"
 	"runtime"
 	"slices"
@@ -178,14 +180,14 @@ type layerRun struct {
 	opts   Options
 	m      *merger
 	layers []LayerResult
-	fresh  map[int][]entry // layers read in this run, to record
+	fresh  map[int][]byte // records of the layers read in this run, to write
 	// layerRead, if set, is called after each layer read (in layer order).
 	layerRead func()
 	all       [][]entry
 }
 
 func newRun(l *Layout, img *Image, opts Options) *layerRun {
-	return &layerRun{l: l, img: img, opts: opts, m: newMerger(opts.composefsRS()), fresh: map[int][]entry{}}
+	return &layerRun{l: l, img: img, opts: opts, m: newMerger(opts.composefsRS()), fresh: map[int][]byte{}}
 }
 
 // recorded returns the entries of layer i from its record, if store is
@@ -214,7 +216,8 @@ func (r *layerRun) what(i int) string {
 
 // applyLayers applies every layer in order: those with a usable record (see
 // recorded) from it, the others read into the sinks newSink returns, up
-// to maxParallelLayers at once (see readLayers).
+// to maxParallelLayers at once (see readLayers), biggest first (see
+// biggestFirst).
 func (r *layerRun) applyLayers(st *store.Store, newSink func() (objectSink, error)) error {
 	n := len(r.img.Manifest.Layers)
 	recs := make([][]entry, n)
@@ -224,7 +227,7 @@ func (r *layerRun) applyLayers(st *store.Store, newSink func() (objectSink, erro
 			todo = append(todo, i)
 		}
 	}
-	reads, stop := r.readLayers(todo, newSink)
+	reads, stop := r.readLayers(biggestFirst(todo, r.img.Manifest.Layers), newSink, st != nil)
 	defer stop()
 	for i := range n {
 		entries, reused := recs[i], true
@@ -235,7 +238,9 @@ func (r *layerRun) applyLayers(st *store.Store, newSink func() (objectSink, erro
 				return rd.err
 			}
 			entries, reused = rd.entries, false
-			r.fresh[i] = entries
+			if st != nil {
+				r.fresh[i] = rd.record
+			}
 			if r.layerRead != nil {
 				r.layerRead()
 			}
@@ -247,16 +252,29 @@ func (r *layerRun) applyLayers(st *store.Store, newSink func() (objectSink, erro
 	return nil
 }
 
+// biggestFirst orders the layers todo by blob size, biggest first (layer
+// order among equals): reading them in layer order can leave a big last
+// layer to be read alone at the end, on one layer's worth of CPUs, while
+// the smaller layers, read first, could have filled in beside it
+// (longest-processing-time-first scheduling). The blob size stands for
+// the work a layer is; the layers are still applied in layer order.
+func biggestFirst(todo []int, layers []v1.Descriptor) []int {
+	order := slices.Clone(todo)
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(layers[b].Size, layers[a].Size) })
+	return order
+}
+
 // maxParallelLayers bounds how many layers an import reads at once (each
 // with its blob digest, decompression, diff_id digest and file storing
 // in goroutines of their own); fewer on fewer CPUs.
 const maxParallelLayers = 3
 
-// layerRead is one layer being read by readLayers: entries and err are
-// set when done is closed.
+// layerRead is one layer being read by readLayers: entries, record and
+// err are set when done is closed.
 type layerRead struct {
 	done    chan struct{}
 	entries []entry
+	record  []byte // the layer's record, encoded (if asked for)
 	err     error
 }
 
@@ -272,7 +290,10 @@ type layerRead struct {
 // until the end anyway (provenance, records). stop
 // ends the reads not needed any more (at their next object) and waits for
 // every goroutine: nothing uses a sink or the layout after it returns.
-func (r *layerRun) readLayers(todo []int, newSink func() (objectSink, error)) (map[int]*layerRead, func()) {
+// With record, each read also encodes the layer's record (see
+// writeRecords): here, beside the other reads, rather than after the
+// image is written, when nothing else runs.
+func (r *layerRun) readLayers(todo []int, newSink func() (objectSink, error), record bool) (map[int]*layerRead, func()) {
 	reads := make(map[int]*layerRead, len(todo))
 	for _, i := range todo {
 		reads[i] = &layerRead{done: make(chan struct{})}
@@ -306,6 +327,9 @@ func (r *layerRun) readLayers(todo []int, newSink func() (objectSink, error)) (m
 					return
 				}
 				rd.entries, rd.err = r.l.readLayer(r.img, i, stoppable{sink, &stopped})
+				if rd.err == nil && record {
+					rd.record = encodeRecord(r.img.Config.RootFS.DiffIDs[i], rd.entries)
+				}
 			}()
 		}
 	}()
@@ -426,7 +450,12 @@ func ImportLayout(st *store.Store, l *Layout, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The provenance is worked out while the image is written (both only
+	// read t), on a CPU that would be idle otherwise.
+	prov := make(chan []store.Source, 1)
+	go func() { prov <- r.provenance(t) }()
 	d, err := si.WriteImage(opts.writeImage(t))
+	srcs := <-prov
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
@@ -435,7 +464,7 @@ func ImportLayout(st *store.Store, l *Layout, opts Options) (*Result, error) {
 	}
 	// Provenance before the image appears (as every import records it):
 	// fsck never finds the image without its sources.
-	if err := st.SetProvenance(d, mergeSources(st, d, r.provenance(t))); err != nil {
+	if err := st.SetProvenance(d, mergeSources(st, d, srcs)); err != nil {
 		return nil, fmt.Errorf("%s: provenance: %w", ref, err)
 	}
 	if err := si.Commit(d); err != nil {
@@ -444,10 +473,8 @@ func ImportLayout(st *store.Store, l *Layout, opts Options) (*Result, error) {
 	res := &Result{Ref: ref, Digest: d, Manifest: img.ManifestDescriptor().Digest, Layers: r.layers, Stats: si.Stats(), BytesRead: l.read.Load(), Annotations: img.Manifest.Annotations}
 	// Records only once their objects are durable (Commit's syncfs): a
 	// record is trusted to mean "these objects are in the store".
-	for i, entries := range r.fresh {
-		if err := writeRecord(st, img.Config.RootFS.DiffIDs[i], entries); err != nil {
-			return nil, err
-		}
+	if err := r.writeRecords(st); err != nil {
+		return nil, err
 	}
 	res.RefName = opts.RefName
 	if res.RefName == "" {
@@ -463,6 +490,32 @@ func ImportLayout(st *store.Store, l *Layout, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("%s: ref %q: %w", ref, res.RefName, err)
 	}
 	return res, nil
+}
+
+// writeRecords writes the records of the layers read in this run, all at
+// once: files of their own, each with its fsyncs, which the filesystem can
+// then commit together rather than one after the other. The first error in
+// layer order is returned.
+func (r *layerRun) writeRecords(st *store.Store) error {
+	idx := slices.Sorted(maps.Keys(r.fresh))
+	errs := make([]error, len(idx))
+	seen := map[digest.Digest]bool{}
+	var wg sync.WaitGroup
+	for k, i := range idx {
+		diffID := r.img.Config.RootFS.DiffIDs[i]
+		if seen[diffID] {
+			continue // the same layer twice in the image: one record
+		}
+		seen[diffID] = true
+		wg.Go(func() { errs[k] = writeRecord(st, diffID, r.fresh[i]) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // unchanged finds a re-pull with nothing to do: the registry reference's

@@ -485,3 +485,48 @@ func TestImportReadsLayersAtOnce(t *testing.T) {
 		t.Fatalf("imported %s, Digest %s (%v)", res.Digest, want, err)
 	}
 }
+
+// TestImportReadsBiggestLayerFirst: layers are read biggest blob first
+// (one at a time on one CPU, in that order), applied in layer order: the
+// image is the one Digest computes.
+func TestImportReadsBiggestLayerFirst(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	dir := filepath.Join(t.TempDir(), "layout")
+	ot.WriteImage(t, dir, "v1",
+		ot.Layer{Tar: ot.Tar(t, ot.Dir("./", 0o755), ot.File("small", "s\n"))},
+		ot.Layer{Tar: ot.Tar(t, ot.File("big", ot.Body('b', 100000)))},
+		ot.Layer{Tar: ot.Tar(t, ot.File("medium", ot.Body('m', 10000)), ot.Whiteout(".wh.small"))},
+	)
+	img, err := Inspect(ref(t, "oci:"+dir+":v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := map[digest.Digest]int{}
+	for i, l := range img.Manifest.Layers {
+		index[l.Digest] = i
+	}
+	var mu sync.Mutex
+	var order []int
+	opts := Options{Progress: func(desc v1.Descriptor, r io.ReadCloser) io.ReadCloser {
+		mu.Lock()
+		order = append(order, index[desc.Digest])
+		mu.Unlock()
+		return r
+	}}
+	res, err := Import(openStore(t), ref(t, "oci:"+dir+":v1"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(order) != "[1 2 0]" {
+		t.Errorf("layers read in the order %v, want [1 2 0] (biggest first)", order)
+	}
+	want, _, err := Digest(ref(t, "oci:"+dir+":v1"), Options{})
+	if err != nil || res.Digest != want {
+		t.Fatalf("imported %s, Digest %s (%v)", res.Digest, want, err)
+	}
+	for i, l := range res.Layers {
+		if l.Blob != img.Manifest.Layers[i].Digest {
+			t.Errorf("layer %d applied as %s, want %s (layer order)", i, l.Blob, img.Manifest.Layers[i].Digest)
+		}
+	}
+}

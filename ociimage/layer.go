@@ -2,6 +2,7 @@ package ociimage
 
 import (
 	"archive/tar"
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -138,34 +139,56 @@ func (l *Layout) walkLayer(img *Image, i int, fn func(e entry, content io.Reader
 }
 
 func walkTar(r io.Reader, comp string, diffID digest.Digest, name string, fn func(e entry, content io.Reader) error) error {
-	var dec io.Reader
-	switch comp {
-	case "gzip":
-		gz, err := gzip.NewReader(r)
-		if err != nil {
-			return fmt.Errorf("%s: gzip: %w", name, err)
+	// The stages (see readAhead): r (which computes the blob's digest)
+	// is read ahead of the decompression, which runs ahead of the diff_id
+	// digest, which runs ahead of fn. All are stopped, and waited for,
+	// before walkTar returns (the caller may read r again), and only then
+	// is the decompressor closed.
+	var (
+		stages []*readAhead
+		closer func()
+	)
+	defer func() {
+		for _, ra := range stages {
+			ra.halt()
 		}
-		defer gz.Close()
-		dec = gz
-	case "zstd":
-		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return fmt.Errorf("%s: zstd: %w", name, err)
+		for _, ra := range stages {
+			ra.stop()
 		}
-		defer zr.Close()
-		dec = zr
-	default:
-		dec = r
+		if closer != nil {
+			closer()
+		}
+	}()
+	dec := r
+	if comp != "" {
+		blob := newReadAhead(r, nil)
+		stages = append(stages, blob)
+		// A bufio.Reader, which the decompressors use as it is (and
+		// flate reads fastest), over the chunks of the blob.
+		br := bufio.NewReaderSize(blob, 64<<10)
+		switch comp {
+		case "gzip":
+			gz, err := gzip.NewReader(br)
+			if err != nil {
+				return fmt.Errorf("%s: gzip: %w", name, err)
+			}
+			closer, dec = func() { gz.Close() }, gz
+		case "zstd":
+			zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+			if err != nil {
+				return fmt.Errorf("%s: zstd: %w", name, err)
+			}
+			closer, dec = zr.Close, zr
+		default:
+			return fmt.Errorf("%s: %w: compression %q", name, ErrUnsupported, comp)
+		}
 	}
 	if !diffID.Algorithm().Available() {
 		return fmt.Errorf("%s: %w: diff_id algorithm %q", name, ErrUnsupported, diffID.Algorithm())
 	}
 	dh := diffID.Algorithm().Hash()
-	// Decompression and both digests (the blob's, in r, and the
-	// diff_id's) run ahead in their own goroutine; stopped (and waited
-	// for) before walkTar returns, so that the caller may read r again.
-	ahead := newReadAhead(io.TeeReader(dec, dh))
-	defer ahead.stop()
+	ahead := newReadAhead(dec, dh)
+	stages = append(stages, ahead)
 	tr := tar.NewReader(ahead)
 	for {
 		h, err := tr.Next()

@@ -124,10 +124,11 @@ func loadRecord(st *store.Store, diffID digest.Digest) (entries []entry, missing
 	return entries, missing, nil
 }
 
-func writeRecord(st *store.Store, diffID digest.Digest, entries []entry) error {
+// writeRecord writes the record of the layer diffID, encoded (encodeRecord).
+func writeRecord(st *store.Store, diffID digest.Digest, record []byte) error {
 	dir := filepath.Join(st.Dir(), layersDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("layer record: %w", err)
 	}
-	return atomicfile.WriteFile(recordPath(st, diffID), encodeRecord(diffID, entries), 0o600)
+	return atomicfile.WriteFile(recordPath(st, diffID), record, 0o600)
 }

@@ -23,8 +23,15 @@
 # and prints the medians against the issue's goals: pull <= 0.8 x pair,
 # re-pull <= 50 ms + the manifest round trip.
 #
-# Environment: RUNS (default 3), BENCH_CACHE, GO, BENCH_STRICT=1 to exit 1
-# when a goal is missed (noisy on a shared machine, so off by default).
+# With BENCH_REF set to a commit (e.g. main), each run also times that
+# commit's tools binary, interleaved with today's: its pull and its import
+# of the same oci: copy (the pair's skopeo copy is shared). A change's
+# effect is then measured in the same run, under the same load: on a shared
+# machine, two runs minutes apart differ by more than most changes do.
+#
+# Environment: RUNS (default 3), BENCH_CACHE, GO, BENCH_REF, BENCH_STRICT=1
+# to exit 1 when a goal is missed (noisy on a shared machine, so off by
+# default).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -84,6 +91,14 @@ cleanup() {
 trap cleanup EXIT
 build_tool "$WORK/cfs-runtime" ./cmd/cfs-runtime-tools # the tools, as cfs-runtime runs them
 CFS=$WORK/cfs-runtime
+REF_CFS=
+if [ -n "${BENCH_REF:-}" ]; then
+	ref_commit=$(git -C "$ROOT" rev-parse --short "$BENCH_REF")
+	git -C "$ROOT" worktree add -q --detach "$WORK/ref-src" "$ref_commit"
+	(cd "$WORK/ref-src" && build_tool "$WORK/cfs-runtime-ref" ./cmd/cfs-runtime-tools)
+	git -C "$ROOT" worktree remove --force "$WORK/ref-src"
+	REF_CFS=$WORK/cfs-runtime-ref
+fi
 
 # shellcheck source=tests/bats/registry.bash
 REGISTRY_ROOT=$WORK . "$ROOT/tests/bats/registry.bash"
@@ -110,17 +125,44 @@ echo "pull bench: $TREE as $layers gzip layers, $((blob_bytes / 1000000)) MB com
 want=$("$CFS" import --store "$WORK/warm" "oci:$LAYOUT:minbase" 2>/dev/null)
 rm -rf "$WORK/warm"
 
-pull_t=() pair_t=() copy_t=() repull_t=() manifest_t=()
-for i in $(seq "$RUNS"); do
-	sync
-	pull_t+=("$(timed "$WORK/out" "$CFS" import --store "$WORK/pull-$i" --tls-verify=false "$REF" 2>/dev/null)")
+# pull_into BIN STORE: time BIN's `import docker://` into STORE (checked).
+pull_into() {
+	timed "$WORK/out" "$1" import --store "$2" --tls-verify=false "$REF" 2>/dev/null
 	[ "$(cat "$WORK/out")" = "$want" ] || { echo "pull bench: import docker:// printed $(cat "$WORK/out"), import oci: $want" >&2; exit 1; }
+}
+# pair_import BIN STORE LAYOUT COPY-TIME: time BIN's `import oci:LAYOUT`
+# into STORE (checked), plus the copy's time: the pair.
+pair_import() {
+	local m
+	m=$(timed "$WORK/out" "$1" import --store "$2" "oci:$3:minbase" 2>/dev/null)
+	[ "$(cat "$WORK/out")" = "$want" ] || { echo "pull bench: the pair printed $(cat "$WORK/out"), want $want" >&2; exit 1; }
+	awk -v a="$4" -v b="$m" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.3f %.3f\n", x[1] + y[1], x[2] + y[2] }'
+}
+
+pull_t=() pair_t=() copy_t=() repull_t=() manifest_t=() ref_pull_t=() ref_pair_t=()
+for i in $(seq "$RUNS"); do
+	# With a reference, which binary goes first alternates from run to run.
+	bins=(today)
+	if [ -n "$REF_CFS" ]; then
+		bins=(today ref)
+		[ $((i % 2)) = 1 ] || bins=(ref today)
+	fi
+	for b in "${bins[@]}"; do
+		sync
+		case $b in
+		today) pull_t+=("$(pull_into "$CFS" "$WORK/pull-$i")") ;;
+		ref) ref_pull_t+=("$(pull_into "$REF_CFS" "$WORK/ref-pull-$i")") ;;
+		esac
+	done
 	sync
 	c=$(timed /dev/null skopeo copy -q --src-tls-verify=false "$REF" "oci:$WORK/oci-$i:minbase")
-	m=$(timed "$WORK/out" "$CFS" import --store "$WORK/pair-$i" "oci:$WORK/oci-$i:minbase" 2>/dev/null)
-	[ "$(cat "$WORK/out")" = "$want" ] || { echo "pull bench: the pair printed $(cat "$WORK/out"), want $want" >&2; exit 1; }
 	copy_t+=("$c")
-	pair_t+=("$(awk -v a="$c" -v b="$m" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.3f %.3f\n", x[1] + y[1], x[2] + y[2] }')")
+	for b in "${bins[@]}"; do
+		case $b in
+		today) pair_t+=("$(pair_import "$CFS" "$WORK/pair-$i" "$WORK/oci-$i" "$c")") ;;
+		ref) ref_pair_t+=("$(pair_import "$REF_CFS" "$WORK/ref-pair-$i" "$WORK/oci-$i" "$c")") ;;
+		esac
+	done
 	repull_t+=("$(timed /dev/null "$CFS" import --store "$WORK/pull-$i" --tls-verify=false "$REF" 2>/dev/null)")
 	for _ in 1 2 3; do
 		manifest_t+=("$(curl -s -o /dev/null -w '%{time_total}\n' \
@@ -142,6 +184,14 @@ printf '%-28s %8s %8s   pull/pair: %s wall, %s cpu; goal <= %s: %s\n' "pull+impo
 printf '%-28s %8s %8s   (skopeo copy alone: %s s)\n' "skopeo copy + import oci:" "$pr" "$prc" "$cp_"
 printf '%-28s %8s %8s   %s ms; goal <= %s ms + manifest %s ms = %s ms: %s\n' "re-pull (same manifest)" "$rp" "$rpc" "$rp_ms" "$GOAL_REPULL_MS" "$mf_ms" "$goal_ms" "$(verdict "$rp_ms" "$goal_ms")"
 echo "runs (wall cpu): pull ${pull_t[*]// /\/} | pair ${pair_t[*]// /\/} | re-pull ${repull_t[*]// /\/}"
+if [ -n "$REF_CFS" ]; then
+	q=$(col 1 "${ref_pull_t[@]}") qc=$(col 2 "${ref_pull_t[@]}")
+	qr=$(col 1 "${ref_pair_t[@]}") qrc=$(col 2 "${ref_pair_t[@]}")
+	echo "the same runs with $BENCH_REF ($ref_commit):"
+	printf '%-28s %8s %8s   pull/pair: %s wall, %s cpu\n' "pull+import (docker://)" "$q" "$qc" "$(ratio "$q" "$qr")" "$(ratio "$qc" "$qrc")"
+	printf '%-28s %8s %8s\n' "skopeo copy + import oci:" "$qr" "$qrc"
+	echo "runs of $BENCH_REF (wall cpu): pull ${ref_pull_t[*]// /\/} | pair ${ref_pair_t[*]// /\/}"
+fi
 
 if [ "${BENCH_STRICT:-0}" = 1 ]; then
 	[ "$(verdict "$r" "$GOAL_RATIO")" = ok ] && [ "$(verdict "$rp_ms" "$goal_ms")" = ok ] || exit 1
