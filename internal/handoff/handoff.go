@@ -3,9 +3,9 @@
 // (internal/oci), load the configuration, find the real runtime, and hand
 // the call over: to the runtime itself (state, kill, start, exec, ...,
 // and create or run of a container the policy plainly lets start
-// unsigned), to cfs-runtime-mount for what verifies or mounts (create,
-// run, delete and the commands that run along with containers) or to
-// cfs-runtime-tools. It links nothing else, because cfs-runtime, its
+// unsigned, which package unsigned decides), to cfs-runtime-mount for
+// what verifies or mounts (create, run, delete and the commands that run
+// along with containers) or to cfs-runtime-tools. It links nothing else, because cfs-runtime, its
 // front, is exec'd for every runtime call. Failures are reported here,
 // the way engines read them.
 package handoff
@@ -111,9 +111,15 @@ func (c *Call) CheckConfig() error {
 	return nil
 }
 
+// StartUnsigned decides whether the container a call starts may start
+// unverified from the front (package unsigned); false hands the call to
+// cfs-runtime-mount.
+type StartUnsigned func(*Call) bool
+
 // Main is cfs-runtime, the front: it hands every call over and returns
-// only on failure, for --version, or when it refuses the call.
-func Main(args []string) int {
+// only on failure, for --version, or when it refuses the call. Starts that
+// startUnsigned (nil: none) does not take go to cfs-runtime-mount.
+func Main(args []string, startUnsigned StartUnsigned) int {
 	inv := oci.Parse(args)
 	switch {
 	case inv.Command == "cleanup" || inv.Command == "hook":
@@ -133,7 +139,7 @@ func Main(args []string) int {
 	switch {
 	case c.Line.Command == "restore":
 		return RefuseRestore(inv)
-	case c.Starts() && !startUnsigned(c):
+	case c.Starts() && (startUnsigned == nil || !startUnsigned(c)):
 		// cfs-runtime-mount reads the call again, and decides.
 		return Mount.Exec(inv)
 	case c.Line.Command == "delete":
