@@ -171,3 +171,34 @@ func TestArchitectureListsPackagesInImportOrder(t *testing.T) {
 		}
 	}
 }
+
+// envChange is a call that changes the process's environment.
+var envChange = regexp.MustCompile(`\b(os|syscall|unix)\.(Setenv|Unsetenv|Clearenv)\(`)
+
+// The runtime binaries pass on and read the environment they were started
+// with through package environ, which does not see changes made by
+// os.Setenv and the like: nothing they link may make one.
+func TestNothingChangesTheEnvironment(t *testing.T) {
+	if !envChange.MatchString(`_ = os.Setenv("A", "1")`) {
+		t.Fatal("the pattern finds no os.Setenv")
+	}
+	out, err := exec.Command("go", "list", "-deps", "-f", `{{.ImportPath}}{{range .GoFiles}} {{$.Dir}}/{{.}}{{end}}`, ".", "./cmd/cfs-runtime-mount").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if !strings.HasPrefix(f[0], "github.com/cfs-runtime/cfs-runtime") {
+			continue
+		}
+		for _, file := range f[1:] {
+			src, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := envChange.Find(src); m != nil {
+				t.Errorf("%s calls %s: package environ would not see the change", file, m)
+			}
+		}
+	}
+}

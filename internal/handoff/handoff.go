@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/environ"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 	"github.com/cfs-runtime/cfs-runtime/internal/runtimelog"
@@ -66,20 +67,27 @@ func Read(inv *oci.Invocation, dec config.Decoder) (*Call, error) {
 // forever; but it is exec'd by the configured path, so the process it
 // becomes was exec'd by that path (oci.ExecFn): that one reads with
 // stats, and Locate refuses it.
+//
+// It reads $CFS_RUNTIME_CONFIG with package environ, which builds no table
+// of the environment (nor does the runtime's exec: oci.Runtime).
 func readUnchecked(inv *oci.Invocation) (*Call, error) {
 	return read(inv, nil, true)
 }
 
-func read(inv *oci.Invocation, dec config.Decoder, unchecked bool) (*Call, error) {
+func read(inv *oci.Invocation, dec config.Decoder, front bool) (*Call, error) {
+	getenv := os.Getenv
+	if front {
+		getenv = environ.Getenv
+	}
 	// Into the Call itself: no copy of the Config on the stack (see
 	// config.SalvageInto).
 	c := &Call{Inv: inv}
-	c.CfgErr = config.SalvageInto(&c.Cfg, config.PathFromEnv(inv.Own["cfs-config"]), dec)
+	c.CfgErr = config.SalvageInto(&c.Cfg, config.Path(inv.Own["cfs-config"], getenv), dec)
 	if errors.Is(c.CfgErr, config.ErrNotPlain) {
 		return nil, c.CfgErr
 	}
 	path := c.Cfg.Runtime
-	c.unchecked = unchecked && c.CfgErr == nil && filepath.IsAbs(path) && path != oci.ExecFn()
+	c.unchecked = front && c.CfgErr == nil && filepath.IsAbs(path) && path != oci.ExecFn()
 	if !c.unchecked {
 		var err error
 		if path, err = c.locate(); err != nil {

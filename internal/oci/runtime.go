@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/cfs-runtime/cfs-runtime/internal/environ"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 )
 
@@ -52,10 +53,12 @@ func NewRuntime(path string) Runtime { return execRuntime{path: path} }
 func (r execRuntime) Path() string { return r.path }
 
 // Exec keeps the PID, environment and every open fd, so LISTEN_PID,
-// --preserve-fds, NOTIFY_SOCKET and --console-socket keep working.
+// --preserve-fds, NOTIFY_SOCKET and --console-socket keep working. The
+// environment is the one the process was started with (package environ:
+// what os.Environ would return, without its cost to the front).
 func (r execRuntime) Exec(args []string) error {
 	argv := append([]string{r.path}, args...)
-	if err := syscall.Exec(r.path, argv, os.Environ()); err != nil {
+	if err := syscall.Exec(r.path, argv, environ.Environ()); err != nil {
 		return fserr.New("runtime", r.path, &fs.PathError{Op: "exec", Path: r.path, Err: err})
 	}
 	return nil
