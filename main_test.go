@@ -109,8 +109,10 @@ func heavyPackages(t *testing.T, heavy *regexp.Regexp, target string, flags ...s
 // for every runtime call, links none of them (it execs cfs-runtime-mount
 // for those calls); it reads a bundle and the policy file (attest/policy)
 // to start unsigned containers itself. No part of go-toml either, its
-// parser included: internal/plaintoml scans the plain subset itself.
-var verifierDeps = regexp.MustCompile(`/(attest|composefs(/store)?|mount|verity|hooks|internal/wrapper)$|^crypto/(x509|ecdsa|rsa|ed25519)$|^log/slog$|go-toml/v2(/|$)|runtime-spec/specs-go$|^regexp$`)
+// parser included: internal/plaintoml scans the plain subset itself. Nor
+// os/exec and context, whose initialisation every call would pay: the
+// front only execs (internal/runtimestate runs the runtime as a child).
+var verifierDeps = regexp.MustCompile(`/(attest|composefs(/store)?|mount|verity|hooks|internal/wrapper|internal/runtimestate)$|^crypto/(x509|ecdsa|rsa|ed25519)$|^log/slog$|go-toml/v2(/|$)|runtime-spec/specs-go$|^regexp$|^os/exec$|^context$`)
 
 func TestFrontDependencies(t *testing.T) {
 	if offenders := heavyPackages(t, verifierDeps, "."); len(offenders) > 0 {
@@ -165,6 +167,37 @@ func TestArchitectureListsPackagesInImportOrder(t *testing.T) {
 			q, ok := strings.CutPrefix(imp, mod)
 			if j, listed := row[q]; ok && listed && j < i {
 				t.Errorf("docs/architecture.md: %s imports %s, which is listed above it", p, q)
+			}
+		}
+	}
+}
+
+// envChange is a call that changes the process's environment.
+var envChange = regexp.MustCompile(`\b(os|syscall|unix)\.(Setenv|Unsetenv|Clearenv)\(`)
+
+// The runtime binaries pass on and read the environment they were started
+// with through package environ, which does not see changes made by
+// os.Setenv and the like: nothing they link may make one.
+func TestNothingChangesTheEnvironment(t *testing.T) {
+	if !envChange.MatchString(`_ = os.Setenv("A", "1")`) {
+		t.Fatal("the pattern finds no os.Setenv")
+	}
+	out, err := exec.Command("go", "list", "-deps", "-f", `{{.ImportPath}}{{range .GoFiles}} {{$.Dir}}/{{.}}{{end}}`, ".", "./cmd/cfs-runtime-mount").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if !strings.HasPrefix(f[0], "github.com/cfs-runtime/cfs-runtime") {
+			continue
+		}
+		for _, file := range f[1:] {
+			src, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := envChange.Find(src); m != nil {
+				t.Errorf("%s calls %s: package environ would not see the change", file, m)
 			}
 		}
 	}

@@ -91,11 +91,15 @@ func Defaults() Config {
 
 // PathFromEnv returns the configuration path: override if not empty, then
 // $CFS_RUNTIME_CONFIG, then DefaultPath.
-func PathFromEnv(override string) string {
+func PathFromEnv(override string) string { return Path(override, os.Getenv) }
+
+// Path is PathFromEnv reading the environment with getenv (the front's is
+// package environ's).
+func Path(override string, getenv func(string) string) string {
 	if override != "" {
 		return override
 	}
-	if p := os.Getenv(EnvPath); p != "" {
+	if p := getenv(EnvPath); p != "" {
 		return p
 	}
 	return DefaultPath

@@ -3,24 +3,23 @@
 // (internal/oci), load the configuration, find the real runtime, and hand
 // the call over: to the runtime itself (state, kill, start, exec, ...,
 // and create or run of a container the policy plainly lets start
-// unsigned), to cfs-runtime-mount for what verifies or mounts (create,
-// run, delete and the commands that run along with containers) or to
-// cfs-runtime-tools. It links nothing else, because cfs-runtime, its
-// front, is exec'd for every runtime call. Failures are reported here,
-// the way engines read them.
+// unsigned, which package unsigned decides), to cfs-runtime-mount for
+// what verifies or mounts (create, run, delete and the commands that run
+// along with containers) or to cfs-runtime-tools. It links nothing else,
+// because cfs-runtime, its front, is exec'd for every runtime call.
+// Failures are reported here, the way engines read them.
 package handoff
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
+	"github.com/cfs-runtime/cfs-runtime/internal/environ"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 	"github.com/cfs-runtime/cfs-runtime/internal/runtimelog"
@@ -44,6 +43,9 @@ type Call struct {
 	// config.Salvage made of it.
 	CfgErr  error
 	Runtime oci.Runtime
+	// unchecked: the runtime was taken from the configuration without a
+	// stat (see readUnchecked); checkRuntime checks it.
+	unchecked bool
 }
 
 // Read loads the configuration (salvaged when broken: the error is kept in
@@ -53,27 +55,74 @@ type Call struct {
 // cfs-runtime cannot read with certainty, is an error: refused, never
 // handed over.
 func Read(inv *oci.Invocation, dec config.Decoder) (*Call, error) {
+	return read(inv, dec, false)
+}
+
+// readUnchecked is Read for the front: a runtime configured by absolute
+// path is taken as it is, without stat'ing it and this executable (two
+// system calls, which cost a new process microseconds on every runtime
+// call). exec finds a runtime that is missing or not executable, and
+// checkRuntime then words why, as Read would have. What exec cannot find
+// is a runtime that is cfs-runtime itself, which would exec itself
+// forever; but it is exec'd by the configured path, so the process it
+// becomes was exec'd by that path (oci.ExecFn): that one reads with
+// stats, and Locate refuses it.
+//
+// It reads $CFS_RUNTIME_CONFIG with package environ, which builds no table
+// of the environment (nor does the runtime's exec: oci.Runtime).
+func readUnchecked(inv *oci.Invocation) (*Call, error) {
+	return read(inv, nil, true)
+}
+
+func read(inv *oci.Invocation, dec config.Decoder, front bool) (*Call, error) {
+	getenv := os.Getenv
+	if front {
+		getenv = environ.Getenv
+	}
 	// Into the Call itself: no copy of the Config on the stack (see
 	// config.SalvageInto).
 	c := &Call{Inv: inv}
-	c.CfgErr = config.SalvageInto(&c.Cfg, config.PathFromEnv(inv.Own["cfs-config"]), dec)
+	c.CfgErr = config.SalvageInto(&c.Cfg, config.Path(inv.Own["cfs-config"], getenv), dec)
 	if errors.Is(c.CfgErr, config.ErrNotPlain) {
 		return nil, c.CfgErr
 	}
-	// /proc/self/exe names this executable for Locate's stat (what
-	// os.Executable would read, without resolving the link).
-	path, err := oci.Locate(c.Cfg.Runtime, oci.DefaultRuntimes, "/proc/self/exe")
-	if err != nil {
-		if c.CfgErr != nil {
-			return nil, fmt.Errorf("%w; and with it: %w", c.CfgErr, err)
+	path := c.Cfg.Runtime
+	c.unchecked = front && c.CfgErr == nil && filepath.IsAbs(path) && path != oci.ExecFn()
+	if !c.unchecked {
+		var err error
+		if path, err = c.locate(); err != nil {
+			return nil, err
 		}
-		return nil, err
 	}
+	var err error
 	if c.Line, err = oci.ParseLine(oci.DialectOf(path), inv.Args); err != nil {
 		return nil, err
 	}
 	c.Runtime = oci.NewRuntime(path)
 	return c, nil
+}
+
+// locate finds the runtime (oci.Locate), with the configuration's error
+// when the file was broken.
+func (c *Call) locate() (string, error) {
+	// This executable, for Locate's stat: by the path it was exec'd by
+	// (see oci.ExecFn), else /proc/self/exe (what os.Executable would
+	// read, without resolving the link).
+	path, err := oci.Locate(c.Cfg.Runtime, oci.DefaultRuntimes, oci.ExecFn(), "/proc/self/exe")
+	if err != nil && c.CfgErr != nil {
+		return "", fmt.Errorf("%w; and with it: %w", c.CfgErr, err)
+	}
+	return path, err
+}
+
+// checkRuntime checks a runtime readUnchecked took as configured, with
+// Read's error when it is not one to run.
+func (c *Call) checkRuntime() error {
+	if !c.unchecked {
+		return nil
+	}
+	_, err := c.locate()
+	return err
 }
 
 // RefuseRestore refuses restore, saying what to do.
@@ -111,9 +160,15 @@ func (c *Call) CheckConfig() error {
 	return nil
 }
 
+// StartUnsigned decides whether the container a call starts may start
+// unverified from the front (package unsigned); false hands the call to
+// cfs-runtime-mount.
+type StartUnsigned func(*Call) bool
+
 // Main is cfs-runtime, the front: it hands every call over and returns
-// only on failure, for --version, or when it refuses the call.
-func Main(args []string) int {
+// only on failure, for --version, or when it refuses the call. Starts that
+// startUnsigned (nil: none) does not take go to cfs-runtime-mount.
+func Main(args []string, startUnsigned StartUnsigned) int {
 	inv := oci.Parse(args)
 	switch {
 	case inv.Command == "cleanup" || inv.Command == "hook":
@@ -121,7 +176,7 @@ func Main(args []string) int {
 	case needsTools(inv):
 		return Tools.Exec(inv)
 	}
-	c, err := Read(inv, nil)
+	c, err := readUnchecked(inv)
 	if errors.Is(err, config.ErrNotPlain) {
 		// A configuration the front cannot read without a TOML decoder
 		// (valid or not): cfs-runtime-mount reads it, and decides.
@@ -133,8 +188,9 @@ func Main(args []string) int {
 	switch {
 	case c.Line.Command == "restore":
 		return RefuseRestore(inv)
-	case c.Starts() && !startUnsigned(c):
-		// cfs-runtime-mount reads the call again, and decides.
+	case c.Starts() && (startUnsigned == nil || c.checkRuntime() != nil || !startUnsigned(c)):
+		// cfs-runtime-mount reads the call again, and decides (a start
+		// with a runtime that is not one is refused there).
 		return Mount.Exec(inv)
 	case c.Line.Command == "delete":
 		// Only a container with a composefs mount needs cfs-runtime-mount
@@ -148,10 +204,17 @@ func Main(args []string) int {
 		return Fail(inv, err)
 	}
 	if inv.WantsVersion() {
+		if err := c.checkRuntime(); err != nil {
+			return Fail(inv, err)
+		}
 		fmt.Printf("cfs-runtime version %s\n", Version)
 		return RunChild(c.Runtime.Path(), inv.Args)
 	}
-	return Fail(inv, c.Runtime.Exec(inv.Args))
+	err = c.Runtime.Exec(inv.Args) // returns only on failure
+	if cerr := c.checkRuntime(); cerr != nil {
+		err = cerr // why, as Read words it
+	}
+	return Fail(inv, err)
 }
 
 // DeleteTarget reads a delete command line: the container id, whether
@@ -198,18 +261,19 @@ func Fail(inv *oci.Invocation, err error) int {
 }
 
 // RunChild runs the runtime as a child (for --version and --help, where
-// cfs-runtime adds its own lines first) and returns its exit status.
+// cfs-runtime adds its own lines first) and returns its exit status. With
+// os.StartProcess, not os/exec: the front links no os/exec (see
+// oci.lookPath).
 func RunChild(path string, args []string) int {
-	cmd := exec.CommandContext(context.Background(), path, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
+	p, err := os.StartProcess(path, append([]string{path}, args...), &os.ProcAttr{Files: []*os.File{os.Stdin, os.Stdout, os.Stderr}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cfs-runtime:", err)
 		return 1
 	}
-	return 0
+	st, err := p.Wait()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cfs-runtime:", err)
+		return 1
+	}
+	return st.ExitCode()
 }

@@ -35,18 +35,33 @@ func ReadFile(name string) ([]byte, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
 	defer unix.Close(fd)
-	size := 512
 	var st unix.Stat_t
-	if unix.Fstat(fd, &st) == nil && st.Size > 0 && st.Size < 1<<30 {
-		size = int(st.Size) + 1 // one more, to see the end in one read
+	if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size > 0 && st.Size < 1<<30 {
+		// One byte more than the size: a regular file reads short only
+		// at its end, so one read sees the whole file and its end (the
+		// front reads the configuration on every runtime call, and a
+		// system call costs it microseconds).
+		data := make([]byte, st.Size+1)
+		n, err := ReadFull(fd, data)
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: name, Err: err}
+		}
+		if n <= int(st.Size) {
+			return data[:n], nil
+		}
+		return readAllFrom(fd, name, data[:n], -1) // it grew
 	}
-	return readAll(fd, name, size, -1)
+	return readAll(fd, name, 512, -1)
 }
 
 // readAll reads fd to its end into a buffer of initial capacity size; with
 // limit >= 0, ErrTooLarge after limit bytes (having read one more).
 func readAll(fd int, name string, size int, limit int64) ([]byte, error) {
-	data := make([]byte, 0, size)
+	return readAllFrom(fd, name, make([]byte, 0, size), limit)
+}
+
+// readAllFrom is readAll after data, what was read before.
+func readAllFrom(fd int, name string, data []byte, limit int64) ([]byte, error) {
 	for {
 		if len(data) == cap(data) {
 			data = append(data, 0)[:len(data)]

@@ -14,6 +14,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/internal/handoff"
 	"github.com/cfs-runtime/cfs-runtime/internal/logging"
 	"github.com/cfs-runtime/cfs-runtime/internal/oci"
+	"github.com/cfs-runtime/cfs-runtime/internal/runtimestate"
 	"github.com/cfs-runtime/cfs-runtime/mount"
 )
 
@@ -52,7 +53,7 @@ func Cleanup(inv *oci.Invocation, args []string, afterExit *int, out io.Writer) 
 			if err != nil {
 				return err
 			}
-			if oci.Knows(path, inv, id) {
+			if runtimestate.Knows(path, inv, id) {
 				return nil // the runtime has it; delete and the poststop hook clean up
 			}
 			log.Info("runtime rejected the container after mount: unmounting", "id", id)

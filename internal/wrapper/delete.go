@@ -2,7 +2,7 @@ package wrapper
 
 import (
 	"github.com/cfs-runtime/cfs-runtime/internal/handoff"
-	"github.com/cfs-runtime/cfs-runtime/internal/oci"
+	"github.com/cfs-runtime/cfs-runtime/internal/runtimestate"
 	"github.com/cfs-runtime/cfs-runtime/mount"
 )
 
@@ -20,7 +20,7 @@ func beforeDelete(env *runtimeEnv) {
 	if dir == "" {
 		return
 	}
-	if !force && oci.Knows(env.runtime.Path(), env.inv, id) {
+	if !force && runtimestate.Knows(env.runtime.Path(), env.inv, id) {
 		// The runtime destroys it (and runs the poststop hook) or refuses.
 		return
 	}

@@ -364,6 +364,28 @@ front_declines() {
 	[ "$stderr" = "cfs-runtime: runtime is cfs-runtime itself: configured runtime $CFS_RUNTIME; set runtime in the configuration to the real runc or crun" ]
 }
 
+@test "a runtime that links to cfs-runtime is refused, not exec'd forever" {
+	# The front execs a runtime configured by path without stat'ing it
+	# first: the process it becomes, exec'd by that path, refuses.
+	ln -s "$CFS_RUNTIME" "$BATS_TEST_TMPDIR/runc"
+	use_config "runtime = \"$BATS_TEST_TMPDIR/runc\""
+	run --separate-stderr timeout 10 "$CFS_RUNTIME" state x
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: runtime is cfs-runtime itself: configured runtime $BATS_TEST_TMPDIR/runc; set runtime in the configuration to the real runc or crun" ]
+	run --separate-stderr timeout 10 "$CFS_RUNTIME" --version
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: runtime is cfs-runtime itself: configured runtime $BATS_TEST_TMPDIR/runc; set runtime in the configuration to the real runc or crun" ]
+}
+
+@test "a runtime that is not executable is named" {
+	printf '#!/bin/sh\n' >"$BATS_TEST_TMPDIR/runc"
+	chmod 0644 "$BATS_TEST_TMPDIR/runc"
+	use_config "runtime = \"$BATS_TEST_TMPDIR/runc\""
+	run --separate-stderr "$CFS_RUNTIME" kill x KILL
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "cfs-runtime: no OCI runtime found: configured runtime $BATS_TEST_TMPDIR/runc is not an executable file" ]
+}
+
 @test "a missing runtime is named" {
 	use_config 'runtime = "/opt/none/runc"'
 	run --separate-stderr "$CFS_RUNTIME" state x

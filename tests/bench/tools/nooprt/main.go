@@ -4,7 +4,7 @@
 // the wrapper in front of it costs, without runc's own cost and noise.
 //
 //	runc [--root DIR] create [--bundle DIR] ID
-//	    writes DIR/ID/state.json (what oci.Knows looks for: the container
+//	    writes DIR/ID/state.json (what runtimestate.Knows looks for: the container
 //	    is known, as after a real create) and exits 0
 //	runc [--root DIR] delete [--force] ID
 //	    runs the bundle's poststop hooks as runc does when it destroys a

@@ -1,4 +1,19 @@
-package handoff
+// Package unsigned starts unsigned containers from cfs-runtime's front,
+// without cfs-runtime-mount: one exec less for every container the policy
+// lets start unverified (a CRI sandbox, a podman container under
+// unsigned = "allow"), the same decision (package policy is the one
+// cfs-runtime-mount applies). Whatever is not plainly such a container
+// goes to cfs-runtime-mount, which decides it and words every refusal: a
+// broken configuration, a bundle that cannot be read or is in use, a
+// policy that cannot be read without go-toml or is invalid or insecure,
+// any annotation that mentions composefs, a container whose image the
+// engine names (engineimage.FromAnnotations: its seal is in the image),
+// and a container no rule allows.
+//
+// It is a package of its own, handed to handoff.Main by main, so that
+// package handoff (every runtime call) imports none of what only a start
+// reads: see main.go for why that matters.
+package unsigned
 
 import (
 	"os"
@@ -7,25 +22,15 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/internal/audit"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
 	"github.com/cfs-runtime/cfs-runtime/internal/engineimage"
+	"github.com/cfs-runtime/cfs-runtime/internal/handoff"
 	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/cfs-runtime/cfs-runtime/internal/logline"
 )
 
-// Unsigned containers are started from here, without cfs-runtime-mount:
-// one exec less for every container the policy lets start unverified (a
-// CRI sandbox, a podman container under unsigned = "allow"), the same
-// decision (package policy is the one cfs-runtime-mount applies). Whatever
-// is not plainly such a container goes to cfs-runtime-mount, which decides
-// it and words every refusal: a broken configuration, a bundle that cannot
-// be read or is in use, a policy that cannot be read without go-toml or
-// is invalid or insecure, any annotation that mentions composefs, a
-// container whose image the engine names (engineimage.FromAnnotations: its
-// seal is in the image), and a container no rule allows.
-
-// startUnsigned returns whether the container c starts is allowed to start
+// Start returns whether the container c starts is allowed to start
 // unverified, having logged it as cfs-runtime-mount would; the caller then
 // hands the call to the runtime.
-func startUnsigned(c *Call) bool {
+func Start(c *handoff.Call) bool {
 	start := c.Line.Start
 	if c.CfgErr != nil || start == nil || start.Help || c.Line.Command == "restore" {
 		return false

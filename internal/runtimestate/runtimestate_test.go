@@ -1,9 +1,11 @@
-package oci
+package runtimestate
 
 import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 )
 
 // fakeRuntime writes an executable named name whose `state` exits with
@@ -27,7 +29,7 @@ func TestKnowsReadsRuncAndCrunState(t *testing.T) {
 			root := t.TempDir()
 			// The fake answers `state` with "known": Knows must not ask it.
 			rt := fakeRuntime(t, tc.runtime, 0)
-			inv := Parse([]string{"--root", root, "delete", "c1"})
+			inv := oci.Parse([]string{"--root", root, "delete", "c1"})
 			if Knows(rt, inv, "c1") {
 				t.Fatal("known without a state directory")
 			}
@@ -54,7 +56,7 @@ func TestKnowsReadsRuncAndCrunState(t *testing.T) {
 }
 
 func TestKnowsAsksOtherRuntimes(t *testing.T) {
-	inv := Parse([]string{"--root", t.TempDir(), "delete", "c1"})
+	inv := oci.Parse([]string{"--root", t.TempDir(), "delete", "c1"})
 	if !Knows(fakeRuntime(t, "youki", 0), inv, "c1") {
 		t.Fatal("a runtime whose state succeeds: not known")
 	}

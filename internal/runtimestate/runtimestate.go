@@ -1,18 +1,24 @@
-package oci
+// Package runtimestate answers whether the real runtime has a container,
+// for delete and cleanup (cfs-runtime-mount), reading the runtime's own
+// state where its layout is known. It is apart from package oci, which the
+// front links, because asking an unknown runtime runs it (os/exec), and
+// the front runs nothing but exec.
+package runtimestate
 
 import (
 	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/oci"
 )
 
 // stateFile returns, for a runtime whose state layout is known (by the
 // executable's base name), the file that exists in <root>/<id>/ exactly
 // while the runtime knows the container, and the root it uses when it
 // runs as real root without --root. (A switch, not a map: a package-level
-// map is built by the package's init in every process that links it, the
-// front included, which never calls Knows.)
+// map is built by the package's init in every process that links it.)
 func stateFile(base string) (file, defaultRoot string, ok bool) {
 	switch base {
 	case "runc":
@@ -30,7 +36,7 @@ func stateFile(base string) (file, defaultRoot string, ok bool) {
 // the runtime would cost each delete a second runtime start. Other
 // runtimes, and runc/crun running rootless (whose root depends on
 // XDG_RUNTIME_DIR and user namespaces), are asked with `state`.
-func Knows(path string, inv *Invocation, id string) bool {
+func Knows(path string, inv *oci.Invocation, id string) bool {
 	if file, defaultRoot, ok := stateFile(filepath.Base(path)); ok {
 		root := inv.Global["root"]
 		if root == "" && os.Geteuid() == 0 && !inUserNamespace() {
@@ -53,22 +59,4 @@ func inUserNamespace() bool {
 	}
 	f := bytes.Fields(m)
 	return !(len(f) == 3 && string(f[0]) == "0" && string(f[1]) == "0" && string(f[2]) == "4294967295")
-}
-
-// ValidID is runc's rule for container ids (^[\w+\-.]+$); the id names a
-// state directory, so nothing else may reach the file system. (Not a
-// regexp: compiling one costs every runtime call at start-up.)
-func ValidID(id string) bool {
-	if id == "" {
-		return false
-	}
-	for _, c := range []byte(id) {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '_', c == '+', c == '-', c == '.':
-		default:
-			return false
-		}
-	}
-	return true
 }
