@@ -15,13 +15,11 @@ package main
 import "os"
 
 // The linker lays packages out in the order it first reaches them through
-// these imports, each after what it imports. encoding/json first, then
-// handoff, then unsigned: so the code every runtime call runs (handoff and
-// what it reads a call with) lies in one stretch, not split by what only a
-// start reads (encoding/json, the policy, the bundle), and a call such as
-// state touches fewer pages of the binary (each page a fault).
-import _ "encoding/json"
-
+// these imports, each after what it imports: handoff, then unsigned, so
+// that the code every runtime call runs (handoff and what it reads a call
+// with) lies in one stretch, not split by what only a start reads (the
+// policy, the bundle), and a call such as state touches fewer pages of the
+// binary (each page a fault).
 import (
 	"github.com/cfs-runtime/cfs-runtime/internal/handoff"
 	"github.com/cfs-runtime/cfs-runtime/internal/handoff/unsigned"

@@ -44,6 +44,7 @@ import (
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
+	"github.com/cfs-runtime/cfs-runtime/internal/bundle/bundlejson"
 	"github.com/cfs-runtime/cfs-runtime/internal/fserr"
 	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/cfs-runtime/cfs-runtime/verity"
@@ -115,7 +116,7 @@ func (c *checker) createRuntime(r io.Reader, p *attest.Policy) (*Result, error) 
 }
 
 func (c *checker) check(st *specs.State, p *attest.Policy) (*Result, error) {
-	b, err := bundle.Load(st.Bundle, "config.json")
+	b, err := bundle.Load(st.Bundle, "config.json", bundlejson.JSON)
 	if err != nil {
 		return nil, err
 	}

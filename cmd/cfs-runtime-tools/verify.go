@@ -12,6 +12,7 @@ import (
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
+	"github.com/cfs-runtime/cfs-runtime/internal/bundle/bundlejson"
 	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
 	"github.com/urfave/cli/v2"
 )
@@ -53,7 +54,7 @@ func verifyAction(c *cli.Context) error {
 	if dir := c.String("bundle"); dir != "" {
 		// As create reads it: the same limits, the same refusals.
 		var b *bundle.Bundle
-		if b, err = bundle.Load(dir, "config.json"); err == nil {
+		if b, err = bundle.Load(dir, "config.json", bundlejson.JSON); err == nil {
 			source, ann = b.ConfigPath, b.Annotations()
 		}
 	} else {

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/bundle/bundlejson"
 )
 
 // BenchmarkLoad is what every create pays to read a bundle: podman 4.3.1's
@@ -20,7 +22,7 @@ func BenchmarkLoad(b *testing.B) {
 	}
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if _, err := Load(dir, "config.json"); err != nil {
+		if _, err := Load(dir, "config.json", bundlejson.JSON); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,10 +1,16 @@
 // Package bundle loads an OCI bundle's config.json and rewrites it in place
 // without losing anything the runtime-spec Go types do not know about.
+//
+// It links no encoding/json: the front, exec'd for every runtime call,
+// loads bundles too (to start unsigned containers), and encoding/json's
+// initialisation would cost each call. Its own scan reads the plain case
+// (see scan.go); what is beyond it, the errors in encoding/json's words
+// and the rewrite need a JSON (package bundlejson gives it), which the
+// front does not give: it hands such a bundle to cfs-runtime-mount.
 package bundle
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -20,7 +26,41 @@ var (
 	ErrNoBundle = errors.New("bundle not found")
 	// ErrInvalidConfig means config.json is unreadable or not valid.
 	ErrInvalidConfig = errors.New("invalid bundle config")
+	// ErrNeedsJSON means the config is beyond the plain case, or is to
+	// be rewritten, and the bundle was loaded without a JSON.
+	ErrNeedsJSON = errors.New("config.json needs encoding/json")
 )
+
+// JSON is encoding/json (package bundlejson gives it): it decodes a config
+// beyond the plain case, words what is wrong with an invalid one, and
+// encodes the rewrite.
+type JSON interface {
+	Marshal(v any) ([]byte, error)
+	Unmarshal(data []byte, v any) error
+	// Describe words err, Unmarshal's error for data.
+	Describe(data []byte, err error) string
+}
+
+// RawMessage is encoding/json's json.RawMessage: a JSON value kept as it is
+// written, and encoded as it is.
+type RawMessage []byte
+
+// MarshalJSON returns m as the JSON encoding of m.
+func (m RawMessage) MarshalJSON() ([]byte, error) {
+	if m == nil {
+		return []byte("null"), nil
+	}
+	return m, nil
+}
+
+// UnmarshalJSON sets *m to a copy of data.
+func (m *RawMessage) UnmarshalJSON(data []byte) error {
+	if m == nil {
+		return errors.New("bundle.RawMessage: UnmarshalJSON on nil pointer")
+	}
+	*m = append((*m)[0:0], data...)
+	return nil
+}
 
 // Bundle is a loaded OCI bundle.
 type Bundle struct {
@@ -34,7 +74,8 @@ type Bundle struct {
 	// document itself.
 	Spec *View
 
-	doc map[string]json.RawMessage
+	doc  map[string]RawMessage
+	json JSON // nil: loaded without one
 }
 
 // Root and Hook are runtime-spec's (specs.Root, specs.Hook) with the same
@@ -60,8 +101,9 @@ type View struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
-// Load reads dir/name (name is normally "config.json").
-func Load(dir, name string) (*Bundle, error) {
+// Load reads dir/name (name is normally "config.json"), with js for what is
+// beyond the plain case (nil: ErrNeedsJSON, see the package comment).
+func Load(dir, name string, js JSON) (*Bundle, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNoBundle, fserr.New("", dir, err))
@@ -80,11 +122,14 @@ func Load(dir, name string) (*Bundle, error) {
 		}
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, fserr.New("", p, err))
 	}
-	doc, view, err := parse(data)
+	doc, view, err := parse(data, js)
+	if errors.Is(err, ErrNeedsJSON) {
+		return nil, fmt.Errorf("%w: %s", err, p)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, p, err)
 	}
-	return &Bundle{Dir: dir, ConfigPath: p, Spec: view, doc: doc}, nil
+	return &Bundle{Dir: dir, ConfigPath: p, Spec: view, doc: doc, json: js}, nil
 }
 
 // MaxConfigSize is the largest config.json Load reads. Real ones are
@@ -110,8 +155,8 @@ func readHint(p string, err error) string {
 }
 
 // parse checks and splits a config (scanConfig) and decodes the View,
-// without reflection when it can (decodeFast), else with encoding/json.
-func parse(data []byte) (map[string]json.RawMessage, *View, error) {
+// without reflection when it can (decodeMembers), else with js.
+func parse(data []byte, js JSON) (map[string]RawMessage, *View, error) {
 	members, err := scanConfig(data)
 	var ke *keyError
 	switch {
@@ -122,13 +167,16 @@ func parse(data []byte) (map[string]json.RawMessage, *View, error) {
 	case errors.As(err, &ke):
 		// The scan stopped at the key: a syntax error after it comes
 		// first, as encoding/json reports it.
-		if json.Valid(data) {
+		if validJSON(data) {
 			return nil, nil, err
 		}
 	}
-	var doc map[string]json.RawMessage
-	if jerr := json.Unmarshal(data, &doc); jerr != nil {
-		return nil, nil, errors.New(describeJSONError(data, jerr))
+	if js == nil {
+		return nil, nil, ErrNeedsJSON
+	}
+	var doc map[string]RawMessage
+	if jerr := js.Unmarshal(data, &doc); jerr != nil {
+		return nil, nil, errors.New(js.Describe(data, jerr))
 	}
 	if doc == nil {
 		return nil, nil, errNotObject
@@ -139,32 +187,10 @@ func parse(data []byte) (map[string]json.RawMessage, *View, error) {
 		return nil, nil, fmt.Errorf("internal error: the config scan says %v, encoding/json accepts the document", err)
 	}
 	view := &View{}
-	if jerr := json.Unmarshal(data, view); jerr != nil {
-		return nil, nil, errors.New(describeJSONError(data, jerr))
+	if jerr := js.Unmarshal(data, view); jerr != nil {
+		return nil, nil, errors.New(js.Describe(data, jerr))
 	}
 	return doc, view, nil
-}
-
-// describeJSONError adds the byte offset, line and column to a JSON error.
-func describeJSONError(data []byte, err error) string {
-	var off int64 = -1
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		off = se.Offset
-	case errors.As(err, &te):
-		off = te.Offset
-	}
-	if off < 0 {
-		return err.Error()
-	}
-	if off > int64(len(data)) {
-		off = int64(len(data))
-	}
-	line := bytes.Count(data[:off], []byte("\n")) + 1
-	col := off - int64(bytes.LastIndexByte(data[:off], '\n'))
-	return fmt.Sprintf("invalid JSON at offset %d (line %d, column %d): %v", off, line, col, err)
 }
 
 // Annotations returns the config's annotations (never nil).
@@ -206,15 +232,19 @@ func (b *Bundle) SetRootPath(p string) error {
 // already there except those for which replaces returns true (nil keeps
 // all): a bundle used again must not collect one hook per earlier create.
 func (b *Bundle) AppendHook(stage string, h Hook, replaces func(Hook) bool) error {
-	hooks := map[string]json.RawMessage{}
+	js := b.json
+	if js == nil {
+		return fmt.Errorf("%w: %s: rewriting it", ErrNeedsJSON, b.ConfigPath)
+	}
+	hooks := map[string]RawMessage{}
 	if raw, ok := b.doc["hooks"]; ok && !isNull(raw) {
-		if err := json.Unmarshal(raw, &hooks); err != nil {
+		if err := js.Unmarshal(raw, &hooks); err != nil {
 			return fmt.Errorf("%w: %s: hooks: %w", ErrInvalidConfig, b.ConfigPath, err)
 		}
 	}
-	var list []json.RawMessage
+	var list []RawMessage
 	if raw, ok := hooks[stage]; ok && !isNull(raw) {
-		if err := json.Unmarshal(raw, &list); err != nil {
+		if err := js.Unmarshal(raw, &list); err != nil {
 			return fmt.Errorf("%w: %s: hooks.%s: %w", ErrInvalidConfig, b.ConfigPath, stage, err)
 		}
 	}
@@ -222,22 +252,22 @@ func (b *Bundle) AppendHook(stage string, h Hook, replaces func(Hook) bool) erro
 		kept := list[:0]
 		for _, raw := range list {
 			var old Hook
-			if json.Unmarshal(raw, &old) == nil && replaces(old) {
+			if js.Unmarshal(raw, &old) == nil && replaces(old) {
 				continue
 			}
 			kept = append(kept, raw)
 		}
 		list = kept
 	}
-	enc, err := json.Marshal(h)
+	enc, err := js.Marshal(h)
 	if err != nil {
 		return err
 	}
 	list = append(list, enc)
-	if hooks[stage], err = json.Marshal(list); err != nil {
+	if hooks[stage], err = js.Marshal(list); err != nil {
 		return err
 	}
-	if b.doc["hooks"], err = json.Marshal(hooks); err != nil {
+	if b.doc["hooks"], err = js.Marshal(hooks); err != nil {
 		return err
 	}
 	return nil
@@ -246,11 +276,14 @@ func (b *Bundle) AppendHook(stage string, h Hook, replaces func(Hook) bool) erro
 // patch sets the value at a path of object keys, creating objects on the way
 // and leaving every other key as it was in the file.
 func (b *Bundle) patch(path []string, value any) error {
-	enc, err := json.Marshal(value)
+	if b.json == nil {
+		return fmt.Errorf("%w: %s: rewriting it", ErrNeedsJSON, b.ConfigPath)
+	}
+	enc, err := b.json.Marshal(value)
 	if err != nil {
 		return err
 	}
-	if err := setIn(b.doc, path, enc); err != nil {
+	if err := setIn(b.json, b.doc, path, enc); err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrInvalidConfig, b.ConfigPath, err)
 	}
 	return nil
@@ -258,21 +291,21 @@ func (b *Bundle) patch(path []string, value any) error {
 
 // setIn stores value at path inside obj, decoding and re-encoding only the
 // objects along the path.
-func setIn(obj map[string]json.RawMessage, path []string, value json.RawMessage) error {
+func setIn(js JSON, obj map[string]RawMessage, path []string, value RawMessage) error {
 	if len(path) == 1 {
 		obj[path[0]] = value
 		return nil
 	}
-	child := map[string]json.RawMessage{}
+	child := map[string]RawMessage{}
 	if raw, ok := obj[path[0]]; ok && !isNull(raw) {
-		if err := json.Unmarshal(raw, &child); err != nil {
+		if err := js.Unmarshal(raw, &child); err != nil {
 			return fmt.Errorf("%s is not an object: %w", path[0], err)
 		}
 	}
-	if err := setIn(child, path[1:], value); err != nil {
+	if err := setIn(js, child, path[1:], value); err != nil {
 		return err
 	}
-	enc, err := json.Marshal(child)
+	enc, err := js.Marshal(child)
 	if err != nil {
 		return err
 	}
@@ -280,11 +313,14 @@ func setIn(obj map[string]json.RawMessage, path []string, value json.RawMessage)
 	return nil
 }
 
-func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+func isNull(raw RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
 // Save writes the config back atomically (temp file, fsync, rename).
 func (b *Bundle) Save() error {
-	data, err := json.Marshal(b.doc)
+	if b.json == nil {
+		return fmt.Errorf("%w: %s: rewriting it", ErrNeedsJSON, b.ConfigPath)
+	}
+	data, err := b.json.Marshal(b.doc)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/bundle/bundlejson"
 )
 
 const sample = `{
@@ -35,7 +37,7 @@ func writeBundle(t *testing.T, content string) string {
 
 func TestPatchKeepsUnknownFields(t *testing.T) {
 	dir := writeBundle(t, sample)
-	b, err := Load(dir, "config.json")
+	b, err := Load(dir, "config.json", bundlejson.JSON)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +86,7 @@ func TestPatchKeepsUnknownFields(t *testing.T) {
 
 func TestSetRootPathWithoutRoot(t *testing.T) {
 	dir := writeBundle(t, `{"ociVersion":"1.0.2"}`)
-	b, err := Load(dir, "config.json")
+	b, err := Load(dir, "config.json", bundlejson.JSON)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,29 +107,29 @@ func TestSetRootPathWithoutRoot(t *testing.T) {
 
 func TestLoadErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope")
-	_, err := Load(missing, "config.json")
+	_, err := Load(missing, "config.json", bundlejson.JSON)
 	// Worded without the strerror text podman misreads (package fserr),
 	// still fs.ErrNotExist.
 	if !errors.Is(err, ErrNoBundle) || !errors.Is(err, fs.ErrNotExist) || err.Error() != "bundle not found: "+missing+" does not exist" {
 		t.Errorf("missing bundle: %v", err)
 	}
 	empty := t.TempDir()
-	_, err = Load(empty, "config.json")
+	_, err = Load(empty, "config.json", bundlejson.JSON)
 	if !errors.Is(err, ErrInvalidConfig) || !errors.Is(err, fs.ErrNotExist) || err.Error() != "invalid bundle config: "+filepath.Join(empty, "config.json")+" does not exist" {
 		t.Errorf("missing config: %v", err)
 	}
 	bad := writeBundle(t, "{\n  \"ociVersion\": \"1.0.2\",\n  \"root\": {\"path\": 5}\n}")
-	_, err = Load(bad, "config.json")
+	_, err = Load(bad, "config.json", bundlejson.JSON)
 	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "at offset 47 (line 3, column 21)") {
 		t.Errorf("type error: %v", err)
 	}
 	syn := writeBundle(t, "{\n  \"ociVersion\": \"1.0.2\",,\n}")
-	_, err = Load(syn, "config.json")
+	_, err = Load(syn, "config.json", bundlejson.JSON)
 	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "invalid JSON at offset 27 (line 2, column 26): invalid character ','") {
 		t.Errorf("syntax error: %v", err)
 	}
 	arr := writeBundle(t, "null")
-	if _, err = Load(arr, "config.json"); !errors.Is(err, ErrInvalidConfig) {
+	if _, err = Load(arr, "config.json", bundlejson.JSON); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("null config: %v", err)
 	}
 }
@@ -143,7 +145,7 @@ func TestLoadOnlyRegularConfig(t *testing.T) {
 		t.Helper()
 		done := make(chan error, 1)
 		go func() {
-			_, err := Load(dir, "config.json")
+			_, err := Load(dir, "config.json", bundlejson.JSON)
 			done <- err
 		}()
 		select {
@@ -186,7 +188,7 @@ func TestLoadOnlyRegularConfig(t *testing.T) {
 	if err := os.Symlink(full, p); err != nil {
 		t.Fatal(err)
 	}
-	b, err := Load(dir, "config.json")
+	b, err := Load(dir, "config.json", bundlejson.JSON)
 	if err != nil || b.RootPath() != filepath.Join(dir, "r") {
 		t.Fatalf("symlink to a config of MaxConfigSize bytes: %v", err)
 	}
@@ -202,5 +204,47 @@ func TestTypesAreTheSpecs(t *testing.T) {
 				t.Errorf("%s.%s: json %q, runtime-spec %q", pair[0], pair[0].Field(i).Name, a, b)
 			}
 		}
+	}
+}
+
+// Without a JSON (the front), Load reads a plain config, and leaves one
+// beyond the plain case, or its rewrite, to a program that has one: never
+// a guess.
+func TestLoadWithoutJSON(t *testing.T) {
+	dir := t.TempDir()
+	write := func(config string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"root":{"path":"rootfs"},"annotations":{"a":"b"}}`)
+	b, err := Load(dir, "config.json", nil)
+	if err != nil || b.RootPath() != filepath.Join(dir, "rootfs") || b.Annotations()["a"] != "b" {
+		t.Fatalf("plain config: %+v, %v", b, err)
+	}
+	if err := b.SetRootPath("/x"); !errors.Is(err, ErrNeedsJSON) {
+		t.Errorf("SetRootPath: %v, want %v", err, ErrNeedsJSON)
+	}
+	if err := b.Save(); !errors.Is(err, ErrNeedsJSON) {
+		t.Errorf("Save: %v, want %v", err, ErrNeedsJSON)
+	}
+	for _, config := range []string{
+		`{"annotations":{"a":"\u0062"}}`,   // an escape in a value
+		`{"root":{"path":1}}`,              // a type encoding/json refuses
+		`{"root":{"path":"x"}`,             // a syntax error
+		`{"annotations":{"a":"b","a":"c"}`, // a duplicate key, then a syntax error
+	} {
+		write(config)
+		if _, err := Load(dir, "config.json", nil); !errors.Is(err, ErrNeedsJSON) {
+			t.Errorf("%s: %v, want %v", config, err, ErrNeedsJSON)
+		}
+		if _, err := Load(dir, "config.json", bundlejson.JSON); errors.Is(err, ErrNeedsJSON) {
+			t.Errorf("%s with a JSON: %v", config, err)
+		}
+	}
+	write(`{"annotations":{"a":"b","a":"c"}}`) // refused by the scan itself
+	if _, err := Load(dir, "config.json", nil); err == nil || errors.Is(err, ErrNeedsJSON) || !strings.Contains(err.Error(), "duplicate key") {
+		t.Errorf("duplicate key without a JSON: %v", err)
 	}
 }

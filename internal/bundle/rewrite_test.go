@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/bundle/bundlejson"
 )
 
 // What create does to a bundle (create.go's patchBundle), with a hook path
@@ -36,7 +38,7 @@ func checkRewrite(t *testing.T, data []byte) {
 	}
 	var orig specs.Spec
 	origErr := json.Unmarshal(data, &orig)
-	b, err := Load(dir, "config.json")
+	b, err := Load(dir, "config.json", bundlejson.JSON)
 	if err != nil {
 		if _, rerr := refScan(data); rerr == nil && origErr == nil {
 			t.Fatalf("%q: Load refused what runc reads and the reference accepts: %v", data, err)
@@ -120,7 +122,7 @@ func TestRewriteMeansTheSame(t *testing.T) {
 // and lost its namespaces in the rewrite. It is refused, naming the key.
 func TestLoadRefusesDuplicateLinux(t *testing.T) {
 	dir := writeBundle(t, configSeeds[0])
-	_, err := Load(dir, "config.json")
+	_, err := Load(dir, "config.json", bundlejson.JSON)
 	want := "invalid bundle config: " + filepath.Join(dir, "config.json") + `: duplicate key "linux" at top level: runc would merge or overwrite the values; write each key once`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)

@@ -2,11 +2,11 @@ package bundle
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -166,13 +166,16 @@ func (t *jtype) foldedField(key []byte) string {
 
 type member struct {
 	key   string // unescaped
-	value json.RawMessage
+	value RawMessage
 }
 
 // scanner reads a JSON document that it checks as it goes.
 type scanner struct {
 	data []byte
 	keys [][]byte // the keys seen so far in each object being scanned
+	// syntaxOnly: check the syntax alone, as json.Valid does (keys are
+	// not compared).
+	syntaxOnly bool
 }
 
 // scanConfig checks a config.json (see the top of this file) and returns
@@ -191,7 +194,7 @@ func scanObject(data []byte, t *jtype) ([]member, error) {
 		return nil, errSyntax
 	}
 	if data[i] != '{' {
-		if !json.Valid(data) { // only on the way to an error
+		if !validJSON(data) { // only on the way to an error
 			return nil, errSyntax
 		}
 		return nil, errNotObject
@@ -274,15 +277,30 @@ func (s *scanner) object(i int, t *jtype, depth int, collect *[]member) (int, er
 		if !ok {
 			return i, errSyntax
 		}
+		if s.syntaxOnly {
+			i = skipSpace(data, kend)
+			if i >= len(data) || data[i] != ':' {
+				return i, errSyntax
+			}
+			end, err := s.value(skipSpace(data, i+1), nil, depth)
+			if err != nil {
+				return end, err
+			}
+			var done bool
+			if i, done, err = s.next(end, '}'); done || err != nil {
+				return i, err
+			}
+			continue
+		}
 		key := data[i+1 : kend-1]
 		if !plain && (bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key)) {
 			// As encoding/json unquotes a key: escapes decoded, invalid
 			// UTF-8 replaced by U+FFFD.
-			var k string
-			if err := json.Unmarshal(data[i:kend], &k); err != nil {
+			k, ok := unquote(data[i:kend])
+			if !ok {
 				return i, errSyntax
 			}
-			key = []byte(k)
+			key = k
 		}
 		child := elem
 		if st != nil {
@@ -481,7 +499,7 @@ func skipSpace(data []byte, i int) int {
 // reports false and Load decodes with encoding/json, so results and errors
 // are encoding/json's (and runc's, which decodes with it too).
 // FuzzDecodeFast holds the two equal.
-func decodeFast(data []byte) (doc map[string]json.RawMessage, view *View, ok bool) {
+func decodeFast(data []byte) (doc map[string]RawMessage, view *View, ok bool) {
 	members, err := scanConfig(data)
 	if err != nil {
 		return nil, nil, false
@@ -490,8 +508,8 @@ func decodeFast(data []byte) (doc map[string]json.RawMessage, view *View, ok boo
 }
 
 // decodeMembers is decodeFast on scanConfig's split.
-func decodeMembers(members []member) (doc map[string]json.RawMessage, view *View, ok bool) {
-	doc = make(map[string]json.RawMessage, len(members))
+func decodeMembers(members []member) (doc map[string]RawMessage, view *View, ok bool) {
+	doc = make(map[string]RawMessage, len(members))
 	view = &View{}
 	for _, m := range members {
 		doc[m.key] = m.value
@@ -512,7 +530,7 @@ func decodeMembers(members []member) (doc map[string]json.RawMessage, view *View
 // decodeRoot reads the "root" object: null, or path (a string) and readonly
 // (a boolean), other keys ignored as encoding/json ignores them. (Keys are
 // unique and spelled as the spec spells them: scanConfig checked.)
-func decodeRoot(raw json.RawMessage) (*Root, bool) {
+func decodeRoot(raw RawMessage) (*Root, bool) {
 	if string(raw) == "null" {
 		return nil, true
 	}
@@ -542,7 +560,7 @@ func decodeRoot(raw json.RawMessage) (*Root, bool) {
 }
 
 // decodeStringMap reads an object of strings (annotations): null gives nil.
-func decodeStringMap(raw json.RawMessage) (map[string]string, bool) {
+func decodeStringMap(raw RawMessage) (map[string]string, bool) {
 	if string(raw) == "null" {
 		return nil, true
 	}
@@ -568,4 +586,96 @@ func plainString(raw []byte) (string, bool) {
 		return "", false
 	}
 	return string(raw[1 : len(raw)-1]), true
+}
+
+// validJSON is json.Valid: one JSON value, space around it.
+func validJSON(data []byte) bool {
+	s := scanner{data: data, syntaxOnly: true}
+	end, err := s.value(skipSpace(data, 0), nil, 0)
+	return err == nil && skipSpace(data, end) == len(data)
+}
+
+// unquote decodes a JSON string (quotes included) that the scan accepted,
+// as encoding/json does: escapes decoded, a \u escape of half a surrogate
+// pair alone and each byte of invalid UTF-8 replaced by U+FFFD.
+// FuzzUnquote holds it equal to encoding/json.
+func unquote(q []byte) ([]byte, bool) {
+	if len(q) < 2 || q[0] != '"' || q[len(q)-1] != '"' {
+		return nil, false
+	}
+	s := q[1 : len(q)-1]
+	b := make([]byte, 0, len(s)+utf8.UTFMax)
+	for r := 0; r < len(s); {
+		switch c := s[r]; {
+		case c == '\\':
+			r++
+			if r >= len(s) {
+				return nil, false
+			}
+			switch s[r] {
+			case '"', '\\', '/':
+				b = append(b, s[r])
+			case 'b':
+				b = append(b, '\b')
+			case 'f':
+				b = append(b, '\f')
+			case 'n':
+				b = append(b, '\n')
+			case 'r':
+				b = append(b, '\r')
+			case 't':
+				b = append(b, '\t')
+			case 'u':
+				rr := getu4(s[r-1:])
+				if rr < 0 {
+					return nil, false
+				}
+				r += 4
+				if utf16.IsSurrogate(rr) {
+					if dec := utf16.DecodeRune(rr, getu4(s[r+1:])); dec != utf8.RuneError {
+						b = utf8.AppendRune(b, dec) // a pair
+						r += 6
+						break
+					}
+					rr = utf8.RuneError
+				}
+				b = utf8.AppendRune(b, rr)
+			default:
+				return nil, false
+			}
+			r++
+		case c == '"' || c < ' ':
+			return nil, false
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			r++
+		default:
+			rr, size := utf8.DecodeRune(s[r:])
+			b = utf8.AppendRune(b, rr)
+			r += size
+		}
+	}
+	return b, true
+}
+
+// getu4 decodes \uXXXX at the start of s, -1 if there is none.
+func getu4(s []byte) rune {
+	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
+		return -1
+	}
+	var r rune
+	for _, c := range s[2:6] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r*16 + rune(c)
+	}
+	return r
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/cfs-runtime/cfs-runtime/internal/testutil"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/cfs-runtime/cfs-runtime/internal/bundle/bundlejson"
 )
 
 // decodeSlow is what Load does without decodeFast.
@@ -117,7 +119,7 @@ func refScan(data []byte) ([]member, error) {
 		if err := dec.Decode(&raw); err != nil {
 			panic(err)
 		}
-		members = append(members, member{key: tok.(string), value: raw})
+		members = append(members, member{key: tok.(string), value: RawMessage(raw)})
 	}
 	return members, nil
 }
@@ -185,7 +187,7 @@ func checkScan(t *testing.T, data []byte) {
 	members, err := scanConfig(data)
 	rmembers, rerr := refScan(data)
 	if ke, ok := err.(*keyError); ok && rerr == errSyntax {
-		if _, _, perr := parse(data); perr == nil || perr == error(ke) || !strings.HasPrefix(perr.Error(), "invalid JSON at offset") {
+		if _, _, perr := parse(data, bundlejson.JSON); perr == nil || perr == error(ke) || !strings.HasPrefix(perr.Error(), "invalid JSON at offset") {
 			t.Fatalf("%q: key error %v before a syntax error, parse says %v", data, ke, perr)
 		}
 		return
@@ -295,4 +297,38 @@ func FuzzScanConfig(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) { checkScan(t, data) })
+}
+
+// unquote decodes every string the scan accepts as encoding/json does.
+func FuzzUnquote(f *testing.F) {
+	for _, s := range []string{`""`, `"plain"`, `"a\"b\\c\/d"`, `"\b\f\n\r\t"`, `"\u0041\u00e9\u212a"`, `"\ud83d\ude00"`, `"\ud83d"`, `"\ude00\ud83d"`, `"\ud83d\u0041"`, "\"\xff\xfe\"", "\"é\"", `"\u0000"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, q []byte) {
+		sc := scanner{data: q}
+		end, _, ok := sc.str(0)
+		if len(q) == 0 || q[0] != '"' || !ok || end != len(q) {
+			return
+		}
+		var want string
+		if err := json.Unmarshal(q, &want); err != nil {
+			t.Fatalf("the scan accepted %q, encoding/json: %v", q, err)
+		}
+		got, ok := unquote(q)
+		if !ok || string(got) != want {
+			t.Fatalf("unquote(%q) = %q, %v; encoding/json: %q", q, got, ok, want)
+		}
+	})
+}
+
+// validJSON is json.Valid.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{`{}`, `[]`, ` 1 `, `"x"`, `{"a":1,"a":2}`, `{"a":}`, `[1,]`, `nul`, `{"a":[{"b":null}]}`, ``, ` `, `1 2`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if got, want := validJSON(data), json.Valid(data); got != want {
+			t.Fatalf("validJSON(%q) = %v, json.Valid: %v", data, got, want)
+		}
+	})
 }

@@ -15,19 +15,20 @@ import (
 // about to start: it locks the bundle directory, loads config.json and
 // refuses a bundle whose root.path is the composefs mount of another
 // container (its state directory under stateDir). The returned function releases the
-// lock; the runtime front and cfs-runtime-mount both start here.
+// lock; the runtime front (js nil: see Load) and cfs-runtime-mount both
+// start here.
 //
 // create rewrites config.json in place: one bundle directory serves one
 // container at a time (as podman, containerd and CRI-O use bundles). The
 // lock makes concurrent creates from one bundle see each other's patch, so
 // that the later ones are refused instead of silently sharing a root
 // filesystem.
-func OpenForStart(dir, configPath, stateDir, id string) (*Bundle, func(), error) {
+func OpenForStart(dir, configPath, stateDir, id string, js JSON) (*Bundle, func(), error) {
 	unlock, err := lockDir(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := Load(dir, configPath)
+	b, err := Load(dir, configPath, js)
 	if err != nil {
 		unlock()
 		return nil, nil, err

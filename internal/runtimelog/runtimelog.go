@@ -9,11 +9,11 @@
 package runtimelog
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/cfs-runtime/cfs-runtime/internal/jsonstr"
 	"github.com/cfs-runtime/cfs-runtime/internal/rawfile"
 )
 
@@ -23,12 +23,13 @@ import (
 func FailureLine(format, msg string, now time.Time) []byte {
 	ts := now.Format(time.RFC3339)
 	if format == "json" {
-		line, _ := json.Marshal(struct {
-			Level string `json:"level"`
-			Msg   string `json:"msg"`
-			Time  string `json:"time"`
-		}{"error", msg, ts})
-		return append(line, '\n')
+		// As json.Marshal writes the struct {Level, Msg, Time}, without
+		// encoding/json (see package jsonstr).
+		line := []byte(`{"level":"error","msg":`)
+		line = jsonstr.Append(line, msg)
+		line = append(line, `,"time":`...)
+		line = jsonstr.Append(line, ts)
+		return append(line, '}', '\n')
 	}
 	return []byte(fmt.Sprintf("time=%s level=error msg=%s\n", strconv.Quote(ts), strconv.Quote(msg)))
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
+	"github.com/cfs-runtime/cfs-runtime/internal/bundle/bundlejson"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/hostcheck"
 	"github.com/cfs-runtime/cfs-runtime/internal/imageref"
@@ -62,7 +63,7 @@ func prepareCreate(env *runtimeEnv) (undo func(), err error) {
 		}
 	}
 	bundleDir, configPath := env.start.Paths(cwd)
-	b, unlockBundle, err := bundle.OpenForStart(bundleDir, configPath, env.cfg.StateDir, id)
+	b, unlockBundle, err := bundle.OpenForStart(bundleDir, configPath, env.cfg.StateDir, id, bundlejson.JSON)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cfs-runtime/cfs-runtime/attest"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
+	"github.com/cfs-runtime/cfs-runtime/internal/bundle/bundlejson"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/ctrdapi"
 	"github.com/cfs-runtime/cfs-runtime/internal/engineimage"
@@ -64,7 +65,7 @@ func TestVerifiedAnnotations(t *testing.T) {
 	} {
 		dir := t.TempDir()
 		writeConfig(t, dir, "rootfs", tc.ann)
-		b, err := bundle.Load(dir, filepath.Join(dir, "config.json"))
+		b, err := bundle.Load(dir, filepath.Join(dir, "config.json"), bundlejson.JSON)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +135,7 @@ func TestEnsureImageFromEngine(t *testing.T) {
 		// A bundle whose root filesystem exists: it must not be used.
 		dir := t.TempDir()
 		writeConfig(t, dir, dir, `{}`)
-		b, err := bundle.Load(dir, filepath.Join(dir, "config.json"))
+		b, err := bundle.Load(dir, filepath.Join(dir, "config.json"), bundlejson.JSON)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +166,7 @@ func TestSealCache(t *testing.T) {
 		t.Helper()
 		dir := t.TempDir()
 		writeConfig(t, dir, "rootfs", ann)
-		b, err := bundle.Load(dir, filepath.Join(dir, "config.json"))
+		b, err := bundle.Load(dir, filepath.Join(dir, "config.json"), bundlejson.JSON)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,7 +227,7 @@ func TestContainerdSealCache(t *testing.T) {
 		t.Helper()
 		dir := t.TempDir()
 		writeConfig(t, dir, "rootfs", `{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.image-name": "reg/app:1"}`)
-		b, err := bundle.Load(dir, filepath.Join(dir, "config.json"))
+		b, err := bundle.Load(dir, filepath.Join(dir, "config.json"), bundlejson.JSON)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
 	"github.com/cfs-runtime/cfs-runtime/hooks"
 	"github.com/cfs-runtime/cfs-runtime/internal/bundle"
+	"github.com/cfs-runtime/cfs-runtime/internal/bundle/bundlejson"
 	"github.com/cfs-runtime/cfs-runtime/internal/config"
 	"github.com/cfs-runtime/cfs-runtime/internal/logging"
 	"github.com/cfs-runtime/cfs-runtime/mount"
@@ -199,7 +200,7 @@ func newVerifiedFixture(t *testing.T, k kernel, s storeState, measured string, p
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"root": {"path": "rootfs"}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b, err := bundle.Load(dir, "config.json")
+	b, err := bundle.Load(dir, "config.json", bundlejson.JSON)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,6 +108,12 @@ front_declines() {
 		update_config "$BUNDLE" ".annotations[\"$key\"] = \"0\""
 		front_declines "annotation $key"
 	done
+	# A config.json beyond the plain case (an escape in a string): the
+	# front links no encoding/json, and leaves it to one that does.
+	cp "$BUNDLE_TMPL/config.json" "$BUNDLE/config.json"
+	update_config "$BUNDLE" '.annotations.a = "quote\"d"'
+	grep -qF 'quote\"d' "$BUNDLE/config.json"
+	front_declines "config.json with an escape"
 	cp "$BUNDLE_TMPL/config.json" "$BUNDLE/config.json"
 	# A policy that refuses unsigned containers: cfs-runtime-mount words it.
 	write_policy "$keys/allow.toml" userspace reject "$keys/allow.pub"

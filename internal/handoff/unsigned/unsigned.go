@@ -43,7 +43,7 @@ func Start(c *handoff.Call) bool {
 		}
 	}
 	dir, configPath := start.Paths(cwd)
-	b, unlock, err := bundle.OpenForStart(dir, configPath, c.Cfg.StateDir, start.ID)
+	b, unlock, err := bundle.OpenForStart(dir, configPath, c.Cfg.StateDir, start.ID, nil)
 	if err != nil {
 		return false
 	}
