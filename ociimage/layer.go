@@ -19,6 +19,7 @@ import (
 
 	"github.com/cfs-runtime/cfs-runtime/composefs"
 	"github.com/cfs-runtime/cfs-runtime/composefs/store"
+	"github.com/cfs-runtime/cfs-runtime/internal/igzip"
 	"github.com/cfs-runtime/cfs-runtime/verity"
 )
 
@@ -166,14 +167,21 @@ func walkTar(r io.Reader, comp string, diffID digest.Digest, name string, fn fun
 		// A bufio.Reader, which the decompressors use as it is (and
 		// flate reads fastest), over the chunks of the blob.
 		br := bufio.NewReaderSize(blob, 64<<10)
-		switch comp {
-		case "gzip":
+		switch {
+		case comp == "gzip" && igzip.Path() != "":
+			// ISA-L's igzip, when installed: 2.5-3x Go's inflate.
+			z, err := igzip.NewReader(igzip.Path(), br)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			closer, dec = func() { z.Close() }, z
+		case comp == "gzip":
 			gz, err := gzip.NewReader(br)
 			if err != nil {
 				return fmt.Errorf("%s: gzip: %w", name, err)
 			}
 			closer, dec = func() { gz.Close() }, gz
-		case "zstd":
+		case comp == "zstd":
 			zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
 			if err != nil {
 				return fmt.Errorf("%s: zstd: %w", name, err)

@@ -42,6 +42,15 @@ oci_rootfs() {
 
 # layer_blob LAYOUT N: the blob of the Nth layer (1-based) of the layout's
 # only image.
+# umoci_app LAYOUT BUNDLE: a new layout with an empty image "app" unpacked
+# into BUNDLE, whose rootfs then gets the busybox tree (to repack).
+umoci_app() {
+	umoci init --layout "$1"
+	umoci new --image "$1:app"
+	umoci unpack --image "$1:app" "$2"
+	oci_rootfs "$2/rootfs"
+}
+
 layer_blob() {
 	local m
 	m=$(jq -r '.manifests[0].digest' "$1/index.json")
@@ -225,10 +234,7 @@ teardown() {
 @test "umoci: a new layer with a whiteout; sealed layout stays valid for umoci and skopeo; runs after skopeo copy" {
 	u="$BATS_TEST_TMPDIR/umoci"
 	b="$BATS_TEST_TMPDIR/bundle"
-	umoci init --layout "$u"
-	umoci new --image "$u:app"
-	umoci unpack --image "$u:app" "$b"
-	oci_rootfs "$b/rootfs"
+	umoci_app "$u" "$b"
 	echo one >"$b/rootfs/one"
 	echo two >"$b/rootfs/two"
 	umoci repack --image "$u:app" "$b"
@@ -287,4 +293,43 @@ teardown() {
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"blob does not match its digest"* ]]
 	[ "$(cat "$layout/index.json")" = "$before" ]
+}
+
+@test "igzip, when installed, decompresses layers to the same image as Go's inflate; a broken stream is refused" {
+	command -v igzip >/dev/null || skip "no igzip (Debian's package isal; tests/install-deps.sh installs it)"
+	u="$BATS_TEST_TMPDIR/umoci"
+	b="$BATS_TEST_TMPDIR/bundle"
+	umoci_app "$u" "$b"
+	seq 1 20000 >"$b/rootfs/numbers"
+	umoci repack --image "$u:app" "$b"
+	# igzip through a wrapper that counts its runs.
+	printf '#!/bin/sh\necho run >>"%s"\nexec igzip "$@"\n' "$BATS_TEST_TMPDIR/igzip.log" >"$BATS_TEST_TMPDIR/igzip"
+	chmod +x "$BATS_TEST_TMPDIR/igzip"
+	run --separate-stderr env CFS_RUNTIME_IGZIP=none "$CFS_RUNTIME" import --store "$BATS_TEST_TMPDIR/go" "oci:$u:app"
+	[ "$status" -eq 0 ]
+	want=$output
+	run --separate-stderr env CFS_RUNTIME_IGZIP="$BATS_TEST_TMPDIR/igzip" "$CFS_RUNTIME" import --store "$BATS_TEST_TMPDIR/isal" "oci:$u:app"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$want" ]
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/igzip.log")" -eq 1 ]
+
+	# The layer cut short, its digest and size made to match in the
+	# manifest: the blob checks out, the stream does not.
+	blob=$(layer_blob "$u" 1)
+	head -c "$(($(stat -c %s "$blob") - 8))" "$blob" >"$blob.cut"
+	new=$(sha256sum "$blob.cut" | cut -d' ' -f1)
+	mv "$blob.cut" "$u/blobs/sha256/$new"
+	m=$(jq -r '.manifests[0].digest' "$u/index.json")
+	m=$u/blobs/sha256/${m#sha256:}
+	jq --arg d "sha256:$new" --argjson s "$(stat -c %s "$u/blobs/sha256/$new")" '.layers[0].digest = $d | .layers[0].size = $s' "$m" >"$m.new"
+	md=$(sha256sum "$m.new" | cut -d' ' -f1)
+	mv "$m.new" "$u/blobs/sha256/$md"
+	jq --arg d "sha256:$md" --argjson s "$(stat -c %s "$u/blobs/sha256/$md")" '.manifests[0].digest = $d | .manifests[0].size = $s' "$u/index.json" >"$u/index.new"
+	mv "$u/index.new" "$u/index.json"
+	run --separate-stderr env CFS_RUNTIME_IGZIP="$BATS_TEST_TMPDIR/igzip" "$CFS_RUNTIME" import --store "$BATS_TEST_TMPDIR/cut" "oci:$u:app"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"corrupt gzip stream: igzip: "* ]]
+	[ ! -e "$BATS_TEST_TMPDIR/cut/images" ] || [ -z "$(ls "$BATS_TEST_TMPDIR/cut/images")" ]
 }

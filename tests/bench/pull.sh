@@ -119,7 +119,11 @@ verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t) ? "ok" : "MISSED" }'
 
 layers=$(skopeo inspect --raw --tls-verify=false "$REF" | jq '.layers | length')
 blob_bytes=$(skopeo inspect --raw --tls-verify=false "$REF" | jq '[.layers[].size] | add')
-echo "pull bench: $TREE as $layers gzip layers, $((blob_bytes / 1000000)) MB compressed; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg); $RUNS runs"
+inflate=Go
+if [ "${CFS_RUNTIME_IGZIP:-}" != none ] && igzip=${CFS_RUNTIME_IGZIP:-$(command -v igzip)}; then
+	inflate="igzip ($igzip; a reference older than igzip's use inflates in Go)"
+fi
+echo "pull bench: $TREE as $layers gzip layers, $((blob_bytes / 1000000)) MB compressed; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg); $RUNS runs; gzip inflated by $inflate"
 
 # Warm up: the registry's storage and the tree in the page cache.
 want=$("$CFS" import --store "$WORK/warm" "oci:$LAYOUT:minbase" 2>/dev/null)
