@@ -28,7 +28,7 @@ bench_setup() {
 			store_dir = "$S"
 			state_dir = "/run/cfs-runtime"
 			log_file = ""
-			audit_file = "/run/cfs-runtime/audit.jsonl"
+			audit_file = "/run/cfs-bench-audit.jsonl"
 			policy = "/etc/cfs-runtime/bench-$e.policy.toml"
 		P
 	done
