@@ -6,7 +6,12 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func path(t *testing.T) string {
@@ -118,3 +123,29 @@ func TestSourceError(t *testing.T) {
 type iotestErr struct{ err error }
 
 func (e iotestErr) Read([]byte) (int, error) { return 0, e.err }
+
+// igzip's pipes are pipeSize bytes where the kernel allows it, and ours
+// stay non-blocking (Go's poller, not a thread per blocked goroutine).
+func TestPipes(t *testing.T) {
+	r, w, err := pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	c, err := w.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size, flags int
+	c.Control(func(fd uintptr) {
+		size, _ = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0)
+		flags, _ = unix.FcntlInt(fd, unix.F_GETFL, 0)
+	})
+	if max, err := os.ReadFile("/proc/sys/fs/pipe-max-size"); err == nil && strings.TrimSpace(string(max)) == strconv.Itoa(pipeSize) && size != pipeSize {
+		t.Errorf("pipe size %d, want %d", size, pipeSize)
+	}
+	if flags&unix.O_NONBLOCK == 0 {
+		t.Error("our end of the pipe is blocking")
+	}
+}
